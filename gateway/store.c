@@ -1,0 +1,775 @@
+/*
+ * store — SQLite persistence for identities, contacts, queues and facts.
+ *
+ * The one idea: a statement is named by an enum, prepared on first use and
+ * kept, so every query is a prepared statement and the hot paths (outbox,
+ * inbox) cost a bind, a step and a reset.  Writes outside an explicit
+ * store_begin() are each their own transaction (SQLite autocommit), which
+ * is exactly "one logical change, one transaction" for single-row changes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+struct schema_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+extern const struct schema_migration schema_migrations[];
+extern const int schema_count;
+
+enum stmt_id {
+	S_IDENT_ADD, S_IDENT_GET_JID, S_IDENT_GET, S_IDENT_FIND, S_IDENT_NICK,
+	S_IDENT_DEL, S_IDENT_ALL, S_IDENT_COUNT,
+	S_CONT_ADD, S_CONT_GET, S_CONT_FIND, S_CONT_NAME, S_CONT_DEL,
+	S_CONT_ALL, S_CONT_OF,
+	S_OUT_ADD, S_OUT_QUEUED, S_OUT_STATE, S_OUT_DEL, S_OUT_EXPIRED,
+	S_OUT_DROP_SENDING, S_OUT_CONTACTS, S_OUT_COUNT,
+	S_IN_ADD, S_IN_ALL, S_IN_DEL, S_IN_COUNT,
+	S_KV_SET, S_KV_GET,
+	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_MAX
+};
+
+static const char *const stmt_sql[S_MAX] = {
+	[S_IDENT_ADD] = "INSERT INTO identities (jid, nick, address, port, created_at)"
+	    " VALUES (?, ?, ?, ?, strftime('%s','now'))",
+	[S_IDENT_GET_JID] = "SELECT id, jid, nick, address, port FROM identities WHERE jid = ?",
+	[S_IDENT_GET] = "SELECT id, jid, nick, address, port FROM identities WHERE id = ?",
+	[S_IDENT_FIND] = "SELECT id, jid, nick, address, port FROM identities"
+	    " WHERE nick = ? COLLATE NOCASE AND address = ?",
+	[S_IDENT_NICK] = "UPDATE identities SET nick = ? WHERE id = ?",
+	[S_IDENT_DEL] = "DELETE FROM identities WHERE id = ?",
+	[S_IDENT_ALL] = "SELECT id, jid, nick, address, port FROM identities ORDER BY id",
+	[S_IDENT_COUNT] = "SELECT count(*) FROM identities",
+	[S_CONT_ADD] = "INSERT INTO contacts (identity_id, nick, address, port, name, created_at)"
+	    " VALUES (?, ?, ?, ?, ?, strftime('%s','now'))",
+	[S_CONT_GET] = "SELECT id, identity_id, nick, address, port, name FROM contacts WHERE id = ?",
+	[S_CONT_FIND] = "SELECT id, identity_id, nick, address, port, name FROM contacts"
+	    " WHERE identity_id = ? AND nick = ? COLLATE NOCASE AND address = ?",
+	[S_CONT_NAME] = "UPDATE contacts SET name = ? WHERE id = ?",
+	[S_CONT_DEL] = "DELETE FROM contacts WHERE id = ?",
+	[S_CONT_ALL] = "SELECT id, identity_id, nick, address, port, name FROM contacts ORDER BY id",
+	[S_CONT_OF] = "SELECT id, identity_id, nick, address, port, name FROM contacts"
+	    " WHERE identity_id = ? ORDER BY id",
+	[S_OUT_ADD] = "INSERT INTO outbox (contact_id, body, xmpp_id, from_jid, want_receipt, created_at)"
+	    " VALUES (?, ?, ?, ?, ?, ?)",
+	[S_OUT_QUEUED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at"
+	    " FROM outbox WHERE contact_id = ? AND state = 'queued' ORDER BY id",
+	[S_OUT_STATE] = "UPDATE outbox SET state = ?, attempts = attempts + (? = 'sending') WHERE id = ?",
+	[S_OUT_DEL] = "DELETE FROM outbox WHERE id = ?",
+	[S_OUT_EXPIRED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at"
+	    " FROM outbox WHERE created_at < ? ORDER BY id",
+	[S_OUT_DROP_SENDING] = "DELETE FROM outbox WHERE state = 'sending'",
+	[S_OUT_CONTACTS] = "SELECT DISTINCT contact_id FROM outbox WHERE state = 'queued'",
+	[S_OUT_COUNT] = "SELECT count(*) FROM outbox",
+	[S_IN_ADD] = "INSERT INTO inbox (contact_id, stanza_id, xml, created_at) VALUES (?, ?, ?, ?)",
+	[S_IN_ALL] = "SELECT id, stanza_id, xml FROM inbox ORDER BY id",
+	[S_IN_DEL] = "DELETE FROM inbox WHERE id = ?",
+	[S_IN_COUNT] = "SELECT count(*) FROM inbox",
+	[S_KV_SET] = "INSERT INTO kv (key, value) VALUES (?, ?)"
+	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[S_KV_GET] = "SELECT value FROM kv WHERE key = ?",
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_MAX];
+};
+
+static sqlite3_stmt *
+stmt_get(struct store *s, enum stmt_id id)
+{
+	if (s->stmt[id] == NULL &&
+	    sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+	    &s->stmt[id], NULL) != SQLITE_OK) {
+		log_error("store", "prepare failed: %s", sqlite3_errmsg(s->db));
+		return NULL;
+	}
+	return s->stmt[id];
+}
+
+/* Text binder that treats NULL as SQL NULL. */
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static void
+copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+
+	snprintf(dst, len, "%s", v ? (const char *)v : "");
+}
+
+static char *
+dup_col(sqlite3_stmt *st, int col)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+
+	return v ? strdup((const char *)v) : NULL;
+}
+
+/* Step a statement that returns no rows; map constraint errors. */
+static int
+step_done(struct store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	int ext = sqlite3_extended_errcode(s->db);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE)
+		return STORE_OK;
+	if (rc == SQLITE_CONSTRAINT && (ext == SQLITE_CONSTRAINT_UNIQUE ||
+	    ext == SQLITE_CONSTRAINT_PRIMARYKEY))
+		return STORE_DUP;
+	log_error("store", "%s: %s", sqlite3_sql(st), sqlite3_errmsg(s->db));
+	return STORE_ERR;
+}
+
+static int
+exec_simple(struct store *s, enum stmt_id id)
+{
+	sqlite3_stmt *st = stmt_get(s, id);
+
+	return st ? step_done(s, st) : STORE_ERR;
+}
+
+static int
+count_of(struct store *s, enum stmt_id id)
+{
+	sqlite3_stmt *st = stmt_get(s, id);
+	int n = -1;
+
+	if (st == NULL)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return n;
+}
+
+static int
+migrate(struct store *s, char *err, size_t errlen)
+{
+	int ver = store_user_version(s);
+	char *msg = NULL;
+	char pragma[64];
+
+	if (ver < 0) {
+		snprintf(err, errlen, "cannot read schema version");
+		return -1;
+	}
+	if (schema_count > 0 && ver > schema_migrations[schema_count - 1].version) {
+		snprintf(err, errlen, "database schema %d is newer than this build"
+		    " knows (%d): refusing to run an older gateway on it", ver,
+		    schema_migrations[schema_count - 1].version);
+		return -1;
+	}
+	for (int i = 0; i < schema_count; i++) {
+		const struct schema_migration *m = &schema_migrations[i];
+
+		if (m->version <= ver)
+			continue;
+		/* one transaction per migration, user_version inside it */
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d;", m->version);
+		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->db, m->sql, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
+		    sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+			snprintf(err, errlen, "migration %s failed: %s", m->name,
+			    msg ? msg : "?");
+			sqlite3_free(msg);
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+		log_info("store", "applied migration %s", m->name);
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char *err, size_t errlen)
+{
+	struct store *s;
+	char *msg = NULL;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "database: cannot open %s: %s", path,
+		    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	/*
+	 * WAL: readers (an operator's online backup, sqlite3 CLI) never block
+	 * the daemon.  synchronous=FULL: a committed outbox row survives a
+	 * power cut, which is what "durable before acknowledged" means.
+	 */
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode = WAL;"
+	    "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+	    NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "database: %s: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	if (migrate(s, err, errlen) == -1)
+		goto fail;
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; i < S_MAX; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+int
+store_user_version(struct store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int store_begin(struct store *s) { return exec_simple(s, S_BEGIN); }
+int store_commit(struct store *s) { return exec_simple(s, S_COMMIT); }
+void store_rollback(struct store *s) { (void)exec_simple(s, S_ROLLBACK); }
+
+/* ---- identities ---- */
+
+static void
+row_identity(sqlite3_stmt *st, struct store_identity *o)
+{
+	o->id = sqlite3_column_int64(st, 0);
+	copy_col(o->jid, sizeof(o->jid), st, 1);
+	copy_col(o->nick, sizeof(o->nick), st, 2);
+	copy_col(o->address, sizeof(o->address), st, 3);
+	o->port = sqlite3_column_int(st, 4);
+}
+
+/* Run a statement expected to return zero or one identity row. */
+static int
+one_identity(struct store *s, sqlite3_stmt *st, struct store_identity *out)
+{
+	int rc = sqlite3_step(st), ret;
+
+	if (rc == SQLITE_ROW) {
+		if (out)
+			row_identity(st, out);
+		ret = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		ret = STORE_NOTFOUND;
+	} else {
+		log_error("store", "identity lookup: %s", sqlite3_errmsg(s->db));
+		ret = STORE_ERR;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+int
+store_identity_add(struct store *s, const char *jid, const char *nick,
+    const char *addr, int port, int64_t *idp)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IDENT_ADD);
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, jid);
+	bind_text(st, 2, nick);
+	bind_text(st, 3, addr);
+	sqlite3_bind_int(st, 4, port);
+	if ((rc = step_done(s, st)) == STORE_OK && idp)
+		*idp = sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+int
+store_identity_get_jid(struct store *s, const char *jid, struct store_identity *out)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IDENT_GET_JID);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, jid);
+	return one_identity(s, st, out);
+}
+
+int
+store_identity_get(struct store *s, int64_t id, struct store_identity *out)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IDENT_GET);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, id);
+	return one_identity(s, st, out);
+}
+
+int
+store_identity_find(struct store *s, const char *nick, const char *addr,
+    struct store_identity *out)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IDENT_FIND);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, nick);
+	bind_text(st, 2, addr);
+	return one_identity(s, st, out);
+}
+
+int
+store_identity_set_nick(struct store *s, int64_t id, const char *nick)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IDENT_NICK);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, nick);
+	sqlite3_bind_int64(st, 2, id);
+	return step_done(s, st);
+}
+
+int
+store_identity_delete(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IDENT_DEL);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, id);
+	return step_done(s, st);
+}
+
+int
+store_identity_foreach(struct store *s,
+    void (*fn)(void *, const struct store_identity *), void *arg)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IDENT_ALL);
+	struct store_identity row;
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_identity(st, &row);
+		fn(arg, &row);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERR;
+}
+
+int store_identity_count(struct store *s) { return count_of(s, S_IDENT_COUNT); }
+
+/* ---- contacts ---- */
+
+static void
+row_contact(sqlite3_stmt *st, struct store_contact *o)
+{
+	o->id = sqlite3_column_int64(st, 0);
+	o->identity_id = sqlite3_column_int64(st, 1);
+	copy_col(o->nick, sizeof(o->nick), st, 2);
+	copy_col(o->address, sizeof(o->address), st, 3);
+	o->port = sqlite3_column_int(st, 4);
+	copy_col(o->name, sizeof(o->name), st, 5);
+}
+
+static int
+one_contact(struct store *s, sqlite3_stmt *st, struct store_contact *out)
+{
+	int rc = sqlite3_step(st), ret;
+
+	if (rc == SQLITE_ROW) {
+		if (out)
+			row_contact(st, out);
+		ret = STORE_OK;
+	} else if (rc == SQLITE_DONE) {
+		ret = STORE_NOTFOUND;
+	} else {
+		log_error("store", "contact lookup: %s", sqlite3_errmsg(s->db));
+		ret = STORE_ERR;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+int
+store_contact_add(struct store *s, int64_t identity_id, const char *nick,
+    const char *addr, int port, const char *name, int64_t *idp)
+{
+	sqlite3_stmt *st = stmt_get(s, S_CONT_ADD);
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, identity_id);
+	bind_text(st, 2, nick);
+	bind_text(st, 3, addr);
+	sqlite3_bind_int(st, 4, port);
+	bind_text(st, 5, name && *name ? name : NULL);
+	if ((rc = step_done(s, st)) == STORE_OK && idp)
+		*idp = sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+int
+store_contact_get(struct store *s, int64_t id, struct store_contact *out)
+{
+	sqlite3_stmt *st = stmt_get(s, S_CONT_GET);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, id);
+	return one_contact(s, st, out);
+}
+
+int
+store_contact_find(struct store *s, int64_t identity_id, const char *nick,
+    const char *addr, struct store_contact *out)
+{
+	sqlite3_stmt *st = stmt_get(s, S_CONT_FIND);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, identity_id);
+	bind_text(st, 2, nick);
+	bind_text(st, 3, addr);
+	return one_contact(s, st, out);
+}
+
+int
+store_contact_set_name(struct store *s, int64_t id, const char *name)
+{
+	sqlite3_stmt *st = stmt_get(s, S_CONT_NAME);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, name && *name ? name : NULL);
+	sqlite3_bind_int64(st, 2, id);
+	return step_done(s, st);
+}
+
+int
+store_contact_delete(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st = stmt_get(s, S_CONT_DEL);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, id);
+	return step_done(s, st);
+}
+
+int
+store_contact_foreach(struct store *s, int64_t identity_id,
+    void (*fn)(void *, const struct store_contact *), void *arg)
+{
+	sqlite3_stmt *st = stmt_get(s, identity_id ? S_CONT_OF : S_CONT_ALL);
+	struct store_contact row;
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	if (identity_id)
+		sqlite3_bind_int64(st, 1, identity_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_contact(st, &row);
+		fn(arg, &row);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_ERR;
+}
+
+/* ---- outbox ---- */
+
+int
+store_outbox_add(struct store *s, int64_t contact_id, const char *body,
+    const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
+    int64_t *idp)
+{
+	sqlite3_stmt *st = stmt_get(s, S_OUT_ADD);
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, contact_id);
+	bind_text(st, 2, body);
+	bind_text(st, 3, xmpp_id);
+	bind_text(st, 4, from_jid);
+	sqlite3_bind_int(st, 5, want_receipt != 0);
+	sqlite3_bind_int64(st, 6, now);
+	if ((rc = step_done(s, st)) == STORE_OK && idp)
+		*idp = sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+/*
+ * Rows are copied out before the callback runs, so the callback may write
+ * to the store (mark, delete) without disturbing the cursor.
+ */
+static int
+outbox_each(struct store *s, sqlite3_stmt *st,
+    int (*fn)(void *, const struct store_outmsg *), void *arg)
+{
+	struct store_outmsg *rows = NULL, *tmp;
+	size_t n = 0, cap = 0;
+	int rc, ret = STORE_OK;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((tmp = realloc(rows, cap * sizeof(*rows))) == NULL) {
+				ret = STORE_ERR;
+				break;
+			}
+			rows = tmp;
+		}
+		rows[n].id = sqlite3_column_int64(st, 0);
+		rows[n].contact_id = sqlite3_column_int64(st, 1);
+		rows[n].body = dup_col(st, 2);
+		rows[n].xmpp_id = dup_col(st, 3);
+		rows[n].from_jid = dup_col(st, 4);
+		rows[n].want_receipt = sqlite3_column_int(st, 5);
+		rows[n].created_at = sqlite3_column_int64(st, 6);
+		n++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_error("store", "outbox read: %s", sqlite3_errmsg(s->db));
+		ret = STORE_ERR;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	for (size_t i = 0; i < n; i++) {
+		if (ret == STORE_OK && rows[i].body && rows[i].from_jid &&
+		    fn(arg, &rows[i]) != 0)
+			ret = 1;	/* stopped early; still free the rest */
+		free(rows[i].body);
+		free(rows[i].xmpp_id);
+		free(rows[i].from_jid);
+	}
+	free(rows);
+	return ret < 0 ? STORE_ERR : STORE_OK;
+}
+
+int
+store_outbox_foreach_queued(struct store *s, int64_t contact_id,
+    int (*fn)(void *, const struct store_outmsg *), void *arg)
+{
+	sqlite3_stmt *st = stmt_get(s, S_OUT_QUEUED);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, contact_id);
+	return outbox_each(s, st, fn, arg);
+}
+
+int
+store_outbox_set_sending(struct store *s, int64_t id, int sending)
+{
+	sqlite3_stmt *st = stmt_get(s, S_OUT_STATE);
+	const char *state = sending ? "sending" : "queued";
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, state);
+	bind_text(st, 2, state);
+	sqlite3_bind_int64(st, 3, id);
+	return step_done(s, st);
+}
+
+int
+store_outbox_delete(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st = stmt_get(s, S_OUT_DEL);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, id);
+	return step_done(s, st);
+}
+
+int
+store_outbox_foreach_expired(struct store *s, int64_t before,
+    int (*fn)(void *, const struct store_outmsg *), void *arg)
+{
+	sqlite3_stmt *st = stmt_get(s, S_OUT_EXPIRED);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, before);
+	return outbox_each(s, st, fn, arg);
+}
+
+int
+store_outbox_drop_sending(struct store *s, int *dropped)
+{
+	int rc = exec_simple(s, S_OUT_DROP_SENDING);
+
+	if (dropped)
+		*dropped = rc == STORE_OK ? sqlite3_changes(s->db) : 0;
+	return rc;
+}
+
+int
+store_outbox_foreach_contact(struct store *s, void (*fn)(void *, int64_t),
+    void *arg)
+{
+	sqlite3_stmt *st = stmt_get(s, S_OUT_CONTACTS);
+	int64_t *ids = NULL, *tmp;
+	size_t n = 0, cap = 0;
+	int rc, ret = STORE_OK;
+
+	if (st == NULL)
+		return STORE_ERR;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((tmp = realloc(ids, cap * sizeof(*ids))) == NULL) {
+				ret = STORE_ERR;
+				break;
+			}
+			ids = tmp;
+		}
+		ids[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	for (size_t i = 0; i < n; i++)
+		fn(arg, ids[i]);
+	free(ids);
+	return ret;
+}
+
+int store_outbox_count(struct store *s) { return count_of(s, S_OUT_COUNT); }
+
+/* ---- inbox ---- */
+
+int
+store_inbox_add(struct store *s, int64_t contact_id, const char *stanza_id,
+    const char *xml, int64_t now)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IN_ADD);
+
+	if (st == NULL)
+		return STORE_ERR;
+	if (contact_id)
+		sqlite3_bind_int64(st, 1, contact_id);
+	else
+		sqlite3_bind_null(st, 1);
+	bind_text(st, 2, stanza_id);
+	bind_text(st, 3, xml);
+	sqlite3_bind_int64(st, 4, now);
+	return step_done(s, st);
+}
+
+int
+store_inbox_foreach(struct store *s, int (*fn)(void *, const struct store_inmsg *),
+    void *arg)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IN_ALL);
+	struct store_inmsg m;
+	int rc, stop = 0;
+
+	if (st == NULL)
+		return STORE_ERR;
+	/*
+	 * Unlike the outbox, rows are handed over one by one: the callback
+	 * deletes the row it was given, which SQLite allows on the table a
+	 * cursor reads (the deleted row is behind the cursor).
+	 */
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		m.id = sqlite3_column_int64(st, 0);
+		m.stanza_id = (char *)sqlite3_column_text(st, 1);
+		m.xml = (char *)sqlite3_column_text(st, 2);
+		if (m.stanza_id && m.xml)
+			stop = fn(arg, &m);
+	}
+	sqlite3_reset(st);
+	return STORE_OK;
+}
+
+int
+store_inbox_delete(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st = stmt_get(s, S_IN_DEL);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, id);
+	return step_done(s, st);
+}
+
+int store_inbox_count(struct store *s) { return count_of(s, S_IN_COUNT); }
+
+/* ---- kv ---- */
+
+int
+store_kv_set(struct store *s, const char *key, const char *value)
+{
+	sqlite3_stmt *st = stmt_get(s, S_KV_SET);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, key);
+	bind_text(st, 2, value);
+	return step_done(s, st);
+}
+
+int
+store_kv_get(struct store *s, const char *key, char *buf, size_t len)
+{
+	sqlite3_stmt *st = stmt_get(s, S_KV_GET);
+	int rc, ret;
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_col(buf, len, st, 0);
+		ret = STORE_OK;
+	} else {
+		ret = rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}

@@ -1,0 +1,131 @@
+/*
+ * store — everything durable, in one SQLite file (WAL).
+ *
+ * Migrations (schema/NNN_name.sql, compiled in) are applied in order at
+ * open and recorded in PRAGMA user_version.  Every statement is prepared
+ * once and cached; every logical change is one transaction, committed
+ * before the gateway acknowledges anything (DESIGN.md "Failure model").
+ */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_NICK_MAX 64	/* bytes; Barev nicks are short handles */
+#define STORE_JID_MAX 1024
+#define STORE_ADDR_MAX 64	/* RFC 5952 text */
+#define STORE_NAME_MAX 256
+
+enum store_rc {
+	STORE_OK = 0,
+	STORE_NOTFOUND = 1,
+	STORE_DUP = 2,		/* a UNIQUE constraint said no */
+	STORE_ERR = -1,		/* logged by the store */
+};
+
+struct store_identity {
+	int64_t id;
+	char jid[STORE_JID_MAX];
+	char nick[STORE_NICK_MAX + 1];
+	char address[STORE_ADDR_MAX];
+	int port;
+};
+
+struct store_contact {
+	int64_t id;
+	int64_t identity_id;
+	char nick[STORE_NICK_MAX + 1];
+	char address[STORE_ADDR_MAX];
+	int port;
+	char name[STORE_NAME_MAX + 1];	/* "" = none; show the nick */
+};
+
+struct store_outmsg {
+	int64_t id;
+	int64_t contact_id;
+	char *body;
+	char *xmpp_id;		/* may be NULL */
+	char *from_jid;
+	int want_receipt;
+	int64_t created_at;
+};
+
+struct store_inmsg {
+	int64_t id;
+	char *stanza_id;
+	char *xml;
+};
+
+struct store;
+
+struct store *store_open(const char *path, char *err, size_t errlen);
+void store_close(struct store *s);
+int store_user_version(struct store *s);
+
+/* Explicit transactions for changes that span several calls. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* ---- identities ---- */
+int store_identity_add(struct store *s, const char *jid, const char *nick,
+    const char *addr, int port, int64_t *idp);
+int store_identity_get_jid(struct store *s, const char *jid,
+    struct store_identity *out);
+int store_identity_get(struct store *s, int64_t id, struct store_identity *out);
+/* nick compared case-insensitively, address as stored (canonical) */
+int store_identity_find(struct store *s, const char *nick, const char *addr,
+    struct store_identity *out);
+int store_identity_set_nick(struct store *s, int64_t id, const char *nick);
+int store_identity_delete(struct store *s, int64_t id);	/* cascades */
+int store_identity_foreach(struct store *s,
+    void (*fn)(void *arg, const struct store_identity *), void *arg);
+int store_identity_count(struct store *s);
+
+/* ---- contacts ---- */
+int store_contact_add(struct store *s, int64_t identity_id, const char *nick,
+    const char *addr, int port, const char *name, int64_t *idp);
+int store_contact_get(struct store *s, int64_t id, struct store_contact *out);
+int store_contact_find(struct store *s, int64_t identity_id, const char *nick,
+    const char *addr, struct store_contact *out);
+int store_contact_set_name(struct store *s, int64_t id, const char *name);
+int store_contact_delete(struct store *s, int64_t id);
+/* identity_id 0 = every contact */
+int store_contact_foreach(struct store *s, int64_t identity_id,
+    void (*fn)(void *arg, const struct store_contact *), void *arg);
+
+/* ---- outbox (XMPP -> Barev) ---- */
+int store_outbox_add(struct store *s, int64_t contact_id, const char *body,
+    const char *xmpp_id, const char *from_jid, int want_receipt,
+    int64_t now, int64_t *idp);
+/* the oldest queued rows of a contact, in order; fn returns non-zero to stop */
+int store_outbox_foreach_queued(struct store *s, int64_t contact_id,
+    int (*fn)(void *arg, const struct store_outmsg *), void *arg);
+int store_outbox_set_sending(struct store *s, int64_t id, int sending);
+int store_outbox_delete(struct store *s, int64_t id);
+/* rows created before `before`, any state */
+int store_outbox_foreach_expired(struct store *s, int64_t before,
+    int (*fn)(void *arg, const struct store_outmsg *), void *arg);
+/* at start: rows left 'sending' by a crash may already be at the peer;
+ * they are dropped (at-most-once) and counted */
+int store_outbox_drop_sending(struct store *s, int *dropped);
+/* contacts with queued rows */
+int store_outbox_foreach_contact(struct store *s,
+    void (*fn)(void *arg, int64_t contact_id), void *arg);
+int store_outbox_count(struct store *s);
+
+/* ---- inbox (Barev -> XMPP while the component link is down) ---- */
+int store_inbox_add(struct store *s, int64_t contact_id, const char *stanza_id,
+    const char *xml, int64_t now);
+int store_inbox_foreach(struct store *s,
+    int (*fn)(void *arg, const struct store_inmsg *), void *arg);
+int store_inbox_delete(struct store *s, int64_t id);
+int store_inbox_count(struct store *s);
+
+/* ---- small facts ---- */
+int store_kv_set(struct store *s, const char *key, const char *value);
+/* copies into buf; STORE_NOTFOUND when absent */
+int store_kv_get(struct store *s, const char *key, char *buf, size_t len);
+
+#endif
