@@ -1,0 +1,901 @@
+/*
+ * config — parse the configuration file, apply environment overrides,
+ * validate, and diff two configurations on SIGHUP.
+ *
+ * The one idea: every key is one row of `config_keys` (name, type, field,
+ * default, flags).  Loading is three passes over raw text — file, then
+ * environment, then defaults — followed by one conversion pass, so an
+ * invalid file value that the environment overrides is never an error, and
+ * the raw text kept per key makes reload diffs generic.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+
+#define CONFIG_LINE_MAX		65536
+#define CONFIG_SECRET_MAX	4096
+#define CONFIG_ENV_PREFIX	"BAREV_GATEWAY_"
+
+enum config_type {
+	CT_STR,		/* any text */
+	CT_DOMAIN,	/* a domain JID (no @, no /), lower-cased */
+	CT_PORT,	/* 1-65535 */
+	CT_LOGLEVEL,
+	CT_REGISTRATION,
+	CT_BOOL,
+	CT_DURATION,	/* -> milliseconds, > 0 */
+	CT_SIZE,	/* -> bytes */
+	CT_JIDLIST,	/* comma-separated bare JIDs user@domain */
+	CT_HOSTLIST,	/* comma-separated host names */
+	CT_ADDR6,	/* "" or an IPv6 address, stored in RFC 5952 form */
+	CT_LISTEN,	/* "" or HOST:PORT / [ADDR6]:PORT */
+	CT_URL,		/* "" or http(s)://... */
+};
+
+#define CK_REQUIRED	0x01	/* no default: must be set */
+#define CK_SECRET	0x02	/* never print the value */
+#define CK_RELOAD	0x04	/* safe to change on SIGHUP */
+
+struct config_key {
+	const char *name;
+	enum config_type type;
+	size_t off;
+	size_t size;
+	const char *def;	/* NULL: unset unless required */
+	unsigned flags;
+};
+
+#define KEY(name, field, type, def, flags) \
+	{ name, type, offsetof(struct gw_config, field), \
+	  sizeof(((struct gw_config *)0)->field), def, flags }
+
+/* Adding a key: one row here, one field in struct gw_config. */
+static const struct config_key config_keys[] = {
+	KEY("component_jid", component_jid, CT_DOMAIN, NULL, CK_REQUIRED),
+	KEY("component_secret", component_secret, CT_STR, NULL,
+	    CK_SECRET | CK_RELOAD),
+	KEY("component_secret_file", component_secret_file, CT_STR, NULL,
+	    CK_RELOAD),
+	KEY("server_host", server_host, CT_STR, "127.0.0.1", 0),
+	KEY("server_port", server_port, CT_PORT, "5347", 0),
+	KEY("database", database, CT_STR, NULL, CK_REQUIRED),
+	KEY("admins", admins, CT_JIDLIST, "", CK_RELOAD),
+	KEY("log_level", log_level, CT_LOGLEVEL, "info", CK_RELOAD),
+	KEY("barev_port", barev_port, CT_PORT, "1337", 0),
+	KEY("registration", registration, CT_REGISTRATION, "admin", CK_RELOAD),
+	KEY("barev_address", barev_address, CT_ADDR6, "", CK_RELOAD),
+	KEY("refuse_outside_yggdrasil", refuse_outside_yggdrasil, CT_BOOL,
+	    "false", CK_RELOAD),
+	KEY("outbox_ttl", outbox_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
+	KEY("max_file_size", max_file_size, CT_SIZE, "100M", CK_RELOAD),
+	KEY("avatar_max_bytes", avatar_max_bytes, CT_SIZE, "65536", CK_RELOAD),
+	KEY("upload_service", upload_service, CT_DOMAIN, "", CK_RELOAD),
+	KEY("download_hosts", download_hosts, CT_HOSTLIST, "", CK_RELOAD),
+	KEY("http_listen", http_listen, CT_LISTEN, "", 0),
+	KEY("http_public_url", http_public_url, CT_URL, "", CK_RELOAD),
+	KEY("spool_dir", spool_dir, CT_STR, "/var/lib/barev-gateway/spool", 0),
+	/* test-only: integration tests shorten Barev timers with these */
+	KEY("barev_ping_idle", barev_ping_idle_ms, CT_DURATION, "60s", 0),
+	KEY("barev_ping_timeout", barev_ping_timeout_ms, CT_DURATION, "10s", 0),
+	KEY("barev_header_timeout", barev_header_timeout_ms, CT_DURATION,
+	    "15s", 0),
+	KEY("barev_silent_initiator", barev_silent_initiator_ms, CT_DURATION,
+	    "2s", 0),
+	KEY("barev_backoff_min", barev_backoff_min_ms, CT_DURATION, "1s", 0),
+	KEY("barev_backoff_max", barev_backoff_max_ms, CT_DURATION, "300s", 0),
+};
+#define NKEYS (sizeof config_keys / sizeof config_keys[0])
+
+/* where a raw value came from, for error messages */
+struct config_origin {
+	int line;		/* > 0: file line; 0: environment; -1: default */
+};
+
+static void
+config_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+config_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int
+config_key_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(config_keys[i].name, name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static char *
+config_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static void
+config_lower(char *s)
+{
+	for (; *s != '\0'; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+/* ---- conversions: each returns 0, or -1 with `why` (no key name) ---- */
+
+static int
+config_parse_uint(const char *s, unsigned long long *out, const char **rest)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	*rest = end;
+	return 0;
+}
+
+static int
+config_duration(const char *s, uint64_t *ms)
+{
+	static const struct { const char *sfx; uint64_t mul; } units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	unsigned long long v;
+	const char *rest;
+	size_t i;
+
+	if (config_parse_uint(s, &v, &rest) == -1 || v == 0)
+		return -1;
+	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcasecmp(rest, units[i].sfx) != 0)
+			continue;
+		if (v > UINT64_MAX / units[i].mul)
+			return -1;
+		*ms = v * units[i].mul;
+		return 0;
+	}
+	return -1;
+}
+
+static int
+config_size(const char *s, uint64_t *bytes)
+{
+	unsigned long long v;
+	const char *rest;
+	uint64_t mul = 1;
+
+	if (config_parse_uint(s, &v, &rest) == -1)
+		return -1;
+	switch (toupper((unsigned char)*rest)) {
+	case '\0':
+		break;
+	case 'K':
+		mul = 1024;
+		break;
+	case 'M':
+		mul = 1024 * 1024;
+		break;
+	case 'G':
+		mul = 1024 * 1024 * 1024;
+		break;
+	default:
+		return -1;
+	}
+	if (*rest != '\0') {
+		rest++;
+		if (strcasecmp(rest, "") != 0 && strcasecmp(rest, "B") != 0 &&
+		    strcasecmp(rest, "iB") != 0)
+			return -1;
+	}
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*bytes = v * mul;
+	return 0;
+}
+
+static int
+config_port(const char *s, uint16_t *port)
+{
+	unsigned long long v;
+	const char *rest;
+
+	if (config_parse_uint(s, &v, &rest) == -1 || *rest != '\0' ||
+	    v < 1 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* a domain label sequence: letters, digits, '-', '.', no spaces or markup */
+static int
+config_domain_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 1023 || s[0] == '.' || s[len - 1] == '.')
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (isspace((unsigned char)*s) || strchr("@/\"'<>&,", *s) != NULL)
+			return 0;
+		if ((unsigned char)*s < 0x20)
+			return 0;
+	}
+	return 1;
+}
+
+/* user@domain without a resource */
+static int
+config_bare_jid_ok(const char *s)
+{
+	const char *at = strchr(s, '@');
+	size_t i;
+
+	if (at == NULL || at == s || strchr(at + 1, '@') != NULL)
+		return 0;
+	for (i = 0; s + i < at; i++) {
+		if (isspace((unsigned char)s[i]) ||
+		    strchr("/\"'<>&:", s[i]) != NULL)
+			return 0;
+	}
+	return config_domain_ok(at + 1);
+}
+
+static void
+config_list_free(struct gw_strlist *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* split on commas, trim, drop empties, lower-case, check each with ok() */
+static int
+config_list(const char *s, struct gw_strlist *out, int (*ok)(const char *),
+    const char **bad, char **badcopy)
+{
+	char *copy, *p, *tok, *item, **nv;
+
+	memset(out, 0, sizeof *out);
+	*bad = NULL;
+	if ((copy = strdup(s)) == NULL)
+		return -1;
+	for (p = copy; (tok = strsep(&p, ",")) != NULL;) {
+		tok = config_trim(tok);
+		if (*tok == '\0')
+			continue;
+		config_lower(tok);
+		if (!ok(tok)) {
+			*badcopy = strdup(tok);
+			*bad = *badcopy != NULL ? *badcopy : "?";
+			goto fail;
+		}
+		if ((item = strdup(tok)) == NULL)
+			goto fail;
+		nv = reallocarray(out->v, out->n + 1, sizeof *nv);
+		if (nv == NULL) {
+			free(item);
+			goto fail;
+		}
+		out->v = nv;
+		out->v[out->n++] = item;
+	}
+	free(copy);
+	return 0;
+fail:
+	free(copy);
+	config_list_free(out);
+	return -1;
+}
+
+static int
+config_host_ok(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (!isalnum((unsigned char)*s) && strchr(".-:[]", *s) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+static int
+config_listen_ok(const char *s)
+{
+	const char *colon;
+	unsigned char buf[16];
+	char host[64];
+	uint16_t port;
+
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+		size_t hl;
+
+		if (close == NULL || close[1] != ':')
+			return 0;
+		hl = (size_t)(close - s - 1);
+		if (hl >= sizeof host)
+			return 0;
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		if (inet_pton(AF_INET6, host, buf) != 1)
+			return 0;
+		return config_port(close + 2, &port) == 0;
+	}
+	if ((colon = strrchr(s, ':')) == NULL || colon == s)
+		return 0;
+	if ((size_t)(colon - s) >= sizeof host)
+		return 0;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	if (strchr(host, ':') != NULL)
+		return 0;	/* bare IPv6 needs brackets */
+	return config_host_ok(host) && config_port(colon + 1, &port) == 0;
+}
+
+/*
+ * Convert `raw` into the key's field.  On failure `why` says what is wrong
+ * with the value (quoted), without the key name.
+ */
+static int
+config_convert(const struct config_key *k, struct gw_config *c,
+    const char *raw, char *why, size_t whylen)
+{
+	void *field = (char *)c + k->off;
+	const char *bad;
+	char *badcopy = NULL, *s;
+	unsigned char a6[16];
+	char canon[INET6_ADDRSTRLEN];
+	enum log_level lvl;
+	int rc;
+
+	switch (k->type) {
+	case CT_STR:
+	case CT_DOMAIN:
+	case CT_URL:
+	case CT_LISTEN:
+	case CT_ADDR6:
+		if (k->type == CT_DOMAIN && *raw != '\0' &&
+		    !config_domain_ok(raw)) {
+			config_err(why, whylen, "\"%s\" is not a domain JID "
+			    "(e.g. barev.example.org)", raw);
+			return -1;
+		}
+		if (k->type == CT_URL && *raw != '\0' &&
+		    ((strncmp(raw, "http://", 7) != 0 &&
+		    strncmp(raw, "https://", 8) != 0) ||
+		    strpbrk(raw, " \t\"<>") != NULL)) {
+			config_err(why, whylen, "\"%s\" is not an http:// or "
+			    "https:// URL", raw);
+			return -1;
+		}
+		if (k->type == CT_LISTEN && *raw != '\0' &&
+		    !config_listen_ok(raw)) {
+			config_err(why, whylen, "\"%s\" is not HOST:PORT or "
+			    "[IPV6]:PORT", raw);
+			return -1;
+		}
+		if (k->type == CT_ADDR6 && *raw != '\0') {
+			if (inet_pton(AF_INET6, raw, a6) != 1 ||
+			    inet_ntop(AF_INET6, a6, canon, sizeof canon) == NULL) {
+				config_err(why, whylen, "\"%s\" is not an IPv6 "
+				    "address", raw);
+				return -1;
+			}
+			raw = canon;
+		}
+		if ((s = strdup(raw)) == NULL)
+			goto nomem;
+		if (k->type == CT_DOMAIN)
+			config_lower(s);
+		if (k->type == CT_URL) {
+			size_t n = strlen(s);
+			while (n > 0 && s[n - 1] == '/')
+				s[--n] = '\0';
+		}
+		free(*(char **)field);
+		*(char **)field = s;
+		return 0;
+	case CT_PORT:
+		if (config_port(raw, field) == -1) {
+			config_err(why, whylen, "\"%s\" is not a port (1-65535)",
+			    raw);
+			return -1;
+		}
+		return 0;
+	case CT_LOGLEVEL:
+		if (log_level_parse(raw, &lvl) == -1) {
+			config_err(why, whylen, "\"%s\" is not a log level "
+			    "(error|warn|info|debug)", raw);
+			return -1;
+		}
+		*(enum log_level *)field = lvl;
+		return 0;
+	case CT_REGISTRATION:
+		if (strcasecmp(raw, "admin") == 0)
+			*(enum gw_registration *)field = GW_REG_ADMIN;
+		else if (strcasecmp(raw, "open") == 0)
+			*(enum gw_registration *)field = GW_REG_OPEN;
+		else {
+			config_err(why, whylen, "\"%s\" is not admin or open",
+			    raw);
+			return -1;
+		}
+		return 0;
+	case CT_BOOL:
+		if (strcasecmp(raw, "true") == 0 || strcasecmp(raw, "yes") == 0 ||
+		    strcmp(raw, "1") == 0 || strcasecmp(raw, "on") == 0)
+			*(int *)field = 1;
+		else if (strcasecmp(raw, "false") == 0 ||
+		    strcasecmp(raw, "no") == 0 || strcmp(raw, "0") == 0 ||
+		    strcasecmp(raw, "off") == 0)
+			*(int *)field = 0;
+		else {
+			config_err(why, whylen, "\"%s\" is not a boolean "
+			    "(true/false/yes/no/1/0)", raw);
+			return -1;
+		}
+		return 0;
+	case CT_DURATION:
+		if (config_duration(raw, field) == -1) {
+			config_err(why, whylen, "\"%s\" is not a duration > 0 "
+			    "(seconds, or with ms/s/m/h/d, e.g. 30s, 7d)", raw);
+			return -1;
+		}
+		return 0;
+	case CT_SIZE:
+		if (config_size(raw, field) == -1) {
+			config_err(why, whylen, "\"%s\" is not a size (bytes, "
+			    "or with K/M/G, e.g. 100M)", raw);
+			return -1;
+		}
+		return 0;
+	case CT_JIDLIST:
+	case CT_HOSTLIST:
+		config_list_free(field);
+		rc = config_list(raw, field, k->type == CT_JIDLIST ?
+		    config_bare_jid_ok : config_host_ok, &bad, &badcopy);
+		if (rc == 0)
+			return 0;
+		if (bad == NULL)
+			goto nomem;
+		if (k->type == CT_JIDLIST)
+			config_err(why, whylen, "\"%s\" is not a bare JID "
+			    "(user@domain)", bad);
+		else
+			config_err(why, whylen, "\"%s\" is not a host name", bad);
+		free(badcopy);
+		return -1;
+	}
+	config_err(why, whylen, "internal error: unknown key type");
+	return -1;
+nomem:
+	config_err(why, whylen, "out of memory");
+	return -1;
+}
+
+static void
+config_field_free(const struct config_key *k, struct gw_config *c)
+{
+	void *field = (char *)c + k->off;
+
+	switch (k->type) {
+	case CT_STR:
+	case CT_DOMAIN:
+	case CT_URL:
+	case CT_LISTEN:
+	case CT_ADDR6:
+		free(*(char **)field);
+		*(char **)field = NULL;
+		break;
+	case CT_JIDLIST:
+	case CT_HOSTLIST:
+		config_list_free(field);
+		break;
+	default:
+		break;
+	}
+}
+
+void
+gw_config_free(struct gw_config *c)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		config_field_free(&config_keys[i], c);
+		if (c->raw != NULL)
+			free(c->raw[i]);
+	}
+	free(c->raw);
+	free(c->path);
+	memset(c, 0, sizeof *c);
+}
+
+/* ---- the file ---- */
+
+/* parse `value` (trimmed) into a fresh string: quotes and their escapes */
+static char *
+config_unquote(const char *value, const char **why)
+{
+	const char *p;
+	char *out, *o;
+
+	if (*value != '"')
+		return strdup(value);
+	if ((out = malloc(strlen(value) + 1)) == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	for (p = value + 1, o = out; *p != '"'; p++) {
+		if (*p == '\0') {
+			*why = "unterminated quoted value";
+			goto fail;
+		}
+		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+			p++;
+		*o++ = *p;
+	}
+	*o = '\0';
+	for (p++; isspace((unsigned char)*p); p++)
+		;
+	if (*p != '\0' && *p != '#') {
+		*why = "text after the closing quote";
+		goto fail;
+	}
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
+
+static int
+config_read_file(const char *path, char **raw, int *lines, char *err,
+    size_t errlen)
+{
+	FILE *f;
+	char *buf = NULL, *line, *eq, *key, *val, *v;
+	const char *why = "out of memory";
+	size_t cap = 0;
+	ssize_t n;
+	int lineno = 0, i;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		config_err(err, errlen, "cannot read %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	while ((n = getline(&buf, &cap, f)) != -1) {
+		lineno++;
+		if (n > CONFIG_LINE_MAX || strlen(buf) != (size_t)n) {
+			config_err(err, errlen, "%s:%d: line too long or "
+			    "contains a NUL byte", path, lineno);
+			goto fail;
+		}
+		line = config_trim(buf);
+		if (*line == '\0' || *line == '#')
+			continue;
+		if ((eq = strchr(line, '=')) == NULL) {
+			config_err(err, errlen, "%s:%d: expected \"key = "
+			    "value\"", path, lineno);
+			goto fail;
+		}
+		*eq = '\0';
+		key = config_trim(line);
+		val = config_trim(eq + 1);
+		if ((i = config_key_find(key)) == -1) {
+			config_err(err, errlen, "%s:%d: unknown key \"%s\"",
+			    path, lineno, key);
+			goto fail;
+		}
+		if (raw[i] != NULL) {
+			config_err(err, errlen, "%s:%d: %s: set twice (first "
+			    "on line %d)", path, lineno, key, lines[i]);
+			goto fail;
+		}
+		if ((v = config_unquote(val, &why)) == NULL) {
+			config_err(err, errlen, "%s:%d: %s: %s", path, lineno,
+			    key, why);
+			goto fail;
+		}
+		raw[i] = v;
+		lines[i] = lineno;
+	}
+	if (ferror(f)) {
+		config_err(err, errlen, "cannot read %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	free(buf);
+	fclose(f);
+	return 0;
+fail:
+	free(buf);
+	fclose(f);
+	return -1;
+}
+
+static int
+config_read_secret(const char *path, char **out, char *err, size_t errlen)
+{
+	FILE *f;
+	char buf[CONFIG_SECRET_MAX + 2];
+	size_t n;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		config_err(err, errlen, "component_secret_file: cannot read "
+		    "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof buf - 1, f);
+	if (ferror(f)) {
+		config_err(err, errlen, "component_secret_file: cannot read "
+		    "%s: %s", path, strerror(errno));
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	if (n > CONFIG_SECRET_MAX) {
+		config_err(err, errlen, "component_secret_file: %s is larger "
+		    "than %d bytes", path, CONFIG_SECRET_MAX);
+		return -1;
+	}
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (n == 0 || strlen(buf) != n) {
+		config_err(err, errlen, "component_secret_file: %s is empty "
+		    "or contains a NUL byte", path);
+		return -1;
+	}
+	if ((*out = strdup(buf)) == NULL) {
+		config_err(err, errlen, "out of memory");
+		return -1;
+	}
+	explicit_bzero(buf, sizeof buf);
+	return 0;
+}
+
+static void
+config_where(const char *path, int line, const char *key, char *buf,
+    size_t len)
+{
+	char env[128];
+	size_t i, p;
+
+	if (line > 0) {
+		snprintf(buf, len, " (%s:%d)", path, line);
+		return;
+	}
+	if (line < 0) {
+		snprintf(buf, len, " (default)");
+		return;
+	}
+	p = (size_t)snprintf(env, sizeof env, "%s", CONFIG_ENV_PREFIX);
+	for (i = 0; key[i] != '\0' && p + 1 < sizeof env; i++)
+		env[p++] = (char)toupper((unsigned char)key[i]);
+	env[p] = '\0';
+	snprintf(buf, len, " (from %s)", env);
+}
+
+int
+gw_config_load(struct gw_config *c, const char *path, char *err,
+    size_t errlen)
+{
+	int lines[NKEYS];
+	char env[128], why[512], where[256 + 64], missing[256];
+	const char *ev;
+	size_t i, p, j;
+	int si = config_key_find("component_secret");
+	int sfi = config_key_find("component_secret_file");
+
+	memset(c, 0, sizeof *c);
+	if ((c->raw = calloc(NKEYS, sizeof *c->raw)) == NULL)
+		goto nomem;
+	if (path != NULL && (c->path = strdup(path)) == NULL)
+		goto nomem;
+	for (i = 0; i < NKEYS; i++)
+		lines[i] = -1;
+
+	if (path != NULL &&
+	    config_read_file(path, c->raw, lines, err, errlen) == -1)
+		goto fail;
+
+	/* the environment wins over the file */
+	for (i = 0; i < NKEYS; i++) {
+		p = (size_t)snprintf(env, sizeof env, "%s", CONFIG_ENV_PREFIX);
+		for (j = 0; config_keys[i].name[j] != '\0' &&
+		    p + 1 < sizeof env; j++)
+			env[p++] = (char)toupper(
+			    (unsigned char)config_keys[i].name[j]);
+		env[p] = '\0';
+		if ((ev = getenv(env)) == NULL)
+			continue;
+		free(c->raw[i]);
+		if ((c->raw[i] = strdup(ev)) == NULL)
+			goto nomem;
+		lines[i] = 0;
+	}
+
+	/* required keys before values: name everything that is missing */
+	missing[0] = '\0';
+	for (i = 0; i < NKEYS; i++) {
+		const char *name = config_keys[i].name;
+
+		if ((int)i == si) {
+			if ((c->raw[si] == NULL || *c->raw[si] == '\0') &&
+			    (c->raw[sfi] == NULL || *c->raw[sfi] == '\0'))
+				name = "component_secret (or "
+				    "component_secret_file)";
+			else
+				continue;
+		} else if (!(config_keys[i].flags & CK_REQUIRED) ||
+		    (c->raw[i] != NULL && *c->raw[i] != '\0'))
+			continue;
+		p = strlen(missing);
+		snprintf(missing + p, sizeof missing - p, "%s%s",
+		    p > 0 ? ", " : "", name);
+	}
+	if (missing[0] != '\0') {
+		config_err(err, errlen, "missing required key%s: %s",
+		    strchr(missing, ',') != NULL ? "s" : "", missing);
+		goto fail;
+	}
+	if (c->raw[si] != NULL && *c->raw[si] != '\0' &&
+	    c->raw[sfi] != NULL && *c->raw[sfi] != '\0') {
+		config_err(err, errlen, "component_secret and "
+		    "component_secret_file are both set; keep one");
+		goto fail;
+	}
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		if (c->raw[i] == NULL && k->def != NULL &&
+		    (c->raw[i] = strdup(k->def)) == NULL)
+			goto nomem;
+		if (c->raw[i] == NULL)
+			continue;
+		if (config_convert(k, c, c->raw[i], why, sizeof why) == -1) {
+			config_where(path, lines[i], k->name, where,
+			    sizeof where);
+			config_err(err, errlen, "%s: %s%s", k->name, why, where);
+			goto fail;
+		}
+	}
+
+	if (c->component_secret_file != NULL &&
+	    *c->component_secret_file != '\0') {
+		free(c->component_secret);
+		c->component_secret = NULL;
+		if (config_read_secret(c->component_secret_file,
+		    &c->component_secret, err, errlen) == -1)
+			goto fail;
+		/* raw text of the effective secret, for reload diffs only */
+		free(c->raw[si]);
+		if ((c->raw[si] = strdup(c->component_secret)) == NULL)
+			goto nomem;
+	}
+	if (c->component_secret_file == NULL &&
+	    (c->component_secret_file = strdup("")) == NULL)
+		goto nomem;
+	return 0;
+
+nomem:
+	config_err(err, errlen, "out of memory");
+fail:
+	gw_config_free(c);
+	return -1;
+}
+
+int
+gw_config_is_admin(const struct gw_config *c, const char *bare_jid)
+{
+	size_t i, len;
+	const char *slash;
+
+	if (bare_jid == NULL)
+		return 0;
+	slash = strchr(bare_jid, '/');
+	len = slash != NULL ? (size_t)(slash - bare_jid) : strlen(bare_jid);
+	for (i = 0; i < c->admins.n; i++) {
+		if (strlen(c->admins.v[i]) == len &&
+		    strncasecmp(c->admins.v[i], bare_jid, len) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+config_swap(const struct config_key *k, struct gw_config *a,
+    struct gw_config *b)
+{
+	unsigned char tmp[sizeof(struct gw_strlist) > sizeof(uint64_t) ?
+	    sizeof(struct gw_strlist) : sizeof(uint64_t)];
+
+	if (k->size > sizeof tmp)
+		return;		/* cannot happen: checked by the largest type */
+	memcpy(tmp, (char *)a + k->off, k->size);
+	memcpy((char *)a + k->off, (char *)b + k->off, k->size);
+	memcpy((char *)b + k->off, tmp, k->size);
+}
+
+unsigned
+gw_config_reload(struct gw_config *cur, struct gw_config *next)
+{
+	unsigned changed = 0;
+	const char *o, *n;
+	char *t;
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+
+		o = cur->raw[i] != NULL ? cur->raw[i] : "";
+		n = next->raw[i] != NULL ? next->raw[i] : "";
+		if (strcmp(o, n) == 0)
+			continue;
+		if (!(k->flags & CK_RELOAD)) {
+			if (k->flags & CK_SECRET)
+				log_warn("config", "%s changed but needs a "
+				    "restart; keeping the old value", k->name);
+			else
+				log_warn("config", "%s changed (\"%s\" -> "
+				    "\"%s\") but needs a restart; keeping "
+				    "\"%s\"", k->name, o, n, o);
+			continue;
+		}
+		if (k->flags & CK_SECRET)
+			log_info("config", "%s changed; used from the next "
+			    "connect", k->name);
+		else
+			log_info("config", "%s: \"%s\" -> \"%s\"", k->name, o, n);
+		config_swap(k, cur, next);
+		t = cur->raw[i];
+		cur->raw[i] = next->raw[i];
+		next->raw[i] = t;
+		if (strcmp(k->name, "log_level") == 0)
+			changed |= GW_CONFIG_CHANGED_LOG_LEVEL;
+		else if (strcmp(k->name, "admins") == 0)
+			changed |= GW_CONFIG_CHANGED_ADMINS;
+		else if (k->flags & CK_SECRET)
+			changed |= GW_CONFIG_CHANGED_SECRET;
+		else
+			changed |= GW_CONFIG_CHANGED_OTHER;
+	}
+	gw_config_free(next);
+	return changed;
+}
