@@ -337,10 +337,16 @@ class Gateway:
             "database": os.path.join(tmpdir, "gateway.sqlite"),
             "admins": "admin@" + (prosody.domain if prosody else DOMAIN),
             "log_level": "debug",
+            "spool_dir": os.path.join(tmpdir, "spool"),
         }
+        if prosody:
+            cfg["upload_service"] = prosody.upload_service
+            cfg["download_hosts"] = "127.0.0.1"
         cfg.update(TEST_TIMERS)
         cfg.update(config or {})
         self.config = {k: v for k, v in cfg.items() if v is not None}
+        if self.config.get("spool_dir"):
+            os.makedirs(self.config["spool_dir"], exist_ok=True)
         self.write_config()
         self.proc = None
         self._pos = 0

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Build barev-gateway twice and run every test — on a fresh Debian 12 as root.
+#
+#   bash tests/run.sh              everything below
+#   bash tests/run.sh --deps-only  only step 1 (deploy/demo.sh uses it)
+#
+# 1. installs the Debian packages that are missing (apt-get update only if
+#    something is missing; a ready machine installs nothing);
+# 2. release build with -Werror in build/, ASan+UBSan build in build-asan/;
+# 3. every test (unit + integration) in the ASan build, then the unit tests
+#    (everything not labelled "integration") in the release build.
+# Exits non-zero if anything fails.  Integration tests run their own Prosody
+# in a private network namespace on random loopback ports, so a system
+# Prosody (Debian starts one when the package is installed) is never
+# touched and never in the way.
+#
+# Env: BAREV_CTEST_ARGS  extra ctest arguments, e.g. "-R foundation"
+#      BAREV_SKIP_RELEASE=1 / BAREV_SKIP_ASAN=1  skip one of the builds
+#      BAREV_TEST_KEEP=1  keep integration tests' temp dirs
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SRC=$(pwd)
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
+          libevent-dev libsqlite3-dev libsystemd-dev sqlite3 prosody
+          prosody-modules python3 python3-slixmpp iproute2 util-linux valgrind)
+
+say() { printf '\n=== %s\n' "$*"; }
+
+install_missing() {
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do
+		if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+			missing+=("$p")
+		fi
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		echo "all ${#PACKAGES[@]} Debian packages present"
+		return
+	fi
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing packages: ${missing[*]} — run as root to install them" >&2
+		exit 1
+	fi
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q "${missing[@]}" </dev/null
+}
+
+build() {	# build DIR cmake-args...
+	local dir=$1; shift
+	say "build $dir ($*)"
+	cmake -S "$SRC" -B "$dir" "$@" >/dev/null
+	cmake --build "$dir" -j"$JOBS"
+}
+
+run_ctest() {	# run_ctest DIR what ctest-args...
+	local dir=$1 what=$2; shift 2
+	say "ctest in $dir: $what"
+	# shellcheck disable=SC2086
+	if (cd "$dir" && ctest --output-on-failure --no-tests=error "$@" ${BAREV_CTEST_ARGS:-}); then
+		results+=("PASS  $dir: $what")
+	else
+		results+=("FAIL  $dir: $what")
+		failed=1
+	fi
+}
+
+install_missing
+if [ "${1:-}" = --deps-only ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "note: integration tests need root (network namespaces)" >&2
+fi
+
+results=()
+failed=0
+
+if [ "${BAREV_SKIP_ASAN:-}" != 1 ]; then
+	build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBAREV_WERROR=ON -DBAREV_SANITIZE=ON
+fi
+if [ "${BAREV_SKIP_RELEASE:-}" != 1 ]; then
+	build build -DCMAKE_BUILD_TYPE=Release -DBAREV_WERROR=ON
+fi
+
+# Sanitizer reports fail the test that triggered them.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+if [ "${BAREV_SKIP_ASAN:-}" != 1 ]; then
+	run_ctest build-asan "all tests (ASan+UBSan)"
+fi
+if [ "${BAREV_SKIP_RELEASE:-}" != 1 ]; then
+	run_ctest build "unit tests (release)" -LE integration -j"$JOBS"
+fi
+
+say "summary"
+printf '%s\n' "${results[@]}"
+exit "$failed"
