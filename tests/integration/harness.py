@@ -90,6 +90,7 @@ def expect_eq(seen, expected, what):
 _root = None
 _procs = []          # every child we started: killed at exit
 _logs = []           # (label, path) of every log, tailed on failure
+_gateways = []       # stopped (SIGTERM) and checked after the last test
 
 
 def tmpdir(name):
@@ -358,6 +359,7 @@ class Gateway:
         self._pos = 0
         open(self.log_path, "ab").close()
         _logs.append(("gateway", self.log_path))
+        _gateways.append(self)
 
     def write_config(self, text=None):
         """(Re)write the config file from self.config, or verbatim `text`."""
@@ -370,9 +372,13 @@ class Gateway:
     def run(self, *args, timeout=20):
         """Run the binary to completion (e.g. "--test-config"): CompletedProcess
         with .returncode and .stdout/.stderr text."""
-        return subprocess.run([self.binary] + list(args), env=self.env,
-                              stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=timeout)
+        r = subprocess.run([self.binary] + list(args), env=self.env,
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=timeout)
+        if _SANITIZER.search(r.stdout + r.stderr):
+            raise TestFailure("sanitizer report from barev-gateway %s:\n%s"
+                              % (" ".join(args), r.stderr[-4000:]))
+        return r
 
     def start(self):
         self.proc = _spawn([self.binary, "--config", self.config_path],
@@ -732,9 +738,17 @@ async def _run(module, tests, test_timeout):
         teardown = getattr(module, "teardown", None)
         if teardown and not failed:
             await asyncio.wait_for(teardown(ctx), test_timeout)
+        if not failed:
+            # Every gateway still running must stop cleanly on SIGTERM, with
+            # nothing from ASan/UBSan/LSan in its log.
+            for gw in _gateways:
+                if gw.proc is not None:
+                    rc = gw.stop()
+                    expect(rc == 0, "the gateway exits 0 on SIGTERM", 0,
+                           "%s; log tail:\n%s" % (rc, tail(gw.log_path)))
     except Exception as e:
         failed += 1
-        print("FAIL setup/teardown: %s" % e)
+        print("FAIL setup/teardown/shutdown: %s" % e)
         if not isinstance(e, TestFailure):
             traceback.print_exc(file=sys.stdout)
     if failed:
