@@ -1,0 +1,850 @@
+/*
+ * pipe — one TCP connection speaking Barev, from the first byte to the close.
+ *
+ * A pipe is either our dial (outbound: we know the contact from the start)
+ * or an accepted connection (inbound: the peer is identified from its
+ * header's `from` localpart and its source address, BAREV.md §2).  Once
+ * both headers are out, our presence goes out and the pipe is up; from then
+ * on it answers pings, keeps the link alive with its own pings (BAREV.md
+ * §5) and hands every other stanza to the gateway.
+ *
+ * The one idea: pipes are never freed inside a callback chain.  Closing one
+ * (bl_pipe_kill) detaches it from its contact, emits pipe_down and queues it
+ * for the reaper, an event of its own; so a stanza callback that closes its
+ * own pipe, or a parser that still holds buffered input, never touches freed
+ * memory.
+ */
+#include <sys/socket.h>
+#include <netinet/tcp.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "internal.h"
+#include "xmlstream.h"
+#include "log.h"
+
+#define LINGER_MS	2000	/* flushing </stream:stream> on an orderly close */
+#define TOKEN_POLL_MS	5	/* checking written units while tokens wait */
+#define STREAM_NS	"http://etherx.jabber.org/streams"
+
+static void	 pipe_on_header(void *, xmpp_stanza_t *);
+static void	 pipe_on_stanza(void *, xmpp_stanza_t *);
+static void	 pipe_on_close(void *, enum xs_close, const char *);
+static void	 pipe_timer(evutil_socket_t, short, void *);
+static void	 pipe_arm(struct bl_pipe *);
+
+static const struct xs_callbacks pipe_cb = {
+	pipe_on_header, pipe_on_stanza, pipe_on_close
+};
+
+uint64_t
+bl_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+int
+bl_jid_me(const struct bl_pipe *p, char *out, size_t len)
+{
+	return (bl_fmt_jid(out, len, p->ident->nick, p->ident->addrtxt));
+}
+
+int
+bl_jid_peer(const struct bl_pipe *p, char *out, size_t len)
+{
+	return (bl_fmt_jid(out, len, p->contact->nick, p->contact->addrtxt));
+}
+
+static void
+timer_in(struct event *ev, uint64_t ms)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(ev, &tv);
+}
+
+static struct bl_pipe *
+pipe_alloc(struct bl *bl)
+{
+	struct bl_pipe	*p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return (NULL);
+	p->bl = bl;
+	p->fd = -1;
+	TAILQ_INIT(&p->pings);
+	TAILQ_INIT(&p->tokens);
+	evtimer_assign(&p->timer, bl->base, pipe_timer, p);
+	TAILQ_INSERT_TAIL(&bl->pipes, p, entry);
+	return (p);
+}
+
+static int
+pipe_conn(struct bl_pipe *p, int fd)
+{
+	struct bl	*bl = p->bl;
+	struct xs_limits lim;
+	int		 one = 1;
+
+	/* one stanza per segment, at once (BAREV.md §7) */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	memset(&lim, 0, sizeof(lim));
+	lim.max_stanza = bl->cfg.max_stanza;
+	lim.max_depth = bl->cfg.max_depth;
+	lim.header_timeout_ms = bl->cfg.header_timeout_ms;
+	p->conn = xs_conn_new(bl->base, fd, &lim, &pipe_cb, p);
+	if (p->conn == NULL)
+		return (-1);
+	xs_conn_set_pace(p->conn, bl->cfg.pace_ms);
+	return (0);
+}
+
+struct bl_pipe *
+bl_pipe_inbound(struct bl_listener *l, int fd, const struct in6_addr *src)
+{
+	struct bl	*bl = l->bl;
+	struct bl_pipe	*p;
+	struct bl_allow	*a;
+
+	if ((p = pipe_alloc(bl)) == NULL) {
+		close(fd);
+		return (NULL);
+	}
+	p->listener = l;
+	p->src = *src;
+	p->state = BL_P_HANDSHAKE;
+	if (pipe_conn(p, fd) == -1) {
+		close(fd);
+		bl_pipe_free(p);
+		return (NULL);
+	}
+	if ((a = bl_allow_find(bl, src)) != NULL) {
+		a->pending++;
+		p->pending_counted = 1;
+	}
+	/* pascal's own header is often lost: speak first if it stays silent */
+	timer_in(&p->timer, bl->cfg.silent_initiator_ms);
+	return (p);
+}
+
+struct bl_pipe *
+bl_pipe_outbound(struct bl_contact *c, int fd)
+{
+	struct bl	*bl = c->ident->listener->bl;
+	struct bl_pipe	*p;
+
+	if ((p = pipe_alloc(bl)) == NULL)
+		return (NULL);
+	p->outbound = 1;
+	p->ident = c->ident;
+	p->contact = c;
+	p->src = c->addr;
+	p->fd = fd;
+	p->state = BL_P_CONNECT;
+	c->dial = p;
+	timer_in(&p->timer, bl->cfg.dial_timeout_ms);
+	return (p);
+}
+
+static int
+send_header(struct bl_pipe *p, const struct bl_contact *c)
+{
+	struct bl	*bl = p->bl;
+
+	if (bl_fmt_header(bl->scratch, p->ident->nick, p->ident->addrtxt,
+	    c->nick, c->addrtxt) == -1) {
+		evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
+		return (-1);
+	}
+	if (bl_pipe_send_buf(p, bl->scratch, 0) == -1)
+		return (-1);
+	p->hdr_sent = 1;
+	return (0);
+}
+
+/* the connect() of our dial completed (writable, SO_ERROR == 0) */
+void
+bl_pipe_connected(struct bl_pipe *p)
+{
+	int	 fd = p->fd;
+
+	p->fd = -1;
+	if (pipe_conn(p, fd) == -1) {
+		close(fd);
+		bl_pipe_kill(p, "out of memory", BL_CLOSE_ABORT);
+		return;
+	}
+	p->state = BL_P_HANDSHAKE;
+	/* initiator speaks first, whole header in one unit (BAREV.md §2) */
+	if (send_header(p, p->contact) == -1)
+		bl_pipe_kill(p, "cannot send our header", BL_CLOSE_ABORT);
+}
+
+static void
+pending_uncount(struct bl_pipe *p)
+{
+	struct bl_allow	*a;
+
+	if (!p->pending_counted)
+		return;
+	p->pending_counted = 0;
+	if ((a = bl_allow_find(p->bl, &p->src)) != NULL && a->pending > 0)
+		a->pending--;
+}
+
+static void
+go_up(struct bl_pipe *p)
+{
+	struct bl	*bl = p->bl;
+	struct bl_contact *c = p->contact;
+
+	if (c->pipe != NULL && c->pipe != p)
+		bl_pipe_kill(c->pipe, "replaced by a newer stream", BL_CLOSE_ABORT);
+	if (c->dial == p)
+		c->dial = NULL;
+	c->pipe = p;
+	c->backoff = 0;
+	evtimer_del(&c->redial);
+	p->state = BL_P_UP;
+	p->was_up = 1;
+	evtimer_del(&p->timer);
+	p->last_rx = bl_now_ms();
+	/* presence at once after the headers (BAREV.md §3) */
+	if (bl_pipe_send_presence(p) == -1) {
+		bl_pipe_kill(p, "cannot send our presence", BL_CLOSE_ABORT);
+		return;
+	}
+	pipe_arm(p);
+	log_info("barevlink", "pipe up: %s@%s <-> %s@%s (%s)", p->ident->nick,
+	    p->ident->addrtxt, c->nick, c->addrtxt,
+	    p->outbound ? "dialled" : "accepted");
+	if (bl->ev.pipe_up != NULL)
+		bl->ev.pipe_up(bl->arg, p->ident->id, c->id);
+}
+
+static struct bl_contact *
+ident_contact(struct bl_ident *id, const struct in6_addr *src,
+    const char *nick)
+{
+	struct bl_contact *c;
+
+	TAILQ_FOREACH(c, &id->contacts, entry) {
+		if (bl_addr_cmp(&c->addr, src) != 0)
+			continue;
+		if (nick == NULL || strcasecmp(c->nick, nick) == 0)
+			return (c);
+	}
+	return (NULL);
+}
+
+/*
+ * Which of the listener's identities is called: the only one, else the
+ * `to` localpart (BAREV.md §2), else the one we already spoke as, else the
+ * only identity that knows this peer.
+ */
+static struct bl_ident *
+pick_ident(struct bl_pipe *p, const char *to, const char *fnick)
+{
+	struct bl_listener *l = p->listener;
+	struct bl_ident	*id, *found = NULL;
+	struct in6_addr	 ta;
+	char		 tnick[BL_NICKMAX + 1];
+
+	id = TAILQ_FIRST(&l->idents);
+	if (id != NULL && TAILQ_NEXT(id, entry) == NULL)
+		return (id);
+	if (bl_jid_split(to, tnick, sizeof(tnick), &ta) != -1) {
+		TAILQ_FOREACH(id, &l->idents, entry)
+			if (strcasecmp(id->nick, tnick) == 0)
+				return (id);
+	}
+	if (p->ident != NULL)
+		return (p->ident);
+	TAILQ_FOREACH(id, &l->idents, entry) {
+		if (ident_contact(id, &p->src, fnick) == NULL)
+			continue;
+		if (found != NULL)
+			return (NULL);
+		found = id;
+	}
+	return (found);
+}
+
+static void
+identify(struct bl_pipe *p, xmpp_stanza_t *hdr)
+{
+	struct bl_ident	*id;
+	struct bl_contact *c;
+	struct in6_addr	 fa;
+	char		 fnick[BL_NICKMAX + 1], src[BL_ADDRSTRLEN];
+
+	bl_addr_text(&p->src, src);
+	if (bl_jid_split(xmpp_stanza_get_attribute(hdr, "from"), fnick,
+	    sizeof(fnick), &fa) == -1) {
+		bl_pipe_kill(p, "header without a usable from", BL_CLOSE_ABORT);
+		return;
+	}
+	if ((id = pick_ident(p, xmpp_stanza_get_attribute(hdr, "to"),
+	    fnick)) == NULL) {
+		log_info("barevlink", "[%s] %s calls none of our identities",
+		    src, fnick);
+		bl_pipe_kill(p, "calls none of our identities", BL_CLOSE_ABORT);
+		return;
+	}
+	/* peer = (numeric source address, nick case-insensitively) */
+	if ((c = ident_contact(id, &p->src, fnick)) == NULL) {
+		log_info("barevlink", "[%s] %s is not a contact of %s", src,
+		    fnick, id->nick);
+		bl_pipe_kill(p, "unknown peer", BL_CLOSE_ABORT);
+		return;
+	}
+	if (p->hdr_sent && p->ident != id) {
+		bl_pipe_kill(p, "header for another identity", BL_CLOSE_ABORT);
+		return;
+	}
+	pending_uncount(p);
+	if (c->dial != NULL) {
+		/* keep our own dial, drop the crossing one (BAREV.md §2) */
+		log_info("barevlink", "%s@%s: inbound crosses our dial, closed",
+		    c->nick, c->addrtxt);
+		bl_pipe_kill(p, "crossing our own dial", BL_CLOSE_ABORT);
+		return;
+	}
+	if (c->pipe != NULL)
+		/* the peer opened a new stream: it lost the old one */
+		bl_pipe_kill(c->pipe, "replaced by a new stream from the peer",
+		    BL_CLOSE_ABORT);
+	p->ident = id;
+	p->contact = c;
+	if (!p->hdr_sent && send_header(p, c) == -1) {
+		bl_pipe_kill(p, "cannot send our header", BL_CLOSE_ABORT);
+		return;
+	}
+	go_up(p);
+}
+
+static void
+pipe_on_header(void *arg, xmpp_stanza_t *hdr)
+{
+	struct bl_pipe	*p = arg;
+
+	if (p->state != BL_P_HANDSHAKE)
+		return;
+	xs_conn_header_done(p->conn);
+	if (p->outbound)
+		/* a responder's `from` is not checked: we chose whom to dial */
+		go_up(p);
+	else
+		identify(p, hdr);
+}
+
+static int
+is_ping(xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t	*ch;
+	const char	*name, *ns;
+
+	for (ch = xmpp_stanza_get_children(iq); ch != NULL;
+	    ch = xmpp_stanza_get_next(ch)) {
+		if (!xmpp_stanza_is_tag(ch))
+			continue;
+		name = xmpp_stanza_get_name(ch);
+		ns = xmpp_stanza_get_ns(ch);
+		if (name == NULL || ns == NULL || strcmp(name, "ping") != 0)
+			continue;
+		if (strcmp(ns, "urn:xmpp:ping") == 0 ||
+		    strcmp(ns, "urn:yggb:ping") == 0)
+			return (1);
+	}
+	return (0);
+}
+
+static int
+parse_ping_id(const char *id, uint64_t *seq)
+{
+	char	*end;
+
+	if (id == NULL || strncmp(id, "ping-", 5) != 0 || id[5] == '\0')
+		return (-1);
+	*seq = strtoull(id + 5, &end, 10);
+	return (*end == '\0' ? 0 : -1);
+}
+
+/* an iq barevlink handles itself: 1 when consumed */
+static int
+handle_iq(struct bl_pipe *p, xmpp_stanza_t *st)
+{
+	struct bl	*bl = p->bl;
+	struct bl_ping	*pg;
+	const char	*type = xmpp_stanza_get_type(st);
+	const char	*id = xmpp_stanza_get_id(st);
+	char		 me[BL_JIDLEN], peer[BL_JIDLEN];
+	uint64_t	 seq, cookie;
+
+	if (type == NULL)
+		return (0);
+	if (strcmp(type, "get") == 0 && is_ping(st)) {
+		/* BAREV.md §5: same id, single quotes */
+		if (bl_jid_me(p, me, sizeof(me)) == -1 ||
+		    bl_jid_peer(p, peer, sizeof(peer)) == -1 ||
+		    bl_fmt_ping_result(bl->scratch, id != NULL ? id : "", me,
+		    peer) == -1 || bl_pipe_send_buf(p, bl->scratch, 0) == -1) {
+			evbuffer_drain(bl->scratch,
+			    evbuffer_get_length(bl->scratch));
+			bl_pipe_kill(p, "cannot answer a ping", BL_CLOSE_ABORT);
+		}
+		return (1);
+	}
+	if ((strcmp(type, "result") != 0 && strcmp(type, "error") != 0) ||
+	    parse_ping_id(id, &seq) == -1)
+		return (0);
+	if (seq == p->ka_seq) {
+		p->ka_seq = 0;
+		p->misses = 0;
+		return (1);
+	}
+	TAILQ_FOREACH(pg, &p->pings, entry) {
+		if (pg->seq != seq)
+			continue;
+		/* even an error reply proves the peer read what came before */
+		cookie = pg->cookie;
+		TAILQ_REMOVE(&p->pings, pg, entry);
+		free(pg);
+		if (bl->ev.ping_done != NULL)
+			bl->ev.ping_done(bl->arg, p->ident->id, p->contact->id,
+			    cookie, 1);
+		return (1);
+	}
+	return (0);
+}
+
+static void
+pipe_on_stanza(void *arg, xmpp_stanza_t *st)
+{
+	struct bl_pipe	*p = arg;
+	struct bl	*bl = p->bl;
+	const char	*name, *ns;
+
+	if (p->state != BL_P_UP)
+		return;
+	p->last_rx = bl_now_ms();
+	p->misses = 0;
+	if ((name = xmpp_stanza_get_name(st)) == NULL)
+		return;
+	ns = xmpp_stanza_get_ns(st);
+	if (strcmp(name, "stream:error") == 0 || (strcmp(name, "error") == 0 &&
+	    ns != NULL && strcmp(ns, STREAM_NS) == 0)) {
+		bl_pipe_kill(p, "stream error from the peer", BL_CLOSE_ABORT);
+		return;
+	}
+	if (strcmp(name, "iq") == 0 && handle_iq(p, st))
+		return;
+	if (bl->ev.stanza != NULL)
+		bl->ev.stanza(bl->arg, p->ident->id, p->contact->id, st);
+}
+
+static void
+pipe_on_close(void *arg, enum xs_close why, const char *detail)
+{
+	struct bl_pipe	*p = arg;
+	char		 buf[160];
+
+	switch (p->state) {
+	case BL_P_CLOSING:
+		/* the conn is done: nothing left to flush */
+		p->orderly = 0;
+		return;
+	case BL_P_LINGER:
+		p->orderly = 0;
+		p->state = BL_P_CLOSING;
+		if (!p->in_reap) {
+			p->in_reap = 1;
+			TAILQ_INSERT_TAIL(&p->bl->reap, p, reap_entry);
+			event_active(&p->bl->reaper, EV_TIMEOUT, 0);
+		}
+		return;
+	default:
+		break;
+	}
+	if (detail != NULL && *detail != '\0')
+		snprintf(buf, sizeof(buf), "%s: %s", xs_close_str(why), detail);
+	else
+		snprintf(buf, sizeof(buf), "%s", xs_close_str(why));
+	p->orderly = 0;
+	bl_pipe_kill(p, buf, BL_CLOSE_ABORT);
+}
+
+static int
+plain_available(const struct bl_ident *id)
+{
+	return (id->available && id->show == NULL && id->status == NULL);
+}
+
+static int
+send_ping(struct bl_pipe *p, uint64_t seq)
+{
+	struct bl	*bl = p->bl;
+	char		 idbuf[32], me[BL_JIDLEN], peer[BL_JIDLEN];
+
+	snprintf(idbuf, sizeof(idbuf), "ping-%" PRIu64, seq);
+	if (bl_jid_me(p, me, sizeof(me)) == -1 ||
+	    bl_jid_peer(p, peer, sizeof(peer)) == -1 ||
+	    bl_fmt_ping(bl->scratch, idbuf, me, peer) == -1) {
+		evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
+		return (-1);
+	}
+	if (bl_pipe_send_buf(p, bl->scratch, 0) == -1)
+		return (-1);
+	/* a ping resets us to available at purple (BAREV.md §5) */
+	if (!plain_available(p->ident) && bl_pipe_send_presence(p) == -1)
+		return (-1);
+	return (0);
+}
+
+static void
+pipe_arm(struct bl_pipe *p)
+{
+	struct bl	*bl = p->bl;
+	struct bl_ping	*pg;
+	uint64_t	 now = bl_now_ms(), next;
+
+	if (p->ka_seq != 0)
+		next = p->ka_sent + bl->cfg.ping_timeout_ms;
+	else
+		next = p->last_rx + bl->cfg.ping_idle_ms;
+	TAILQ_FOREACH(pg, &p->pings, entry)
+		if (pg->deadline < next)
+			next = pg->deadline;
+	timer_in(&p->timer, next > now ? next - now : 1);
+}
+
+/* keepalive: ping after idle, count misses (BAREV.md §5) */
+static void
+pipe_keepalive(struct bl_pipe *p)
+{
+	struct bl	*bl = p->bl;
+	struct bl_ping	*pg;
+	uint64_t	 now = bl_now_ms(), cookie;
+	char		 why[64];
+
+	while ((pg = TAILQ_FIRST(&p->pings)) != NULL && pg->deadline <= now) {
+		cookie = pg->cookie;
+		TAILQ_REMOVE(&p->pings, pg, entry);
+		free(pg);
+		if (bl->ev.ping_done != NULL)
+			bl->ev.ping_done(bl->arg, p->ident->id, p->contact->id,
+			    cookie, 0);
+		if (p->state != BL_P_UP)
+			return;
+	}
+	if (p->ka_seq != 0 && now >= p->ka_sent + bl->cfg.ping_timeout_ms) {
+		p->ka_seq = 0;
+		if (p->last_rx <= p->ka_sent && ++p->misses >= bl->cfg.ping_misses) {
+			snprintf(why, sizeof(why), "no answer to %u pings",
+			    (unsigned)p->misses);
+			bl_pipe_kill(p, why, BL_CLOSE_ABORT);
+			return;
+		}
+		if (p->last_rx > p->ka_sent)
+			p->misses = 0;
+		else
+			p->last_rx = 0;	/* missed: ping again at once */
+	}
+	if (p->ka_seq == 0 && now >= p->last_rx + bl->cfg.ping_idle_ms) {
+		p->ka_seq = ++bl->ping_seq;
+		p->ka_sent = now;
+		if (send_ping(p, p->ka_seq) == -1) {
+			bl_pipe_kill(p, "cannot send a ping", BL_CLOSE_ABORT);
+			return;
+		}
+	}
+	pipe_arm(p);
+}
+
+static void
+silent_initiator(struct bl_pipe *p)
+{
+	struct bl_ident	*id;
+	struct bl_contact *c = NULL;
+
+	if (p->hdr_sent)
+		return;
+	TAILQ_FOREACH(id, &p->listener->idents, entry)
+		if ((c = ident_contact(id, &p->src, NULL)) != NULL)
+			break;
+	if (c == NULL)
+		return;	/* nobody here knows it: the header timeout will do */
+	p->ident = id;
+	log_debug("barevlink", "%s@%s silent after connecting: header first",
+	    c->nick, c->addrtxt);
+	if (send_header(p, c) == -1)
+		bl_pipe_kill(p, "cannot send our header", BL_CLOSE_ABORT);
+}
+
+static void
+pipe_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct bl_pipe	*p = arg;
+
+	(void)fd;
+	(void)what;
+	switch (p->state) {
+	case BL_P_CONNECT:
+	case BL_P_HANDSHAKE:
+		if (p->outbound)
+			bl_pipe_kill(p, "dial timed out", BL_CLOSE_ABORT);
+		else
+			silent_initiator(p);
+		break;
+	case BL_P_UP:
+		pipe_keepalive(p);
+		break;
+	default:
+		break;
+	}
+}
+
+int
+bl_pipe_ping(struct bl_pipe *p, uint64_t cookie)
+{
+	struct bl_ping	*pg;
+
+	if ((pg = calloc(1, sizeof(*pg))) == NULL)
+		return (-1);
+	pg->seq = ++p->bl->ping_seq;
+	pg->cookie = cookie;
+	pg->deadline = bl_now_ms() + p->bl->cfg.ping_timeout_ms;
+	if (send_ping(p, pg->seq) == -1) {
+		free(pg);
+		return (-1);
+	}
+	TAILQ_INSERT_TAIL(&p->pings, pg, entry);
+	pipe_arm(p);
+	return (0);
+}
+
+int
+bl_pipe_send_presence(struct bl_pipe *p)
+{
+	struct bl	*bl = p->bl;
+	struct bl_presence pr;
+
+	bl_ident_presence(p->ident, &pr);
+	if (bl_fmt_presence(bl->scratch, &pr) == -1) {
+		evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
+		return (-1);
+	}
+	return (bl_pipe_send_buf(p, bl->scratch, 0));
+}
+
+static void tokens_check(struct bl_pipe *);
+
+static void
+tokens_poll(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tokens_check(arg);
+}
+
+/* `sent` for every unit the kernel has taken entirely */
+static void
+tokens_check(struct bl_pipe *p)
+{
+	struct bl	*bl = p->bl;
+	struct bl_token	*t;
+	uint64_t	 written, token;
+
+	if (p->conn == NULL || p->state != BL_P_UP)
+		return;
+	written = p->queued - xs_conn_pending(p->conn);
+	while ((t = TAILQ_FIRST(&p->tokens)) != NULL && t->end <= written) {
+		token = t->token;
+		TAILQ_REMOVE(&p->tokens, t, entry);
+		free(t);
+		if (bl->ev.sent != NULL)
+			bl->ev.sent(bl->arg, p->ident->id, p->contact->id,
+			    token);
+		if (p->state != BL_P_UP)
+			return;
+	}
+	if (TAILQ_EMPTY(&p->tokens))
+		return;
+	/* xs_conn has no write-done callback: look again shortly */
+	if (p->pollev == NULL &&
+	    (p->pollev = evtimer_new(bl->base, tokens_poll, p)) == NULL)
+		return;
+	if (!evtimer_pending(p->pollev, NULL))
+		timer_in(p->pollev, TOKEN_POLL_MS);
+}
+
+/* one unit = one stanza (or the header) = one write (BAREV.md §7) */
+int
+bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf, uint64_t token)
+{
+	struct bl_token	*t = NULL;
+	size_t		 len = evbuffer_get_length(buf);
+	int		 rv = -1;
+
+	if (p->conn == NULL || p->state >= BL_P_CLOSING)
+		goto out;
+	if (token != 0 && (t = calloc(1, sizeof(*t))) == NULL)
+		goto out;
+	if (xs_conn_send_raw(p->conn, (const char *)evbuffer_pullup(buf, -1),
+	    len) == -1) {
+		free(t);
+		goto out;
+	}
+	p->queued += len;
+	if (t != NULL) {
+		t->token = token;
+		t->end = p->queued;
+		TAILQ_INSERT_TAIL(&p->tokens, t, entry);
+	}
+	rv = 0;
+out:
+	evbuffer_drain(buf, len);
+	if (rv == 0 && t != NULL)
+		tokens_check(p);
+	return (rv);
+}
+
+/*
+ * Close a pipe: detach it from its contact, tell the gateway if it was up,
+ * redial when wanted, and leave the freeing to the reaper.  Orderly closes
+ * say goodbye first (BAREV.md §2-3).
+ */
+void
+bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
+{
+	struct bl	*bl = p->bl;
+	struct bl_contact *c = p->contact;
+	struct bl_ping	*pg;
+	int64_t		 iid = 0, cid = 0;
+	int		 was_up = p->state == BL_P_UP;
+	uint64_t	 cookie;
+	char		 src[BL_ADDRSTRLEN];
+
+	if (p->state >= BL_P_CLOSING)
+		return;
+	pending_uncount(p);
+	if (c != NULL) {
+		cid = c->id;
+		iid = c->ident->id;
+		if (c->pipe == p)
+			c->pipe = NULL;
+		if (c->dial == p)
+			c->dial = NULL;
+	}
+	/* a closed pipe belongs to nobody: the contact may go before the reaper */
+	p->contact = NULL;
+	p->ident = NULL;
+	p->state = BL_P_CLOSING;
+	evtimer_del(&p->timer);
+	if (p->pollev != NULL)
+		evtimer_del(p->pollev);
+	if (p->connev != NULL)
+		event_del(p->connev);
+	p->orderly = 0;
+	if (how == BL_CLOSE_ORDERLY && p->conn != NULL && p->hdr_sent &&
+	    evbuffer_add(bl->scratch, "<presence type=\"unavailable\">"
+	    "</presence>", 40) == 0 &&
+	    xs_conn_send_raw(p->conn, (const char *)evbuffer_pullup(
+	    bl->scratch, -1), 40) == 0 &&
+	    xs_conn_send_raw(p->conn, "</stream:stream>", 16) == 0)
+		p->orderly = 1;
+	evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
+	p->in_reap = 1;
+	TAILQ_INSERT_TAIL(&bl->reap, p, reap_entry);
+	event_active(&bl->reaper, EV_TIMEOUT, 0);
+
+	bl_addr_text(&p->src, src);
+	if (was_up)
+		log_info("barevlink", "pipe down: %s@%s: %s", c->nick, src, why);
+	else
+		log_debug("barevlink", "[%s] %s closed: %s", src,
+		    p->outbound ? "dial" : "inbound", why);
+
+	if (c != NULL && c->want && c->pipe == NULL && c->dial == NULL &&
+	    !bl->shutting_down)
+		bl_dial_schedule(c, 0);
+	/* events last: the gateway may call back into us */
+	while ((pg = TAILQ_FIRST(&p->pings)) != NULL) {
+		cookie = pg->cookie;
+		TAILQ_REMOVE(&p->pings, pg, entry);
+		free(pg);
+		if (was_up && bl->ev.ping_done != NULL)
+			bl->ev.ping_done(bl->arg, iid, cid, cookie, 0);
+	}
+	if (was_up && bl->ev.pipe_down != NULL)
+		bl->ev.pipe_down(bl->arg, iid, cid, why);
+}
+
+void
+bl_pipe_free(struct bl_pipe *p)
+{
+	struct bl	*bl = p->bl;
+	struct bl_ping	*pg;
+	struct bl_token	*t;
+
+	pending_uncount(p);
+	if (p->contact != NULL) {
+		if (p->contact->pipe == p)
+			p->contact->pipe = NULL;
+		if (p->contact->dial == p)
+			p->contact->dial = NULL;
+	}
+	TAILQ_REMOVE(&bl->pipes, p, entry);
+	if (p->in_reap)
+		TAILQ_REMOVE(&bl->reap, p, reap_entry);
+	evtimer_del(&p->timer);
+	if (p->pollev != NULL)
+		event_free(p->pollev);
+	if (p->connev != NULL)
+		event_free(p->connev);
+	if (p->conn != NULL)
+		xs_conn_free(p->conn);
+	if (p->fd != -1)
+		close(p->fd);
+	while ((pg = TAILQ_FIRST(&p->pings)) != NULL) {
+		TAILQ_REMOVE(&p->pings, pg, entry);
+		free(pg);
+	}
+	while ((t = TAILQ_FIRST(&p->tokens)) != NULL) {
+		TAILQ_REMOVE(&p->tokens, t, entry);
+		free(t);
+	}
+	free(p);
+}
+
+/* runs from its own event: nothing above us holds a pipe pointer */
+void
+bl_pipe_reap(struct bl *bl)
+{
+	struct bl_pipe	*p;
+
+	while ((p = TAILQ_FIRST(&bl->reap)) != NULL) {
+		TAILQ_REMOVE(&bl->reap, p, reap_entry);
+		p->in_reap = 0;
+		if (p->orderly && p->conn != NULL) {
+			p->orderly = 0;
+			p->state = BL_P_LINGER;
+			/* may call pipe_on_close at once, which requeues p */
+			xs_conn_close(p->conn, LINGER_MS);
+			continue;
+		}
+		bl_pipe_free(p);
+	}
+}
