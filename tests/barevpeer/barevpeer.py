@@ -460,6 +460,12 @@ class Session:
             while True:
                 data = await self.reader.read(65536)
                 if not data:
+                    if self.profile == "purple":
+                        try:
+                            self.writer.write(b"</stream:stream>")
+                            self.raw_out += b"</stream:stream>"
+                        except (ConnectionError, OSError):
+                            pass
                     self._mark_closed("eof")
                     break
                 self._last_rx = time.monotonic()
@@ -854,10 +860,12 @@ class Session:
             sid = str(p._counters.get("si", 0))
             p._counters["si"] = int(sid) + 1
         res = {"ok": False, "sid": sid, "reason": None}
-        ft = ("<si xmlns='%s' profile='%s' id='%s'><file xmlns='%s' name='%s' size='%d'/>"
+        si_attrs = ("id='%s' profile='%s'" if pascal else "profile='%s' id='%s'")
+        si_attrs %= ((esc(sid), NS_SI_FT) if pascal else (NS_SI_FT, esc(sid)))
+        ft = ("<si xmlns='%s' %s><file xmlns='%s' name='%s' size='%d'/>"
               "<feature xmlns='%s'><x xmlns='%s' type='form'><field var='stream-method' type='list-single'>"
               "<option><value>%s</value></option></field></x></feature></si>"
-              % (NS_SI, NS_SI_FT, esc(sid), NS_SI_FT, esc(name), len(data), NS_FNEG, NS_XDATA, NS_BYTESTREAMS))
+              % (NS_SI, si_attrs, NS_SI_FT, esc(name), len(data), NS_FNEG, NS_XDATA, NS_BYTESTREAMS))
         if pascal:
             x = ('<iq type="set" id="%s" from="%s" to="%s">%s</iq>'
                  % (esc(sid), esc(p.jid), esc(self.remote_jid_pascal), ft.replace("'", '"')))
@@ -901,7 +909,8 @@ class Session:
             await loop.sock_sendall(conn, b"\x05\x00")
             hdr = await _recv_exact(conn, 5, timeout)
             rest = {1: 3, 3: hdr[4], 4: 15}.get(hdr[3], 0)
-            dst = hdr[5:] + await _recv_exact(conn, rest + 2, timeout)
+            dst = await _recv_exact(conn, rest + 2, timeout)
+            res["socks_request"] = hdr + dst
             res["hash"] = dst[:-2].decode("latin-1") if hdr[3] == 3 else None
             res["hash_ok"] = res["hash"] == sha1hex(sid + p.jid + self.remote_jid)
             if pascal:
@@ -1003,7 +1012,7 @@ class Session:
                 await loop.sock_sendall(sock, b"\x05\x01\x00\x03\x28" + digest + b"\x00\x00")
                 rep = await _recv_exact(sock, 5, p.file_timeout)
                 rest = {1: 3, 3: rep[4], 4: 15}.get(rep[3], 0)
-                await _recv_exact(sock, rest + 2, p.file_timeout)
+                rep += await _recv_exact(sock, rest + 2, p.file_timeout)
                 if rep[:2] != b"\x05\x00":
                     raise ConnectionError("SOCKS5 connect refused")
                 await self._send_streamhost_used(iq.get("id", ""), sid, jid)
@@ -1017,7 +1026,8 @@ class Session:
             else:
                 sock.close()
             p.files.append({"name": info["name"], "size": info["size"], "data": data,
-                            "sid": sid, "session": self, "streamhost": (host, port)})
+                            "sid": sid, "session": self, "streamhost": (host, port),
+                            "socks_reply": rep})
             p._files_pending.append((info["name"], data))
             p._changes.notify()
             return

@@ -368,11 +368,131 @@ async def t_purple_idle_ping():
         await b.stop()
 
 
+# ------------------------------------------------------------ transcript replay
+
+ADDR_MAP = [("0200:0001::0001", "0201:0001::0001"), ("0200:0002::0002", "0201:0002::0002"),
+            ("200:1::1", "201:1::1"), ("200:2::2", "201:2::2")]
+ID_RX = re.compile(r"((?:ping|vcard|chat|si|bs)-\d+-\d+|(?<=port=.)500\d\d)")
+
+
+def transcript_stanzas(folder):
+    """[(sender 'alice'|'bob', regex)] for every XMPP payload line but the
+    headers; ids made of time+counter and data ports become wildcards."""
+    out = []
+    for name in sorted(os.listdir(folder)):
+        sender = None
+        for line in open(os.path.join(folder, name)):
+            m = re.search(r"conn#\d+ xmpp \S+ (alice|bob)\(\w+\) -->", line)
+            if m:
+                sender = m.group(1)
+            if not line.startswith("      | ") or line[8:].startswith(("<?xml", "<stream:stream")):
+                continue
+            s = line[8:].rstrip("\n")
+            for old, new in ADDR_MAP:
+                s = s.replace(old, new)
+            parts = ID_RX.split(s)
+            rx = "".join(re.escape(p) if i % 2 == 0 else
+                         (r"500\d\d" if p[0].isdigit() else p.split("-")[0] + r"-\d+-\d+")
+                         for i, p in enumerate(parts))
+            out.append((sender, rx))
+    return out
+
+
+def transcript_socks(folder, phase):
+    """(request, reply) bytes of the SOCKS5 exchange in a file phase."""
+    path = [f for f in os.listdir(folder) if f.startswith(phase)][0]
+    blobs, cur = [], None
+    for line in open(os.path.join(folder, path)):
+        if re.search(r"conn#\d+ data .* (47|15|27) bytes$", line.rstrip()):
+            cur = bytearray()
+            blobs.append(cur)
+        elif cur is not None and re.match(r"      [0-9a-f]{4}  ", line):
+            cur += bytes.fromhex(line[12:60].strip())
+        else:
+            cur = None
+    req, rep = blobs
+    return bytes(req), bytes(rep).replace(b"200:", b"201:")
+
+
+async def replay(pa, pb):
+    """Act out the recorded session (same texts, images, sizes) and demand
+    that every recorded stanza comes out of the same side byte-for-byte
+    (ids and data ports aside), as often as recorded."""
+    folder = os.path.join(TRANSCRIPTS, "%s-%s" % (pa, pb))
+    if pa == pb == "pascal":
+        folder += "-pinned"
+    path = os.path.join(TRANSCRIPTS, "purple-purple", "04-avatar.txt")
+    img_a, img_b = [base64.b64decode(x) for x in re.findall(r"<BINVAL>([^<]*)</BINVAL>", open(path).read())]
+    a = bp.Peer("alice", A_ADDR, profile=pa)
+    b = bp.Peer("bob", B_ADDR, profile=pb)
+    a.add_buddy("bob", B_ADDR)
+    b.add_buddy("alice", A_ADDR)
+    await a.start()
+    await b.start()
+    try:
+        bs = await b.dial("alice", A_ADDR)
+        as_ = await a.wait_session("bob", T)
+        await as_.wait_until(lambda: len(as_.presences) == (2 if pb == "pascal" else 1), T, "presence")
+        await bs.wait_until(lambda: len(bs.presences) == (2 if pa == "pascal" else 1), T, "presence")
+        await as_.send_message("hello bob, this is alice")
+        await bs.wait_message(T)
+        await bs.send_message("hi alice <b>&amp; \"quotes\"</b> 'apos'")
+        await as_.wait_message(T)
+        await as_.send_chatstate("composing")
+        await as_.send_chatstate("active")
+        await bs.wait_chatstate("active", T)
+        await bs.send_chatstate("composing")
+        await as_.wait_chatstate("composing", T)
+        await a.set_presence("away", "gone fishing")
+        await bs.wait_until(lambda: bs.remote_presence["show"] == "away", T, "away")
+        await b.set_presence("dnd", "do not disturb")
+        await as_.wait_until(lambda: as_.remote_presence["show"] == "dnd", T, "dnd")
+        await a.set_presence()
+        await bs.wait_until(lambda: bs.remote_presence["show"] is None, T, "back")
+        await a.publish_avatar(img_a)
+        await bs.wait_until(lambda: bs.remote_avatar == img_a, T, "alice's avatar")
+        await b.publish_avatar(img_b)
+        await as_.wait_until(lambda: as_.remote_avatar == img_b, T, "bob's avatar")
+        text = (b"# Network services, Internet style\n" * 100)[:3000]
+        res_a = await as_.send_file("a2b.txt", text, T)
+        await b.wait_file(T)
+        f_b = b.files[0]
+        res_b = await bs.send_file("b2a.bin", os.urandom(20000), T)
+        await a.wait_file(T)
+        check(await as_.send_ping(T) and await bs.send_ping(T), "pings")
+        await as_.close()
+        await bs.wait_closed(T)
+        await as_.wait_until(lambda: bs.closed, T)
+
+        for who, sess in (("alice", as_), ("bob", bs)):
+            want = [rx for s, rx in transcript_stanzas(folder) if s == who]
+            sent = bytes(sess.raw_out).decode()
+            for rx in sorted(set(want)):
+                n = len(re.findall(rx, sent))
+                check(n == want.count(rx), "%s sent %d× (recorded %d×): %s\n  in: %s"
+                      % (who, n, want.count(rx), rx, sent))
+        # SOCKS5 bytes: requests carry the profile's hash, replies are verbatim
+        req, rep = transcript_socks(folder, "05")
+        check(res_a["socks_request"][:5] == req[:5] and res_a["socks_request"][-2:] == req[-2:], "socks req")
+        initiator = "alice@0201:0001::0001" if pb == "pascal" else "alice@201:1::1"
+        check(res_a["hash"] == bp.sha1hex(res_a["sid"] + initiator + "bob@201:2::2"), "receiver hash")
+        check(f_b["socks_reply"] == rep, "socks reply %r vs %r" % (f_b["socks_reply"], rep))
+        req, rep = transcript_socks(folder, "06")
+        check(a.files[0]["socks_reply"] == rep, "socks reply b2a")
+        check(res_b["ok"] and len(res_b["socks_request"]) == 47, "b2a request")
+    finally:
+        await a.stop()
+        await b.stop()
+
+
 async def main():
     await scenario("formats", t_formats)
     await scenario("streaming parser", t_parser)
     for pa, pb in (("purple", "purple"), ("purple", "pascal"), ("pascal", "purple"), ("pascal", "pascal")):
         await scenario("pair alice=%s bob=%s" % (pa, pb), lambda: pair(pa, pb))
+    if os.path.isdir(TRANSCRIPTS):
+        for pa, pb in (("purple", "purple"), ("purple", "pascal"), ("pascal", "purple"), ("pascal", "pascal")):
+            await scenario("transcript replay %s-%s" % (pa, pb), lambda: replay(pa, pb))
     await scenario("unknown ip closed with zero bytes", t_unknown_ip)
     await scenario("pascal silent dial", t_pascal_silent_dial)
     await scenario("pascal: single-quoted header from", t_pascal_single_quoted_from)
