@@ -1,0 +1,776 @@
+/*
+ * component — the XEP-0114 link to the XMPP server.
+ *
+ * A small state machine on the shared event base:
+ *
+ *	DISCONNECTED -(retry timer)-> CONNECTING -(writable, SO_ERROR 0)->
+ *	HANDSHAKING -(<handshake/>)-> UP
+ *
+ * Every failure, wherever it is noticed (connect, stream error, EOF,
+ * timers), goes through comp_fail(), which only records the first reason and
+ * defers the teardown to an event of its own.  The teardown then logs ONE
+ * line ("...; retrying in 1.3 s"), schedules the reconnect and tells the
+ * owner.  Deferring keeps us from freeing the xs_conn from inside its own
+ * stanza callback, and makes "one failure, one log line" hold even when a
+ * stream error, the stream close and EOF arrive in the same read.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "component.h"
+#include "log.h"
+#include "xmlstream.h"
+
+#define COMP_HANDSHAKE_TIMEOUT_S	15	/* connect, and header+handshake */
+#define COMP_RESET_AFTER_UP_S		60	/* a link this old resets backoff */
+#define COMP_ID_MAX			1024	/* longest stream id we hash */
+#define NS_STREAMS	"http://etherx.jabber.org/streams"
+#define NS_XMPP_STREAMS	"urn:ietf:params:xml:ns:xmpp-streams"
+
+struct comp {
+	struct event_base *base;
+	char *jid;
+	char *secret;
+	char *host;
+	uint16_t port;
+	unsigned keepalive_s;
+	unsigned backoff_min_ms;
+	unsigned backoff_max_ms;
+	size_t max_stanza;
+	struct comp_events ev;
+	void *arg;
+
+	enum comp_state state;
+	int stopped;		/* before comp_start, after comp_shutdown */
+	int ever_up;
+	int got_header;
+	struct addrinfo *ai;	/* resolved once, rotated per attempt */
+	struct addrinfo *ai_next;
+	int fd;			/* only while CONNECTING */
+	struct event *connect_ev;
+	struct xs_conn *xs;	/* HANDSHAKING, UP, or closing after shutdown */
+	struct event *hs_timer;
+	struct event *ka_timer;
+	struct event *retry_timer;
+	struct event *fail_ev;
+	unsigned backoff_ms;	/* base of the next delay */
+	uint64_t up_since_ms;
+	uint64_t last_tx_ms;
+
+	int failing;		/* a teardown is pending: ignore input */
+	enum log_level fail_lvl;
+	char fail_why[512];
+};
+
+static void comp_connect(struct comp *);
+
+static uint64_t
+comp_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct timeval
+comp_tv(unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+	    .tv_usec = (ms % 1000) * 1000 };
+
+	return tv;
+}
+
+/* "host:port", or "[v6]:port" so the port stays readable */
+static void
+comp_hostport(const struct comp *c, char *buf, size_t len)
+{
+	if (strchr(c->host, ':') != NULL)
+		snprintf(buf, len, "[%s]:%u", c->host, c->port);
+	else
+		snprintf(buf, len, "%s:%u", c->host, c->port);
+}
+
+/*
+ * Record why the link failed and schedule the teardown.  Only the first
+ * reason counts: a stream error is usually followed by the stream close and
+ * EOF, which are consequences, not news.
+ */
+static void
+comp_fail(struct comp *c, enum log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+comp_fail(struct comp *c, enum log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->failing)
+		return;
+	c->failing = 1;
+	c->fail_lvl = lvl;
+	va_start(ap, fmt);
+	vsnprintf(c->fail_why, sizeof c->fail_why, fmt, ap);
+	va_end(ap);
+	event_active(c->fail_ev, 0, 0);
+}
+
+/* close whatever this attempt holds; no events, no logs */
+static void
+comp_teardown(struct comp *c)
+{
+	struct xs_conn *xs = c->xs;
+
+	event_del(c->connect_ev);
+	event_del(c->hs_timer);
+	event_del(c->ka_timer);
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->xs = NULL;
+	if (xs != NULL)
+		xs_conn_free(xs);
+	c->up_since_ms = 0;
+	c->got_header = 0;
+}
+
+static unsigned
+comp_next_delay(struct comp *c)
+{
+	uint32_t r;
+	unsigned base, delay;
+
+	evutil_secure_rng_get_bytes(&r, sizeof r);
+	base = c->backoff_ms;
+	/* up to +50 %: never sooner than the minimum */
+	delay = base + r % (base / 2 + 1);
+	if (delay > c->backoff_max_ms)
+		delay = c->backoff_max_ms - r % (c->backoff_max_ms / 5 + 1);
+	if (delay < c->backoff_min_ms)
+		delay = c->backoff_min_ms;
+	c->backoff_ms = base > c->backoff_max_ms / 2 ? c->backoff_max_ms :
+	    base * 2;
+	return delay;
+}
+
+static void
+comp_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct comp *c = arg;
+	struct timeval tv;
+	unsigned delay;
+	int was_up = c->state == COMP_UP;
+	uint64_t up_ms = was_up ? comp_now_ms() - c->up_since_ms : 0;
+
+	(void)fd;
+	(void)what;
+	comp_teardown(c);
+	c->state = COMP_DISCONNECTED;
+	c->failing = 0;
+	if (c->stopped)
+		return;
+	if (was_up && up_ms >= COMP_RESET_AFTER_UP_S * 1000)
+		c->backoff_ms = c->backoff_min_ms;
+	delay = comp_next_delay(c);
+	log_msg(c->fail_lvl, "component", "%s; retrying in %u.%u s",
+	    c->fail_why, delay / 1000, delay % 1000 / 100);
+	tv = comp_tv(delay);
+	evtimer_add(c->retry_timer, &tv);
+	/* last: the owner may do anything from here, even comp_free() */
+	if (c->ev.down != NULL)
+		c->ev.down(c->arg, c->fail_why);
+}
+
+static void
+comp_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	comp_connect(arg);
+}
+
+/* ---- stream ---- */
+
+static void
+comp_up(struct comp *c)
+{
+	struct timeval tv = comp_tv(c->keepalive_s * 1000);
+
+	event_del(c->hs_timer);
+	c->state = COMP_UP;
+	c->up_since_ms = c->last_tx_ms = comp_now_ms();
+	if (!c->ever_up) {
+		c->ever_up = 1;
+		c->backoff_ms = c->backoff_min_ms;
+	}
+	evtimer_add(c->ka_timer, &tv);
+	log_info("component", "link up as %s", c->jid);
+	if (c->ev.up != NULL)
+		c->ev.up(c->arg);
+}
+
+/* a printable, bounded copy of server-supplied text for a log line */
+static void
+comp_clean(const char *in, char *out, size_t len)
+{
+	size_t i;
+
+	for (i = 0; in[i] != '\0' && i + 1 < len; i++)
+		out[i] = (unsigned char)in[i] < 0x20 ? ' ' : in[i];
+	out[i] = '\0';
+}
+
+static int
+comp_is_stream_error(xmpp_stanza_t *st)
+{
+	const char *name = xmpp_stanza_get_name(st);
+	const char *ns = xmpp_stanza_get_ns(st);
+
+	if (name == NULL)
+		return 0;
+	if (strcmp(name, "stream:error") == 0)
+		return 1;
+	return strcmp(name, "error") == 0 && ns != NULL &&
+	    strcmp(ns, NS_STREAMS) == 0;
+}
+
+/* RFC 6120 §4.9: <stream:error><CONDITION/><text>..</text></stream:error> */
+static void
+comp_stream_error(struct comp *c, xmpp_stanza_t *st)
+{
+	xmpp_stanza_t *ch;
+	const char *cond = NULL, *name;
+	const char *phase = c->state == COMP_UP ?
+	    "server closed the stream" : "server rejected the handshake";
+	char *text = NULL;
+	char tbuf[200] = "";
+
+	for (ch = xmpp_stanza_get_children(st); ch != NULL;
+	    ch = xmpp_stanza_get_next(ch)) {
+		if (!xmpp_stanza_is_tag(ch) ||
+		    (name = xmpp_stanza_get_name(ch)) == NULL)
+			continue;
+		if (strcmp(name, "text") == 0) {
+			if (text == NULL)
+				text = xmpp_stanza_get_text(ch);
+		} else if (cond == NULL)
+			cond = name;
+	}
+	if (text != NULL) {
+		comp_clean(text, tbuf, sizeof tbuf);
+		xmpp_free(xs_ctx(), text);
+	}
+	if (cond == NULL)
+		cond = "undefined-condition";
+
+	if (strcmp(cond, "not-authorized") == 0)
+		comp_fail(c, LOG_LVL_ERROR, "%s: not-authorized (check "
+		    "component_secret)", phase);
+	else if (strcmp(cond, "conflict") == 0)
+		comp_fail(c, LOG_LVL_WARN, "%s: conflict (another connection "
+		    "for this component is still registered; Prosody keeps a "
+		    "dead session a while)", phase);
+	else if (strcmp(cond, "host-unknown") == 0)
+		comp_fail(c, LOG_LVL_ERROR, "%s: host-unknown (the server has "
+		    "no component %s; check component_jid and the server's "
+		    "Component definition)", phase, c->jid);
+	else
+		comp_fail(c, LOG_LVL_WARN, "%s: %s%s%s%s", phase, cond,
+		    tbuf[0] != '\0' ? " (\"" : "", tbuf,
+		    tbuf[0] != '\0' ? "\")" : "");
+}
+
+/* XEP-0114 §3: <handshake> = lower-case hex SHA1(stream id + secret) */
+static int
+comp_send_handshake(struct comp *c, const char *id)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char digest[20];
+	char buf[COMP_ID_MAX + 4096 + 1];
+	char out[sizeof "<handshake></handshake>" + 40];
+	size_t il = strlen(id), sl = strlen(c->secret), i, p;
+	int rc;
+
+	if (il + sl > sizeof buf)
+		return -1;
+	memcpy(buf, id, il);
+	memcpy(buf + il, c->secret, sl);
+	xmpp_sha1_digest((const unsigned char *)buf, il + sl, digest);
+	explicit_bzero(buf, il + sl);
+	p = (size_t)snprintf(out, sizeof out, "<handshake>");
+	for (i = 0; i < sizeof digest; i++) {
+		out[p++] = hex[digest[i] >> 4];
+		out[p++] = hex[digest[i] & 0xf];
+	}
+	memcpy(out + p, "</handshake>", sizeof "</handshake>");
+	p += sizeof "</handshake>" - 1;
+	rc = xs_conn_send_raw(c->xs, out, p);
+	explicit_bzero(out, sizeof out);
+	return rc;
+}
+
+static void
+comp_on_header(void *arg, xmpp_stanza_t *header)
+{
+	struct comp *c = arg;
+	const char *id;
+
+	if (c->failing || c->state != COMP_HANDSHAKING || c->got_header)
+		return;
+	c->got_header = 1;
+	id = xmpp_stanza_get_attribute(header, "id");
+	if (id == NULL || *id == '\0') {
+		comp_fail(c, LOG_LVL_WARN, "server sent a stream header "
+		    "without an id (is %s:%u a component port?)", c->host,
+		    c->port);
+		return;
+	}
+	if (strlen(id) > COMP_ID_MAX) {
+		comp_fail(c, LOG_LVL_WARN, "server sent a stream id longer "
+		    "than %d bytes", COMP_ID_MAX);
+		return;
+	}
+	if (strlen(c->secret) > 4096 || comp_send_handshake(c, id) == -1)
+		comp_fail(c, LOG_LVL_ERROR, "cannot send the handshake (out "
+		    "of memory or secret longer than 4096 bytes)");
+}
+
+static void
+comp_on_stanza(void *arg, xmpp_stanza_t *st)
+{
+	struct comp *c = arg;
+	const char *name = xmpp_stanza_get_name(st);
+
+	if (c->failing)
+		return;
+	if (comp_is_stream_error(st)) {
+		comp_stream_error(c, st);
+		return;
+	}
+	if (c->state == COMP_HANDSHAKING) {
+		if (name != NULL && strcmp(name, "handshake") == 0)
+			comp_up(c);
+		else
+			comp_fail(c, LOG_LVL_WARN, "server sent <%s> instead "
+			    "of <handshake/>", name != NULL ? name : "?");
+		return;
+	}
+	if (c->state == COMP_UP && c->ev.stanza != NULL)
+		c->ev.stanza(c->arg, st);
+}
+
+static void
+comp_on_close(void *arg, enum xs_close why, const char *detail)
+{
+	struct comp *c = arg;
+	struct xs_conn *xs = c->xs;
+	const char *during = c->state == COMP_UP ? "" : " during the handshake";
+	char hp[300], det[200] = "";
+
+	/* xs_conn allows (expects) this from inside on_close */
+	c->xs = NULL;
+	if (xs != NULL)
+		xs_conn_free(xs);
+	if (c->stopped) {
+		c->state = COMP_DISCONNECTED;
+		return;
+	}
+	if (detail != NULL)
+		comp_clean(detail, det, sizeof det);
+	comp_hostport(c, hp, sizeof hp);
+	switch (why) {
+	case XS_END_STREAM:
+		comp_fail(c, LOG_LVL_WARN, "server closed the stream%s",
+		    during);
+		break;
+	case XS_END_EOF:
+		comp_fail(c, LOG_LVL_WARN, "server closed the connection%s "
+		    "(EOF)", during);
+		break;
+	case XS_ERR_IO:
+		comp_fail(c, LOG_LVL_WARN, "connection to %s lost%s: %s", hp,
+		    during, det[0] != '\0' ? det : "I/O error");
+		break;
+	default:
+		comp_fail(c, LOG_LVL_WARN, "server sent a broken stream%s: %s%s"
+		    "%s%s", during, xs_close_str(why), det[0] != '\0' ? " (" : "",
+		    det, det[0] != '\0' ? ")" : "");
+		break;
+	}
+}
+
+static void
+comp_hs_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct comp *c = arg;
+
+	(void)fd;
+	(void)what;
+	comp_fail(c, LOG_LVL_WARN, "handshake timed out after %d s (%s)",
+	    COMP_HANDSHAKE_TIMEOUT_S, c->got_header ?
+	    "no <handshake/> after our hash" : "no stream header");
+}
+
+/* whitespace keepalive (RFC 6120 §4.6.1) when nothing else went out */
+static void
+comp_ka_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct comp *c = arg;
+	uint64_t now = comp_now_ms();
+
+	(void)fd;
+	(void)what;
+	if (c->state != COMP_UP || c->failing || c->xs == NULL)
+		return;
+	if (now - c->last_tx_ms + 100 < (uint64_t)c->keepalive_s * 1000)
+		return;
+	c->last_tx_ms = now;
+	if (xs_conn_send_raw(c->xs, " ", 1) == -1)
+		comp_fail(c, LOG_LVL_WARN, "cannot queue a keepalive (out of "
+		    "memory)");
+}
+
+/* ---- connecting ---- */
+
+static const struct xs_callbacks comp_xs_cb = {
+	.on_header = comp_on_header,
+	.on_stanza = comp_on_stanza,
+	.on_close = comp_on_close,
+};
+
+static void
+comp_connected(struct comp *c)
+{
+	struct xs_limits lim = { .max_stanza = c->max_stanza };
+	struct timeval tv = comp_tv(COMP_HANDSHAKE_TIMEOUT_S * 1000);
+	struct evbuffer *hdr = NULL;
+	static const char open1[] = "<?xml version='1.0'?><stream:stream "
+	    "xmlns='jabber:component:accept' "
+	    "xmlns:stream='" NS_STREAMS "' to='";
+	int fd = c->fd;
+
+	event_del(c->connect_ev);
+	c->fd = -1;
+	if ((c->xs = xs_conn_new(c->base, fd, &lim, &comp_xs_cb, c)) == NULL) {
+		close(fd);
+		comp_fail(c, LOG_LVL_ERROR, "cannot set up the stream (out of "
+		    "memory)");
+		return;
+	}
+	c->state = COMP_HANDSHAKING;
+	evtimer_add(c->hs_timer, &tv);
+	log_debug("component", "connected, opening the stream to %s", c->jid);
+
+	if ((hdr = evbuffer_new()) == NULL ||
+	    evbuffer_add(hdr, open1, sizeof open1 - 1) == -1 ||
+	    xs_escape(hdr, c->jid, strlen(c->jid), '\'') == -1 ||
+	    evbuffer_add(hdr, "'>", 2) == -1 ||
+	    xs_conn_send_raw(c->xs, (const char *)evbuffer_pullup(hdr, -1),
+	    evbuffer_get_length(hdr)) == -1)
+		comp_fail(c, LOG_LVL_ERROR, "cannot send the stream header "
+		    "(out of memory)");
+	if (hdr != NULL)
+		evbuffer_free(hdr);
+}
+
+static void
+comp_connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct comp *c = arg;
+	char hp[300];
+	int err = 0;
+	socklen_t len = sizeof err;
+
+	comp_hostport(c, hp, sizeof hp);
+	if (what & EV_TIMEOUT) {
+		comp_fail(c, LOG_LVL_WARN, "cannot connect to %s: timed out "
+		    "after %d s", hp, COMP_HANDSHAKE_TIMEOUT_S);
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		comp_fail(c, LOG_LVL_WARN, "cannot connect to %s: %s", hp,
+		    strerror(err));
+		return;
+	}
+	comp_connected(c);
+}
+
+static int
+comp_resolve(struct comp *c)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG };
+	char port[8];
+	int rc;
+
+	if (c->ai != NULL)
+		return 0;
+	snprintf(port, sizeof port, "%u", c->port);
+	/* normally numeric: no DNS, no blocking */
+	hints.ai_flags |= AI_NUMERICHOST;
+	if (getaddrinfo(c->host, port, &hints, &c->ai) == 0)
+		return 0;
+	hints.ai_flags &= ~AI_NUMERICHOST;
+	if ((rc = getaddrinfo(c->host, port, &hints, &c->ai)) != 0) {
+		c->ai = NULL;
+		comp_fail(c, LOG_LVL_WARN, "cannot resolve %s: %s", c->host,
+		    gai_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+comp_connect(struct comp *c)
+{
+	struct addrinfo *a;
+	struct timeval tv = comp_tv(COMP_HANDSHAKE_TIMEOUT_S * 1000);
+	char hp[300];
+	unsigned uto;
+
+	if (c->stopped || c->state != COMP_DISCONNECTED || c->failing)
+		return;
+	c->state = COMP_CONNECTING;
+	if (comp_resolve(c) == -1)
+		return;
+	a = c->ai_next != NULL ? c->ai_next : c->ai;
+	c->ai_next = a->ai_next;
+	comp_hostport(c, hp, sizeof hp);
+	log_debug("component", "connecting to %s", hp);
+
+	c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (c->fd == -1) {
+		comp_fail(c, LOG_LVL_ERROR, "cannot connect to %s: socket: %s",
+		    hp, strerror(errno));
+		return;
+	}
+	/* unacknowledged data this long means a dead link (keepalives make
+	 * sure there is data); the loopback never gets here */
+	uto = 3 * c->keepalive_s * 1000;
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto,
+	    sizeof uto);
+	if (connect(c->fd, a->ai_addr, a->ai_addrlen) == 0) {
+		comp_connected(c);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		comp_fail(c, LOG_LVL_WARN, "cannot connect to %s: %s", hp,
+		    strerror(errno));
+		return;
+	}
+	event_del(c->connect_ev);
+	event_assign(c->connect_ev, c->base, c->fd, EV_WRITE, comp_connect_cb,
+	    c);
+	event_add(c->connect_ev, &tv);
+}
+
+/* ---- public ---- */
+
+struct comp *
+comp_new(struct event_base *base, const struct comp_config *cfg,
+    const struct comp_events *ev, void *arg)
+{
+	struct comp *c;
+
+	if (cfg->jid == NULL || cfg->secret == NULL || cfg->host == NULL ||
+	    cfg->port == 0)
+		return NULL;
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return NULL;
+	c->base = base;
+	c->fd = -1;
+	c->stopped = 1;
+	c->port = cfg->port;
+	c->keepalive_s = cfg->keepalive_s != 0 ? cfg->keepalive_s : 60;
+	c->backoff_min_ms = cfg->backoff_min_ms != 0 ? cfg->backoff_min_ms :
+	    1000;
+	c->backoff_max_ms = cfg->backoff_max_ms != 0 ? cfg->backoff_max_ms :
+	    60000;
+	if (c->backoff_max_ms < c->backoff_min_ms)
+		c->backoff_max_ms = c->backoff_min_ms;
+	c->backoff_ms = c->backoff_min_ms;
+	c->max_stanza = cfg->max_stanza != 0 ? cfg->max_stanza : 512 * 1024;
+	if (ev != NULL)
+		c->ev = *ev;
+	c->arg = arg;
+	if ((c->jid = strdup(cfg->jid)) == NULL ||
+	    (c->secret = strdup(cfg->secret)) == NULL ||
+	    (c->host = strdup(cfg->host)) == NULL)
+		goto fail;
+	/* assigned for real in comp_connect(); allocated here once */
+	if ((c->connect_ev = event_new(base, -1, 0, comp_connect_cb, c)) ==
+	    NULL ||
+	    (c->hs_timer = evtimer_new(base, comp_hs_timeout_cb, c)) == NULL ||
+	    (c->ka_timer = event_new(base, -1, EV_PERSIST, comp_ka_cb, c)) ==
+	    NULL ||
+	    (c->retry_timer = evtimer_new(base, comp_retry_cb, c)) == NULL ||
+	    (c->fail_ev = event_new(base, -1, 0, comp_fail_cb, c)) == NULL)
+		goto fail;
+	return c;
+fail:
+	comp_free(c);
+	return NULL;
+}
+
+int
+comp_start(struct comp *c)
+{
+	if (!c->stopped)
+		return 0;
+	c->stopped = 0;
+	comp_connect(c);
+	return 0;
+}
+
+int
+comp_send(struct comp *c, xmpp_stanza_t *st)
+{
+	const char *name, *to;
+	char *s;
+	size_t len;
+	int rc;
+
+	if (c->state != COMP_UP || c->failing || c->xs == NULL)
+		return -1;
+	if ((s = xs_serialize_str(st, 0, &len)) == NULL) {
+		log_error("component", "cannot serialize a stanza (out of "
+		    "memory)");
+		return -1;
+	}
+	if (len > c->max_stanza) {
+		name = xmpp_stanza_get_name(st);
+		to = xmpp_stanza_get_to(st);
+		log_warn("component", "refusing to send a %zu-byte <%s> to %s: "
+		    "larger than the server's stanza limit (%zu bytes)", len,
+		    name != NULL ? name : "?", to != NULL ? to : "?",
+		    c->max_stanza);
+		free(s);
+		return -2;
+	}
+	rc = xs_conn_send_raw(c->xs, s, len);
+	free(s);
+	if (rc == -1)
+		return -1;
+	c->last_tx_ms = comp_now_ms();
+	return 0;
+}
+
+enum comp_state
+comp_state(const struct comp *c)
+{
+	return c->failing ? COMP_DISCONNECTED : c->state;
+}
+
+const char *
+comp_state_str(enum comp_state s)
+{
+	switch (s) {
+	case COMP_DISCONNECTED:
+		return "disconnected";
+	case COMP_CONNECTING:
+		return "connecting";
+	case COMP_HANDSHAKING:
+		return "handshaking";
+	case COMP_UP:
+		return "up";
+	}
+	return "?";
+}
+
+long
+comp_uptime(const struct comp *c)
+{
+	if (c->state != COMP_UP || c->failing)
+		return 0;
+	return (long)((comp_now_ms() - c->up_since_ms) / 1000);
+}
+
+int
+comp_set_secret(struct comp *c, const char *secret)
+{
+	char *s;
+
+	if (secret == NULL || (s = strdup(secret)) == NULL)
+		return -1;
+	explicit_bzero(c->secret, strlen(c->secret));
+	free(c->secret);
+	c->secret = s;
+	return 0;
+}
+
+void
+comp_shutdown(struct comp *c)
+{
+	static const char close_tag[] = "</stream:stream>";
+	struct xs_conn *xs = c->xs;
+	int was_up = c->state == COMP_UP;
+
+	if (c->stopped)
+		return;
+	c->stopped = 1;
+	event_del(c->retry_timer);
+	event_del(c->connect_ev);
+	event_del(c->hs_timer);
+	event_del(c->ka_timer);
+	if (c->fd != -1) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	c->state = COMP_DISCONNECTED;
+	if (was_up)
+		log_info("component", "closing the link to the server");
+	if (xs != NULL && !c->failing) {
+		/* on_close (now or after the linger) frees it */
+		(void)xs_conn_send_raw(xs, close_tag, sizeof close_tag - 1);
+		xs_conn_close(xs, 1000);
+	}
+}
+
+void
+comp_free(struct comp *c)
+{
+	if (c == NULL)
+		return;
+	c->stopped = 1;
+	if (c->connect_ev != NULL)
+		event_free(c->connect_ev);
+	if (c->hs_timer != NULL)
+		event_free(c->hs_timer);
+	if (c->ka_timer != NULL)
+		event_free(c->ka_timer);
+	if (c->retry_timer != NULL)
+		event_free(c->retry_timer);
+	if (c->fail_ev != NULL)
+		event_free(c->fail_ev);
+	if (c->xs != NULL)
+		xs_conn_free(c->xs);
+	if (c->fd != -1)
+		close(c->fd);
+	if (c->ai != NULL)
+		freeaddrinfo(c->ai);
+	if (c->secret != NULL)
+		explicit_bzero(c->secret, strlen(c->secret));
+	free(c->secret);
+	free(c->jid);
+	free(c->host);
+	free(c);
+}

@@ -1,0 +1,83 @@
+/*
+ * gw — the daemon context and the few functions main.c, route.c, service.c
+ * (and the modules that come after them) share: sending through the
+ * component link and building replies.
+ *
+ * One `struct gw` per process, created by main.c; modules get it as their
+ * first argument and read the configuration from gw->cfg.
+ */
+#ifndef GW_GW_H
+#define GW_GW_H
+
+#include <time.h>
+#include <strophe.h>
+
+#include "config.h"
+
+struct event;
+struct event_base;
+struct comp;
+struct store;
+struct bl;
+struct bridge;
+
+#define NS_STANZAS	"urn:ietf:params:xml:ns:xmpp-stanzas"
+
+struct gw {
+	struct gw_config cfg;		/* current; SIGHUP swaps safe keys */
+	struct event_base *base;
+	struct comp *comp;		/* the XEP-0114 link */
+	time_t started_at;
+	int link_ever_up;
+	int stopping;
+
+	/* ---- store and Barev side (gateway/store.c, bridge.c) ---- */
+	struct store *store;
+	struct bl *bl;			/* owned by bridge.c */
+	struct bridge *bridge;		/* bridge.c's state */
+
+	/* ---- main.c's own events ---- */
+	struct event *ev_term;
+	struct event *ev_int;
+	struct event *ev_hup;
+	struct event *ev_watchdog;
+
+	/*
+	 * Test seam: when set, gw_send() hands stanzas here instead of to the
+	 * component, so routing and replies are testable without sockets.
+	 */
+	int (*send_fn)(struct gw *, xmpp_stanza_t *);
+};
+
+/* route.c: the component's stanza callback (every stanza from the server) */
+void gw_route_stanza(struct gw *gw, xmpp_stanza_t *st);
+
+/* route.c: send through the link; comp_send()'s result (-1 link down,
+ * -2 too large), logged at debug when it fails */
+int gw_send(struct gw *gw, xmpp_stanza_t *st);
+
+/* `jid` is the component itself (no localpart; any resource) */
+int gw_is_component_jid(const struct gw *gw, const char *jid);
+
+/*
+ * Replies.  Each swaps to/from and keeps the id; `st` is not modified.
+ * gw_error_reply(): <error type=TYPE><COND xmlns=NS_STANZAS/>[<text>]</error>
+ * (type: cancel|modify|auth|wait).  NULL on allocation failure.
+ */
+xmpp_stanza_t *gw_iq_result(xmpp_stanza_t *iq);
+xmpp_stanza_t *gw_error_reply(xmpp_stanza_t *st, const char *type,
+    const char *cond, const char *text);
+/* build and send an error reply, unless `st` is itself an error (never
+ * answer an error with an error) or has no `from` */
+void gw_reply_error(struct gw *gw, xmpp_stanza_t *st, const char *type,
+    const char *cond, const char *text);
+
+/* a new child element <name xmlns=ns/> (ns may be NULL) appended to
+ * parent; returns it (borrowed), NULL on allocation failure */
+xmpp_stanza_t *gw_add_child(xmpp_stanza_t *parent, const char *name,
+    const char *ns);
+/* <name>text</name> appended to parent; 0 or -1 */
+int gw_add_text_child(xmpp_stanza_t *parent, const char *name,
+    const char *text);
+
+#endif

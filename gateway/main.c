@@ -1,0 +1,344 @@
+/*
+ * main — barev-gateway's entry point: command line, configuration, the
+ * event loop, signals and systemd notification.
+ *
+ *	barev-gateway --config FILE		run in the foreground
+ *	barev-gateway --config FILE --test-config
+ *
+ * Signals arrive as libevent events, so handlers run on the loop like
+ * everything else: TERM/INT stop gracefully (the link is closed with
+ * </stream:stream>, the loop ends once nothing is left to flush, bounded),
+ * HUP re-reads the file and applies what is safe without dropping the link.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "component.h"
+#include "config.h"
+#include "gw.h"
+#include "log.h"
+#include "service.h"
+#include "xmlstream.h"
+
+#define GW_STOP_BOUND_MS	2000	/* longest a graceful stop may take */
+
+/* ---- systemd (no-ops without it) ---- */
+
+static void gw_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+gw_notify(const char *fmt, ...)
+{
+#ifdef HAVE_SYSTEMD
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	(void)sd_notify(0, buf);
+#else
+	(void)fmt;
+#endif
+}
+
+static void
+gw_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	gw_notify("WATCHDOG=1");
+}
+
+static int
+gw_watchdog_start(struct gw *gw)
+{
+#ifdef HAVE_SYSTEMD
+	uint64_t usec = 0;
+	struct timeval tv;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+		return 0;
+	/* half the interval, as sd_watchdog_enabled(3) advises */
+	usec /= 2;
+	tv.tv_sec = (time_t)(usec / 1000000);
+	tv.tv_usec = (suseconds_t)(usec % 1000000);
+	gw->ev_watchdog = event_new(gw->base, -1, EV_PERSIST, gw_watchdog_cb,
+	    gw);
+	if (gw->ev_watchdog == NULL || event_add(gw->ev_watchdog, &tv) == -1)
+		return -1;
+	log_debug("gateway", "systemd watchdog every %llu ms",
+	    (unsigned long long)(usec / 1000));
+#else
+	(void)gw;
+#endif
+	return 0;
+}
+
+/* ---- component link events ---- */
+
+static void
+gw_link_up(void *arg)
+{
+	struct gw *gw = arg;
+
+	if (!gw->link_ever_up)
+		gw_notify("READY=1\nSTATUS=component link up as %s",
+		    gw->cfg.component_jid);
+	else
+		gw_notify("STATUS=component link up as %s",
+		    gw->cfg.component_jid);
+	gw->link_ever_up = 1;
+	/* TODO(bridge): bridge_component_up(gw) — flush the inbox */
+}
+
+static void
+gw_link_down(void *arg, const char *why)
+{
+	struct gw *gw = arg;
+
+	/* component.c has logged it already */
+	gw_notify("STATUS=component link down: %s", why);
+	/* TODO(bridge): bridge_component_down(gw) */
+	(void)gw;
+}
+
+static void
+gw_link_stanza(void *arg, xmpp_stanza_t *st)
+{
+	gw_route_stanza(arg, st);
+}
+
+/* ---- signals ---- */
+
+static void
+gw_stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw *gw = arg;
+	struct timeval tv = { GW_STOP_BOUND_MS / 1000,
+	    (GW_STOP_BOUND_MS % 1000) * 1000 };
+
+	(void)what;
+	if (gw->stopping)
+		return;
+	gw->stopping = 1;
+	log_info("gateway", "%s: shutting down", strsignal((int)sig));
+	gw_notify("STOPPING=1");
+	/* TODO(bridge): bridge_shutdown(gw) before the link closes, so
+	 * peers see us go unavailable and nothing accepted is lost */
+	comp_shutdown(gw->comp);
+	/*
+	 * Drop our own events: the loop then ends by itself as soon as the
+	 * last stream is flushed and closed.  A second TERM/INT now kills
+	 * with the default action, which is what an impatient operator wants.
+	 */
+	event_del(gw->ev_term);
+	event_del(gw->ev_int);
+	event_del(gw->ev_hup);
+	if (gw->ev_watchdog != NULL)
+		event_del(gw->ev_watchdog);
+	event_base_loopexit(gw->base, &tv);
+}
+
+static void
+gw_reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw *gw = arg;
+	struct gw_config next;
+	char err[1024];
+	unsigned changed;
+
+	(void)sig;
+	(void)what;
+	gw_notify("RELOADING=1");
+	log_info("config", "SIGHUP: reloading %s", gw->cfg.path);
+	if (gw_config_load(&next, gw->cfg.path, err, sizeof err) == -1) {
+		log_error("config", "%s; keeping the running configuration",
+		    err);
+		gw_notify("READY=1");
+		return;
+	}
+	changed = gw_config_reload(&gw->cfg, &next);
+	if (changed & GW_CONFIG_CHANGED_LOG_LEVEL)
+		log_set_level(gw->cfg.log_level);
+	if ((changed & GW_CONFIG_CHANGED_SECRET) &&
+	    comp_set_secret(gw->comp, gw->cfg.component_secret) == -1)
+		log_error("config", "cannot apply the new component_secret "
+		    "(out of memory)");
+	if (changed == 0)
+		log_info("config", "reloaded; nothing changed");
+	gw_notify("READY=1");
+}
+
+/* ---- run ---- */
+
+static int
+gw_run(struct gw *gw)
+{
+	struct comp_config cc = {
+		.jid = gw->cfg.component_jid,
+		.secret = gw->cfg.component_secret,
+		.host = gw->cfg.server_host,
+		.port = gw->cfg.server_port,
+	};
+	static const struct comp_events ce = {
+		.up = gw_link_up,
+		.down = gw_link_down,
+		.stanza = gw_link_stanza,
+	};
+	int rc = 1;
+
+	gw->started_at = time(NULL);
+	if (xs_init() == -1) {
+		log_error("gateway", "cannot initialise the XML stream engine");
+		return 1;
+	}
+	if ((gw->base = event_base_new()) == NULL) {
+		log_error("gateway", "cannot create the event loop");
+		goto out;
+	}
+	/* TODO(store): gw->store = store_open(gw->cfg.database, ...) here;
+	 * refuse to start when it fails */
+	/* TODO(bridge): bridge_start(gw) here (creates gw->bl) */
+	if ((gw->comp = comp_new(gw->base, &cc, &ce, gw)) == NULL) {
+		log_error("gateway", "cannot create the component link");
+		goto out;
+	}
+	if ((gw->ev_term = evsignal_new(gw->base, SIGTERM, gw_stop_cb, gw)) ==
+	    NULL ||
+	    (gw->ev_int = evsignal_new(gw->base, SIGINT, gw_stop_cb, gw)) ==
+	    NULL ||
+	    (gw->ev_hup = evsignal_new(gw->base, SIGHUP, gw_reload_cb, gw)) ==
+	    NULL ||
+	    event_add(gw->ev_term, NULL) == -1 ||
+	    event_add(gw->ev_int, NULL) == -1 ||
+	    event_add(gw->ev_hup, NULL) == -1) {
+		log_error("gateway", "cannot install signal handlers");
+		goto out;
+	}
+	if (gw_watchdog_start(gw) == -1) {
+		log_error("gateway", "cannot start the systemd watchdog timer");
+		goto out;
+	}
+
+	log_info("gateway", "barev-gateway %s starting: component %s via "
+	    "%s:%u", BAREV_VERSION, gw->cfg.component_jid,
+	    gw->cfg.server_host, gw->cfg.server_port);
+	gw_notify("STATUS=connecting to %s:%u", gw->cfg.server_host,
+	    gw->cfg.server_port);
+	comp_start(gw->comp);
+	if (event_base_dispatch(gw->base) == -1) {
+		log_error("gateway", "event loop failed");
+		goto out;
+	}
+	log_info("gateway", "stopped");
+	rc = 0;
+out:
+	/* TODO(bridge): bridge_free(gw); TODO(store): store_close(gw->store) */
+	comp_free(gw->comp);
+	if (gw->ev_term != NULL)
+		event_free(gw->ev_term);
+	if (gw->ev_int != NULL)
+		event_free(gw->ev_int);
+	if (gw->ev_hup != NULL)
+		event_free(gw->ev_hup);
+	if (gw->ev_watchdog != NULL)
+		event_free(gw->ev_watchdog);
+	if (gw->base != NULL)
+		event_base_free(gw->base);
+	gw_service_reset();
+	xs_shutdown();
+	return rc;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: barev-gateway --config FILE [--test-config]\n"
+	    "       barev-gateway --version | --help\n"
+	    "\n"
+	    "  -c, --config FILE   configuration file (key = value lines);\n"
+	    "                      BAREV_GATEWAY_<KEY> variables override it\n"
+	    "  -t, --test-config   check the configuration, print \"config "
+	    "OK\" and exit\n"
+	    "  -V, --version       print the version and exit\n"
+	    "  -h, --help          print this help and exit\n"
+	    "\n"
+	    "Runs in the foreground and logs to stderr.  SIGHUP reloads the\n"
+	    "configuration, SIGTERM stops gracefully.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test-config", no_argument, NULL, 't' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct gw gw;
+	const char *path = NULL;
+	char err[1024];
+	int ch, test = 0, rc;
+
+	while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 'V':
+			printf("barev-gateway %s\n", BAREV_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc || path == NULL) {
+		usage(stderr);
+		return 1;
+	}
+
+	/* a peer that vanishes mid-write must be an EPIPE, not our death */
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&gw, 0, sizeof gw);
+	if (gw_config_load(&gw.cfg, path, err, sizeof err) == -1) {
+		if (test)
+			fprintf(stderr, "config: %s\n", err);
+		else
+			log_error("config", "%s", err);
+		return 1;
+	}
+	if (test) {
+		printf("config OK\n");
+		gw_config_free(&gw.cfg);
+		return 0;
+	}
+	log_set_level(gw.cfg.log_level);
+	rc = gw_run(&gw);
+	gw_config_free(&gw.cfg);
+	return rc;
+}
