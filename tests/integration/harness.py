@@ -584,7 +584,9 @@ class Client(slixmpp.ClientXMPP):
         return time.monotonic() - t0
 
     async def iq_query(self, to, itype, payload_xml, timeout=10):
-        return await self.iq_raw("<iq type='%s' to='%s'>%s</iq>" % (itype, to, payload_xml),
+        """iq_raw() of one payload; `to=None` addresses our own account."""
+        to_attr = " to='%s'" % to if to else ""
+        return await self.iq_raw("<iq type='%s'%s>%s</iq>" % (itype, to_attr, payload_xml),
                                  timeout)
 
     async def iq_raw(self, xml, timeout=10):
@@ -654,7 +656,9 @@ class Client(slixmpp.ClientXMPP):
 
     async def roster_items(self, timeout=10):
         """{bare jid: {"name", "subscription", "ask", "groups"}} fresh from the server."""
-        r = await self.get_roster(timeout=timeout)
+        # Without roster versioning: a versioned get may come back empty.
+        r = await self.iq_query(None, "get", "<query xmlns='jabber:iq:roster'/>", timeout)
+        expect(r["type"] == "result", "roster get", "result", str(r))
         out = {}
         for j, item in r["roster"]["items"].items():
             out[str(j)] = {"name": item["name"], "subscription": item["subscription"],
