@@ -14,7 +14,7 @@
 
 #define STORE_NICK_MAX 64	/* bytes; Barev nicks are short handles */
 #define STORE_JID_MAX 1024
-#define STORE_ADDR_MAX 64	/* RFC 5952 text */
+#define STORE_ADDR_MAX 46	/* RFC 5952 text (INET6_ADDRSTRLEN) */
 #define STORE_NAME_MAX 256
 
 enum store_rc {

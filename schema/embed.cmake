@@ -1,6 +1,6 @@
 # Turns schema/NNN_name.sql files into a C array, in order:
 #   const struct schema_migration schema_migrations[]; const int schema_count;
-file(WRITE ${OUT} "/* generated from schema/*.sql by schema/embed.cmake */\n")
+file(WRITE ${OUT} "/* generated from the schema migrations by schema/embed.cmake */\n")
 file(APPEND ${OUT} "struct schema_migration { int version; const char *name; const char *sql; };\n")
 file(APPEND ${OUT} "const struct schema_migration schema_migrations[] = {\n")
 set(n 0)

@@ -1,0 +1,1056 @@
+/*
+ * bridge — users, contacts, presence and roster between XMPP and Barev.
+ *
+ * The roster is the allowlist (DESIGN.md "Flows"): a contact exists for an
+ * identity exactly when it is in the store, and it is in the user's roster
+ * as `escaped-nick@addr@component` with the nick as its name.  A user's
+ * resources are aggregated (priority, then most available) into the one
+ * presence the identity shows on its pipes; while no resource is online the
+ * identity only accepts (messages still reach the server's offline storage).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+
+#include "barevlink.h"
+#include "bridge.h"
+#include "bridge_int.h"
+#include "component.h"
+#include "gw.h"
+#include "log.h"
+#include "provision.h"
+#include "xmlstream.h"
+
+#define NS_PRIV1 "urn:xmpp:privilege:1"
+#define NS_PRIV2 "urn:xmpp:privilege:2"
+#define NS_ROSTER "jabber:iq:roster"
+#define NS_NICK "http://jabber.org/protocol/nick"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_GATEWAY "jabber:iq:gateway"
+#define RESOURCE "barev"
+
+static void bl_ev_pipe_up(void *, int64_t, int64_t);
+static void bl_ev_pipe_down(void *, int64_t, int64_t, const char *);
+static void bl_ev_stanza(void *, int64_t, int64_t, xmpp_stanza_t *);
+static void bl_ev_sent(void *, int64_t, int64_t, uint64_t);
+static void bl_ev_ping_done(void *, int64_t, int64_t, uint64_t, int);
+static void bl_ev_listener(void *, const char *, uint16_t, int, const char *);
+
+static const struct bl_events bridge_bl_events = {
+	.pipe_up = bl_ev_pipe_up,
+	.pipe_down = bl_ev_pipe_down,
+	.stanza = bl_ev_stanza,
+	.sent = bl_ev_sent,
+	.ping_done = bl_ev_ping_done,
+	.listener = bl_ev_listener,
+};
+
+/* ---- small helpers shared with relay.c ---- */
+
+char *
+br_bare(const char *jid)
+{
+	const char *slash = jid ? strchr(jid, '/') : NULL;
+	size_t n = jid ? (slash ? (size_t)(slash - jid) : strlen(jid)) : 0;
+	char *out;
+
+	if (jid == NULL || (out = malloc(n + 1)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)jid[i]);
+	out[n] = '\0';
+	return out;
+}
+
+char *
+br_resource_of(const char *jid)
+{
+	const char *slash = jid ? strchr(jid, '/') : NULL;
+
+	return slash ? strdup(slash + 1) : NULL;
+}
+
+xmpp_stanza_t *
+br_stanza(const char *name, const char *type, const char *from, const char *to)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new(xs_ctx());
+
+	if (st == NULL)
+		return NULL;
+	xmpp_stanza_set_name(st, name);
+	if (type)
+		xmpp_stanza_set_type(st, type);
+	if (from)
+		xmpp_stanza_set_from(st, from);
+	if (to)
+		xmpp_stanza_set_to(st, to);
+	return st;
+}
+
+void
+br_add_text_child(xmpp_stanza_t *parent, const char *name, const char *ns,
+    const char *text)
+{
+	xmpp_stanza_t *el;
+
+	if (text == NULL) {
+		gw_add_child(parent, name, ns);
+		return;
+	}
+	if (gw_add_text_child(parent, name, text) == 0 && ns != NULL &&
+	    (el = xmpp_stanza_get_child_by_name(parent, name)) != NULL)
+		xmpp_stanza_set_ns(el, ns);
+}
+
+int
+br_send(struct gw *gw, xmpp_stanza_t *st)
+{
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = gw_send(gw, st);
+	xmpp_stanza_release(st);
+	return rc;
+}
+
+/* gw_reply_error(), plus the body of a failed message echoed back so the
+ * client can say which message it was */
+void
+br_error_reply(struct gw *gw, xmpp_stanza_t *st, const char *type,
+    const char *cond, const char *text)
+{
+	const char *t = xmpp_stanza_get_type(st);
+	xmpp_stanza_t *reply, *body;
+
+	if ((t && strcmp(t, "error") == 0) || xmpp_stanza_get_from(st) == NULL)
+		return;		/* never answer an error with an error */
+	if ((reply = gw_error_reply(st, type, cond, text)) == NULL)
+		return;
+	if (strcmp(xmpp_stanza_get_name(st), "message") == 0 &&
+	    (body = xmpp_stanza_get_child_by_name(st, "body")) != NULL)
+		xmpp_stanza_add_child(reply, body);
+	br_send(gw, reply);
+}
+
+/* ---- lookups ---- */
+
+struct br_user *
+br_user_by_ident(struct bridge *br, int64_t ident)
+{
+	struct br_user *u;
+
+	LIST_FOREACH(u, &br->users, entry)
+		if (u->ident == ident)
+			return u;
+	return NULL;
+}
+
+struct br_user *
+br_user_by_jid(struct bridge *br, const char *bare)
+{
+	struct br_user *u;
+
+	LIST_FOREACH(u, &br->users, entry)
+		if (strcmp(u->jid, bare) == 0)
+			return u;
+	return NULL;
+}
+
+struct br_contact *
+br_contact_by_id(struct bridge *br, int64_t id)
+{
+	struct br_contact *c;
+
+	LIST_FOREACH(c, &br->contacts, entry)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+struct br_contact *
+br_contact_for(struct bridge *br, struct br_user *u, const char *to)
+{
+	struct gw_baddr a;
+	struct br_contact *c;
+	char *bare = br_bare(to), *at;
+
+	if (bare == NULL || (at = strrchr(bare, '@')) == NULL) {
+		free(bare);
+		return NULL;
+	}
+	*at = '\0';
+	if (gw_baddr_from_localpart(bare, &a) == -1) {
+		free(bare);
+		return NULL;
+	}
+	free(bare);
+	LIST_FOREACH(c, &br->contacts, entry)
+		if (c->user == u && strcasecmp(c->nick, a.nick) == 0 &&
+		    strcmp(c->address, a.addr) == 0)
+			return c;
+	return NULL;
+}
+
+/* ---- roster (XEP-0356 when granted, else subscription presences) ---- */
+
+static int
+privileged_for(struct bridge *br, const char *user_jid)
+{
+	const char *at = strrchr(user_jid, '@');
+
+	return br->privileged_host && at && strcasecmp(at + 1, br->privileged_host) == 0;
+}
+
+static void
+roster_push(struct bridge *br, struct br_contact *c, int remove)
+{
+	struct gw *gw = br->gw;
+	xmpp_stanza_t *st, *q, *item;
+	char id[32];
+
+	if (privileged_for(br, c->user->jid)) {
+		st = br_stanza("iq", "set", gw->cfg.component_jid, c->user->jid);
+		snprintf(id, sizeof(id), "roster-%llu", (unsigned long long)++br->next_cookie);
+		xmpp_stanza_set_id(st, id);
+		q = br_stanza("query", NULL, NULL, NULL);
+		xmpp_stanza_set_ns(q, NS_ROSTER);
+		item = br_stanza("item", NULL, NULL, NULL);
+		xmpp_stanza_set_attribute(item, "jid", c->jid);
+		if (remove) {
+			xmpp_stanza_set_attribute(item, "subscription", "remove");
+		} else {
+			xmpp_stanza_set_attribute(item, "name", c->name[0] ? c->name : c->nick);
+			xmpp_stanza_set_attribute(item, "subscription", "both");
+			br_add_text_child(item, "group", NULL, "Barev");
+		}
+		xmpp_stanza_add_child_ex(q, item, 0);
+		xmpp_stanza_add_child_ex(st, q, 0);
+		br_send(gw, st);
+		return;
+	}
+	if (remove) {
+		br_send(gw, br_stanza("presence", "unsubscribe", c->jid, c->user->jid));
+		br_send(gw, br_stanza("presence", "unsubscribed", c->jid, c->user->jid));
+		return;
+	}
+	/* XEP-0172: the nick rides on the request, so the client can name it */
+	st = br_stanza("presence", "subscribe", c->jid, c->user->jid);
+	br_add_text_child(st, "nick", NS_NICK, c->name[0] ? c->name : c->nick);
+	br_send(gw, st);
+}
+
+/* ---- presence toward the user ---- */
+
+static void
+contact_presence_send(struct bridge *br, struct br_contact *c, const char *to)
+{
+	char full[STORE_JID_MAX + 16];
+	xmpp_stanza_t *st;
+
+	snprintf(full, sizeof(full), "%s/%s", c->jid, RESOURCE);
+	st = br_stanza("presence", c->available ? NULL : "unavailable", full,
+	    to ? to : c->user->jid);
+	if (st == NULL)
+		return;
+	if (c->available && c->show[0])
+		br_add_text_child(st, "show", NULL, c->show);
+	if (c->status && *c->status)
+		br_add_text_child(st, "status", NULL, c->status);
+	br_send(br->gw, st);
+}
+
+/* A presence stanza from the peer (BAREV.md §3). */
+static void
+peer_presence(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
+{
+	const char *type = xmpp_stanza_get_type(st);
+	xmpp_stanza_t *show = xmpp_stanza_get_child_by_name(st, "show");
+	xmpp_stanza_t *status = xmpp_stanza_get_child_by_name(st, "status");
+	char *show_text = show ? xmpp_stanza_get_text(show) : NULL;
+	char *status_text = status ? xmpp_stanza_get_text(status) : NULL;
+	int avail = 1;
+	char newshow[8] = "";
+
+	if (type && strcmp(type, "unavailable") == 0)
+		avail = 0;
+	else if (type && strcmp(type, "error") == 0)
+		goto out;
+	if (show_text) {
+		if (strcmp(show_text, "offline") == 0)
+			avail = 0;	/* pascal's offline */
+		else if (strcmp(show_text, "away") == 0 || strcmp(show_text, "xa") == 0 ||
+		    strcmp(show_text, "dnd") == 0 || strcmp(show_text, "chat") == 0)
+			snprintf(newshow, sizeof(newshow), "%s", show_text);
+	}
+	/* pascal sends every presence twice: forward only changes */
+	if (c->available == avail && strcmp(c->show, newshow) == 0 &&
+	    ((c->status == NULL && status_text == NULL) ||
+	    (c->status && status_text && strcmp(c->status, status_text) == 0)))
+		goto out;
+	c->available = avail;
+	snprintf(c->show, sizeof(c->show), "%s", newshow);
+	free(c->status);
+	c->status = status_text;
+	status_text = NULL;
+	contact_presence_send(br, c, NULL);
+out:
+	free(show_text);
+	free(status_text);
+}
+
+/* ---- the user's presence toward Barev ---- */
+
+static int
+show_rank(int show)
+{
+	/* most available first */
+	switch (show) {
+	case BR_SHOW_CHAT: return 5;
+	case BR_SHOW_NONE: return 4;
+	case BR_SHOW_AWAY: return 3;
+	case BR_SHOW_XA: return 2;
+	default: return 1;
+	}
+}
+
+static void
+user_publish(struct bridge *br, struct br_user *u)
+{
+	struct br_resource *r, *best = NULL;
+	struct bl_presence p = { 0 };
+	struct br_contact *c;
+	int was_online = u->online;
+
+	LIST_FOREACH(r, &u->resources, entry) {
+		if (best == NULL || r->priority > best->priority ||
+		    (r->priority == best->priority && show_rank(r->show) > show_rank(best->show)))
+			best = r;
+	}
+	u->online = best != NULL;
+	p.available = u->online;
+	if (best) {
+		p.show = best->show == BR_SHOW_AWAY || best->show == BR_SHOW_XA ? "away" :
+		    best->show == BR_SHOW_DND ? "dnd" : NULL;
+		p.status = best->status;
+	}
+	bl_identity_set_presence(br->gw->bl, u->ident, &p);
+	if (was_online != u->online) {
+		log_info("bridge", "%s is %s", u->jid, u->online ? "online" : "offline");
+		LIST_FOREACH(c, &br->contacts, entry)
+			if (c->user == u)
+				br_update_want(br, c);
+	}
+}
+
+static int
+parse_show(const char *s)
+{
+	if (s == NULL)
+		return BR_SHOW_NONE;
+	if (strcmp(s, "chat") == 0)
+		return BR_SHOW_CHAT;
+	if (strcmp(s, "away") == 0)
+		return BR_SHOW_AWAY;
+	if (strcmp(s, "xa") == 0)
+		return BR_SHOW_XA;
+	if (strcmp(s, "dnd") == 0)
+		return BR_SHOW_DND;
+	return BR_SHOW_NONE;
+}
+
+static void
+resource_free(struct br_resource *r)
+{
+	LIST_REMOVE(r, entry);
+	free(r->resource);
+	free(r->status);
+	free(r);
+}
+
+/* available/unavailable presence from one of the user's resources */
+static void
+user_presence(struct bridge *br, struct br_user *u, xmpp_stanza_t *st, int avail)
+{
+	char *res = br_resource_of(xmpp_stanza_get_from(st)), *txt;
+	struct br_resource *r;
+	xmpp_stanza_t *el;
+	int changed = 0;
+
+	if (res == NULL)
+		res = strdup("");
+	if (res == NULL)
+		return;
+	LIST_FOREACH(r, &u->resources, entry)
+		if (strcmp(r->resource, res) == 0)
+			break;
+	if (!avail) {
+		if (r) {
+			resource_free(r);
+			changed = 1;
+		}
+		free(res);
+		goto out;
+	}
+	if (r == NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL) {
+			free(res);
+			return;
+		}
+		r->resource = res;
+		LIST_INSERT_HEAD(&u->resources, r, entry);
+		changed = 1;
+	} else {
+		free(res);
+	}
+	/* the server sends the same presence to every contact: dedup */
+	txt = (el = xmpp_stanza_get_child_by_name(st, "show")) ? xmpp_stanza_get_text(el) : NULL;
+	if (parse_show(txt) != r->show) {
+		r->show = parse_show(txt);
+		changed = 1;
+	}
+	free(txt);
+	txt = (el = xmpp_stanza_get_child_by_name(st, "priority")) ? xmpp_stanza_get_text(el) : NULL;
+	if ((txt ? atoi(txt) : 0) != r->priority) {
+		r->priority = txt ? atoi(txt) : 0;
+		changed = 1;
+	}
+	free(txt);
+	txt = (el = xmpp_stanza_get_child_by_name(st, "status")) ? xmpp_stanza_get_text(el) : NULL;
+	if ((txt == NULL) != (r->status == NULL) || (txt && strcmp(txt, r->status) != 0)) {
+		free(r->status);
+		r->status = txt;
+		txt = NULL;
+		changed = 1;
+	}
+	free(txt);
+out:
+	if (changed)
+		user_publish(br, u);
+}
+
+/* ---- contacts and users in memory ---- */
+
+void
+br_update_want(struct bridge *br, struct br_contact *c)
+{
+	bl_contact_want(br->gw->bl, c->id, c->user->online || c->outbox_queued > 0);
+}
+
+static struct br_user *
+user_add(struct bridge *br, const struct store_identity *id)
+{
+	struct br_user *u = br_user_by_ident(br, id->id);
+
+	if (u == NULL) {
+		if ((u = calloc(1, sizeof(*u))) == NULL)
+			return NULL;
+		LIST_INIT(&u->resources);
+		LIST_INSERT_HEAD(&br->users, u, entry);
+	}
+	u->ident = id->id;
+	snprintf(u->jid, sizeof(u->jid), "%s", id->jid);
+	snprintf(u->nick, sizeof(u->nick), "%s", id->nick);
+	snprintf(u->address, sizeof(u->address), "%s", id->address);
+	u->port = id->port;
+	if (bl_identity_add(br->gw->bl, id->id, id->nick, id->address,
+	    (uint16_t)id->port) == -1)
+		log_error("bridge", "cannot start Barev identity %s@%s for %s",
+		    id->nick, id->address, id->jid);
+	/* until the user's server tells us otherwise, they are offline */
+	user_publish(br, u);
+	return u;
+}
+
+static struct br_contact *
+contact_add(struct bridge *br, const struct store_contact *sc)
+{
+	struct br_user *u = br_user_by_ident(br, sc->identity_id);
+	struct br_contact *c;
+
+	if (u == NULL)
+		return NULL;
+	if ((c = br_contact_by_id(br, sc->id)) == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return NULL;
+		TAILQ_INIT(&c->inflight);
+		TAILQ_INIT(&c->receipts);
+		LIST_INSERT_HEAD(&br->contacts, c, entry);
+	}
+	c->id = sc->id;
+	c->br = br;
+	c->ident = sc->identity_id;
+	c->user = u;
+	snprintf(c->nick, sizeof(c->nick), "%s", sc->nick);
+	snprintf(c->address, sizeof(c->address), "%s", sc->address);
+	snprintf(c->name, sizeof(c->name), "%s", sc->name);
+	c->port = sc->port;
+	if (prov_contact_jid(br->gw, sc, c->jid, sizeof(c->jid)) == -1)
+		log_warn("bridge", "contact %s@%s has no JID that fits", sc->nick, sc->address);
+	if (bl_contact_add(br->gw->bl, sc->identity_id, sc->id, sc->nick,
+	    sc->address, (uint16_t)sc->port) == -1)
+		log_error("bridge", "cannot allowlist %s@%s", sc->nick, sc->address);
+	br_update_want(br, c);
+	return c;
+}
+
+static void
+contact_free(struct bridge *br, struct br_contact *c)
+{
+	relay_contact_forget(br, c);
+	LIST_REMOVE(c, entry);
+	free(c->status);
+	free(c);
+}
+
+static void
+load_identity(void *arg, const struct store_identity *id)
+{
+	user_add(arg, id);
+}
+
+static void
+load_contact(void *arg, const struct store_contact *c)
+{
+	contact_add(arg, c);
+}
+
+int
+bridge_start(struct gw *gw)
+{
+	struct bridge *br;
+	struct bl_config bc = { 0 };
+
+	if ((br = calloc(1, sizeof(*br))) == NULL)
+		return -1;
+	br->gw = gw;
+	LIST_INIT(&br->users);
+	LIST_INIT(&br->contacts);
+	gw->bridge = br;
+	bc.header_timeout_ms = (unsigned)gw->cfg.barev_header_timeout_ms;
+	bc.silent_initiator_ms = (unsigned)gw->cfg.barev_silent_initiator_ms;
+	bc.ping_idle_ms = (unsigned)gw->cfg.barev_ping_idle_ms;
+	bc.ping_timeout_ms = (unsigned)gw->cfg.barev_ping_timeout_ms;
+	bc.backoff_min_ms = (unsigned)gw->cfg.barev_backoff_min_ms;
+	bc.backoff_max_ms = (unsigned)gw->cfg.barev_backoff_max_ms;
+	if ((gw->bl = bl_new(gw->base, &bc, &bridge_bl_events, br)) == NULL)
+		return -1;
+	if (store_identity_foreach(gw->store, load_identity, br) != STORE_OK ||
+	    store_contact_foreach(gw->store, 0, load_contact, br) != STORE_OK)
+		return -1;
+	return relay_start(br);
+}
+
+void
+bridge_shutdown(struct gw *gw)
+{
+	if (gw->bridge == NULL)
+		return;
+	relay_stop(gw->bridge);
+	if (gw->bl)
+		bl_shutdown(gw->bl);
+}
+
+void
+bridge_free(struct gw *gw)
+{
+	struct bridge *br = gw->bridge;
+	struct br_contact *c;
+	struct br_user *u;
+
+	if (br == NULL)
+		return;
+	relay_stop(br);
+	while ((c = LIST_FIRST(&br->contacts)) != NULL)
+		contact_free(br, c);
+	while ((u = LIST_FIRST(&br->users)) != NULL) {
+		while (!LIST_EMPTY(&u->resources))
+			resource_free(LIST_FIRST(&u->resources));
+		LIST_REMOVE(u, entry);
+		free(u);
+	}
+	if (gw->bl)
+		bl_free(gw->bl);
+	gw->bl = NULL;
+	free(br->privileged_host);
+	free(br);
+	gw->bridge = NULL;
+}
+
+/* ---- provisioning effects ---- */
+
+void
+bridge_identity_added(struct gw *gw, const struct store_identity *id)
+{
+	struct br_user *u = user_add(gw->bridge, id);
+	struct br_contact *c;
+
+	/* learn at once whether the user is online: probe from any contact */
+	if (u == NULL)
+		return;
+	LIST_FOREACH(c, &gw->bridge->contacts, entry)
+		if (c->user == u) {
+			br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
+			break;
+		}
+}
+
+void
+bridge_identity_nick_changed(struct gw *gw, const struct store_identity *id)
+{
+	struct br_user *u = br_user_by_ident(gw->bridge, id->id);
+
+	if (u)
+		snprintf(u->nick, sizeof(u->nick), "%s", id->nick);
+	bl_identity_set_nick(gw->bl, id->id, id->nick);
+}
+
+void
+bridge_identity_removed(struct gw *gw, const struct store_identity *id)
+{
+	struct br_user *u = br_user_by_ident(gw->bridge, id->id);
+	struct br_contact *c, *next;
+
+	if (u == NULL)
+		return;
+	for (c = LIST_FIRST(&gw->bridge->contacts); c; c = next) {
+		next = LIST_NEXT(c, entry);
+		if (c->user == u)
+			contact_free(gw->bridge, c);
+	}
+	bl_identity_remove(gw->bl, id->id);
+	while (!LIST_EMPTY(&u->resources))
+		resource_free(LIST_FIRST(&u->resources));
+	LIST_REMOVE(u, entry);
+	free(u);
+}
+
+void
+bridge_contact_added(struct gw *gw, const struct store_identity *id,
+    const struct store_contact *sc)
+{
+	struct br_contact *c = contact_add(gw->bridge, sc);
+
+	(void)id;
+	if (c == NULL)
+		return;
+	roster_push(gw->bridge, c, 0);
+	/* the peer's current state: offline until its pipe says otherwise */
+	contact_presence_send(gw->bridge, c, NULL);
+}
+
+void
+bridge_contact_removed(struct gw *gw, const struct store_identity *id,
+    const struct store_contact *sc)
+{
+	struct br_contact *c = br_contact_by_id(gw->bridge, sc->id);
+
+	(void)id;
+	if (c == NULL)
+		return;
+	c->available = 0;
+	free(c->status);
+	c->status = NULL;
+	contact_presence_send(gw->bridge, c, NULL);
+	roster_push(gw->bridge, c, 1);
+	bl_contact_remove(gw->bl, c->id);
+	contact_free(gw->bridge, c);
+}
+
+void
+bridge_get_stats(struct gw *gw, struct bridge_stats *st)
+{
+	struct br_user *u;
+	struct br_contact *c;
+
+	memset(st, 0, sizeof(*st));
+	if (gw->bridge == NULL)
+		return;
+	LIST_FOREACH(u, &gw->bridge->users, entry) {
+		st->identities++;
+		st->users_online += u->online != 0;
+	}
+	LIST_FOREACH(c, &gw->bridge->contacts, entry)
+		st->contacts++;
+	st->privileged_roster = gw->bridge->privileged_host != NULL;
+}
+
+/* ---- component link ---- */
+
+void
+bridge_component_up(struct gw *gw)
+{
+	struct bridge *br = gw->bridge;
+	struct br_user *u;
+	struct br_contact *c;
+
+	relay_flush_inbox(br);
+	/* ask every user's server what the user looks like right now */
+	LIST_FOREACH(u, &br->users, entry)
+		LIST_FOREACH(c, &br->contacts, entry)
+			if (c->user == u) {
+				br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
+				break;
+			}
+	LIST_FOREACH(c, &br->contacts, entry)
+		if (c->available)
+			contact_presence_send(br, c, NULL);
+}
+
+void
+bridge_component_down(struct gw *gw)
+{
+	struct br_user *u;
+
+	/* the server will re-send presence after reconnecting; forget it */
+	LIST_FOREACH(u, &gw->bridge->users, entry) {
+		if (LIST_EMPTY(&u->resources))
+			continue;
+		while (!LIST_EMPTY(&u->resources))
+			resource_free(LIST_FIRST(&u->resources));
+		user_publish(gw->bridge, u);
+	}
+}
+
+int
+bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
+{
+	struct bridge *br = gw->bridge;
+	xmpp_stanza_t *priv, *perm;
+	const char *from = xmpp_stanza_get_from(st);
+	struct br_contact *c;
+
+	priv = xmpp_stanza_get_child_by_name_and_ns(st, "privilege", NS_PRIV2);
+	if (priv == NULL)
+		priv = xmpp_stanza_get_child_by_name_and_ns(st, "privilege", NS_PRIV1);
+	if (priv == NULL || from == NULL || strchr(from, '@') || strchr(from, '/'))
+		return 0;
+	for (perm = xmpp_stanza_get_children(priv); perm; perm = xmpp_stanza_get_next(perm)) {
+		const char *access = xmpp_stanza_get_attribute(perm, "access");
+		const char *type = xmpp_stanza_get_attribute(perm, "type");
+
+		if (access && type && strcmp(access, "roster") == 0 &&
+		    (strcmp(type, "both") == 0 || strcmp(type, "set") == 0)) {
+			free(br->privileged_host);
+			br->privileged_host = strdup(from);
+			log_info("bridge", "%s granted roster privilege (XEP-0356):"
+			    " contacts go straight into users' rosters", from);
+			/* make every roster right, idempotently */
+			LIST_FOREACH(c, &br->contacts, entry)
+				if (privileged_for(br, c->user->jid))
+					roster_push(br, c, 0);
+			return 1;
+		}
+	}
+	log_info("bridge", "%s sent privileges without roster set: using"
+	    " subscription requests", from);
+	return 1;
+}
+
+/* ---- stanzas from the server ---- */
+
+/* A subscription change from the user toward a contact JID. */
+static void
+user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
+    const char *type, xmpp_stanza_t *st)
+{
+	struct prov_result r;
+	const char *to = xmpp_stanza_get_to(st);
+	char *bare = br_bare(to), *at;
+
+	if (strcmp(type, "subscribe") == 0) {
+		if (c == NULL && bare && (at = strrchr(bare, '@')) != NULL) {
+			struct gw_baddr a;
+			char text[GW_NICK_MAX + GW_ADDR_TEXT + 16];
+
+			/* the roster is the allowlist: subscribing adds the peer */
+			*at = '\0';
+			if (gw_baddr_from_localpart(bare, &a) == 0 &&
+			    gw_baddr_format(&a, text, sizeof(text)) == 0 &&
+			    prov_contact_add(gw, u->jid, text, NULL, &r) == 0)
+				c = br_contact_for(gw->bridge, u, to);
+			if (c == NULL) {
+				log_info("bridge", "%s subscribed to %s: %s", u->jid,
+				    to, r.msg);
+				br_send(gw, br_stanza("presence", "unsubscribed", to, u->jid));
+				goto out;
+			}
+		}
+		if (c == NULL)
+			goto out;
+		br_send(gw, br_stanza("presence", "subscribed", c->jid, u->jid));
+		contact_presence_send(gw->bridge, c, NULL);
+	} else if (strcmp(type, "unsubscribe") == 0 || strcmp(type, "unsubscribed") == 0) {
+		if (c == NULL)
+			goto out;
+		char text[GW_NICK_MAX + GW_ADDR_TEXT + 16];
+		struct gw_baddr a;
+
+		snprintf(a.nick, sizeof(a.nick), "%s", c->nick);
+		snprintf(a.addr, sizeof(a.addr), "%s", c->address);
+		a.port = (uint16_t)c->port;
+		gw_baddr_format(&a, text, sizeof(text));
+		if (prov_contact_remove(gw, u->jid, text, &r) == -1)
+			log_warn("bridge", "%s unsubscribed from %s: %s", u->jid, text, r.msg);
+	}
+	/* "subscribed" from the user just approves our request: nothing to do */
+out:
+	free(bare);
+}
+
+int
+bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st)
+{
+	struct bridge *br = gw->bridge;
+	const char *type = xmpp_stanza_get_type(st);
+	const char *to = xmpp_stanza_get_to(st);
+	char *from = br_bare(xmpp_stanza_get_from(st));
+	struct br_user *u;
+	struct br_contact *c;
+
+	if (from == NULL || to == NULL)
+		goto done;
+	if ((u = br_user_by_jid(br, from)) == NULL) {
+		/* no identity: a subscription attempt deserves an explanation */
+		if (type && strcmp(type, "subscribe") == 0 && strchr(to, '@'))
+			br_error_reply(gw, st, "auth", "registration-required",
+			    "You have no Barev identity on this gateway yet; ask an"
+			    " administrator for one (or send 'help' to the gateway).");
+		goto done;
+	}
+	c = strchr(to, '@') ? br_contact_for(br, u, to) : NULL;
+	if (type == NULL || strcmp(type, "unavailable") == 0) {
+		user_presence(br, u, st, type == NULL);
+	} else if (strcmp(type, "probe") == 0) {
+		if (c)
+			contact_presence_send(br, c, xmpp_stanza_get_from(st));
+	} else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0 ||
+	    strcmp(type, "subscribed") == 0 || strcmp(type, "unsubscribed") == 0) {
+		if (strchr(to, '@'))
+			user_subscription(gw, u, c, type, st);
+	}
+done:
+	free(from);
+	return 1;
+}
+
+int
+bridge_handle_message(struct gw *gw, xmpp_stanza_t *st)
+{
+	struct bridge *br = gw->bridge;
+	const char *type = xmpp_stanza_get_type(st);
+	char *from = br_bare(xmpp_stanza_get_from(st));
+	struct br_user *u;
+	struct br_contact *c;
+
+	if (type && (strcmp(type, "error") == 0 || strcmp(type, "groupchat") == 0))
+		goto done;
+	if (from == NULL)
+		goto done;
+	if ((u = br_user_by_jid(br, from)) == NULL) {
+		br_error_reply(gw, st, "auth", "registration-required",
+		    "You have no Barev identity on this gateway yet, so nothing"
+		    " was sent; ask an administrator for one.");
+		goto done;
+	}
+	if ((c = br_contact_for(br, u, xmpp_stanza_get_to(st))) == NULL) {
+		br_error_reply(gw, st, "auth", "forbidden",
+		    "This Barev address is not among your contacts, so nothing was"
+		    " sent. Add it to your roster (or send 'add NICK@ADDRESS' to"
+		    " the gateway) first.");
+		goto done;
+	}
+	relay_message_from_user(br, u, c, st);
+done:
+	free(from);
+	return 1;
+}
+
+/* disco#info, vCard and ping on a contact JID; jabber:iq:gateway on ours */
+int
+bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
+{
+	const char *type = xmpp_stanza_get_type(st), *to = xmpp_stanza_get_to(st);
+	xmpp_stanza_t *q = xmpp_stanza_get_children(st), *reply, *res, *el;
+	const char *ns;
+	char *from = br_bare(xmpp_stanza_get_from(st));
+	struct br_user *u = from ? br_user_by_jid(gw->bridge, from) : NULL;
+	struct br_contact *c = NULL;
+
+	free(from);
+	while (q && !xmpp_stanza_is_tag(q))
+		q = xmpp_stanza_get_next(q);
+	if (type == NULL || q == NULL || (strcmp(type, "get") && strcmp(type, "set")))
+		return 0;
+	ns = xmpp_stanza_get_ns(q);
+	if (ns == NULL)
+		return 0;
+	if (to && !strchr(to, '@')) {
+		/* XEP-0100 §6.3: turn what the user typed into a contact JID */
+		if (strcmp(ns, NS_GATEWAY) != 0)
+			return 0;
+		reply = xmpp_stanza_reply(st);
+		res = br_stanza("query", NULL, NULL, NULL);
+		xmpp_stanza_set_ns(res, NS_GATEWAY);
+		if (strcmp(type, "get") == 0) {
+			br_add_text_child(res, "desc", NULL, "Enter the Barev address"
+			    " of your contact: nick@ADDRESS or nick@[ADDRESS]:PORT");
+			br_add_text_child(res, "prompt", NULL, NULL);
+		} else {
+			char *typed = (el = xmpp_stanza_get_child_by_name(q, "prompt")) ?
+			    xmpp_stanza_get_text(el) : NULL;
+			struct gw_baddr a;
+			char err[256], local[512], jid[STORE_JID_MAX];
+
+			if (typed == NULL || gw_baddr_parse(typed, &a, err, sizeof(err)) == -1) {
+				free(typed);
+				xmpp_stanza_release(res);
+				xmpp_stanza_release(reply);
+				br_error_reply(gw, st, "modify", "bad-request",
+				    typed ? err : "Give a Barev address");
+				return 1;
+			}
+			free(typed);
+			gw_baddr_to_localpart(&a, local, sizeof(local));
+			for (char *p = local; *p; p++)
+				*p = (char)tolower((unsigned char)*p);
+			snprintf(jid, sizeof(jid), "%s@%s", local, gw->cfg.component_jid);
+			br_add_text_child(res, "jid", NULL, jid);
+		}
+		xmpp_stanza_add_child_ex(reply, res, 0);
+		br_send(gw, reply);
+		return 1;
+	}
+	if (u)
+		c = br_contact_for(gw->bridge, u, to);
+	if (c == NULL) {
+		br_error_reply(gw, st, "cancel", "item-not-found",
+		    "No such Barev contact in your roster");
+		return 1;
+	}
+	reply = xmpp_stanza_reply(st);
+	if (strcmp(ns, NS_DISCO_INFO) == 0 && strcmp(type, "get") == 0) {
+		static const char *const features[] = {
+			NS_DISCO_INFO, "http://jabber.org/protocol/chatstates",
+			"urn:xmpp:receipts", "urn:xmpp:ping", "vcard-temp",
+		};
+		res = br_stanza("query", NULL, NULL, NULL);
+		xmpp_stanza_set_ns(res, NS_DISCO_INFO);
+		el = br_stanza("identity", NULL, NULL, NULL);
+		xmpp_stanza_set_attribute(el, "category", "client");
+		xmpp_stanza_set_attribute(el, "type", "pc");
+		xmpp_stanza_set_attribute(el, "name", c->nick);
+		xmpp_stanza_add_child_ex(res, el, 0);
+		for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+			el = br_stanza("feature", NULL, NULL, NULL);
+			xmpp_stanza_set_attribute(el, "var", features[i]);
+			xmpp_stanza_add_child_ex(res, el, 0);
+		}
+		xmpp_stanza_add_child_ex(reply, res, 0);
+	} else if (strcmp(ns, "urn:xmpp:ping") == 0) {
+		/* answered for the peer: the gateway is reachable */
+	} else if (strcmp(ns, "vcard-temp") == 0 && strcmp(type, "get") == 0) {
+		res = br_stanza("vCard", NULL, NULL, NULL);
+		xmpp_stanza_set_ns(res, "vcard-temp");
+		br_add_text_child(res, "NICKNAME", NULL, c->nick);
+		br_add_text_child(res, "FN", NULL, c->name[0] ? c->name : c->nick);
+		xmpp_stanza_add_child_ex(reply, res, 0);
+	} else {
+		xmpp_stanza_release(reply);
+		br_error_reply(gw, st, "cancel", "service-unavailable", NULL);
+		return 1;
+	}
+	br_send(gw, reply);
+	return 1;
+}
+
+/* ---- barevlink events ---- */
+
+static void
+bl_ev_pipe_up(void *arg, int64_t ident, int64_t contact)
+{
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, contact);
+
+	(void)ident;
+	if (c == NULL)
+		return;
+	c->pipe_up = 1;
+	log_info("bridge", "pipe up: %s <-> %s@%s", c->user->jid, c->nick, c->address);
+	relay_pipe_up(br, c);
+}
+
+static void
+bl_ev_pipe_down(void *arg, int64_t ident, int64_t contact, const char *why)
+{
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, contact);
+
+	(void)ident;
+	if (c == NULL)
+		return;
+	log_info("bridge", "pipe down: %s <-> %s@%s: %s", c->user->jid, c->nick,
+	    c->address, why ? why : "closed");
+	c->pipe_up = 0;
+	relay_pipe_down(br, c);
+	if (c->available) {
+		c->available = 0;
+		c->show[0] = '\0';
+		contact_presence_send(br, c, NULL);
+	}
+}
+
+static void
+bl_ev_stanza(void *arg, int64_t ident, int64_t contact, xmpp_stanza_t *st)
+{
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, contact);
+	const char *name = xmpp_stanza_get_name(st);
+
+	(void)ident;
+	if (c == NULL || name == NULL)
+		return;
+	if (strcmp(name, "presence") == 0)
+		peer_presence(br, c, st);
+	else if (strcmp(name, "message") == 0)
+		relay_message_from_peer(br, c, st);
+	else
+		log_debug("bridge", "ignored <%s/> from %s@%s", name, c->nick, c->address);
+}
+
+static void
+bl_ev_sent(void *arg, int64_t ident, int64_t contact, uint64_t token)
+{
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, contact);
+
+	(void)ident;
+	if (c)
+		relay_sent(br, c, token);
+}
+
+static void
+bl_ev_ping_done(void *arg, int64_t ident, int64_t contact, uint64_t cookie, int ok)
+{
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, contact);
+
+	(void)ident;
+	if (c)
+		relay_ping_done(br, c, cookie, ok);
+}
+
+static void
+bl_ev_listener(void *arg, const char *addr, uint16_t port, int ok, const char *err)
+{
+	(void)arg;
+	if (ok)
+		log_info("bridge", "listening for Barev peers on [%s]:%u", addr, port);
+	else
+		log_error("bridge", "cannot listen on [%s]:%u: %s", addr, port,
+		    err ? err : "unknown error");
+}

@@ -1,0 +1,55 @@
+/*
+ * bridge — the translation core: roster, presence, messages, chat states
+ * and receipts between XMPP users and their Barev contacts (DESIGN.md
+ * "Flows", "Failure model").
+ *
+ * It owns the barevlink instance (gw->bl) and receives its events; the
+ * router hands it every stanza addressed to a contact JID on the component
+ * and every presence/roster matter; provision.c tells it about identities
+ * and contacts that appear or vanish.
+ */
+#ifndef GW_BRIDGE_H
+#define GW_BRIDGE_H
+
+#include <stdint.h>
+#include <strophe.h>
+
+#include "store.h"
+
+struct gw;
+
+/* creates gw->bl and loads every identity and contact from the store */
+int bridge_start(struct gw *gw);
+/* orderly stop: unavailable to peers, pipes closed, nothing lost */
+void bridge_shutdown(struct gw *gw);
+void bridge_free(struct gw *gw);
+
+/* component link events */
+void bridge_component_up(struct gw *gw);
+void bridge_component_down(struct gw *gw);
+
+/* stanzas from the server; 1 = handled (answered when needed) */
+int bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st);
+int bridge_handle_message(struct gw *gw, xmpp_stanza_t *st);
+int bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st);
+/* XEP-0356 advertisement (a <message> with <privilege/>); 1 = it was one */
+int bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st);
+
+/* provisioning effects (after the store transaction committed) */
+void bridge_identity_added(struct gw *gw, const struct store_identity *id);
+void bridge_identity_nick_changed(struct gw *gw, const struct store_identity *id);
+/* contacts: pass them in before the rows are deleted */
+void bridge_identity_removed(struct gw *gw, const struct store_identity *id);
+void bridge_contact_added(struct gw *gw, const struct store_identity *id,
+    const struct store_contact *c);
+void bridge_contact_removed(struct gw *gw, const struct store_identity *id,
+    const struct store_contact *c);
+
+/* for the status command */
+struct bridge_stats {
+	unsigned identities, contacts, users_online;
+	int privileged_roster;
+};
+void bridge_get_stats(struct gw *gw, struct bridge_stats *st);
+
+#endif

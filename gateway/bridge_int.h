@@ -1,0 +1,129 @@
+/*
+ * bridge_int — state shared by bridge.c (presence, roster, barevlink events)
+ * and relay.c (messages, chat states, receipts, outbox, inbox).  Private to
+ * those two files.
+ */
+#ifndef GW_BRIDGE_INT_H
+#define GW_BRIDGE_INT_H
+
+#include <sys/queue.h>
+#include <stdint.h>
+#include <strophe.h>
+
+#include "addr.h"
+#include "store.h"
+
+struct event;
+struct gw;
+
+/* One connected resource of a local user (presence aggregation). */
+struct br_resource {
+	LIST_ENTRY(br_resource) entry;
+	char *resource;
+	int priority;
+	int show;		/* BR_SHOW_* */
+	char *status;
+};
+
+enum { BR_SHOW_NONE = 0, BR_SHOW_CHAT, BR_SHOW_AWAY, BR_SHOW_XA, BR_SHOW_DND };
+
+/* A local user with a Barev identity. */
+struct br_user {
+	LIST_ENTRY(br_user) entry;
+	int64_t ident;
+	char jid[STORE_JID_MAX];
+	char nick[GW_NICK_MAX + 1];
+	char address[GW_ADDR_TEXT];
+	int port;
+	LIST_HEAD(, br_resource) resources;
+	int online;		/* any resource available */
+};
+
+/* A receipt owed to the user once a ping after the message returns. */
+struct br_receipt {
+	TAILQ_ENTRY(br_receipt) entry;
+	uint64_t cookie;
+	char *to;		/* the sender's full JID */
+	char *id;		/* the message id to acknowledge */
+};
+
+/* An outbox row handed to barevlink and not yet written to the kernel. */
+struct br_inflight {
+	TAILQ_ENTRY(br_inflight) entry;
+	int64_t row;
+	int want_receipt;
+	char *xmpp_id;
+	char *from_jid;
+};
+
+struct br_contact {
+	LIST_ENTRY(br_contact) entry;
+	int64_t id;
+	int64_t ident;
+	struct bridge *br;
+	struct br_user *user;
+	char nick[GW_NICK_MAX + 1];
+	char address[GW_ADDR_TEXT];
+	int port;
+	char name[STORE_NAME_MAX + 1];
+	char jid[STORE_JID_MAX];	/* contact@component (bare) */
+	/* the peer as seen from XMPP */
+	int pipe_up;
+	int available;		/* announced available to the user */
+	char show[8];
+	char *status;
+	/* XMPP -> Barev */
+	int outbox_queued;	/* rows waiting in the store (approximate) */
+	TAILQ_HEAD(, br_inflight) inflight;
+	TAILQ_HEAD(, br_receipt) receipts;
+	struct event *typing_ev;	/* refreshes <composing/> (BAREV.md §4) */
+	int typing_ticks;
+};
+
+struct bridge {
+	struct gw *gw;
+	LIST_HEAD(, br_user) users;
+	LIST_HEAD(, br_contact) contacts;
+	struct event *ttl_ev;
+	char *privileged_host;	/* server host that granted roster both/set */
+	uint64_t next_cookie;
+};
+
+/* bridge.c */
+struct br_user *br_user_by_ident(struct bridge *br, int64_t ident);
+struct br_user *br_user_by_jid(struct bridge *br, const char *bare);
+struct br_contact *br_contact_by_id(struct bridge *br, int64_t id);
+/* the contact that `to` (a JID on the component) names for the user */
+struct br_contact *br_contact_for(struct bridge *br, struct br_user *u,
+    const char *to);
+void br_update_want(struct bridge *br, struct br_contact *c);
+xmpp_stanza_t *br_stanza(const char *name, const char *type, const char *from,
+    const char *to);
+void br_add_text_child(xmpp_stanza_t *parent, const char *name, const char *ns,
+    const char *text);
+/* error reply with a human text; does not answer errors */
+void br_error_reply(struct gw *gw, xmpp_stanza_t *st, const char *type,
+    const char *cond, const char *text);
+char *br_bare(const char *jid);		/* malloc'd, lower-cased */
+char *br_resource_of(const char *jid);	/* malloc'd or NULL */
+int br_send(struct gw *gw, xmpp_stanza_t *st);	/* releases st */
+
+/* relay.c */
+int relay_message_from_user(struct bridge *br, struct br_user *u,
+    struct br_contact *c, xmpp_stanza_t *st);
+void relay_message_from_peer(struct bridge *br, struct br_contact *c,
+    xmpp_stanza_t *st);
+void relay_pipe_up(struct bridge *br, struct br_contact *c);
+void relay_pipe_down(struct bridge *br, struct br_contact *c);
+void relay_sent(struct bridge *br, struct br_contact *c, uint64_t token);
+void relay_ping_done(struct bridge *br, struct br_contact *c, uint64_t cookie,
+    int ok);
+void relay_contact_forget(struct bridge *br, struct br_contact *c);
+void relay_flush_inbox(struct bridge *br);
+int relay_start(struct bridge *br);
+void relay_stop(struct bridge *br);
+/* deliver a stanza to XMPP now, or hold it in the inbox if the link is down */
+void relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
+    int durable);
+
+#endif

@@ -1,0 +1,530 @@
+/*
+ * relay — messages, chat states and receipts across the bridge, with
+ * nothing lost (DESIGN.md "Failure model").
+ *
+ * XMPP -> Barev: the outbox row is committed before anything else happens;
+ * a row is marked 'sending' when handed to barevlink and deleted once the
+ * kernel has it (bl `sent`).  A crash between the two can lose a row in a
+ * kernel buffer but never sends it twice (neither XEP-0114 nor Barev has
+ * acknowledgements).  A receipt (XEP-0184) is sent only after a ping sent
+ * after the message came back: TCP order means the peer read the message.
+ *
+ * Barev -> XMPP: straight to the user's bare JID with a stable id while the
+ * component link is up; held in the SQLite inbox while it is down and
+ * flushed in order when it returns.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "barevlink.h"
+#include "bridge_int.h"
+#include "component.h"
+#include "gw.h"
+#include "log.h"
+#include "xmlstream.h"
+
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_HINTS "urn:xmpp:hints"
+#define TYPING_REFRESH_MS 1000	/* purple's indicator lasts ~1 s (BAREV.md §4) */
+#define TYPING_MAX_TICKS 30	/* XEP-0085 §5.2: composing lapses after ~30 s */
+
+static void relay_flush_outbox(struct bridge *br, struct br_contact *c);
+
+static int64_t
+now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* ---- chat states ---- */
+
+static const char *
+chatstate_of(xmpp_stanza_t *st)
+{
+	static const char *const states[] = {
+		"active", "composing", "paused", "inactive", "gone",
+	};
+
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (xmpp_stanza_get_child_by_name_and_ns(st, states[i], NS_CHATSTATES))
+			return states[i];
+	return NULL;
+}
+
+static void
+typing_stop(struct br_contact *c)
+{
+	if (c->typing_ev) {
+		event_free(c->typing_ev);
+		c->typing_ev = NULL;
+	}
+	c->typing_ticks = 0;
+}
+
+static void
+typing_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct br_contact *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (!c->pipe_up || ++c->typing_ticks > TYPING_MAX_TICKS) {
+		typing_stop(c);
+		return;
+	}
+	bl_send_chatstate(c->br->gw->bl, c->id, "composing", 0);
+}
+
+static void
+typing_start(struct bridge *br, struct br_contact *c)
+{
+	struct timeval tv = { TYPING_REFRESH_MS / 1000, (TYPING_REFRESH_MS % 1000) * 1000 };
+
+	c->typing_ticks = 0;
+	if (c->typing_ev == NULL &&
+	    (c->typing_ev = event_new(br->gw->base, -1, EV_PERSIST, typing_tick, c)) == NULL)
+		return;
+	event_add(c->typing_ev, &tv);
+}
+
+/* A chat state from the user: separate body-less messages (BAREV.md §4). */
+static void
+user_chatstate(struct bridge *br, struct br_contact *c, const char *state)
+{
+	int was_typing = c->typing_ev != NULL;
+
+	if (!c->pipe_up)
+		return;		/* transient: never queued, never dials */
+	if (strcmp(state, "composing") == 0) {
+		bl_send_chatstate(br->gw->bl, c->id, "composing", 0);
+		typing_start(br, c);
+		return;
+	}
+	typing_stop(c);
+	if (strcmp(state, "active") == 0 && !was_typing)
+		return;
+	/* "paused" makes barevlink send <paused/> and <active/> (pascal
+	 * clears on paused, purple on active) */
+	bl_send_chatstate(br->gw->bl, c->id, "paused", 0);
+}
+
+/* ---- XMPP -> Barev ---- */
+
+int
+relay_message_from_user(struct bridge *br, struct br_user *u,
+    struct br_contact *c, xmpp_stanza_t *st)
+{
+	struct gw *gw = br->gw;
+	xmpp_stanza_t *body_el = xmpp_stanza_get_child_by_name(st, "body");
+	const char *state = chatstate_of(st);
+	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
+	int want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
+	    NS_RECEIPTS) != NULL;
+	int64_t row;
+
+	(void)u;
+	if (body == NULL || *body == '\0') {
+		free(body);
+		if (state)
+			user_chatstate(br, c, state);
+		return 0;
+	}
+	/* durable first: nothing else happens before the row is committed */
+	if (store_outbox_add(gw->store, c->id, body, xmpp_stanza_get_id(st),
+	    xmpp_stanza_get_from(st), want_receipt, now_s(), &row) != STORE_OK) {
+		free(body);
+		br_error_reply(gw, st, "wait", "internal-server-error",
+		    "The gateway could not store the message; it was not sent.");
+		return -1;
+	}
+	free(body);
+	c->outbox_queued++;
+	if (c->typing_ev)
+		typing_stop(c);
+	if (c->pipe_up)
+		relay_flush_outbox(br, c);
+	else
+		br_update_want(br, c);	/* dial */
+	return 0;
+}
+
+struct flush_ctx {
+	struct bridge *br;
+	struct br_contact *c;
+	int sent;
+};
+
+static int
+flush_one(void *arg, const struct store_outmsg *m)
+{
+	struct flush_ctx *f = arg;
+	struct br_contact *c = f->c;
+	struct br_inflight *in;
+
+	if (!c->pipe_up)
+		return 1;
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return 1;
+	in->row = m->id;
+	in->want_receipt = m->want_receipt;
+	in->xmpp_id = m->xmpp_id ? strdup(m->xmpp_id) : NULL;
+	in->from_jid = strdup(m->from_jid);
+	/* mark before handing over: a crash after this never re-sends it */
+	if (store_outbox_set_sending(f->br->gw->store, m->id, 1) != STORE_OK ||
+	    bl_send_message(f->br->gw->bl, c->id, m->body, (uint64_t)m->id) == -1) {
+		store_outbox_set_sending(f->br->gw->store, m->id, 0);
+		free(in->xmpp_id);
+		free(in->from_jid);
+		free(in);
+		return 1;
+	}
+	TAILQ_INSERT_TAIL(&c->inflight, in, entry);
+	f->sent++;
+	return 0;
+}
+
+static void
+relay_flush_outbox(struct bridge *br, struct br_contact *c)
+{
+	struct flush_ctx f = { br, c, 0 };
+
+	/* rows in flight are already 'sending', so they are not read again */
+	store_outbox_foreach_queued(br->gw->store, c->id, flush_one, &f);
+	c->outbox_queued = 0;
+	if (f.sent)
+		log_debug("relay", "%d message(s) handed to %s@%s", f.sent, c->nick,
+		    c->address);
+}
+
+void
+relay_pipe_up(struct bridge *br, struct br_contact *c)
+{
+	relay_flush_outbox(br, c);
+	br_update_want(br, c);
+}
+
+static void
+inflight_free(struct br_contact *c, struct br_inflight *in)
+{
+	TAILQ_REMOVE(&c->inflight, in, entry);
+	free(in->xmpp_id);
+	free(in->from_jid);
+	free(in);
+}
+
+static void
+receipt_free(struct br_contact *c, struct br_receipt *r)
+{
+	TAILQ_REMOVE(&c->receipts, r, entry);
+	free(r->to);
+	free(r->id);
+	free(r);
+}
+
+void
+relay_pipe_down(struct bridge *br, struct br_contact *c)
+{
+	struct br_inflight *in;
+	int back = 0;
+
+	typing_stop(c);
+	/* never written to the kernel: queue them again, in order */
+	while ((in = TAILQ_FIRST(&c->inflight)) != NULL) {
+		if (store_outbox_set_sending(br->gw->store, in->row, 0) == STORE_OK)
+			back++;
+		inflight_free(c, in);
+	}
+	while (!TAILQ_EMPTY(&c->receipts))
+		receipt_free(c, TAILQ_FIRST(&c->receipts));
+	if (back) {
+		c->outbox_queued += back;
+		log_info("relay", "%d message(s) to %s@%s requeued", back, c->nick,
+		    c->address);
+	}
+	br_update_want(br, c);
+}
+
+void
+relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
+{
+	struct br_inflight *in;
+	struct br_receipt *r;
+
+	TAILQ_FOREACH(in, &c->inflight, entry)
+		if ((uint64_t)in->row == token)
+			break;
+	if (in == NULL)
+		return;
+	store_outbox_delete(br->gw->store, in->row);
+	if (in->want_receipt && in->xmpp_id && (r = calloc(1, sizeof(*r))) != NULL) {
+		r->cookie = ++br->next_cookie;
+		r->to = in->from_jid;
+		r->id = in->xmpp_id;
+		in->from_jid = in->xmpp_id = NULL;
+		TAILQ_INSERT_TAIL(&c->receipts, r, entry);
+		/* the pong proves the peer read everything before it */
+		if (bl_ping(br->gw->bl, c->id, r->cookie) == -1)
+			receipt_free(c, r);
+	}
+	inflight_free(c, in);
+	if (TAILQ_EMPTY(&c->inflight))
+		br_update_want(br, c);
+}
+
+void
+relay_ping_done(struct bridge *br, struct br_contact *c, uint64_t cookie, int ok)
+{
+	struct br_receipt *r;
+	xmpp_stanza_t *st, *rc;
+	char full[STORE_JID_MAX + 16], id[48];
+
+	TAILQ_FOREACH(r, &c->receipts, entry)
+		if (r->cookie == cookie)
+			break;
+	if (r == NULL)
+		return;
+	if (ok) {
+		snprintf(full, sizeof(full), "%s/barev", c->jid);
+		st = br_stanza("message", NULL, full, r->to);
+		snprintf(id, sizeof(id), "rcpt-%llu-%lld", (unsigned long long)cookie,
+		    (long long)now_s());
+		xmpp_stanza_set_id(st, id);
+		rc = br_stanza("received", NULL, NULL, NULL);
+		xmpp_stanza_set_ns(rc, NS_RECEIPTS);
+		xmpp_stanza_set_id(rc, r->id);
+		xmpp_stanza_add_child_ex(st, rc, 0);
+		br_send(br->gw, st);
+	}
+	receipt_free(c, r);
+}
+
+void
+relay_contact_forget(struct bridge *br, struct br_contact *c)
+{
+	(void)br;
+	typing_stop(c);
+	while (!TAILQ_EMPTY(&c->inflight))
+		inflight_free(c, TAILQ_FIRST(&c->inflight));
+	while (!TAILQ_EMPTY(&c->receipts))
+		receipt_free(c, TAILQ_FIRST(&c->receipts));
+}
+
+/* ---- Barev -> XMPP ---- */
+
+void
+relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
+    int durable)
+{
+	struct gw *gw = br->gw;
+	char *xml;
+	size_t len;
+
+	if (comp_state(gw->comp) == COMP_UP && gw_send(gw, st) == 0) {
+		xmpp_stanza_release(st);
+		return;
+	}
+	if (!durable) {
+		xmpp_stanza_release(st);
+		return;
+	}
+	/* the link is down: hold it, in order, until it is back */
+	xml = xs_serialize_str(st, 0, &len);
+	if (xml == NULL || store_inbox_add(gw->store, c ? c->id : 0,
+	    xmpp_stanza_get_id(st), xml, now_s()) != STORE_OK)
+		log_error("relay", "LOST a message from %s@%s: the component link is"
+		    " down and the inbox refused it", c ? c->nick : "?",
+		    c ? c->address : "?");
+	free(xml);
+	xmpp_stanza_release(st);
+}
+
+void
+relay_message_from_peer(struct bridge *br, struct br_contact *c,
+    xmpp_stanza_t *st)
+{
+	xmpp_stanza_t *body_el = xmpp_stanza_get_child_by_name(st, "body");
+	const char *state = chatstate_of(st);
+	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
+	char full[STORE_JID_MAX + 16], id[64];
+	xmpp_stanza_t *out, *el;
+	static unsigned long seq;
+
+	snprintf(full, sizeof(full), "%s/barev", c->jid);
+	if (body && *body) {
+		out = br_stanza("message", "chat", full, c->user->jid);
+		/* stable: the same id if it waits in the inbox and is flushed */
+		snprintf(id, sizeof(id), "barev-%lld-%lld-%lu", (long long)c->id,
+		    (long long)now_s(), ++seq);
+		xmpp_stanza_set_id(out, id);
+		br_add_text_child(out, "body", NULL, body);
+		/* purple's XHTML-IM and jabber:x:event are left behind: the
+		 * plain body is the message (BAREV.md §4) */
+		if (state) {
+			el = br_stanza(state, NULL, NULL, NULL);
+			xmpp_stanza_set_ns(el, NS_CHATSTATES);
+			xmpp_stanza_add_child_ex(out, el, 0);
+		}
+		relay_to_user(br, c, out, 1);
+	} else if (state) {
+		/* typing notifications are transient: never stored */
+		out = br_stanza("message", "chat", full, c->user->jid);
+		el = br_stanza(state, NULL, NULL, NULL);
+		xmpp_stanza_set_ns(el, NS_CHATSTATES);
+		xmpp_stanza_add_child_ex(out, el, 0);
+		el = br_stanza("no-store", NULL, NULL, NULL);
+		xmpp_stanza_set_ns(el, NS_HINTS);
+		xmpp_stanza_add_child_ex(out, el, 0);
+		relay_to_user(br, c, out, 0);
+	}
+	free(body);
+}
+
+struct inbox_ctx {
+	struct bridge *br;
+	int sent;
+};
+
+static int
+inbox_one(void *arg, const struct store_inmsg *m)
+{
+	struct inbox_ctx *ic = arg;
+	struct gw *gw = ic->br->gw;
+	xmpp_stanza_t *st;
+
+	if (comp_state(gw->comp) != COMP_UP)
+		return 1;
+	if ((st = xmpp_stanza_new_from_string(xs_ctx(), m->xml)) == NULL) {
+		log_error("relay", "inbox row %lld is unreadable; dropped",
+		    (long long)m->id);
+		store_inbox_delete(gw->store, m->id);
+		return 0;
+	}
+	/* delete first: a crash now loses it in a buffer, never doubles it */
+	if (store_inbox_delete(gw->store, m->id) != STORE_OK) {
+		xmpp_stanza_release(st);
+		return 1;
+	}
+	gw_send(gw, st);
+	xmpp_stanza_release(st);
+	ic->sent++;
+	return 0;
+}
+
+void
+relay_flush_inbox(struct bridge *br)
+{
+	struct inbox_ctx ic = { br, 0 };
+
+	store_inbox_foreach(br->gw->store, inbox_one, &ic);
+	if (ic.sent)
+		log_info("relay", "delivered %d message(s) held while the component"
+		    " link was down", ic.sent);
+}
+
+/* ---- outbox expiry ---- */
+
+static int
+expire_one(void *arg, const struct store_outmsg *m)
+{
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, m->contact_id);
+	struct br_inflight *in;
+	xmpp_stanza_t *st, *err, *el;
+	char full[STORE_JID_MAX + 16], text[600];
+
+	if (c) {
+		TAILQ_FOREACH(in, &c->inflight, entry)
+			if (in->row == m->id)
+				return 0;	/* on its way right now */
+	}
+	snprintf(full, sizeof(full), "%s/barev", c ? c->jid : br->gw->cfg.component_jid);
+	st = br_stanza("message", "error", full, m->from_jid);
+	if (m->xmpp_id)
+		xmpp_stanza_set_id(st, m->xmpp_id);
+	br_add_text_child(st, "body", NULL, m->body);
+	err = br_stanza("error", NULL, NULL, NULL);
+	xmpp_stanza_set_attribute(err, "type", "wait");
+	el = br_stanza("recipient-unavailable", NULL, NULL, NULL);
+	xmpp_stanza_set_ns(el, "urn:ietf:params:xml:ns:xmpp-stanzas");
+	xmpp_stanza_add_child_ex(err, el, 0);
+	snprintf(text, sizeof(text), "Not delivered: %s@%s could not be reached"
+	    " in time. Your message was: \"%.400s\"", c ? c->nick : "the contact",
+	    c ? c->address : "", m->body);
+	br_add_text_child(err, "text", "urn:ietf:params:xml:ns:xmpp-stanzas", text);
+	xmpp_stanza_add_child_ex(st, err, 0);
+	if (gw_send(br->gw, st) == 0) {
+		store_outbox_delete(br->gw->store, m->id);
+		log_info("relay", "outbox message %lld expired; %s told",
+		    (long long)m->id, m->from_jid);
+	}
+	xmpp_stanza_release(st);
+	return 0;
+}
+
+static void
+ttl_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct bridge *br = arg;
+	int64_t ttl_s = (int64_t)(br->gw->cfg.outbox_ttl_ms / 1000);
+
+	(void)fd;
+	(void)what;
+	if (comp_state(br->gw->comp) != COMP_UP)
+		return;		/* tell them when they can hear it */
+	store_outbox_foreach_expired(br->gw->store, now_s() - ttl_s, expire_one, br);
+}
+
+static void
+want_queued(void *arg, int64_t contact_id)
+{
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, contact_id);
+
+	if (c) {
+		c->outbox_queued++;
+		br_update_want(br, c);
+	}
+}
+
+int
+relay_start(struct bridge *br)
+{
+	struct gw *gw = br->gw;
+	uint64_t ttl = gw->cfg.outbox_ttl_ms;
+	struct timeval tv;
+	int dropped = 0;
+
+	if (store_outbox_drop_sending(gw->store, &dropped) != STORE_OK)
+		return -1;
+	if (dropped)
+		log_warn("relay", "%d message(s) were being written to Barev peers when"
+		    " the gateway stopped; they may have arrived and are not sent"
+		    " again (Barev has no acknowledgements)", dropped);
+	store_outbox_foreach_contact(gw->store, want_queued, br);
+	/* look for expired rows a few times per TTL, at most once a minute */
+	ttl = ttl / 4;
+	if (ttl > 60000)
+		ttl = 60000;
+	if (ttl < 250)
+		ttl = 250;
+	tv.tv_sec = (time_t)(ttl / 1000);
+	tv.tv_usec = (suseconds_t)(ttl % 1000) * 1000;
+	if ((br->ttl_ev = event_new(gw->base, -1, EV_PERSIST, ttl_tick, br)) == NULL ||
+	    event_add(br->ttl_ev, &tv) == -1)
+		return -1;
+	return 0;
+}
+
+void
+relay_stop(struct bridge *br)
+{
+	if (br->ttl_ev) {
+		event_free(br->ttl_ev);
+		br->ttl_ev = NULL;
+	}
+}
