@@ -467,8 +467,8 @@ comp_connected(struct comp *c)
 
 	event_del(c->connect_ev);
 	c->fd = -1;
+	/* xs_conn owns the fd from here on, even when it fails */
 	if ((c->xs = xs_conn_new(c->base, fd, &lim, &comp_xs_cb, c)) == NULL) {
-		close(fd);
 		comp_fail(c, LOG_LVL_ERROR, "cannot set up the stream (out of "
 		    "memory)");
 		return;
