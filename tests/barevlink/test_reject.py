@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""Who gets in (BAREV.md §2): a connection from an address no contact has is
+closed before a byte is read — the client's bytes go unread, nothing is sent,
+no pipe event, only the rejected_unknown counter moves, and a flood of them
+costs no memory; a known address with the wrong nick is closed without our
+header; a silent allowlisted initiator gets our header after
+silent_initiator_ms and is closed at the header timeout."""
+import asyncio
+
+from bldrv import Driver, run, raw_connect, read_until_closed, bp
+
+GW, BOB, EVIL = "201:1::1", "201:2::2", "201:9::9"
+
+
+async def main():
+    d = await Driver(header_timeout=1500, silent_initiator=400).start()
+    try:
+        await d.cmd("ident 1 alice %s 0" % GW)
+        await d.cmd("contact 1 10 bob %s 0" % BOB)
+
+        # unknown source address: closed before a read
+        s = await raw_connect(EVIL, GW)
+        hdr = bp.header_bytes("bob@%s" % BOB, "alice@%s" % GW)
+        s.send(hdr)
+        got = await read_until_closed(s)
+        s.close()
+        assert got == b"", got
+        st = await d.stats()
+        assert st["rejected_unknown"] == 1, st
+        assert st["pipes_handshake"] == 0 and st["pipes_up"] == 0, st
+
+        # a flood of strangers: no reads, no memory growth
+        rss0 = int((await d.cmd("rss")).split()[2])
+        n = 2000
+        for i in range(0, n, 200):
+            socks = []
+            for _ in range(200):
+                c = await raw_connect(EVIL, GW)
+                c.send(b"<stream:stream>" * 10)
+                socks.append(c)
+            for c in socks:
+                await read_until_closed(c)
+                c.close()
+        st = await d.stats()
+        assert st["rejected_unknown"] == 1 + n, st
+        rss1 = int((await d.cmd("rss")).split()[2])
+        assert rss1 - rss0 < 512, (rss0, rss1)
+        print("flood of %d: rss %d -> %d KiB" % (n, rss0, rss1))
+
+        # known address, wrong nick: closed, nothing sent
+        s = await raw_connect(BOB, GW)
+        s.send(bp.header_bytes("mallory@%s" % BOB, "alice@%s" % GW))
+        got = await read_until_closed(s)
+        s.close()
+        assert got == b"", got
+
+        # known nick from the wrong address is a stranger
+        # (the address is what the allowlist is made of)
+        # silent initiator: our header after 400 ms, closed at 1.5 s
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        s = await raw_connect(BOB, GW)
+        got = await read_until_closed(s, timeout=5)
+        dt = loop.time() - t0
+        s.close()
+        assert got.startswith(bp.header_bytes("alice@%s" % GW, "bob@%s" % BOB)), got
+        assert 1.2 < dt < 4, dt
+        assert not d.seen("pipe_"), d.events
+        st = await d.stats()
+        assert st["pipes_handshake"] == 0, st
+    finally:
+        await d.stop()
+
+
+if __name__ == "__main__":
+    run(main, [GW, BOB, EVIL])
