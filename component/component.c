@@ -516,8 +516,13 @@ comp_connect_cb(evutil_socket_t fd, short what, void *arg)
 static int
 comp_resolve(struct comp *c)
 {
+	/*
+	 * No AI_ADDRCONFIG: it ignores loopback, so on a host (or netns) whose
+	 * only IPv4 address is 127.0.0.1 but that has global IPv6 addresses
+	 * (every Yggdrasil node) it refuses "127.0.0.1" outright.
+	 */
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG };
+	    .ai_flags = AI_NUMERICSERV };
 	char port[8];
 	int rc;
 
