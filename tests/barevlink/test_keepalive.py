@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""Keepalive (BAREV.md §5): pings from the peer are answered single-quoted
+with the same id (urn:xmpp:ping and urn:yggb:ping); after ping_idle of
+silence we ping, and when we are away we re-send our presence after the
+ping (purple resets us to available); bl_ping's cookie comes back as
+ping_done; ping results never reach the gateway; a peer that goes silent is
+offline after ping_idle + misses x ping_timeout."""
+import asyncio
+
+from bldrv import Driver, run, bp
+
+GW, BOB = "201:1::1", "201:2::2"
+
+
+async def scenario(profile):
+    d = await Driver(ping_idle=400, ping_timeout=300, ping_misses=2,
+                     pace=5).start()
+    bob = await bp.Peer("bob", BOB, profile=profile).start()
+    try:
+        await d.cmd("ident 1 alice %s 0" % GW)
+        await d.cmd("contact 1 10 bob %s 0" % BOB)
+        s = await bob.dial("alice", GW)
+        await d.wait("pipe_up 1 10")
+
+        # answering: same id, single quotes, from/to
+        for ns in ("urn:xmpp:ping", "urn:yggb:ping"):
+            await s.send_raw("<iq type='get' id='p-%s' from='bob@%s' to='alice@%s'>"
+                             "<ping xmlns='%s'/></iq>" % (ns[4:8], BOB, GW, ns))
+            want = ("<iq type='result' id='p-%s' from='alice@201:1::1' "
+                    "to='bob@201:2::2'/>" % ns[4:8]).encode()
+            await s.wait_until(lambda: want in bytes(s.raw_in), 3, "pong")
+        assert await s.send_ping(timeout=3)
+
+        # our keepalive pings, answered by the peer: the pipe stays up
+        n0 = s.pings_received
+        await s.wait_until(lambda: s.pings_received >= n0 + 2, 5, "our pings")
+        assert (await d.cmd("state 10")) == "ok state up"
+
+        # away: presence again after each ping
+        await d.cmd("presence 1 available away gone fishing")
+        await s.wait_presence(lambda el: el.findtext("{jabber:client}show") == "away")
+        n0, p0 = s.pings_received, len(s.presences)
+        await s.wait_until(lambda: s.pings_received > n0 and
+                           len(s.presences) > p0, 5, "presence after ping")
+        raw = bytes(s.raw_in)
+        i = raw.rindex(b"urn:xmpp:ping")
+        assert raw.find(b"<show>away</show><status>gone fishing</status>", i) > i, raw[i:]
+
+        # bl_ping -> ping_done with the cookie
+        await d.cmd("ping 10 4242")
+        await d.wait("ping_done 1 10 4242 1")
+
+        # no ping result ever reached the gateway
+        assert not [l for l in d.seen("stanza") if "<iq" in l], d.seen("stanza")
+
+        # bob goes silent (stops reading and answering): offline in time
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for t in list(s._tasks):
+            t.cancel()
+        l = await d.wait("pipe_down 1 10", 5)
+        dt = loop.time() - t0
+        assert "no answer to 2 pings" in l, l
+        assert dt < 2.5, dt
+        print("%s: silent peer offline after %.2fs" % (profile, dt))
+    finally:
+        await bob.stop()
+        await d.stop()
+
+
+async def main():
+    for profile in bp.PROFILES:
+        await scenario(profile)
+
+
+if __name__ == "__main__":
+    run(main, [GW, BOB])
