@@ -67,6 +67,7 @@ struct comp {
 	struct event *ka_timer;
 	struct event *retry_timer;
 	struct event *fail_ev;
+	struct event *closed_ev;	/* tells the owner after comp_shutdown */
 	unsigned backoff_ms;	/* base of the next delay */
 	uint64_t up_since_ms;
 	uint64_t last_tx_ms;
@@ -195,6 +196,17 @@ comp_fail_cb(evutil_socket_t fd, short what, void *arg)
 	/* last: the owner may do anything from here, even comp_free() */
 	if (c->ev.down != NULL)
 		c->ev.down(c->arg, c->fail_why);
+}
+
+static void
+comp_closed_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct comp *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->ev.closed != NULL)
+		c->ev.closed(c->arg);
 }
 
 static void
@@ -389,6 +401,7 @@ comp_on_close(void *arg, enum xs_close why, const char *detail)
 		xs_conn_free(xs);
 	if (c->stopped) {
 		c->state = COMP_DISCONNECTED;
+		event_active(c->closed_ev, 0, 0);
 		return;
 	}
 	if (detail != NULL)
@@ -628,7 +641,8 @@ comp_new(struct event_base *base, const struct comp_config *cfg,
 	    (c->ka_timer = event_new(base, -1, EV_PERSIST, comp_ka_cb, c)) ==
 	    NULL ||
 	    (c->retry_timer = evtimer_new(base, comp_retry_cb, c)) == NULL ||
-	    (c->fail_ev = event_new(base, -1, 0, comp_fail_cb, c)) == NULL)
+	    (c->fail_ev = event_new(base, -1, 0, comp_fail_cb, c)) == NULL ||
+	    (c->closed_ev = event_new(base, -1, 0, comp_closed_cb, c)) == NULL)
 		goto fail;
 	return c;
 fail:
@@ -744,10 +758,14 @@ comp_shutdown(struct comp *c)
 	if (was_up)
 		log_info("component", "closing the link to the server");
 	if (xs != NULL && !c->failing) {
-		/* on_close (now or after the linger) frees it */
+		/* on_close (after the flush or the linger) frees it and
+		 * activates closed_ev */
 		(void)xs_conn_send_raw(xs, close_tag, sizeof close_tag - 1);
 		xs_conn_close(xs, 1000);
+		return;
 	}
+	/* nothing to flush (a pending teardown frees what is left) */
+	event_active(c->closed_ev, 0, 0);
 }
 
 void
@@ -766,6 +784,8 @@ comp_free(struct comp *c)
 		event_free(c->retry_timer);
 	if (c->fail_ev != NULL)
 		event_free(c->fail_ev);
+	if (c->closed_ev != NULL)
+		event_free(c->closed_ev);
 	if (c->xs != NULL)
 		xs_conn_free(c->xs);
 	if (c->fd != -1)

@@ -42,6 +42,9 @@ struct comp_events {
 	void (*down)(void *arg, const char *why);
 	/* one stanza from the server; borrowed (clone to keep) */
 	void (*stanza)(void *arg, xmpp_stanza_t *st);
+	/* optional: after comp_shutdown(), the stream is closed (flushed, or
+	 * the linger ran out); the owner may end its loop now */
+	void (*closed)(void *arg);
 };
 
 struct comp;
@@ -59,7 +62,8 @@ const char *comp_state_str(enum comp_state s);
 long comp_uptime(const struct comp *c);
 /* replace the secret (SIGHUP); takes effect on the next connect */
 int comp_set_secret(struct comp *c, const char *secret);
-/* send </stream:stream>, flush briefly, stop reconnecting */
+/* send </stream:stream>, flush briefly (<= 1 s), stop reconnecting;
+ * `closed` follows */
 void comp_shutdown(struct comp *c);
 void comp_free(struct comp *c);
 

@@ -233,6 +233,7 @@ static struct owner {
 	int ups, downs;
 	char why[512];
 	int stanzas;
+	int closed;
 	char body[256];
 	char from[256];
 } ow;
@@ -267,7 +268,16 @@ ow_stanza(void *arg, xmpp_stanza_t *st)
 		xmpp_free(xs_ctx(), t);
 }
 
-static const struct comp_events ow_events = { ow_up, ow_down, ow_stanza };
+static void
+ow_closed(void *arg)
+{
+	(void)arg;
+	ow.closed++;
+}
+
+static const struct comp_events ow_events = {
+	.up = ow_up, .down = ow_down, .stanza = ow_stanza, .closed = ow_closed,
+};
 
 static struct comp *
 new_comp(uint16_t port, unsigned keepalive_s, size_t max_stanza)
@@ -333,6 +343,11 @@ static int up2(void) { return ow.ups >= 2; }
 static int down1(void) { return ow.downs >= 1; }
 static int got_stanza(void) { return ow.stanzas >= 1; }
 static int accepts2(void) { return fk.accepts >= 2; }
+static int closed1(void) { return ow.closed >= 1; }
+static int server_got_close(void)
+{
+	return strstr(fk.in, "</stream:stream>") != NULL;
+}
 static int server_got_message(void)
 {
 	return strstr(fk.in, "</message>") != NULL;
@@ -412,6 +427,18 @@ test_handshake_stanzas_keepalive_and_hangup(void)
 	CHECK(fk.accepts == 2);
 	CHECK(fk.accepts < 2 || fk.accept_ms[1] - down_at >= 950);
 	CHECK(fk.hash_ok);
+
+	/* shutdown: the server sees the stream closed, no reconnect follows */
+	fk.inlen = 0;
+	fk.in[0] = '\0';
+	comp_shutdown(c);
+	CHECK(wait_for(closed1, 3000));
+	CHECK(wait_for(server_got_close, 2000));
+	CHECK(comp_state(c) == COMP_DISCONNECTED);
+	CHECK(ow.downs == 1);
+	wait_for(NULL, 1600);
+	CHECK(fk.accepts == 2);
+	CHECK(ow.downs == 1);
 
 	comp_free(c);
 	fake_stop();
