@@ -122,6 +122,18 @@ gw_link_stanza(void *arg, xmpp_stanza_t *st)
 	gw_route_stanza(arg, st);
 }
 
+/* after comp_shutdown(): </stream:stream> is out, so the loop may end;
+ * a short grace lets the other modules' last bytes drain too */
+static void
+gw_link_closed(void *arg)
+{
+	struct gw *gw = arg;
+	struct timeval tv = { 0, 100 * 1000 };
+
+	if (gw->stopping)
+		event_base_loopexit(gw->base, &tv);
+}
+
 /* ---- signals ---- */
 
 static void
@@ -141,9 +153,10 @@ gw_stop_cb(evutil_socket_t sig, short what, void *arg)
 	 * peers see us go unavailable and nothing accepted is lost */
 	comp_shutdown(gw->comp);
 	/*
-	 * Drop our own events: the loop then ends by itself as soon as the
-	 * last stream is flushed and closed.  A second TERM/INT now kills
-	 * with the default action, which is what an impatient operator wants.
+	 * The loop ends when the link reports `closed` (gw_link_closed), at
+	 * the latest after GW_STOP_BOUND_MS.  Drop our own events: a second
+	 * TERM/INT now kills with the default action, which is what an
+	 * impatient operator wants.
 	 */
 	event_del(gw->ev_term);
 	event_del(gw->ev_int);
@@ -198,6 +211,7 @@ gw_run(struct gw *gw)
 		.up = gw_link_up,
 		.down = gw_link_down,
 		.stanza = gw_link_stanza,
+		.closed = gw_link_closed,
 	};
 	int rc = 1;
 
