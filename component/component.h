@@ -37,8 +37,8 @@ enum comp_state {
 struct comp_events {
 	/* the handshake succeeded: stanzas may be sent now */
 	void (*up)(void *arg);
-	/* the link went down (why is a log-ready phrase); a reconnect is
-	 * already scheduled */
+	/* the link went down, or an attempt failed (why is a log-ready
+	 * phrase, already logged by us); a reconnect is already scheduled */
 	void (*down)(void *arg, const char *why);
 	/* one stanza from the server; borrowed (clone to keep) */
 	void (*stanza)(void *arg, xmpp_stanza_t *st);
@@ -54,7 +54,8 @@ struct comp *comp_new(struct event_base *base, const struct comp_config *cfg,
 /* start connecting (and keep reconnecting until comp_free) */
 int comp_start(struct comp *c);
 /* 0 when handed to the link, -1 when the link is not up (caller keeps the
- * stanza durable and retries after `up`). Does not take ownership. */
+ * stanza durable and retries after `up`), -2 when it serializes larger than
+ * max_stanza (logged; retrying cannot help). Does not take ownership. */
 int comp_send(struct comp *c, xmpp_stanza_t *st);
 enum comp_state comp_state(const struct comp *c);
 const char *comp_state_str(enum comp_state s);
