@@ -10,7 +10,8 @@
  *	server_port: "70000" is not a port (1-65535) (gw.conf:4)
  *
  * Durations are plain seconds or take a suffix ms|s|m|h|d and are stored in
- * milliseconds; sizes take K|M|G (binary) and are stored in bytes.
+ * milliseconds; sizes take K|M|G (binary) and are stored in bytes.  After a
+ * successful load no string field is NULL: unset optional keys are "".
  */
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
