@@ -32,6 +32,7 @@
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_GATEWAY "jabber:iq:gateway"
 #define RESOURCE "barev"
+#define RESYNC_GRACE_MS 3000	/* for probe answers after a reconnect */
 
 static void bl_ev_pipe_up(void *, int64_t, int64_t);
 static void bl_ev_pipe_down(void *, int64_t, int64_t, const char *);
@@ -326,6 +327,8 @@ user_publish(struct bridge *br, struct br_user *u)
 	struct br_contact *c;
 	int was_online = u->online;
 
+	if (br->resyncing)
+		return;		/* resync_done() publishes everybody */
 	LIST_FOREACH(r, &u->resources, entry) {
 		if (best == NULL || r->priority > best->priority ||
 		    (r->priority == best->priority && show_rank(r->show) > show_rank(best->show)))
@@ -388,6 +391,15 @@ user_presence(struct bridge *br, struct br_user *u, xmpp_stanza_t *st, int avail
 	LIST_FOREACH(r, &u->resources, entry)
 		if (strcmp(r->resource, res) == 0)
 			break;
+	if (!avail && *res == '\0') {
+		/* from the bare JID (a probe's answer): no resource is online */
+		while (!LIST_EMPTY(&u->resources)) {
+			resource_free(LIST_FIRST(&u->resources));
+			changed = 1;
+		}
+		free(res);
+		goto out;
+	}
 	if (!avail) {
 		if (r) {
 			resource_free(r);
@@ -565,6 +577,8 @@ bridge_free(struct gw *gw)
 	if (br == NULL)
 		return;
 	relay_stop(br);
+	if (br->resync_ev)
+		event_free(br->resync_ev);
 	while ((c = LIST_FIRST(&br->contacts)) != NULL)
 		contact_free(br, c);
 	while ((u = LIST_FIRST(&br->users)) != NULL) {
@@ -681,6 +695,20 @@ bridge_get_stats(struct gw *gw, struct bridge_stats *st)
 
 /* ---- component link ---- */
 
+static void
+resync_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct bridge *br = arg;
+	struct br_user *u;
+
+	(void)fd;
+	(void)what;
+	br->resyncing = 0;
+	LIST_FOREACH(u, &br->users, entry)
+		user_publish(br, u);
+}
+
+
 void
 bridge_component_up(struct gw *gw)
 {
@@ -689,7 +717,24 @@ bridge_component_up(struct gw *gw)
 	struct br_contact *c;
 
 	relay_flush_inbox(br);
-	/* ask every user's server what the user looks like right now */
+	/*
+	 * Re-learn who is online: forget the resources quietly, probe, and
+	 * publish what the answers say only after a short grace period, so
+	 * pipes of users who stayed online are not closed and re-opened.
+	 */
+	LIST_FOREACH(u, &br->users, entry)
+		while (!LIST_EMPTY(&u->resources))
+			resource_free(LIST_FIRST(&u->resources));
+	br->resyncing = 1;
+	if (br->resync_ev == NULL)
+		br->resync_ev = evtimer_new(gw->base, resync_done, br);
+	if (br->resync_ev) {
+		struct timeval tv = { RESYNC_GRACE_MS / 1000, (RESYNC_GRACE_MS % 1000) * 1000 };
+
+		evtimer_add(br->resync_ev, &tv);
+	} else {
+		br->resyncing = 0;
+	}
 	LIST_FOREACH(u, &br->users, entry)
 		LIST_FOREACH(c, &br->contacts, entry)
 			if (c->user == u) {
@@ -704,16 +749,11 @@ bridge_component_up(struct gw *gw)
 void
 bridge_component_down(struct gw *gw)
 {
-	struct br_user *u;
-
-	/* the server will re-send presence after reconnecting; forget it */
-	LIST_FOREACH(u, &gw->bridge->users, entry) {
-		if (LIST_EMPTY(&u->resources))
-			continue;
-		while (!LIST_EMPTY(&u->resources))
-			resource_free(LIST_FIRST(&u->resources));
-		user_publish(gw->bridge, u);
-	}
+	/*
+	 * Keep every user's presence as it was: a server restart must not
+	 * drop the Barev pipes.  bridge_component_up() re-learns it.
+	 */
+	(void)gw;
 }
 
 int

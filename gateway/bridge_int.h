@@ -85,6 +85,8 @@ struct bridge {
 	LIST_HEAD(, br_user) users;
 	LIST_HEAD(, br_contact) contacts;
 	struct event *ttl_ev;
+	struct event *resync_ev;	/* end of the re-learning after a reconnect */
+	int resyncing;
 	char *privileged_host;	/* server host that granted roster both/set */
 	uint64_t next_cookie;
 };

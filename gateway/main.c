@@ -27,8 +27,11 @@
 
 #include "component.h"
 #include "config.h"
+#include "bridge.h"
+#include "commands.h"
 #include "gw.h"
 #include "log.h"
+#include "store.h"
 #include "service.h"
 #include "xmlstream.h"
 
@@ -102,7 +105,7 @@ gw_link_up(void *arg)
 		gw_notify("STATUS=component link up as %s",
 		    gw->cfg.component_jid);
 	gw->link_ever_up = 1;
-	/* TODO(bridge): bridge_component_up(gw) — flush the inbox */
+	bridge_component_up(gw);
 }
 
 static void
@@ -112,8 +115,7 @@ gw_link_down(void *arg, const char *why)
 
 	/* component.c has logged it already */
 	gw_notify("STATUS=component link down: %s", why);
-	/* TODO(bridge): bridge_component_down(gw) */
-	(void)gw;
+	bridge_component_down(gw);
 }
 
 static void
@@ -149,8 +151,9 @@ gw_stop_cb(evutil_socket_t sig, short what, void *arg)
 	gw->stopping = 1;
 	log_info("gateway", "%s: shutting down", strsignal((int)sig));
 	gw_notify("STOPPING=1");
-	/* TODO(bridge): bridge_shutdown(gw) before the link closes, so
-	 * peers see us go unavailable and nothing accepted is lost */
+	/* before the link closes, so peers see us go unavailable and
+	 * nothing accepted is lost */
+	bridge_shutdown(gw);
 	comp_shutdown(gw->comp);
 	/*
 	 * The loop ends when the link reports `closed` (gw_link_closed), at
@@ -196,6 +199,38 @@ gw_reload_cb(evutil_socket_t sig, short what, void *arg)
 	gw_notify("READY=1");
 }
 
+/* ---- discovery: what the modules after service.c add ---- */
+
+static int
+gw_items_commands(struct gw *gw, const char *from, const char *node,
+    xmpp_stanza_t *query)
+{
+	if (node != NULL && strcmp(node, "http://jabber.org/protocol/commands") != 0)
+		return 0;
+	commands_disco_items(gw, from, query);
+	return 1;
+}
+
+static int
+gw_discovery_setup(struct gw *gw)
+{
+	static const char *const features[] = {
+		"http://jabber.org/protocol/commands",	/* XEP-0050 */
+		"jabber:iq:gateway",			/* XEP-0100 */
+		"jabber:iq:register",			/* XEP-0077 */
+		"jabber:x:data",
+	};
+
+	(void)gw;
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+		if (gw_service_add_feature(features[i]) == -1)
+			return -1;
+	if (gw_service_add_items_hook(gw_items_commands) == -1 ||
+	    gw_service_add_node_info_hook(commands_disco_info_node) == -1)
+		return -1;
+	return 0;
+}
+
 /* ---- run ---- */
 
 static int
@@ -213,6 +248,7 @@ gw_run(struct gw *gw)
 		.stanza = gw_link_stanza,
 		.closed = gw_link_closed,
 	};
+	char err[512];
 	int rc = 1;
 
 	gw->started_at = time(NULL);
@@ -224,9 +260,18 @@ gw_run(struct gw *gw)
 		log_error("gateway", "cannot create the event loop");
 		goto out;
 	}
-	/* TODO(store): gw->store = store_open(gw->cfg.database, ...) here;
-	 * refuse to start when it fails */
-	/* TODO(bridge): bridge_start(gw) here (creates gw->bl) */
+	if ((gw->store = store_open(gw->cfg.database, err, sizeof(err))) == NULL) {
+		log_error("gateway", "%s", err);
+		goto out;
+	}
+	if (bridge_start(gw) == -1) {
+		log_error("gateway", "cannot start the Barev side");
+		goto out;
+	}
+	if (gw_discovery_setup(gw) == -1) {
+		log_error("gateway", "cannot set up service discovery");
+		goto out;
+	}
 	if ((gw->comp = comp_new(gw->base, &cc, &ce, gw)) == NULL) {
 		log_error("gateway", "cannot create the component link");
 		goto out;
@@ -261,7 +306,8 @@ gw_run(struct gw *gw)
 	log_info("gateway", "stopped");
 	rc = 0;
 out:
-	/* TODO(bridge): bridge_free(gw); TODO(store): store_close(gw->store) */
+	bridge_free(gw);
+	store_close(gw->store);
 	comp_free(gw->comp);
 	if (gw->ev_term != NULL)
 		event_free(gw->ev_term);

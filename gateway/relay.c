@@ -146,10 +146,13 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	c->outbox_queued++;
 	if (c->typing_ev)
 		typing_stop(c);
-	if (c->pipe_up)
+	if (c->pipe_up) {
 		relay_flush_outbox(br, c);
-	else
+	} else {
+		log_debug("relay", "message %lld to %s@%s waits in the outbox",
+		    (long long)row, c->nick, c->address);
 		br_update_want(br, c);	/* dial */
+	}
 	return 0;
 }
 
@@ -371,6 +374,7 @@ relay_message_from_peer(struct bridge *br, struct br_contact *c,
 		}
 		relay_to_user(br, c, out, 1);
 	} else if (state) {
+		log_debug("relay", "%s from %s@%s", state, c->nick, c->address);
 		/* typing notifications are transient: never stored */
 		out = br_stanza("message", "chat", full, c->user->jid);
 		el = br_stanza(state, NULL, NULL, NULL);

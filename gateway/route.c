@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bridge.h"
+#include "commands.h"
 #include "component.h"
 #include "gw.h"
 #include "log.h"
@@ -39,20 +41,16 @@ static int route_service_iq(struct gw *, xmpp_stanza_t *);
 
 /* First match wins.  Keep specific rows (with xmlns) above catch-alls. */
 static const struct route_rule route_rules[] = {
-	/*
-	 * TODO(commands): XEP-0050 ad-hoc commands and chat commands:
-	 *   { "iq", ROUTE_COMPONENT, "http://jabber.org/protocol/commands",
-	 *     commands_handle_iq },
-	 *   { "message", ROUTE_COMPONENT, NULL, commands_handle_message },
-	 * TODO(register): { "iq", ROUTE_COMPONENT, "jabber:iq:register", ... },
-	 * TODO(bridge): XEP-0356 privilege advertisement, then the contacts:
-	 *   { "message", ROUTE_COMPONENT | ROUTE_OTHER, "urn:xmpp:privilege:2",
-	 *     bridge_handle_privilege },
-	 *   { "presence", ROUTE_CONTACT | ROUTE_COMPONENT, NULL,
-	 *     bridge_handle_presence },
-	 *   { "message", ROUTE_CONTACT, NULL, bridge_handle_message },
-	 *   { "iq", ROUTE_CONTACT, NULL, bridge_handle_iq },
-	 */
+	/* XEP-0356: the server tells us what we may do for its users */
+	{ "message", ROUTE_COMPONENT, "urn:xmpp:privilege:2", bridge_handle_privilege },
+	{ "message", ROUTE_COMPONENT, "urn:xmpp:privilege:1", bridge_handle_privilege },
+	/* XEP-0050 ad-hoc commands; XEP-0100 address translation */
+	{ "iq", ROUTE_COMPONENT, "http://jabber.org/protocol/commands", commands_handle_iq },
+	{ "iq", ROUTE_COMPONENT, "jabber:iq:gateway", bridge_handle_iq },
+	/* the contacts: roster, presence, messages, their disco/vCard/ping */
+	{ "presence", ROUTE_CONTACT | ROUTE_COMPONENT, NULL, bridge_handle_presence },
+	{ "message", ROUTE_CONTACT, NULL, bridge_handle_message },
+	{ "iq", ROUTE_CONTACT, NULL, bridge_handle_iq },
 	/* disco, ping, version; answers every other get/set itself */
 	{ "iq", ROUTE_COMPONENT, NULL, route_service_iq },
 };

@@ -473,6 +473,8 @@ class Gateway:
 # ---------------------------------------------------------------- Client
 
 import slixmpp                                   # noqa: E402
+from slixmpp.xmlstream.handler import Callback   # noqa: E402
+from slixmpp.xmlstream.matcher import MatchXPath  # noqa: E402
 from slixmpp.exceptions import IqError, IqTimeout  # noqa: E402
 
 CLIENT_PLUGINS = ["xep_0030", "xep_0050", "xep_0199", "xep_0092", "xep_0085",
@@ -517,7 +519,12 @@ class Client(slixmpp.ClientXMPP):
         self._cursor = {"message": 0, "presence": 0}
         self._arrived = asyncio.Event()
         self._session = None
-        self.add_event_handler("message", self._on("message", self.messages))
+        # Every <message>, not just slixmpp's "message" event, which fires
+        # only for messages with a body: chat states, receipts and errors
+        # are what several tests wait for.
+        self.register_handler(Callback(
+            "every message", MatchXPath("{jabber:client}message"),
+            self._on("message", self.messages)))
         self.add_event_handler("presence", self._on("presence", self.presences))
         self.add_event_handler("session_start", self._session_start)
         self.add_event_handler("failed_auth", self._failed)

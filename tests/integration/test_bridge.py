@@ -1,0 +1,285 @@
+"""The bridge (issue 6): alice@example.org, in an ordinary XMPP client, talks
+to bob@201:2::2, a Barev peer, as if bob were any other contact.
+
+alice's Barev identity is alice@201:1::1; bob runs the independent Barev
+test peer (tests/barevpeer) with the purple profile, carol (201:3::3) with
+the pascal profile.  Everything runs in a private network namespace.
+"""
+# ctest: timeout=400
+import asyncio
+import os
+import sqlite3
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+import harness                                   # noqa: E402
+from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
+import barevpeer as bp                           # noqa: E402
+
+ALICE_ADDR = "201:1::1"
+BOB_ADDR = "201:2::2"
+CAROL_ADDR = "201:3::3"
+DAVE_ADDR = "201:4::4"
+COMPONENT = harness.COMPONENT
+
+
+def contact_jid(nick, addr):
+    local = (nick + "@" + addr).replace("\\", "\\5c").replace("@", "\\40").replace(":", "\\3a")
+    return local.lower() + "@" + COMPONENT
+
+
+BOB = contact_jid("bob", BOB_ADDR)
+CAROL = contact_jid("carol", CAROL_ADDR)
+DAVE = contact_jid("dave", DAVE_ADDR)
+
+
+def seed_identity(gw, jid, nick, addr):
+    """Provision an identity the way a restart finds it: in the store."""
+    db = sqlite3.connect(gw.config["database"])
+    with db:
+        db.execute("INSERT INTO identities (jid, nick, address, port, created_at)"
+                   " VALUES (?, ?, ?, 1337, 0)", (jid, nick, addr))
+    db.close()
+
+
+def store_rows(gw, sql):
+    db = sqlite3.connect(gw.config["database"])
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+async def subscribe(alice, jid):
+    """alice adds a contact from her client, as Gajim's 'Add contact' does.
+
+    With XEP-0356 the gateway writes the roster item itself (subscription
+    both) and the server swallows the then-redundant "subscribed": what
+    alice sees is a roster push that puts the contact in her roster."""
+    pushed = asyncio.Event()
+    alice.add_event_handler("roster_update", lambda _iq: pushed.set())
+    alice.send_presence(pto=jid, ptype="subscribe")
+    deadline = time.monotonic() + 10
+    while True:
+        roster = await alice.roster_items()
+        if roster.get(jid, {}).get("subscription") in ("to", "both"):
+            return roster[jid]
+        left = deadline - time.monotonic()
+        expect(left > 0, "%s in alice's roster" % jid, "subscription to/both",
+               roster.get(jid))
+        pushed.clear()
+        try:
+            await asyncio.wait_for(pushed.wait(), left)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def setup():
+    p = Prosody(harness.tmpdir("prosody"))
+    p.start()
+    for u in ("alice", "nobody", "admin"):
+        p.create_user(u, u)
+    gw = Gateway(p, harness.tmpdir("gw"), config={"outbox_ttl": "30s"})
+    gw.start()
+    await gw.wait_up()
+    gw.stop()
+    seed_identity(gw, "alice@example.org", "alice", ALICE_ADDR)
+    gw.start()
+    await gw.wait_log(r"listening for Barev peers on \[201:1::1\]:1337")
+    await gw.wait_up()
+    bob = bp.Peer("bob", BOB_ADDR, profile="purple")
+    bob.add_buddy("alice", ALICE_ADDR)
+    await bob.start()
+    carol = bp.Peer("carol", CAROL_ADDR, profile="pascal")
+    carol.add_buddy("alice", ALICE_ADDR)
+    await carol.start()
+    alice = Client("alice@example.org", "alice", p)
+    await alice.connect_and_wait()
+    return {"p": p, "gw": gw, "bob": bob, "carol": carol, "alice": alice}
+
+
+async def test_alice_adds_bob_and_sees_his_presence(ctx):
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    await subscribe(alice, BOB)
+    roster = await alice.roster_items()
+    expect(BOB in roster, "bob is in alice's roster", BOB, list(roster))
+    expect_eq(roster[BOB]["name"], "bob", "bob's roster name")
+    # bob's peer sees alice's identity come online
+    s = await bob.wait_session("alice", timeout=15)
+    await s.wait_presence(lambda el: el.get("type") != "unavailable", timeout=10)
+    # bob goes away with a status: alice sees it
+    alice.mark()
+    await s.send_presence(show="away", status="gone fishing")
+    pr = await alice.wait_presence(
+        lambda p: p["from"].bare == BOB and p["show"] == "away",
+        what="bob away")
+    expect_eq(pr["status"], "gone fishing", "bob's status text")
+    expect_eq(pr["from"].resource, "barev", "bob's resource")
+
+
+async def test_messages_both_ways_with_special_characters(ctx):
+    alice, bob = ctx["alice"], ctx["bob"]
+    s = await bob.wait_session("alice", timeout=10)
+    text = "hi bob & <friends> \"quoted\" 'apos' — héllo ✓"
+    alice.send_message(BOB, text)
+    body, _ = await s.wait_message(timeout=10)
+    expect_eq(body, text, "alice's message at bob")
+    alice.mark()
+    await s.send_message("back at you <b>&amp;</b> ünïcode")
+    m = await alice.wait_message(lambda m: m["from"].bare == BOB and m["body"],
+                                 what="bob's message")
+    expect_eq(m["body"], "back at you <b>&amp;</b> ünïcode", "bob's message at alice")
+    expect(m["id"], "bob's message carries an id", "an id", m["id"])
+
+
+async def test_typing_both_ways_and_body_with_active_survives_purple(ctx):
+    alice, bob = ctx["alice"], ctx["bob"]
+    s = await bob.wait_session("alice", timeout=10)
+    alice.send_message(BOB, None, chat_state="composing")
+    await s.wait_chatstate("composing", timeout=10)
+    # composing is refreshed while alice types (purple forgets after ~1 s)
+    await s.wait_chatstate("composing", timeout=5)
+    alice.send_message(BOB, "typed it", chat_state="active")
+    body, el = await s.wait_message(timeout=10)
+    expect_eq(body, "typed it", "the body sent beside <active/>")
+    expect_eq(len(s.dropped_bodies), 0, "bodies purple would have dropped")
+    alice.mark()
+    await s.send_chatstate("composing")
+    await alice.wait_message(lambda m: m["from"].bare == BOB and m["chat_state"] == "composing",
+                             what="bob typing")
+
+
+async def test_pascal_peer_talks_too(ctx):
+    alice, carol = ctx["alice"], ctx["carol"]
+    await subscribe(alice, CAROL)
+    s = await carol.wait_session("alice", timeout=15)
+    alice.send_message(CAROL, "hello pascal <&>")
+    body, _ = await s.wait_message(timeout=10)
+    expect_eq(body, "hello pascal <&>", "alice's message at carol")
+    alice.mark()
+    await s.send_message("hi from pascal")
+    m = await alice.wait_message(lambda m: m["from"].bare == CAROL and m["body"],
+                                 what="carol's message")
+    expect_eq(m["body"], "hi from pascal", "carol's message")
+
+
+async def test_bob_offline_then_alice_sees_unavailable(ctx):
+    alice, bob = ctx["alice"], ctx["bob"]
+    s = await bob.wait_session("alice", timeout=10)
+    alice.mark()
+    await s.close()
+    await alice.wait_presence(lambda p: p["from"].bare == BOB and p["type"] == "unavailable",
+                              what="bob unavailable")
+
+
+async def test_offline_alice_gets_bobs_message_from_offline_storage(ctx):
+    p, bob, alice = ctx["p"], ctx["bob"], ctx["alice"]
+    s = await bob.wait_session("alice", timeout=15)
+    await alice.close()
+    # alice's identity goes unavailable on the Barev side...
+    await s.wait_presence(lambda el: el.get("type") == "unavailable", timeout=10)
+    # ...but bob can still reach the listener and leave a message
+    await s.wait_closed(timeout=10)
+    s2 = await bob.dial("alice", ALICE_ADDR)
+    await s2.send_message("while you were away")
+    alice2 = Client("alice@example.org", "alice", p)
+    await alice2.connect_and_wait()
+    m = await alice2.wait_message(lambda m: m["body"] == "while you were away",
+                                  timeout=15, what="the offline message")
+    expect_eq(m["from"].bare, BOB, "sender of the offline message")
+    ctx["alice"] = alice2
+
+
+async def test_outbox_waits_for_unreachable_peer_and_receipt_comes_only_then(ctx):
+    alice, gw = ctx["alice"], ctx["gw"]
+    dave = bp.Peer("dave", DAVE_ADDR, profile="purple")
+    dave.add_buddy("alice", ALICE_ADDR)
+    await subscribe(alice, DAVE)
+    alice.mark()
+    mid = alice.send_message(DAVE, "are you there, dave?", receipt=True)
+    await gw.wait_log(r"waits in the outbox", timeout=10)
+    rows = store_rows(gw, "SELECT body FROM outbox")
+    expect(("are you there, dave?",) in rows, "the message waits in the outbox",
+           "a row", rows)
+    # no receipt while dave is down
+    for m in alice.messages[alice._cursor["message"]:]:
+        expect(m["receipt"] != mid, "no receipt before delivery", None, str(m))
+    await dave.start()
+    s = await dave.wait_session("alice", timeout=20)
+    body, _ = await s.wait_message(timeout=10)
+    expect_eq(body, "are you there, dave?", "the queued message at dave")
+    r = await alice.wait_message(lambda m: m["receipt"] == mid, timeout=15,
+                                 what="the receipt")
+    expect_eq(r["from"].bare, DAVE, "receipt sender")
+    expect_eq(store_rows(gw, "SELECT count(*) FROM outbox")[0][0], 0, "outbox after delivery")
+    await dave.stop()
+    ctx["dave"] = dave
+
+
+async def test_outbox_ttl_expiry_tells_alice(ctx):
+    alice, gw, dave = ctx["alice"], ctx["gw"], ctx["dave"]
+    await dave.stop()
+    alice.mark()
+    alice.send_message(DAVE, "this one will never arrive")
+    err = await alice.wait_message(lambda m: m["type"] == "error", timeout=60,
+                                   what="the expiry error")
+    expect("this one will never arrive" in str(err), "the error names the text",
+           "the text", str(err))
+test_outbox_ttl_expiry_tells_alice.timeout = 90
+
+
+async def test_component_link_cut_loses_nothing(ctx):
+    p, gw, bob = ctx["p"], ctx["gw"], ctx["bob"]
+    s = await bob.wait_session("alice", timeout=20)
+    p.stop()
+    await gw.wait_log(r"retrying in", timeout=10)
+    for i in range(20):
+        await s.send_message("while the server is down %d" % i)
+    # every message is in the inbox before the server comes back
+    deadline = time.monotonic() + 10
+    while store_rows(gw, "SELECT count(*) FROM inbox")[0][0] < 20:
+        expect(time.monotonic() < deadline, "20 messages held in the inbox", 20,
+               store_rows(gw, "SELECT count(*) FROM inbox")[0][0])
+        await asyncio.sleep(0.05)
+    p.start()
+    await gw.wait_log(r"link up", timeout=20)
+    alice = Client("alice@example.org", "alice", p)
+    await alice.connect_and_wait()
+    got = []
+    while len(got) < 20:
+        m = await alice.wait_message(lambda m: (m["body"] or "").startswith("while the server"),
+                                     timeout=20, what="held messages")
+        got.append(m["body"])
+    expect_eq(got, ["while the server is down %d" % i for i in range(20)],
+              "held messages, in order")
+    ctx["alice"] = alice
+
+
+async def test_errors_for_no_identity_and_unknown_contact(ctx):
+    p, alice, bob = ctx["p"], ctx["alice"], ctx["bob"]
+    nobody = Client("nobody@example.org", "nobody", p)
+    await nobody.connect_and_wait()
+    nobody.send_message(BOB, "hello?")
+    err = await nobody.wait_message(lambda m: m["type"] == "error", what="an error")
+    expect_eq(err["error"]["condition"], "registration-required", "error for no identity")
+    expect("identity" in err["error"]["text"], "the error says why", "identity",
+           err["error"]["text"])
+    alice.mark()
+    stranger = contact_jid("eve", "201:5::5")
+    alice.send_message(stranger, "hi eve")
+    err = await alice.wait_message(lambda m: m["type"] == "error", what="an error")
+    expect_eq(err["error"]["condition"], "forbidden", "error for a non-contact")
+    expect("not among your contacts" in err["error"]["text"], "the error says why",
+           "not among your contacts", err["error"]["text"])
+    await nobody.close()
+
+
+if __name__ == "__main__":
+    import netns
+    netns.enter([ALICE_ADDR, BOB_ADDR, CAROL_ADDR, DAVE_ADDR, "201:5::5"])
+    harness.main()
