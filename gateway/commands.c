@@ -54,7 +54,7 @@ struct cmd_def {
 	unsigned required;
 	int jid_for_admin;	/* admins also get a (required) jid field */
 	const char *instructions;
-	int (*run)(struct cmd_ctx *, struct prov_result *, char *, size_t);
+	int (*run)(struct cmd_ctx *, struct prov_result *);
 };
 
 /* One request: who asks, what they submitted. */
@@ -66,6 +66,7 @@ struct cmd_ctx {
 	const struct cmd_def *def;
 	unsigned fields;		/* what the form has for this requester */
 	char *v[PROV_F_NAME + 1];	/* submitted values, trimmed; NULL if absent */
+	char *out;			/* listing text, CMD_OUT_MAX bytes */
 };
 
 struct cmd_session {
@@ -320,24 +321,22 @@ target(const struct cmd_ctx *q)
 /* ---- the commands ---- */
 
 static int
-run_create(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_create(struct cmd_ctx *q, struct prov_result *r)
 {
-	(void)out, (void)len;
 	return prov_identity_create(q->gw, q->v[PROV_F_JID], q->v[PROV_F_NICK],
 	    q->v[PROV_F_ADDRESS], q->v[PROV_F_PORT], r);
 }
 
 static int
-run_delete(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_delete(struct cmd_ctx *q, struct prov_result *r)
 {
-	(void)out, (void)len;
 	return prov_identity_delete(q->gw, q->v[PROV_F_JID], r);
 }
 
 static int
-run_identities(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_identities(struct cmd_ctx *q, struct prov_result *r)
 {
-	if (prov_list_identities(q->gw, out, len) == 0)
+	if (prov_list_identities(q->gw, q->out, CMD_OUT_MAX) == 0)
 		return 0;
 	r->err = PROV_INTERNAL;
 	r->field = PROV_F_NONE;
@@ -346,50 +345,46 @@ run_identities(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
 }
 
 static int
-run_add(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_add(struct cmd_ctx *q, struct prov_result *r)
 {
-	(void)out, (void)len;
 	return prov_contact_add(q->gw, target(q), q->v[PROV_F_CONTACT],
 	    q->v[PROV_F_NAME], r);
 }
 
 static int
-run_remove(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_remove(struct cmd_ctx *q, struct prov_result *r)
 {
-	(void)out, (void)len;
 	return prov_contact_remove(q->gw, target(q), q->v[PROV_F_CONTACT], r);
 }
 
 static int
-run_contacts(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_contacts(struct cmd_ctx *q, struct prov_result *r)
 {
-	return prov_list_contacts(q->gw, target(q), out, len, r);
+	return prov_list_contacts(q->gw, target(q), q->out, CMD_OUT_MAX, r);
 }
 
 static int
-run_status(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_status(struct cmd_ctx *q, struct prov_result *r)
 {
 	(void)r;
-	return prov_status(q->gw, out, len);
+	return prov_status(q->gw, q->out, CMD_OUT_MAX);
 }
 
 static int
-run_me(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_me(struct cmd_ctx *q, struct prov_result *r)
 {
-	return prov_identity_describe(q->gw, q->bare, out, len, r);
+	return prov_identity_describe(q->gw, q->bare, q->out, CMD_OUT_MAX, r);
 }
 
 static int
-run_nick(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_nick(struct cmd_ctx *q, struct prov_result *r)
 {
-	(void)out, (void)len;
 	return prov_identity_set_nick(q->gw, q->bare, q->v[PROV_F_NICK], r);
 }
 
 static int
-run_register(struct cmd_ctx *q, struct prov_result *r, char *out, size_t len)
+run_register(struct cmd_ctx *q, struct prov_result *r)
 {
-	(void)out, (void)len;
 	return prov_register(q->gw, q->bare, q->v[PROV_F_NICK], r);
 }
 
@@ -633,42 +628,41 @@ fail:
 	return NULL;
 }
 
+/*
+ * Run the command (or report `pre`, a problem found reading the form) and
+ * answer: completed with the result, or the refilled form with the error.
+ */
 static xmpp_stanza_t *
-run_and_answer(xmpp_stanza_t *iq, struct cmd_ctx *q, struct cmd_session **sp,
+run_and_answer(xmpp_stanza_t *iq, struct cmd_ctx *q, struct cmd_session *s,
     int refill_on_error, struct prov_result *pre)
 {
 	struct prov_result r;
 	xmpp_stanza_t *ans;
-	char *out, note[sizeof(r.msg) + 32];
-	int rc;
+	char note[sizeof(r.msg) + 32];
+	int rc = -1;
 
-	if ((out = malloc(CMD_OUT_MAX)) == NULL)
-		return NULL;
-	out[0] = '\0';
 	memset(&r, 0, sizeof(r));
-	if (pre != NULL) {
+	if (pre != NULL)
 		r = *pre;
-		rc = -1;
-	} else
-		rc = q->def->run(q, &r, out, CMD_OUT_MAX);
+	else if ((q->out = calloc(1, CMD_OUT_MAX)) == NULL)
+		return NULL;
+	else
+		rc = q->def->run(q, &r);
 	if (rc == 0) {
 		log_info("commands", "%s ran %s", q->bare, q->def->node);
-		ans = cmd_answer(iq, q, (*sp)->id, "completed", 0, "info",
-		    out[0] ? out : r.msg);
-		session_end(*sp);
-		*sp = NULL;
+		ans = cmd_answer(iq, q, s->id, "completed", 0, "info",
+		    q->out[0] ? q->out : r.msg);
+		session_end(s);
 	} else {
 		error_text(&r, note, sizeof(note));
 		log_info("commands", "%s ran %s: %s", q->bare, q->def->node, note);
-		if (refill_on_error)
-			ans = cmd_answer(iq, q, (*sp)->id, "executing", 2, "error", note);
-		else {
-			ans = cmd_answer(iq, q, (*sp)->id, "completed", 0, "error", note);
-			session_end(*sp);
-			*sp = NULL;
-		}
+		ans = cmd_answer(iq, q, s->id, refill_on_error ? "executing" :
+		    "completed", refill_on_error ? 2 : 0, "error", note);
+		if (!refill_on_error)
+			session_end(s);
 	}
-	free(out);
+	free(q->out);
+	q->out = NULL;
 	return ans;
 }
 
@@ -726,7 +720,7 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 		return ans;
 	}
 	if (q->fields == 0)
-		return run_and_answer(iq, q, &s, 0, NULL);
+		return run_and_answer(iq, q, s, 0, NULL);
 
 	x = xmpp_stanza_get_child_by_name_and_ns(cmd, "x", DATA_NS);
 	if (x == NULL)
@@ -738,7 +732,7 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 	memset(&pre, 0, sizeof(pre));
 	if ((rc = form_read(x, q, &pre)) == -1)
 		return NULL;
-	return run_and_answer(iq, q, &s, 1, rc == 1 ? &pre : NULL);
+	return run_and_answer(iq, q, s, 1, rc == 1 ? &pre : NULL);
 }
 
 int
