@@ -655,6 +655,9 @@ bridge_contact_added(struct gw *gw, const struct store_identity *id,
 	roster_push(gw->bridge, c, 0);
 	/* the peer's current state: offline until its pipe says otherwise */
 	contact_presence_send(gw->bridge, c, NULL);
+	/* and the user's: once the roster shares presence, the answer tells
+	 * us whether she is online, so the new contact is dialled at once */
+	br_send(gw, br_stanza("presence", "probe", c->jid, c->user->jid));
 }
 
 void

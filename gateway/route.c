@@ -16,7 +16,9 @@
 #include <strings.h>
 
 #include "bridge.h"
+#include "chatcmd.h"
 #include "commands.h"
+#include "register.h"
 #include "component.h"
 #include "gw.h"
 #include "log.h"
@@ -47,6 +49,9 @@ static const struct route_rule route_rules[] = {
 	/* XEP-0050 ad-hoc commands; XEP-0100 address translation */
 	{ "iq", ROUTE_COMPONENT, "http://jabber.org/protocol/commands", commands_handle_iq },
 	{ "iq", ROUTE_COMPONENT, "jabber:iq:gateway", bridge_handle_iq },
+	/* XEP-0077, and the same commands as chat for Conversations and Dino */
+	{ "iq", ROUTE_COMPONENT, "jabber:iq:register", register_handle_iq },
+	{ "message", ROUTE_COMPONENT, NULL, chatcmd_handle_message },
 	/* the contacts: roster, presence, messages, their disco/vCard/ping */
 	{ "presence", ROUTE_CONTACT | ROUTE_COMPONENT, NULL, bridge_handle_presence },
 	{ "message", ROUTE_CONTACT, NULL, bridge_handle_message },

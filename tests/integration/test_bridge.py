@@ -238,6 +238,10 @@ async def test_component_link_cut_loses_nothing(ctx):
     s = await bob.wait_session("alice", timeout=20)
     p.stop()
     await gw.wait_log(r"retrying in", timeout=10)
+    # the server's shutdown logged alice out, so her identity said goodbye;
+    # bob dials again (the listener stays) and writes while it is down
+    await s.wait_closed(timeout=10)
+    s = await bob.dial("alice", ALICE_ADDR)
     for i in range(20):
         await s.send_message("while the server is down %d" % i)
     # every message is in the inbox before the server comes back
