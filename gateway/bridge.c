@@ -16,13 +16,16 @@
 
 #include <event2/event.h>
 
+#include "avatar.h"
 #include "barevlink.h"
 #include "bridge.h"
 #include "bridge_int.h"
 #include "component.h"
 #include "gw.h"
+#include "iqtrack.h"
 #include "log.h"
 #include "provision.h"
+#include "transfer.h"
 #include "xmlstream.h"
 
 #define NS_PRIV1 "urn:xmpp:privilege:1"
@@ -262,6 +265,14 @@ contact_presence_send(struct bridge *br, struct br_contact *c, const char *to)
 		br_add_text_child(st, "show", NULL, c->show);
 	if (c->status && *c->status)
 		br_add_text_child(st, "status", NULL, c->status);
+	if (c->available) {
+		/* XEP-0153: the hash of the image, whatever token the peer used */
+		const char *hash = avatar_contact_hash(br->gw, c->id);
+		xmpp_stanza_t *x = gw_add_child(st, "x", "vcard-temp:x:update");
+
+		if (x)
+			br_add_text_child(x, "photo", NULL, hash);
+	}
 	br_send(br->gw, st);
 }
 
@@ -274,6 +285,9 @@ peer_presence(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 	xmpp_stanza_t *status = xmpp_stanza_get_child_by_name(st, "status");
 	char *show_text = show ? xmpp_stanza_get_text(show) : NULL;
 	char *status_text = status ? xmpp_stanza_get_text(status) : NULL;
+	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(st, "x", "vcard-temp:x:update");
+	xmpp_stanza_t *photo = x ? xmpp_stanza_get_child_by_name(x, "photo") : NULL;
+	char *token = photo ? xmpp_stanza_get_text(photo) : NULL;
 	int avail = 1;
 	char newshow[8] = "";
 
@@ -281,6 +295,8 @@ peer_presence(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 		avail = 0;
 	else if (type && strcmp(type, "error") == 0)
 		goto out;
+	if (avail && x)
+		avatar_peer_presence(br->gw, c->ident, c->id, token);
 	if (show_text) {
 		if (strcmp(show_text, "offline") == 0)
 			avail = 0;	/* pascal's offline */
@@ -300,6 +316,7 @@ peer_presence(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 	status_text = NULL;
 	contact_presence_send(br, c, NULL);
 out:
+	free(token);
 	free(show_text);
 	free(status_text);
 }
@@ -341,6 +358,7 @@ user_publish(struct bridge *br, struct br_user *u)
 		    best->show == BR_SHOW_DND ? "dnd" : NULL;
 		p.status = best->status;
 	}
+	p.photo = avatar_identity_hash(br->gw, u->ident);
 	bl_identity_set_presence(br->gw->bl, u->ident, &p);
 	if (was_online != u->online) {
 		log_info("bridge", "%s is %s", u->jid, u->online ? "online" : "offline");
@@ -408,6 +426,7 @@ user_presence(struct bridge *br, struct br_user *u, xmpp_stanza_t *st, int avail
 		free(res);
 		goto out;
 	}
+	avatar_user_presence(br->gw, u->ident, st);
 	if (r == NULL) {
 		if ((r = calloc(1, sizeof(*r))) == NULL) {
 			free(res);
@@ -514,6 +533,8 @@ static void
 contact_free(struct bridge *br, struct br_contact *c)
 {
 	relay_contact_forget(br, c);
+	avatar_forget_contact(br->gw, c->id);
+	transfer_forget_contact(br->gw, c->id);
 	LIST_REMOVE(c, entry);
 	free(c->status);
 	free(c);
@@ -554,6 +575,8 @@ bridge_start(struct gw *gw)
 	if (store_identity_foreach(gw->store, load_identity, br) != STORE_OK ||
 	    store_contact_foreach(gw->store, 0, load_contact, br) != STORE_OK)
 		return -1;
+	if (avatar_start(gw) == -1 || transfer_start(gw) == -1)
+		return -1;
 	return relay_start(br);
 }
 
@@ -563,6 +586,9 @@ bridge_shutdown(struct gw *gw)
 	if (gw->bridge == NULL)
 		return;
 	relay_stop(gw->bridge);
+	transfer_stop(gw);
+	avatar_stop(gw);
+	gw_iq_track_shutdown(gw);
 	if (gw->bl)
 		bl_shutdown(gw->bl);
 }
@@ -637,6 +663,7 @@ bridge_identity_removed(struct gw *gw, const struct store_identity *id)
 			contact_free(gw->bridge, c);
 	}
 	bl_identity_remove(gw->bl, id->id);
+	avatar_forget_identity(gw, id->id);
 	while (!LIST_EMPTY(&u->resources))
 		resource_free(LIST_FIRST(&u->resources));
 	LIST_REMOVE(u, entry);
@@ -1001,6 +1028,7 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 		xmpp_stanza_set_ns(res, "vcard-temp");
 		br_add_text_child(res, "NICKNAME", NULL, c->nick);
 		br_add_text_child(res, "FN", NULL, c->name[0] ? c->name : c->nick);
+		avatar_contact_vcard(gw, c->id, res);
 		xmpp_stanza_add_child_ex(reply, res, 0);
 	} else {
 		xmpp_stanza_release(reply);
@@ -1040,11 +1068,41 @@ bl_ev_pipe_down(void *arg, int64_t ident, int64_t contact, const char *why)
 	    c->address, why ? why : "closed");
 	c->pipe_up = 0;
 	relay_pipe_down(br, c);
+	transfer_pipe_down(br->gw, c->id);
 	if (c->available) {
 		c->available = 0;
 		c->show[0] = '\0';
 		contact_presence_send(br, c, NULL);
 	}
+}
+
+/* An iq from a peer nobody else took: decline file offers the way the
+ * peers do (BAREV.md §6), refuse other requests, drop stray results. */
+static void
+peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
+{
+	const char *type = xmpp_stanza_get_type(st);
+	xmpp_stanza_t *reply;
+
+	if (avatar_peer_iq(br->gw, c->ident, c->id, st) ||
+	    transfer_peer_iq(br->gw, c->ident, c->id, st))
+		return;
+	if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
+		return;
+	if (xmpp_stanza_get_child_by_name(st, "si") != NULL)
+		reply = gw_error_reply(st, "cancel", "forbidden", NULL);
+	else
+		reply = gw_error_reply(st, "cancel", "service-unavailable", NULL);
+	if (reply == NULL)
+		return;
+	if (xmpp_stanza_get_child_by_name(st, "si") != NULL) {
+		xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(reply, "error");
+
+		if (err)
+			xmpp_stanza_set_attribute(err, "code", "403");
+	}
+	bl_send_stanza(br->gw->bl, c->id, reply, 0);
+	xmpp_stanza_release(reply);
 }
 
 static void
@@ -1061,6 +1119,8 @@ bl_ev_stanza(void *arg, int64_t ident, int64_t contact, xmpp_stanza_t *st)
 		peer_presence(br, c, st);
 	else if (strcmp(name, "message") == 0)
 		relay_message_from_peer(br, c, st);
+	else if (strcmp(name, "iq") == 0)
+		peer_iq(br, c, st);
 	else
 		log_debug("bridge", "ignored <%s/> from %s@%s", name, c->nick, c->address);
 }
@@ -1096,4 +1156,24 @@ bl_ev_listener(void *arg, const char *addr, uint16_t port, int ok, const char *e
 	else
 		log_error("bridge", "cannot listen on [%s]:%u: %s", addr, port,
 		    err ? err : "unknown error");
+}
+
+/* ---- for the avatar module: something users or peers see changed ---- */
+
+void
+bridge_contact_presence_refresh(struct gw *gw, int64_t contact)
+{
+	struct br_contact *c = gw->bridge ? br_contact_by_id(gw->bridge, contact) : NULL;
+
+	if (c && c->available)
+		contact_presence_send(gw->bridge, c, NULL);
+}
+
+void
+bridge_identity_presence_refresh(struct gw *gw, int64_t ident)
+{
+	struct br_user *u = gw->bridge ? br_user_by_ident(gw->bridge, ident) : NULL;
+
+	if (u)
+		user_publish(gw->bridge, u);
 }

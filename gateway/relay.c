@@ -25,6 +25,7 @@
 #include "component.h"
 #include "gw.h"
 #include "log.h"
+#include "transfer.h"
 #include "xmlstream.h"
 
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
@@ -128,6 +129,10 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	int64_t row;
 
 	(void)u;
+	if (body && *body && transfer_user_message(gw, c->id, st) == 1) {
+		free(body);
+		return 0;	/* a file link: the transfer module took it */
+	}
 	if (body == NULL || *body == '\0') {
 		free(body);
 		if (state)

@@ -21,6 +21,7 @@
 #include "register.h"
 #include "component.h"
 #include "gw.h"
+#include "iqtrack.h"
 #include "log.h"
 #include "service.h"
 #include "xmlstream.h"
@@ -43,6 +44,8 @@ static int route_service_iq(struct gw *, xmpp_stanza_t *);
 
 /* First match wins.  Keep specific rows (with xmlns) above catch-alls. */
 static const struct route_rule route_rules[] = {
+	/* answers to the gateway's own requests (vCards, upload slots) */
+	{ "iq", ROUTE_COMPONENT | ROUTE_CONTACT, NULL, gw_iq_track_route },
 	/* XEP-0356: the server tells us what we may do for its users */
 	{ "message", ROUTE_COMPONENT, "urn:xmpp:privilege:2", bridge_handle_privilege },
 	{ "message", ROUTE_COMPONENT, "urn:xmpp:privilege:1", bridge_handle_privilege },

@@ -1,0 +1,50 @@
+/*
+ * avatar — XEP-0153 avatars across the bridge (issue 4, DESIGN.md "Flows").
+ *
+ * Peer -> XMPP: a new photo token in a peer's presence -> one vCard fetch
+ * over the pipe -> image checked (magic bytes, size cap) and stored ->
+ * the SHA1 of the image bytes rides in the contact's presence to the user,
+ * and vcard-temp gets on the contact JID return it.  pascal's advertised
+ * token never matches its image (BAREV.md §5): tokens and hashes are kept
+ * apart.
+ * User -> Barev: the user's vCard photo from the server -> scaled to at
+ * most 96x96 and 64 KiB -> its SHA1 in the identity's Barev presence and
+ * the image in answers to the peers' vCard gets.
+ *
+ * The bridge calls these hooks; the module calls back into the bridge
+ * (bridge_contact_presence_refresh / bridge_identity_presence_refresh)
+ * when something a user or a peer should see has changed.
+ */
+#ifndef GW_AVATAR_H
+#define GW_AVATAR_H
+
+#include <stdint.h>
+#include <strophe.h>
+
+struct gw;
+
+int avatar_start(struct gw *gw);
+void avatar_stop(struct gw *gw);
+
+/* a peer's presence arrived; token = its <photo> text, NULL/"" = none */
+void avatar_peer_presence(struct gw *gw, int64_t ident, int64_t contact,
+    const char *token);
+/* an iq from a peer (vCard get, or the result of our vCard fetch);
+ * 1 = handled */
+int avatar_peer_iq(struct gw *gw, int64_t ident, int64_t contact,
+    xmpp_stanza_t *iq);
+/* XEP-0153 hash of the contact's image for its presence, or NULL */
+const char *avatar_contact_hash(struct gw *gw, int64_t contact);
+/* add <PHOTO><TYPE/><BINVAL/></PHOTO> to a vCard reply; 0 if none */
+int avatar_contact_vcard(struct gw *gw, int64_t contact, xmpp_stanza_t *vcard);
+
+/* a presence from the user (may carry vcard-temp:x:update) */
+void avatar_user_presence(struct gw *gw, int64_t ident, xmpp_stanza_t *st);
+/* SHA1 of the identity's (scaled) avatar for its Barev presence, or NULL */
+const char *avatar_identity_hash(struct gw *gw, int64_t ident);
+
+/* forget what belongs to a deleted contact / identity */
+void avatar_forget_contact(struct gw *gw, int64_t contact);
+void avatar_forget_identity(struct gw *gw, int64_t ident);
+
+#endif
