@@ -712,6 +712,9 @@ def main(test_timeout=120):
     if os.environ.get("BAREV_TEST_VERBOSE") == "1":
         logging.basicConfig(level=logging.DEBUG)
     tests = [t for t in _tests(module) if not only or only in t.__name__]
+    # SIGTERM (a CTest timeout, Ctrl-C in a wrapper) still runs the atexit
+    # cleanup that kills Prosody and the gateways.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rc = asyncio.run(_run(module, tests, test_timeout))
     sys.stdout.flush()
     sys.exit(rc)
