@@ -82,6 +82,7 @@ static const struct config_key config_keys[] = {
 	KEY("http_listen", http_listen, CT_LISTEN, "", 0),
 	KEY("http_public_url", http_public_url, CT_URL, "", CK_RELOAD),
 	KEY("spool_dir", spool_dir, CT_STR, "/var/lib/barev-gateway/spool", 0),
+	KEY("status_socket", status_socket, CT_STR, "", 0),	/* status.h */
 	/* test-only: integration tests shorten Barev timers with these */
 	KEY("barev_ping_idle", barev_ping_idle_ms, CT_DURATION, "60s", 0),
 	KEY("barev_ping_timeout", barev_ping_timeout_ms, CT_DURATION, "10s", 0),

@@ -50,6 +50,7 @@ struct gw_config {
 	char *http_listen;		/* [""] ADDR:PORT or [ADDR6]:PORT */
 	char *http_public_url;		/* [""] http(s)://... */
 	char *spool_dir;		/* [/var/lib/barev-gateway/spool] */
+	char *status_socket;		/* [""] = status.sock beside the database; "off" */
 
 	/* test-only timer overrides (integration tests shorten them) */
 	uint64_t barev_ping_idle_ms;	/* [60s] */

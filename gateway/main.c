@@ -4,6 +4,7 @@
  *
  *	barev-gateway --config FILE		run in the foreground
  *	barev-gateway --config FILE --test-config
+ *	barev-gateway --config FILE --health	ask the running daemon (status.h)
  *
  * Signals arrive as libevent events, so handlers run on the loop like
  * everything else: TERM/INT stop gracefully (the link is closed with
@@ -33,9 +34,11 @@
 #include "log.h"
 #include "store.h"
 #include "service.h"
+#include "status.h"
 #include "xmlstream.h"
 
 #define GW_STOP_BOUND_MS	2000	/* longest a graceful stop may take */
+#define GW_HEALTH_TIMEOUT_MS	5000	/* --health: the daemon must answer */
 
 /* ---- systemd (no-ops without it) ---- */
 
@@ -249,6 +252,7 @@ gw_run(struct gw *gw)
 		.closed = gw_link_closed,
 	};
 	char err[512];
+	struct status *status = NULL;
 	int rc = 1;
 
 	gw->started_at = time(NULL);
@@ -296,6 +300,7 @@ gw_run(struct gw *gw)
 	log_info("gateway", "barev-gateway %s starting: component %s via "
 	    "%s:%u", BAREV_VERSION, gw->cfg.component_jid,
 	    gw->cfg.server_host, gw->cfg.server_port);
+	status = status_start(gw);	/* optional: logs why when it fails */
 	gw_notify("STATUS=connecting to %s:%u", gw->cfg.server_host,
 	    gw->cfg.server_port);
 	comp_start(gw->comp);
@@ -306,6 +311,7 @@ gw_run(struct gw *gw)
 	log_info("gateway", "stopped");
 	rc = 0;
 out:
+	status_stop(status);
 	bridge_free(gw);
 	store_close(gw->store);
 	comp_free(gw->comp);
@@ -328,13 +334,16 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: barev-gateway --config FILE [--test-config]\n"
+	    "usage: barev-gateway --config FILE [--test-config | --health]\n"
 	    "       barev-gateway --version | --help\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (key = value lines);\n"
 	    "                      BAREV_GATEWAY_<KEY> variables override it\n"
 	    "  -t, --test-config   check the configuration, print \"config "
 	    "OK\" and exit\n"
+	    "  -H, --health        ask the running daemon (status socket) for\n"
+	    "                      its status; exit 0 only if the component\n"
+	    "                      link is up\n"
 	    "  -V, --version       print the version and exit\n"
 	    "  -h, --help          print this help and exit\n"
 	    "\n"
@@ -348,6 +357,7 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test-config", no_argument, NULL, 't' },
+		{ "health", no_argument, NULL, 'H' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -355,15 +365,18 @@ main(int argc, char **argv)
 	struct gw gw;
 	const char *path = NULL;
 	char err[1024];
-	int ch, test = 0, rc;
+	int ch, test = 0, health = 0, rc;
 
-	while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tHVh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			path = optarg;
 			break;
 		case 't':
 			test = 1;
+			break;
+		case 'H':
+			health = 1;
 			break;
 		case 'V':
 			printf("barev-gateway %s\n", BAREV_VERSION);
@@ -386,7 +399,7 @@ main(int argc, char **argv)
 
 	memset(&gw, 0, sizeof gw);
 	if (gw_config_load(&gw.cfg, path, err, sizeof err) == -1) {
-		if (test)
+		if (test || health)
 			fprintf(stderr, "config: %s\n", err);
 		else
 			log_error("config", "%s", err);
@@ -396,6 +409,19 @@ main(int argc, char **argv)
 		printf("config OK\n");
 		gw_config_free(&gw.cfg);
 		return 0;
+	}
+	if (health) {
+		rc = status_socket_path(&gw.cfg, err, sizeof err);
+		if (rc == 1)
+			rc = status_query(err, GW_HEALTH_TIMEOUT_MS, stdout,
+			    stderr);
+		else {
+			fprintf(stderr, "health: %s\n", rc == 0 ?
+			    "status_socket = off: nothing to ask" : err);
+			rc = 1;
+		}
+		gw_config_free(&gw.cfg);
+		return rc;
 	}
 	log_set_level(gw.cfg.log_level);
 	rc = gw_run(&gw);
