@@ -33,6 +33,7 @@ enum stmt_id {
 	S_OUT_DROP_SENDING, S_OUT_CONTACTS, S_OUT_COUNT,
 	S_IN_ADD, S_IN_ALL, S_IN_DEL, S_IN_COUNT,
 	S_KV_SET, S_KV_GET,
+	S_AV_SET, S_AV_TOKEN, S_AV_GET, S_AV_DEL, S_AV_ALL, S_AV_ORPHANS,
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_MAX
 };
@@ -76,6 +77,21 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_KV_SET] = "INSERT INTO kv (key, value) VALUES (?, ?)"
 	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 	[S_KV_GET] = "SELECT value FROM kv WHERE key = ?",
+	[S_AV_SET] = "INSERT INTO avatars (owner_kind, owner_id, token, sha1, mime, data, updated_at)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner_kind, owner_id) DO UPDATE SET"
+	    " token = excluded.token, sha1 = excluded.sha1, mime = excluded.mime,"
+	    " data = excluded.data, updated_at = excluded.updated_at",
+	[S_AV_TOKEN] = "INSERT INTO avatars (owner_kind, owner_id, token, updated_at)"
+	    " VALUES (?, ?, ?, ?) ON CONFLICT (owner_kind, owner_id) DO UPDATE SET"
+	    " token = excluded.token, updated_at = excluded.updated_at",
+	[S_AV_GET] = "SELECT owner_kind, owner_id, token, sha1, mime, updated_at, data"
+	    " FROM avatars WHERE owner_kind = ? AND owner_id = ?",
+	[S_AV_DEL] = "DELETE FROM avatars WHERE owner_kind = ? AND owner_id = ?",
+	[S_AV_ALL] = "SELECT owner_kind, owner_id, token, sha1, mime, updated_at"
+	    " FROM avatars ORDER BY owner_kind, owner_id",
+	[S_AV_ORPHANS] = "DELETE FROM avatars WHERE"
+	    " (owner_kind = 'contact' AND owner_id NOT IN (SELECT id FROM contacts)) OR"
+	    " (owner_kind = 'identity' AND owner_id NOT IN (SELECT id FROM identities))",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -772,4 +788,137 @@ store_kv_get(struct store *s, const char *key, char *buf, size_t len)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return ret;
+}
+
+/* ---- avatars ---- */
+
+static void
+row_avatar(sqlite3_stmt *st, struct store_avatar *o)
+{
+	memset(o, 0, sizeof(*o));
+	copy_col(o->owner_kind, sizeof(o->owner_kind), st, 0);
+	o->owner_id = sqlite3_column_int64(st, 1);
+	copy_col(o->token, sizeof(o->token), st, 2);
+	copy_col(o->sha1, sizeof(o->sha1), st, 3);
+	copy_col(o->mime, sizeof(o->mime), st, 4);
+	o->updated_at = sqlite3_column_int64(st, 5);
+}
+
+int
+store_avatar_set(struct store *s, const char *kind, int64_t owner,
+    const char *token, const char *sha1, const char *mime, const void *data,
+    size_t len, int64_t now)
+{
+	sqlite3_stmt *st = stmt_get(s, S_AV_SET);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, kind);
+	sqlite3_bind_int64(st, 2, owner);
+	bind_text(st, 3, token && *token ? token : NULL);
+	bind_text(st, 4, data ? sha1 : NULL);
+	bind_text(st, 5, data ? mime : NULL);
+	if (data)
+		sqlite3_bind_blob64(st, 6, data, len, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_int64(st, 7, now);
+	return step_done(s, st);
+}
+
+int
+store_avatar_set_token(struct store *s, const char *kind, int64_t owner,
+    const char *token, int64_t now)
+{
+	sqlite3_stmt *st = stmt_get(s, S_AV_TOKEN);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, kind);
+	sqlite3_bind_int64(st, 2, owner);
+	bind_text(st, 3, token && *token ? token : NULL);
+	sqlite3_bind_int64(st, 4, now);
+	return step_done(s, st);
+}
+
+int
+store_avatar_get(struct store *s, const char *kind, int64_t owner,
+    struct store_avatar *out)
+{
+	sqlite3_stmt *st = stmt_get(s, S_AV_GET);
+	const void *blob;
+	int rc, ret = STORE_OK;
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, kind);
+	sqlite3_bind_int64(st, 2, owner);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		row_avatar(st, out);
+		blob = sqlite3_column_blob(st, 6);
+		out->len = (size_t)sqlite3_column_bytes(st, 6);
+		if (blob != NULL && out->len > 0) {
+			if ((out->data = malloc(out->len)) == NULL) {
+				log_error("store", "avatar: out of memory");
+				ret = STORE_ERR;
+			} else {
+				memcpy(out->data, blob, out->len);
+			}
+		}
+		if (out->data == NULL)
+			out->len = 0;
+	} else if (rc == SQLITE_DONE) {
+		ret = STORE_NOTFOUND;
+	} else {
+		log_error("store", "avatar lookup: %s", sqlite3_errmsg(s->db));
+		ret = STORE_ERR;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+int
+store_avatar_delete(struct store *s, const char *kind, int64_t owner)
+{
+	sqlite3_stmt *st = stmt_get(s, S_AV_DEL);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, kind);
+	sqlite3_bind_int64(st, 2, owner);
+	return step_done(s, st);
+}
+
+int
+store_avatar_foreach(struct store *s,
+    void (*fn)(void *arg, const struct store_avatar *), void *arg)
+{
+	sqlite3_stmt *st = stmt_get(s, S_AV_ALL);
+	struct store_avatar a;
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_avatar(st, &a);
+		fn(arg, &a);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_error("store", "avatar list: %s", sqlite3_errmsg(s->db));
+		return STORE_ERR;
+	}
+	return STORE_OK;
+}
+
+int
+store_avatar_purge_orphans(struct store *s, int *purged)
+{
+	int rc = exec_simple(s, S_AV_ORPHANS);
+
+	if (purged)
+		*purged = rc == STORE_OK ? sqlite3_changes(s->db) : 0;
+	return rc;
 }

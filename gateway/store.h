@@ -128,4 +128,36 @@ int store_kv_set(struct store *s, const char *key, const char *value);
 /* copies into buf; STORE_NOTFOUND when absent */
 int store_kv_get(struct store *s, const char *key, char *buf, size_t len);
 
+/* ---- avatars (XEP-0153 images of contacts and identities) ---- */
+#define STORE_AVATAR_CONTACT	"contact"
+#define STORE_AVATAR_IDENTITY	"identity"
+#define STORE_AVATAR_TOKEN_MAX	128	/* what a peer or client advertised */
+
+struct store_avatar {
+	char owner_kind[12];		/* STORE_AVATAR_CONTACT | _IDENTITY */
+	int64_t owner_id;
+	char token[STORE_AVATAR_TOKEN_MAX + 1];	/* "" = none */
+	char sha1[41];			/* of data; "" = no image */
+	char mime[32];
+	int64_t updated_at;
+	unsigned char *data;		/* store_avatar_get(): malloc'd, caller frees */
+	size_t len;
+};
+
+/* upsert the whole row; data NULL = no image (sha1/mime then ignored) */
+int store_avatar_set(struct store *s, const char *kind, int64_t owner,
+    const char *token, const char *sha1, const char *mime, const void *data,
+    size_t len, int64_t now);
+/* upsert only the advertised token, keeping any image */
+int store_avatar_set_token(struct store *s, const char *kind, int64_t owner,
+    const char *token, int64_t now);
+int store_avatar_get(struct store *s, const char *kind, int64_t owner,
+    struct store_avatar *out);
+int store_avatar_delete(struct store *s, const char *kind, int64_t owner);
+/* every row without its image (data NULL, len 0) */
+int store_avatar_foreach(struct store *s,
+    void (*fn)(void *arg, const struct store_avatar *), void *arg);
+/* rows whose contact/identity is gone (owner_id is no foreign key) */
+int store_avatar_purge_orphans(struct store *s, int *purged);
+
 #endif
