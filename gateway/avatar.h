@@ -47,4 +47,32 @@ const char *avatar_identity_hash(struct gw *gw, int64_t ident);
 void avatar_forget_contact(struct gw *gw, int64_t contact);
 void avatar_forget_identity(struct gw *gw, int64_t ident);
 
+/*
+ * The image side (avatar_image.c): pure functions, no I/O, testable alone.
+ * Buffers they return are malloc'd; the caller frees them.
+ */
+#define AVATAR_MAX_SIDE		96	/* BAREV.md §5: purple's own limit */
+#define AVATAR_OUT_MAX_BYTES	65536	/* ditto: what we send to peers */
+#define AVATAR_SRC_MAX_PIXELS	(16L * 1024 * 1024)	/* decode bound */
+
+/* "image/png", "image/jpeg" or "image/gif" by magic bytes, else NULL */
+const char *avatar_image_sniff(const unsigned char *data, size_t len);
+/* width and height from the header, without decoding; 0 or -1 */
+int avatar_image_dims(const unsigned char *data, size_t len, int *w, int *h);
+/* lower-case hex SHA1 of the bytes (XEP-0153's hash) into hex[41] */
+void avatar_image_sha1(const unsigned char *data, size_t len, char hex[41]);
+/*
+ * An image a Barev peer accepts: at most max_side x max_side pixels
+ * (aspect kept, never enlarged) and max_bytes bytes.  A source already
+ * within both limits is kept byte for byte; others are resampled to PNG
+ * (JPEG when PNG does not fit).  0 with out, outlen and mime set, -1 when
+ * the bytes are not a png/jpeg/gif we can decode or nothing fits.
+ */
+int avatar_image_fit(const unsigned char *data, size_t len, int max_side,
+    size_t max_bytes, unsigned char **out, size_t *outlen, const char **mime);
+/* base64 without whitespace (BAREV.md §5: "on one line"); NULL on failure */
+char *avatar_b64_encode(const unsigned char *data, size_t len);
+/* decode, ignoring whitespace (vCards wrap lines); -1 if not base64 */
+int avatar_b64_decode(const char *text, unsigned char **out, size_t *outlen);
+
 #endif

@@ -95,7 +95,7 @@ if [ "${BAREV_SKIP_ASAN:-}" != 1 ] &&
 	run_ctest build-asan "all tests (ASan+UBSan)"
 fi
 if [ "${BAREV_SKIP_RELEASE:-}" != 1 ] &&
-   build build -DCMAKE_BUILD_TYPE=Release -DBAREV_WERROR=ON; then
+   build build -DCMAKE_BUILD_TYPE=Release -DBAREV_WERROR=ON -DBAREV_SANITIZE=OFF; then
 	run_ctest build "unit tests (release)" -LE integration -j"$JOBS"
 fi
 
