@@ -214,6 +214,12 @@ int	 bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf,
 int	 bl_pipe_send_presence(struct bl_pipe *p);
 int	 bl_pipe_ping(struct bl_pipe *p, uint64_t cookie);
 uint64_t bl_now_ms(void);
+void	 bl_timer_in(struct event *ev, uint64_t ms);
+
+/* ping.c */
+int	 bl_ping_iq(struct bl_pipe *p, xmpp_stanza_t *st);
+void	 bl_ping_arm(struct bl_pipe *p);
+void	 bl_ping_tick(struct bl_pipe *p);
 int	 bl_jid_me(const struct bl_pipe *p, char *out, size_t len);
 int	 bl_jid_peer(const struct bl_pipe *p, char *out, size_t len);
 #define BL_JIDLEN	(BL_NICKMAX + 1 + BL_ADDRSTRLEN)

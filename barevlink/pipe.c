@@ -5,8 +5,8 @@
  * or an accepted connection (inbound: the peer is identified from its
  * header's `from` localpart and its source address, BAREV.md §2).  Once
  * both headers are out, our presence goes out and the pipe is up; from then
- * on it answers pings, keeps the link alive with its own pings (BAREV.md
- * §5) and hands every other stanza to the gateway.
+ * on ping.c keeps it alive (BAREV.md §5) and every other stanza goes to
+ * the gateway.
  *
  * The one idea: pipes are never freed inside a callback chain.  Closing one
  * (bl_pipe_kill) detaches it from its contact, emits pipe_down and queues it
@@ -38,7 +38,6 @@ static void	 pipe_on_header(void *, xmpp_stanza_t *);
 static void	 pipe_on_stanza(void *, xmpp_stanza_t *);
 static void	 pipe_on_close(void *, enum xs_close, const char *);
 static void	 pipe_timer(evutil_socket_t, short, void *);
-static void	 pipe_arm(struct bl_pipe *);
 
 static const struct xs_callbacks pipe_cb = {
 	pipe_on_header, pipe_on_stanza, pipe_on_close
@@ -65,8 +64,8 @@ bl_jid_peer(const struct bl_pipe *p, char *out, size_t len)
 	return (bl_fmt_jid(out, len, p->contact->nick, p->contact->addrtxt));
 }
 
-static void
-timer_in(struct event *ev, uint64_t ms)
+void
+bl_timer_in(struct event *ev, uint64_t ms)
 {
 	struct timeval	 tv;
 
@@ -135,7 +134,7 @@ bl_pipe_inbound(struct bl_listener *l, int fd, const struct in6_addr *src)
 		p->pending_counted = 1;
 	}
 	/* pascal's own header is often lost: speak first if it stays silent */
-	timer_in(&p->timer, bl->cfg.silent_initiator_ms);
+	bl_timer_in(&p->timer, bl->cfg.silent_initiator_ms);
 	return (p);
 }
 
@@ -154,7 +153,7 @@ bl_pipe_outbound(struct bl_contact *c, int fd)
 	p->fd = fd;
 	p->state = BL_P_CONNECT;
 	c->dial = p;
-	timer_in(&p->timer, bl->cfg.dial_timeout_ms);
+	bl_timer_in(&p->timer, bl->cfg.dial_timeout_ms);
 	return (p);
 }
 
@@ -226,7 +225,7 @@ go_up(struct bl_pipe *p)
 		bl_pipe_kill(p, "cannot send our presence", BL_CLOSE_ABORT);
 		return;
 	}
-	pipe_arm(p);
+	bl_ping_arm(p);
 	log_info("barevlink", "pipe up: %s@%s <-> %s@%s (%s)", p->ident->nick,
 	    p->ident->addrtxt, c->nick, c->addrtxt,
 	    p->outbound ? "dialled" : "accepted");
@@ -350,86 +349,6 @@ pipe_on_header(void *arg, xmpp_stanza_t *hdr)
 		identify(p, hdr);
 }
 
-static int
-is_ping(xmpp_stanza_t *iq)
-{
-	xmpp_stanza_t	*ch;
-	const char	*name, *ns;
-
-	for (ch = xmpp_stanza_get_children(iq); ch != NULL;
-	    ch = xmpp_stanza_get_next(ch)) {
-		if (!xmpp_stanza_is_tag(ch))
-			continue;
-		name = xmpp_stanza_get_name(ch);
-		ns = xmpp_stanza_get_ns(ch);
-		if (name == NULL || ns == NULL || strcmp(name, "ping") != 0)
-			continue;
-		if (strcmp(ns, "urn:xmpp:ping") == 0 ||
-		    strcmp(ns, "urn:yggb:ping") == 0)
-			return (1);
-	}
-	return (0);
-}
-
-static int
-parse_ping_id(const char *id, uint64_t *seq)
-{
-	char	*end;
-
-	if (id == NULL || strncmp(id, "ping-", 5) != 0 || id[5] == '\0')
-		return (-1);
-	*seq = strtoull(id + 5, &end, 10);
-	return (*end == '\0' ? 0 : -1);
-}
-
-/* an iq barevlink handles itself: 1 when consumed */
-static int
-handle_iq(struct bl_pipe *p, xmpp_stanza_t *st)
-{
-	struct bl	*bl = p->bl;
-	struct bl_ping	*pg;
-	const char	*type = xmpp_stanza_get_type(st);
-	const char	*id = xmpp_stanza_get_id(st);
-	char		 me[BL_JIDLEN], peer[BL_JIDLEN];
-	uint64_t	 seq, cookie;
-
-	if (type == NULL)
-		return (0);
-	if (strcmp(type, "get") == 0 && is_ping(st)) {
-		/* BAREV.md §5: same id, single quotes */
-		if (bl_jid_me(p, me, sizeof(me)) == -1 ||
-		    bl_jid_peer(p, peer, sizeof(peer)) == -1 ||
-		    bl_fmt_ping_result(bl->scratch, id != NULL ? id : "", me,
-		    peer) == -1 || bl_pipe_send_buf(p, bl->scratch, 0) == -1) {
-			evbuffer_drain(bl->scratch,
-			    evbuffer_get_length(bl->scratch));
-			bl_pipe_kill(p, "cannot answer a ping", BL_CLOSE_ABORT);
-		}
-		return (1);
-	}
-	if ((strcmp(type, "result") != 0 && strcmp(type, "error") != 0) ||
-	    parse_ping_id(id, &seq) == -1)
-		return (0);
-	if (seq == p->ka_seq) {
-		p->ka_seq = 0;
-		p->misses = 0;
-		return (1);
-	}
-	TAILQ_FOREACH(pg, &p->pings, entry) {
-		if (pg->seq != seq)
-			continue;
-		/* even an error reply proves the peer read what came before */
-		cookie = pg->cookie;
-		TAILQ_REMOVE(&p->pings, pg, entry);
-		free(pg);
-		if (bl->ev.ping_done != NULL)
-			bl->ev.ping_done(bl->arg, p->ident->id, p->contact->id,
-			    cookie, 1);
-		return (1);
-	}
-	return (0);
-}
-
 static void
 pipe_on_stanza(void *arg, xmpp_stanza_t *st)
 {
@@ -449,7 +368,7 @@ pipe_on_stanza(void *arg, xmpp_stanza_t *st)
 		bl_pipe_kill(p, "stream error from the peer", BL_CLOSE_ABORT);
 		return;
 	}
-	if (strcmp(name, "iq") == 0 && handle_iq(p, st))
+	if (strcmp(name, "iq") == 0 && bl_ping_iq(p, st))
 		return;
 	if (bl->ev.stanza != NULL)
 		bl->ev.stanza(bl->arg, p->ident->id, p->contact->id, st);
@@ -484,93 +403,6 @@ pipe_on_close(void *arg, enum xs_close why, const char *detail)
 		snprintf(buf, sizeof(buf), "%s", xs_close_str(why));
 	p->orderly = 0;
 	bl_pipe_kill(p, buf, BL_CLOSE_ABORT);
-}
-
-static int
-plain_available(const struct bl_ident *id)
-{
-	return (id->available && id->show == NULL && id->status == NULL);
-}
-
-static int
-send_ping(struct bl_pipe *p, uint64_t seq)
-{
-	struct bl	*bl = p->bl;
-	char		 idbuf[32], me[BL_JIDLEN], peer[BL_JIDLEN];
-
-	snprintf(idbuf, sizeof(idbuf), "ping-%" PRIu64, seq);
-	if (bl_jid_me(p, me, sizeof(me)) == -1 ||
-	    bl_jid_peer(p, peer, sizeof(peer)) == -1 ||
-	    bl_fmt_ping(bl->scratch, idbuf, me, peer) == -1) {
-		evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
-		return (-1);
-	}
-	if (bl_pipe_send_buf(p, bl->scratch, 0) == -1)
-		return (-1);
-	/* a ping resets us to available at purple (BAREV.md §5) */
-	if (!plain_available(p->ident) && bl_pipe_send_presence(p) == -1)
-		return (-1);
-	return (0);
-}
-
-static void
-pipe_arm(struct bl_pipe *p)
-{
-	struct bl	*bl = p->bl;
-	struct bl_ping	*pg;
-	uint64_t	 now = bl_now_ms(), next;
-
-	if (p->ka_seq != 0)
-		next = p->ka_sent + bl->cfg.ping_timeout_ms;
-	else
-		next = p->last_rx + bl->cfg.ping_idle_ms;
-	TAILQ_FOREACH(pg, &p->pings, entry)
-		if (pg->deadline < next)
-			next = pg->deadline;
-	timer_in(&p->timer, next > now ? next - now : 1);
-}
-
-/* keepalive: ping after idle, count misses (BAREV.md §5) */
-static void
-pipe_keepalive(struct bl_pipe *p)
-{
-	struct bl	*bl = p->bl;
-	struct bl_ping	*pg;
-	uint64_t	 now = bl_now_ms(), cookie;
-	char		 why[64];
-
-	while ((pg = TAILQ_FIRST(&p->pings)) != NULL && pg->deadline <= now) {
-		cookie = pg->cookie;
-		TAILQ_REMOVE(&p->pings, pg, entry);
-		free(pg);
-		if (bl->ev.ping_done != NULL)
-			bl->ev.ping_done(bl->arg, p->ident->id, p->contact->id,
-			    cookie, 0);
-		if (p->state != BL_P_UP)
-			return;
-	}
-	if (p->ka_seq != 0 && now >= p->ka_sent + bl->cfg.ping_timeout_ms) {
-		p->ka_seq = 0;
-		if (p->last_rx <= p->ka_sent && ++p->misses >= bl->cfg.ping_misses) {
-			snprintf(why, sizeof(why), "no answer to %u pings",
-			    (unsigned)p->misses);
-			bl_pipe_kill(p, why, BL_CLOSE_ABORT);
-			return;
-		}
-		if (p->last_rx > p->ka_sent)
-			p->misses = 0;
-		else
-			p->last_rx = 0;	/* missed: ping again at once */
-	}
-	if (p->ka_seq == 0 && now >= p->last_rx + bl->cfg.ping_idle_ms) {
-		p->ka_seq = ++bl->ping_seq;
-		p->ka_sent = now;
-		if (send_ping(p, p->ka_seq) == -1) {
-			bl_pipe_kill(p, "cannot send a ping", BL_CLOSE_ABORT);
-			return;
-		}
-	}
-	pipe_arm(p);
 }
 
 static void
@@ -609,30 +441,11 @@ pipe_timer(evutil_socket_t fd, short what, void *arg)
 			silent_initiator(p);
 		break;
 	case BL_P_UP:
-		pipe_keepalive(p);
+		bl_ping_tick(p);
 		break;
 	default:
 		break;
 	}
-}
-
-int
-bl_pipe_ping(struct bl_pipe *p, uint64_t cookie)
-{
-	struct bl_ping	*pg;
-
-	if ((pg = calloc(1, sizeof(*pg))) == NULL)
-		return (-1);
-	pg->seq = ++p->bl->ping_seq;
-	pg->cookie = cookie;
-	pg->deadline = bl_now_ms() + p->bl->cfg.ping_timeout_ms;
-	if (send_ping(p, pg->seq) == -1) {
-		free(pg);
-		return (-1);
-	}
-	TAILQ_INSERT_TAIL(&p->pings, pg, entry);
-	pipe_arm(p);
-	return (0);
 }
 
 int
@@ -687,7 +500,7 @@ tokens_check(struct bl_pipe *p)
 	    (p->pollev = evtimer_new(bl->base, tokens_poll, p)) == NULL)
 		return;
 	if (!evtimer_pending(p->pollev, NULL))
-		timer_in(p->pollev, TOKEN_POLL_MS);
+		bl_timer_in(p->pollev, TOKEN_POLL_MS);
 }
 
 /* one unit = one stanza (or the header) = one write (BAREV.md §7) */
