@@ -234,7 +234,14 @@ peer_fetch_timeout(evutil_socket_t fd, short what, void *arg)
 	    (long long)o->id, f->id);
 	snprintf(token, sizeof(token), "%s", f->token);
 	fetch_detach(o);
-	/* asked once for this token: not again until it changes */
+	if (bl_contact_state(av->gw->bl, o->id) != BL_PIPE_UP) {
+		/* the pipe died under the request: the presence on the next
+		 * pipe asks again */
+		o->next[0] = '\0';
+		return;
+	}
+	/* a live peer that does not answer will not: not again until the
+	 * token changes (or the gateway restarts) */
 	fetch_done(o, token);
 }
 
