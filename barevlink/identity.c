@@ -178,7 +178,8 @@ bl_shutdown(struct bl *bl)
 
 	bl->shutting_down = 1;
 	TAILQ_FOREACH_SAFE(p, &bl->pipes, entry, tp)
-		bl_pipe_kill(p, "shutting down", BL_CLOSE_ORDERLY);
+		if (p->state != BL_P_UP || bl_pipe_drain(p) == -1)
+			bl_pipe_kill(p, "shutting down", BL_CLOSE_ORDERLY);
 }
 
 static int

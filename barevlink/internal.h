@@ -131,6 +131,7 @@ struct bl_pipe {
 	uint8_t			 in_reap;
 	uint8_t			 misses;
 	uint8_t			 was_up;
+	uint8_t			 draining;	/* bl_shutdown(): said goodbye, still reading */
 	uint64_t		 ka_seq;	/* keepalive ping in flight, 0 = none */
 	uint64_t		 ka_sent;	/* ms */
 	uint64_t		 last_rx;	/* ms */
@@ -202,11 +203,20 @@ void	 bl_ident_presence(const struct bl_ident *id, struct bl_presence *p);
 
 /* pipe.c */
 enum bl_close { BL_CLOSE_ABORT, BL_CLOSE_ORDERLY };
+
+/*
+ * How long a stopping gateway keeps reading a pipe after its goodbye
+ * (unavailable + </stream:stream>): what the peer wrote before it saw the
+ * goodbye is still read and handed on, so a graceful stop loses nothing
+ * that reached us.  purple answers at once; pascal never does.
+ */
+#define BL_DRAIN_MS	1500
 struct bl_pipe *bl_pipe_inbound(struct bl_listener *l, int fd,
 	    const struct in6_addr *src);
 struct bl_pipe *bl_pipe_outbound(struct bl_contact *c, int fd);
 void	 bl_pipe_connected(struct bl_pipe *p);
 void	 bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how);
+int	 bl_pipe_drain(struct bl_pipe *p);
 void	 bl_pipe_free(struct bl_pipe *p);
 void	 bl_pipe_reap(struct bl *bl);
 int	 bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf,

@@ -441,11 +441,36 @@ pipe_timer(evutil_socket_t fd, short what, void *arg)
 			silent_initiator(p);
 		break;
 	case BL_P_UP:
-		bl_ping_tick(p);
+		if (p->draining)
+			bl_pipe_kill(p, "shutting down", BL_CLOSE_ABORT);
+		else
+			bl_ping_tick(p);
 		break;
 	default:
 		break;
 	}
+}
+
+/*
+ * Goodbye without hanging up: unavailable and </stream:stream> go out, and
+ * the pipe keeps reading (stanzas still reach the gateway) until the peer
+ * closes too or BL_DRAIN_MS pass.  -1 if the goodbye could not be queued.
+ */
+int
+bl_pipe_drain(struct bl_pipe *p)
+{
+	static const char bye[] = "<presence type=\"unavailable\"></presence>";
+
+	if (p->conn == NULL || !p->hdr_sent || p->draining)
+		return (-1);
+	if (xs_conn_send_raw(p->conn, bye, sizeof(bye) - 1) == -1 ||
+	    xs_conn_send_raw(p->conn, "</stream:stream>", 16) == -1)
+		return (-1);
+	p->draining = 1;
+	p->orderly = 0;		/* the goodbye is already queued */
+	evtimer_del(&p->timer);
+	bl_timer_in(&p->timer, BL_DRAIN_MS);
+	return (0);
 }
 
 int

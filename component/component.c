@@ -38,6 +38,7 @@
 #define COMP_HANDSHAKE_TIMEOUT_S	15	/* connect, and header+handshake */
 #define COMP_RESET_AFTER_UP_S		60	/* a link this old resets backoff */
 #define COMP_ID_MAX			1024	/* longest stream id we hash */
+#define COMP_DRAIN_MS			1500	/* reading on after our goodbye */
 #define NS_STREAMS	"http://etherx.jabber.org/streams"
 #define NS_XMPP_STREAMS	"urn:ietf:params:xml:ns:xmpp-streams"
 
@@ -68,6 +69,8 @@ struct comp {
 	struct event *retry_timer;
 	struct event *fail_ev;
 	struct event *closed_ev;	/* tells the owner after comp_shutdown */
+	struct event *drain_timer;	/* bounds the read after our goodbye */
+	int draining;		/* our </stream:stream> is out; still reading */
 	unsigned backoff_ms;	/* base of the next delay */
 	uint64_t up_since_ms;
 	uint64_t last_tx_ms;
@@ -383,7 +386,9 @@ comp_on_stanza(void *arg, xmpp_stanza_t *st)
 			    "of <handshake/>", name != NULL ? name : "?");
 		return;
 	}
-	if (c->state == COMP_UP && c->ev.stanza != NULL)
+	/* while draining, what the server sent before it saw our goodbye is
+	 * still handed on (the owner stores it: the link is no longer up) */
+	if ((c->state == COMP_UP || c->draining) && c->ev.stanza != NULL)
 		c->ev.stanza(c->arg, st);
 }
 
@@ -399,6 +404,9 @@ comp_on_close(void *arg, enum xs_close why, const char *detail)
 	c->xs = NULL;
 	if (xs != NULL)
 		xs_conn_free(xs);
+	c->draining = 0;
+	if (c->drain_timer != NULL)
+		evtimer_del(c->drain_timer);
 	if (c->stopped) {
 		c->state = COMP_DISCONNECTED;
 		event_active(c->closed_ev, 0, 0);
@@ -457,6 +465,19 @@ comp_ka_cb(evutil_socket_t fd, short what, void *arg)
 	if (xs_conn_send_raw(c->xs, " ", 1) == -1)
 		comp_fail(c, LOG_LVL_WARN, "cannot queue a keepalive (out of "
 		    "memory)");
+}
+
+/* the server did not close its side in time: stop reading */
+static void
+comp_drain_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct comp *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->draining = 0;
+	if (c->xs != NULL)
+		xs_conn_close(c->xs, 500);
 }
 
 /* ---- connecting ---- */
@@ -642,7 +663,8 @@ comp_new(struct event_base *base, const struct comp_config *cfg,
 	    NULL ||
 	    (c->retry_timer = evtimer_new(base, comp_retry_cb, c)) == NULL ||
 	    (c->fail_ev = event_new(base, -1, 0, comp_fail_cb, c)) == NULL ||
-	    (c->closed_ev = event_new(base, -1, 0, comp_closed_cb, c)) == NULL)
+	    (c->closed_ev = event_new(base, -1, 0, comp_closed_cb, c)) == NULL ||
+	    (c->drain_timer = evtimer_new(base, comp_drain_done, c)) == NULL)
 		goto fail;
 	return c;
 fail:
@@ -757,6 +779,24 @@ comp_shutdown(struct comp *c)
 	c->state = COMP_DISCONNECTED;
 	if (was_up)
 		log_info("component", "closing the link to the server");
+	if (xs != NULL && !c->failing && was_up &&
+	    xs_conn_send_raw(xs, close_tag, sizeof close_tag - 1) == 0) {
+		/*
+		 * XEP-0114 has no acknowledgements: stanzas the server wrote
+		 * before it read our goodbye are in flight.  Keep reading until
+		 * it closes its side too (on_close then activates closed_ev),
+		 * at most COMP_DRAIN_MS.
+		 */
+		struct timeval tv = { COMP_DRAIN_MS / 1000,
+		    (COMP_DRAIN_MS % 1000) * 1000 };
+
+		c->draining = 1;
+		if (c->drain_timer != NULL && evtimer_add(c->drain_timer, &tv) == 0)
+			return;
+		c->draining = 0;
+		xs_conn_close(xs, 1000);
+		return;
+	}
 	if (xs != NULL && !c->failing) {
 		/* on_close (after the flush or the linger) frees it and
 		 * activates closed_ev */
@@ -786,6 +826,8 @@ comp_free(struct comp *c)
 		event_free(c->fail_ev);
 	if (c->closed_ev != NULL)
 		event_free(c->closed_ev);
+	if (c->drain_timer != NULL)
+		event_free(c->drain_timer);
 	if (c->xs != NULL)
 		xs_conn_free(c->xs);
 	if (c->fd != -1)

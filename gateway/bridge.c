@@ -469,6 +469,8 @@ out:
 void
 br_update_want(struct bridge *br, struct br_contact *c)
 {
+	if (br->stopping)
+		return;		/* no new dials while we go */
 	bl_contact_want(br->gw->bl, c->id, c->user->online || c->outbox_queued > 0);
 }
 
@@ -585,6 +587,7 @@ bridge_shutdown(struct gw *gw)
 {
 	if (gw->bridge == NULL)
 		return;
+	gw->bridge->stopping = 1;
 	relay_stop(gw->bridge);
 	transfer_stop(gw);
 	avatar_stop(gw);
@@ -602,11 +605,16 @@ bridge_free(struct gw *gw)
 
 	if (br == NULL)
 		return;
+	br->stopping = 1;
 	relay_stop(br);
 	if (br->resync_ev)
 		event_free(br->resync_ev);
-	while ((c = LIST_FIRST(&br->contacts)) != NULL)
+	while ((c = LIST_FIRST(&br->contacts)) != NULL) {
+		/* the loop is over: what barevlink never reported written
+		 * was not delivered, so the next start sends it */
+		relay_pipe_down(br, c);
 		contact_free(br, c);
+	}
 	while ((u = LIST_FIRST(&br->users)) != NULL) {
 		while (!LIST_EMPTY(&u->resources))
 			resource_free(LIST_FIRST(&u->resources));
@@ -963,7 +971,7 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 		/* XEP-0100 §6.3: turn what the user typed into a contact JID */
 		if (strcmp(ns, NS_GATEWAY) != 0)
 			return 0;
-		reply = xmpp_stanza_reply(st);
+		reply = gw_iq_result(st);
 		res = br_stanza("query", NULL, NULL, NULL);
 		xmpp_stanza_set_ns(res, NS_GATEWAY);
 		if (strcmp(type, "get") == 0) {
@@ -1002,7 +1010,7 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 		    "No such Barev contact in your roster");
 		return 1;
 	}
-	reply = xmpp_stanza_reply(st);
+	reply = gw_iq_result(st);
 	if (strcmp(ns, NS_DISCO_INFO) == 0 && strcmp(type, "get") == 0) {
 		static const char *const features[] = {
 			NS_DISCO_INFO, "http://jabber.org/protocol/chatstates",
@@ -1069,6 +1077,8 @@ bl_ev_pipe_down(void *arg, int64_t ident, int64_t contact, const char *why)
 	c->pipe_up = 0;
 	relay_pipe_down(br, c);
 	transfer_pipe_down(br->gw, c->id);
+	if (br->stopping)
+		gw_stop_progress(br->gw);
 	if (c->available) {
 		c->available = 0;
 		c->show[0] = '\0';

@@ -87,6 +87,7 @@ struct bridge {
 	struct event *ttl_ev;
 	struct event *resync_ev;	/* end of the re-learning after a reconnect */
 	int resyncing;
+	int stopping;		/* bridge_shutdown() ran: no new dials */
 	char *privileged_host;	/* server host that granted roster both/set */
 	uint64_t next_cookie;
 };

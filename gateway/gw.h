@@ -30,6 +30,7 @@ struct gw {
 	time_t started_at;
 	int link_ever_up;
 	int stopping;
+	int link_closed;		/* comp reported `closed` while stopping */
 
 	/* ---- store and Barev side (gateway/store.c, bridge.c) ---- */
 	struct store *store;
@@ -48,6 +49,10 @@ struct gw {
 	 */
 	int (*send_fn)(struct gw *, xmpp_stanza_t *);
 };
+
+/* main.c: a graceful stop may be able to end now (link closed, pipes
+ * drained); harmless to call at any time */
+void gw_stop_progress(struct gw *gw);
 
 /* route.c: the component's stanza callback (every stanza from the server) */
 void gw_route_stanza(struct gw *gw, xmpp_stanza_t *st);

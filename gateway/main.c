@@ -37,7 +37,7 @@
 #include "status.h"
 #include "xmlstream.h"
 
-#define GW_STOP_BOUND_MS	2000	/* longest a graceful stop may take */
+#define GW_STOP_BOUND_MS	3000	/* longest a graceful stop may take */
 #define GW_HEALTH_TIMEOUT_MS	5000	/* --health: the daemon must answer */
 
 /* ---- systemd (no-ops without it) ---- */
@@ -133,11 +133,12 @@ static void
 gw_link_closed(void *arg)
 {
 	struct gw *gw = arg;
-	struct timeval tv = { 0, 100 * 1000 };
 
-	if (gw->stopping)
-		event_base_loopexit(gw->base, &tv);
+	gw->link_closed = 1;
+	gw_stop_progress(gw);
 }
+
+
 
 /* ---- signals ---- */
 

@@ -150,7 +150,7 @@ prov_identity_create(struct gw *gw, const char *jid_in, const char *nick,
 	char jid[STORE_JID_MAX], addr[GW_ADDR_TEXT], err[256], warn[160];
 	char self[GW_NICK_MAX + GW_ADDR_TEXT + 16];
 	struct store_identity id, other;
-	int port, rc;
+	int port = 0, rc;
 
 	if (bare_jid(jid_in, jid, sizeof(jid), r) == -1)
 		return -1;

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <event2/event.h>
+
+#include "barevlink.h"
 #include "bridge.h"
 #include "chatcmd.h"
 #include "commands.h"
@@ -187,6 +190,27 @@ gw_send(struct gw *gw, xmpp_stanza_t *st)
 		    name != NULL ? name : "?", to != NULL ? to : "?",
 		    rc == -2 ? "too large" : "component link down");
 	return rc;
+}
+
+/*
+ * A graceful stop ends once the link is closed and no Barev pipe is still
+ * draining (barevlink keeps reading what peers wrote before our goodbye),
+ * or at GW_STOP_BOUND_MS, whichever comes first.
+ */
+void
+gw_stop_progress(struct gw *gw)
+{
+	struct timeval tv = { 0, 100 * 1000 };
+	struct bl_stats bs;
+
+	if (!gw->stopping || !gw->link_closed)
+		return;
+	if (gw->bl != NULL) {
+		bl_get_stats(gw->bl, &bs);
+		if (bs.pipes_up > 0)
+			return;
+	}
+	event_base_loopexit(gw->base, &tv);
 }
 
 /* ---- classification ---- */

@@ -3,6 +3,7 @@
 file(WRITE ${OUT} "/* generated from the schema migrations by schema/embed.cmake */\n")
 file(APPEND ${OUT} "struct schema_migration { int version; const char *name; const char *sql; };\n")
 file(APPEND ${OUT} "const struct schema_migration schema_migrations[] = {\n")
+string(REPLACE "|" ";" SQL "${SQL}")
 set(n 0)
 foreach(f ${SQL})
   get_filename_component(base ${f} NAME_WE)
