@@ -452,16 +452,16 @@ async def test_container_builds_and_its_healthcheck_passes(ctx):
     # without CAP_SYS_RESOURCE (like this test machine) lets runc set.
     # --health-interval=disable: no systemd here to run the timer, the test
     # runs the image's HEALTHCHECK itself with `podman healthcheck run`.
-    _podman("run", "-d", "--name", name, "--network=host",
-            "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=1024:1024",
-            "--health-interval=disable",
-            "-v", "%s:/var/lib/barev-gateway" % state,
-            "-e", "BAREV_GATEWAY_COMPONENT_JID=" + p.component,
-            "-e", "BAREV_GATEWAY_COMPONENT_SECRET=" + p.secret,
-            "-e", "BAREV_GATEWAY_SERVER_PORT=%d" % p.component_port,
-            "-e", "BAREV_GATEWAY_ADMINS=admin@example.org",
-            IMAGE, timeout=120)
     try:
+        _podman("run", "-d", "--name", name, "--network=host",
+                "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=1024:1024",
+                "--health-interval=disable",
+                "-v", "%s:/var/lib/barev-gateway" % state,
+                "-e", "BAREV_GATEWAY_COMPONENT_JID=" + p.component,
+                "-e", "BAREV_GATEWAY_COMPONENT_SECRET=" + p.secret,
+                "-e", "BAREV_GATEWAY_SERVER_PORT=%d" % p.component_port,
+                "-e", "BAREV_GATEWAY_ADMINS=admin@example.org",
+                IMAGE, timeout=120)
         r = _podman("inspect", "--format", "{{.Config.User}}", name, timeout=60)
         expect(r.stdout.strip() not in ("", "root", "0", "0:0"), "the container runs as a "
                "non-root user", "barev-gateway", r.stdout.strip())
