@@ -35,6 +35,7 @@ enum stmt_id {
 	S_KV_SET, S_KV_GET,
 	S_AV_SET, S_AV_TOKEN, S_AV_GET, S_AV_DEL, S_AV_ALL, S_AV_ORPHANS,
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_XFER_ADD, S_XFER_STATE, S_XFER_FAIL_OPEN,
 	S_MAX
 };
 
@@ -92,6 +93,12 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_AV_ORPHANS] = "DELETE FROM avatars WHERE"
 	    " (owner_kind = 'contact' AND owner_id NOT IN (SELECT id FROM contacts)) OR"
 	    " (owner_kind = 'identity' AND owner_id NOT IN (SELECT id FROM identities))",
+	[S_XFER_ADD] = "INSERT INTO transfers (contact_id, direction, sid, name, size, state,"
+	    " spool_path, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[S_XFER_STATE] = "UPDATE transfers SET state = ?, url = coalesce(?, url),"
+	    " error = coalesce(?, error), updated_at = ? WHERE id = ?",
+	[S_XFER_FAIL_OPEN] = "UPDATE transfers SET state = 'failed', error = ?, updated_at = ?"
+	    " WHERE state NOT IN ('done', 'failed')",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -920,5 +927,64 @@ store_avatar_purge_orphans(struct store *s, int *purged)
 
 	if (purged)
 		*purged = rc == STORE_OK ? sqlite3_changes(s->db) : 0;
+	return rc;
+}
+
+/* ---- transfers (gateway/transfer.c) ---- */
+
+int
+store_transfer_add(struct store *s, int64_t contact_id, const char *direction,
+    const char *sid, const char *name, uint64_t size, const char *state,
+    const char *spool_path, int64_t now, int64_t *idp)
+{
+	sqlite3_stmt *st = stmt_get(s, S_XFER_ADD);
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, contact_id);
+	bind_text(st, 2, direction);
+	bind_text(st, 3, sid);
+	bind_text(st, 4, name);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
+	bind_text(st, 6, state);
+	bind_text(st, 7, spool_path);
+	sqlite3_bind_int64(st, 8, now);
+	sqlite3_bind_int64(st, 9, now);
+	if ((rc = step_done(s, st)) == STORE_OK && idp)
+		*idp = sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+int
+store_transfer_set_state(struct store *s, int64_t id, const char *state,
+    const char *url, const char *error, int64_t now)
+{
+	sqlite3_stmt *st = stmt_get(s, S_XFER_STATE);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, state);
+	bind_text(st, 2, url);
+	bind_text(st, 3, error);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int64(st, 5, id);
+	return step_done(s, st);
+}
+
+int
+store_transfer_fail_unfinished(struct store *s, const char *error, int64_t now,
+    int *failed)
+{
+	sqlite3_stmt *st = stmt_get(s, S_XFER_FAIL_OPEN);
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, error);
+	sqlite3_bind_int64(st, 2, now);
+	rc = step_done(s, st);
+	if (rc == STORE_OK && failed)
+		*failed = sqlite3_changes(s->db);
 	return rc;
 }

@@ -160,4 +160,17 @@ int store_avatar_foreach(struct store *s,
 /* rows whose contact/identity is gone (owner_id is no foreign key) */
 int store_avatar_purge_orphans(struct store *s, int *purged);
 
+/* ---- transfers (files both ways; gateway/transfer.c) ---- */
+/* direction "in" (Barev -> XMPP) | "out"; state is free text such as
+ * offered, receiving, uploading, downloading, sending, done, failed */
+int store_transfer_add(struct store *s, int64_t contact_id, const char *direction,
+    const char *sid, const char *name, uint64_t size, const char *state,
+    const char *spool_path, int64_t now, int64_t *idp);
+/* url/error NULL = keep */
+int store_transfer_set_state(struct store *s, int64_t id, const char *state,
+    const char *url, const char *error, int64_t now);
+/* at start: rows a crash left in flight become 'failed' with `error` */
+int store_transfer_fail_unfinished(struct store *s, const char *error,
+    int64_t now, int *failed);
+
 #endif

@@ -1,23 +1,1218 @@
 /*
- * transfer — placeholder until issue 4's file work lands: peers' file
- * offers are declined (BAREV.md §6 decline) by the bridge's default, and
- * file links from users travel as ordinary messages.
+ * transfer — files across the bridge (issue 4; DESIGN.md "Flows": Files;
+ * BAREV.md §6).
+ *
+ * Barev -> XMPP: a peer's SI offer is accepted (size cap, a spool file),
+ * its streamhosts are tried (barevlink/socks5.c) until exactly `size` bytes
+ * are on disk, then the file goes to the server's XEP-0363 service as the
+ * component (or into the gateway's own HTTP spool) and the user gets a
+ * message whose body is the URL, plus jabber:x:oob with the file name.
+ * XMPP -> Barev: a message whose OOB URL (or whole body) is an http(s) URL
+ * on an allowed host is downloaded into the spool, offered to the peer
+ * with its real name and size, and served on 50000-50049 to the peer's
+ * address only; the user hears "delivered" or why not.
+ *
+ * The one idea: a transfer is one `struct xfer` walking a short list of
+ * states, with exactly one owner of each fd and one place (xfer_end) that
+ * reports, records, unlinks and frees.  Callbacks that may outlive it (iq
+ * answers) find it again by serial number, never by pointer.
  */
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/util.h>
+#include <strophe.h>
+
+#include "barevlink.h"
+#include "gw.h"
+#include "iqtrack.h"
+#include "log.h"
+#include "provision.h"
+#include "socks5.h"
+#include "store.h"
+#include "xmlstream.h"
 #include "transfer.h"
 
-int transfer_start(struct gw *gw) { (void)gw; return 0; }
-void transfer_stop(struct gw *gw) { (void)gw; }
-int
-transfer_peer_iq(struct gw *gw, int64_t ident, int64_t contact, xmpp_stanza_t *iq)
+#define NS_SI		"http://jabber.org/protocol/si"
+#define NS_SI_FT	"http://jabber.org/protocol/si/profile/file-transfer"
+#define NS_FNEG		"http://jabber.org/protocol/feature-neg"
+#define NS_XDATA	"jabber:x:data"
+#define NS_BS		"http://jabber.org/protocol/bytestreams"
+#define NS_OOB		"jabber:x:oob"
+#define NS_UPLOAD	"urn:xmpp:http:upload:0"
+
+#define XFER_PURPLE_MAX		((uint64_t)2 << 30)	/* >= 2 GiB breaks purple (§6.6) */
+#define XFER_STREAMHOSTS_MS	60000	/* accepted offer -> streamhosts */
+#define XFER_ANSWER_MS		300000	/* our offer -> accept/decline (a human clicks) */
+#define XFER_SLOT_MS		30000
+#define XFER_PROGRESS_MS	30000	/* large transfers: a line this often */
+#define XFER_SERVED_MAX_AGE	(7 * 86400)
+
+enum xfer_state {
+	XS_IN_OFFERED,		/* we accepted; waiting for streamhosts */
+	XS_IN_RECEIVING,	/* SOCKS5 into the spool */
+	XS_IN_SLOT,		/* XEP-0363 slot request in flight */
+	XS_IN_UPLOADING,	/* PUT */
+	XS_OUT_DOWNLOADING,	/* GET into the spool */
+	XS_OUT_OFFERED,		/* SI offer sent; waiting for the answer */
+	XS_OUT_SENDING,		/* SOCKS5 from the spool */
+};
+
+struct xfer {
+	LIST_ENTRY(xfer) entry;
+	struct gw *gw;
+	uint64_t serial;
+	int64_t row, ident, contact;
+	int out;			/* XMPP -> Barev */
+	enum xfer_state state;
+	char sid[72];
+	char bs_id[96];			/* the bytestreams iq's id */
+	char *name;
+	uint64_t size;
+	char path[PATH_MAX];		/* spool file; "" once gone */
+	int fd;
+	char user_jid[STORE_JID_MAX];	/* alice@example.org */
+	char contact_jid[STORE_JID_MAX];	/* bob\40…@barev.example.org */
+	char peer_name[STORE_NAME_MAX + 1];	/* how the user knows the peer */
+	char me[STORE_NICK_MAX + STORE_ADDR_MAX + 2];	/* alice@201:1::1 */
+	char peer[STORE_NICK_MAX + STORE_ADDR_MAX + 2];	/* bob@201:2::2 */
+	char my_addr[STORE_ADDR_MAX], peer_addr[STORE_ADDR_MAX];
+	char *initiator;		/* the offer's from, for the SOCKS5 hash */
+	char **sh_jid;			/* streamhost jids, by index */
+	size_t nsh;
+	struct s5 *s5;
+	struct xfer_http *http;
+	struct event *timer;		/* the current phase's deadline */
+	struct event *tick;		/* progress */
+	uint64_t reported;
+};
+
+static LIST_HEAD(, xfer) xfers = LIST_HEAD_INITIALIZER(xfers);
+static uint64_t next_serial;
+
+static int64_t
+now_s(void)
 {
-	(void)gw; (void)ident; (void)contact; (void)iq;
+	return (int64_t)time(NULL);
+}
+
+static struct xfer *
+xfer_by_serial(uint64_t serial)
+{
+	struct xfer *x;
+
+	LIST_FOREACH(x, &xfers, entry)
+		if (x->serial == serial)
+			return x;
+	return NULL;
+}
+
+static void
+human_size(uint64_t n, char *buf, size_t len)
+{
+	if (n < 1024)
+		snprintf(buf, len, "%llu bytes", (unsigned long long)n);
+	else if (n < 1024 * 1024)
+		snprintf(buf, len, "%.1f KiB", n / 1024.0);
+	else if (n < (uint64_t)1024 * 1024 * 1024)
+		snprintf(buf, len, "%.1f MiB", n / (1024.0 * 1024));
+	else
+		snprintf(buf, len, "%.2f GiB", n / (1024.0 * 1024 * 1024));
+}
+
+/* ---- telling the user (from the contact's JID, to the bare JID) ---- */
+
+static xmpp_stanza_t *
+user_message(struct xfer *x, const char *body)
+{
+	xmpp_stanza_t *m = xmpp_stanza_new(xs_ctx());
+	char from[STORE_JID_MAX + 16], id[64];
+
+	if (m == NULL)
+		return NULL;
+	snprintf(from, sizeof(from), "%s/barev", x->contact_jid);
+	snprintf(id, sizeof(id), "xfer-%llu-%llx", (unsigned long long)x->serial,
+	    (unsigned long long)random());
+	xmpp_stanza_set_name(m, "message");
+	xmpp_stanza_set_type(m, "chat");
+	xmpp_stanza_set_from(m, from);
+	xmpp_stanza_set_to(m, x->user_jid);
+	xmpp_stanza_set_id(m, id);
+	if (gw_add_text_child(m, "body", body) == -1) {
+		xmpp_stanza_release(m);
+		return NULL;
+	}
+	return m;
+}
+
+static void
+tell(struct xfer *x, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	xmpp_stanza_t *m;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if ((m = user_message(x, text)) == NULL)
+		return;
+	if (gw_send(x->gw, m) != 0)
+		log_warn("transfer", "could not tell %s: %s", x->user_jid, text);
+	xmpp_stanza_release(m);
+}
+
+/* ---- life cycle ---- */
+
+static void
+xfer_release(struct xfer *x)
+{
+	if (x->s5)
+		s5_free(x->s5);
+	if (x->http)
+		xfer_http_free(x->http);
+	if (x->timer)
+		event_free(x->timer);
+	if (x->tick)
+		event_free(x->tick);
+	if (x->fd != -1)
+		close(x->fd);
+	if (x->path[0])
+		unlink(x->path);
+	for (size_t i = 0; i < x->nsh; i++)
+		free(x->sh_jid[i]);
+	free(x->sh_jid);
+	free(x->initiator);
+	free(x->name);
+	free(x);
+}
+
+/*
+ * The one end of every transfer: record, tell the user (`why` NULL = the
+ * caller already did), clean the spool, free.
+ */
+static void
+xfer_end(struct xfer *x, int ok, const char *why)
+{
+	LIST_REMOVE(x, entry);
+	if (x->row)
+		store_transfer_set_state(x->gw->store, x->row, ok ? "done" : "failed",
+		    NULL, ok ? NULL : (why ? why : "failed"), now_s());
+	log_info("transfer", "%s %s “%s” %s %s: %s", x->out ? "to" : "from",
+	    x->peer, x->name ? x->name : "?", x->out ? "from" : "for", x->user_jid,
+	    ok ? "done" : (why ? why : "failed"));
+	xfer_release(x);
+}
+
+static void
+xfer_fail(struct xfer *x, const char *fmt, ...)
+{
+	char why[512], size[32];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	human_size(x->size, size, sizeof(size));
+	if (x->out)
+		tell(x, "The file “%s”%s%s%s was not sent to %s: %s.", x->name,
+		    x->size ? " (" : "", x->size ? size : "", x->size ? ")" : "",
+		    x->peer_name, why);
+	else
+		tell(x, "The file “%s” (%s) from %s could not be delivered to you: %s.",
+		    x->name, size, x->peer_name, why);
+	xfer_end(x, 0, why);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xfer *x = arg;
+
+	(void)fd;
+	(void)what;
+	switch (x->state) {
+	case XS_IN_OFFERED:
+		xfer_fail(x, "%s accepted nothing: the data connection never started",
+		    x->peer_name);
+		break;
+	case XS_OUT_OFFERED:
+		xfer_fail(x, "%s did not answer the offer in time", x->peer_name);
+		break;
+	default:
+		xfer_fail(x, "it timed out");
+		break;
+	}
+}
+
+static void
+arm(struct xfer *x, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	event_add(x->timer, &tv);
+}
+
+static uint64_t
+xfer_bytes(struct xfer *x)
+{
+	if (x->s5)
+		return s5_bytes(x->s5);
+	if (x->http)
+		return xfer_http_bytes(x->http);
 	return 0;
 }
+
+/* Large transfers: one line per interval with real progress. */
+static void
+tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xfer *x = arg;
+	uint64_t b = xfer_bytes(x);
+	char done[32], all[32];
+	const char *verb;
+
+	(void)fd;
+	(void)what;
+	if (b <= x->reported || x->size == 0 || b >= x->size)
+		return;
+	x->reported = b;
+	human_size(b, done, sizeof(done));
+	human_size(x->size, all, sizeof(all));
+	switch (x->state) {
+	case XS_IN_RECEIVING: verb = "receiving from"; break;
+	case XS_IN_UPLOADING: verb = "uploading from"; break;
+	case XS_OUT_DOWNLOADING: verb = "fetching for"; break;
+	default: verb = "sending to"; break;
+	}
+	tell(x, "“%s”: %s %s, %d%% (%s of %s).", x->name, verb, x->peer_name,
+	    (int)(b * 100 / x->size), done, all);
+}
+
+/* Read the identity and contact once; the transfer keeps copies. */
+static struct xfer *
+xfer_new(struct gw *gw, int64_t contact, int out)
+{
+	struct store_contact c;
+	struct store_identity id;
+	struct xfer *x;
+	struct timeval tv = { XFER_PROGRESS_MS / 1000, 0 };
+
+	if (store_contact_get(gw->store, contact, &c) != STORE_OK ||
+	    store_identity_get(gw->store, c.identity_id, &id) != STORE_OK)
+		return NULL;
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return NULL;
+	x->gw = gw;
+	x->fd = -1;
+	x->serial = ++next_serial;
+	x->ident = id.id;
+	x->contact = contact;
+	x->out = out;
+	snprintf(x->user_jid, sizeof(x->user_jid), "%s", id.jid);
+	snprintf(x->peer_name, sizeof(x->peer_name), "%s", c.name[0] ? c.name : c.nick);
+	snprintf(x->me, sizeof(x->me), "%s@%s", id.nick, id.address);
+	snprintf(x->peer, sizeof(x->peer), "%s@%s", c.nick, c.address);
+	snprintf(x->my_addr, sizeof(x->my_addr), "%s", id.address);
+	snprintf(x->peer_addr, sizeof(x->peer_addr), "%s", c.address);
+	if (prov_contact_jid(gw, &c, x->contact_jid, sizeof(x->contact_jid)) == -1 ||
+	    (x->timer = evtimer_new(gw->base, timer_cb, x)) == NULL ||
+	    (x->tick = event_new(gw->base, -1, EV_PERSIST, tick_cb, x)) == NULL) {
+		xfer_release(x);
+		return NULL;
+	}
+	event_add(x->tick, &tv);
+	LIST_INSERT_HEAD(&xfers, x, entry);
+	return x;
+}
+
+/* A fresh spool file under SPOOL/tmp, opened read-write. */
+static int
+spool_create(struct xfer *x)
+{
+	snprintf(x->path, sizeof(x->path), "%s/tmp/%s-%llu-XXXXXX",
+	    x->gw->cfg.spool_dir, x->out ? "out" : "in", (unsigned long long)x->serial);
+	if ((x->fd = mkostemp(x->path, O_CLOEXEC)) == -1) {
+		log_error("transfer", "cannot create a spool file in %s/tmp: %s",
+		    x->gw->cfg.spool_dir, strerror(errno));
+		x->path[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* What Barev and HTTP may see of a file name: no path, no control bytes. */
+static char *
+clean_name(const char *in)
+{
+	const char *base = in;
+	char *out, *o;
+
+	for (const char *p = in; *p; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	if ((out = malloc(strlen(base) + 5)) == NULL)
+		return NULL;
+	for (o = out; *base; base++)
+		if ((unsigned char)*base >= 0x20 && *base != 0x7f)
+			*o++ = *base;
+	*o = '\0';
+	if (strcmp(out, "") == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
+		strcpy(out, "file");
+	return out;
+}
+
+static uint64_t
+max_size(struct gw *gw)
+{
+	uint64_t m = gw->cfg.max_file_size ? gw->cfg.max_file_size : 100u << 20;
+
+	return m < XFER_PURPLE_MAX ? m : XFER_PURPLE_MAX - 1;
+}
+
+static int
+send_to_peer(struct xfer *x, xmpp_stanza_t *st)
+{
+	int rc = bl_send_stanza(x->gw->bl, x->contact, st, 0);
+
+	xmpp_stanza_release(st);
+	return rc;
+}
+
+/* ======================= Barev -> XMPP ======================= */
+
+static void in_uploaded(void *arg, int ok, const char *why);
+
+/* The URL is ready: the message the user's client turns into a file. */
+static void
+in_deliver(struct xfer *x, const char *url)
+{
+	xmpp_stanza_t *m = user_message(x, url), *oob;
+
+	if (m && (oob = gw_add_child(m, "x", NS_OOB)) != NULL) {
+		gw_add_text_child(oob, "url", url);
+		gw_add_text_child(oob, "desc", x->name);
+	}
+	if (m == NULL || gw_send(x->gw, m) != 0)
+		log_warn("transfer", "could not send the link for “%s” to %s", x->name,
+		    x->user_jid);
+	if (m)
+		xmpp_stanza_release(m);
+	store_transfer_set_state(x->gw->store, x->row, "done", url, NULL, now_s());
+	xfer_end(x, 1, NULL);
+}
+
+static void
+in_uploaded(void *arg, int ok, const char *why)
+{
+	struct xfer *x = arg;
+	char *url = x->initiator;	/* not needed any more: holds the GET url */
+
+	xfer_http_free(x->http);
+	x->http = NULL;
+	if (!ok) {
+		xfer_fail(x, "the upload to your server failed (%s)", why);
+		return;
+	}
+	x->initiator = NULL;
+	in_deliver(x, url);
+	free(url);
+}
+
+static const char *
+attr_of(xmpp_stanza_t *st, const char *name)
+{
+	return st ? xmpp_stanza_get_attribute(st, name) : NULL;
+}
+
+static void
+in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
+{
+	struct xfer *x = xfer_by_serial((uint64_t)(uintptr_t)arg);
+	xmpp_stanza_t *slot, *put, *get, *h;
+	const char *hdrs[16];
+	char *vals[6] = { 0 };
+	size_t nh = 0, nv = 0;
+	const char *type;
+
+	(void)gw;
+	if (x == NULL)
+		return;		/* ended meanwhile */
+	if (reply == NULL) {
+		xfer_fail(x, "your server's upload service did not answer");
+		return;
+	}
+	type = xmpp_stanza_get_type(reply);
+	if (type && strcmp(type, "error") == 0) {
+		xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(reply, "error");
+		xmpp_stanza_t *text = err ? xmpp_stanza_get_child_by_name(err, "text") : NULL;
+		char *t = text ? xmpp_stanza_get_text(text) : NULL;
+
+		xfer_fail(x, "your server's upload service refused it%s%s", t ? ": " : "",
+		    t ? t : "");
+		free(t);
+		return;
+	}
+	slot = xmpp_stanza_get_child_by_name(reply, "slot");
+	put = slot ? xmpp_stanza_get_child_by_name(slot, "put") : NULL;
+	get = slot ? xmpp_stanza_get_child_by_name(slot, "get") : NULL;
+	if (attr_of(put, "url") == NULL || attr_of(get, "url") == NULL) {
+		xfer_fail(x, "your server's upload service sent no usable slot");
+		return;
+	}
+	/* XEP-0363 §5: only these headers may be passed on */
+	for (h = xmpp_stanza_get_children(put); h && nv < 6; h = xmpp_stanza_get_next(h)) {
+		const char *n = attr_of(h, "name");
+
+		if (xmpp_stanza_get_name(h) == NULL || strcmp(xmpp_stanza_get_name(h), "header") ||
+		    n == NULL || (strcasecmp(n, "Authorization") && strcasecmp(n, "Cookie") &&
+		    strcasecmp(n, "Expires")))
+			continue;
+		if ((vals[nv] = xmpp_stanza_get_text(h)) == NULL)
+			continue;
+		hdrs[nh++] = n;
+		hdrs[nh++] = vals[nv++];
+	}
+	hdrs[nh] = NULL;
+	free(x->initiator);
+	x->initiator = strdup(attr_of(get, "url"));
+	x->state = XS_IN_UPLOADING;
+	x->reported = 0;
+	store_transfer_set_state(x->gw->store, x->row, "uploading", NULL, NULL, now_s());
+	x->http = xfer_http_put(x->gw, attr_of(put, "url"), hdrs,
+	    "application/octet-stream", x->fd, x->size, in_uploaded, x);
+	for (size_t i = 0; i < nv; i++)
+		free(vals[i]);
+	if (x->http == NULL || x->initiator == NULL)
+		xfer_fail(x, "the upload could not start");
+}
+
+static void
+url_escape(const char *in, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *in && o + 4 < len; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (isalnum(c) || strchr("-._~", c)) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+/* No upload service: the file moves to SPOOL/served and our listener has it. */
+static void
+in_serve(struct xfer *x)
+{
+	unsigned char rnd[16];
+	char token[33], dst[PATH_MAX], url[4096], esc[2048];
+	const char *base = x->gw->cfg.http_public_url;
+	size_t bl = strlen(base);
+
+	evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
+	for (int i = 0; i < 16; i++)
+		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(dst, sizeof(dst), "%s/served/%s", x->gw->cfg.spool_dir, token);
+	if (rename(x->path, dst) == -1) {
+		xfer_fail(x, "the gateway could not keep the file (%s)", strerror(errno));
+		return;
+	}
+	x->path[0] = '\0';
+	url_escape(x->name, esc, sizeof(esc));
+	snprintf(url, sizeof(url), "%.*s/%s/%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl),
+	    base, token, esc);
+	in_deliver(x, url);
+}
+
+static void
+in_received(struct xfer *x)
+{
+	struct gw *gw = x->gw;
+	xmpp_stanza_t *iq, *req;
+	char size[32];
+
+	x->state = XS_IN_SLOT;
+	if (gw->cfg.upload_service[0] == '\0') {
+		in_serve(x);
+		return;
+	}
+	store_transfer_set_state(gw->store, x->row, "uploading", NULL, NULL, now_s());
+	if ((iq = xmpp_stanza_new(xs_ctx())) == NULL)
+		goto fail;
+	xmpp_stanza_set_name(iq, "iq");
+	xmpp_stanza_set_type(iq, "get");
+	xmpp_stanza_set_from(iq, gw->cfg.component_jid);
+	xmpp_stanza_set_to(iq, gw->cfg.upload_service);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)x->size);
+	if ((req = gw_add_child(iq, "request", NS_UPLOAD)) == NULL ||
+	    xmpp_stanza_set_attribute(req, "filename", x->name) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(req, "size", size) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(req, "content-type", "application/octet-stream") != XMPP_EOK ||
+	    gw_iq_request(gw, iq, XFER_SLOT_MS, in_slot, (void *)(uintptr_t)x->serial) == -1) {
+		xmpp_stanza_release(iq);
+		goto fail;
+	}
+	xmpp_stanza_release(iq);
+	return;
+fail:
+	xfer_fail(x, "the gateway could not ask your server for an upload slot");
+}
+
+static void
+in_s5_connected(void *arg, size_t i)
+{
+	struct xfer *x = arg;
+	xmpp_stanza_t *iq = xmpp_stanza_new(xs_ctx()), *q, *used;
+
+	if (iq == NULL)
+		return;
+	xmpp_stanza_set_name(iq, "iq");
+	xmpp_stanza_set_type(iq, "result");
+	xmpp_stanza_set_id(iq, x->bs_id);
+	if ((q = gw_add_child(iq, "query", NS_BS)) == NULL ||
+	    (used = gw_add_child(q, "streamhost-used", NULL)) == NULL ||
+	    xmpp_stanza_set_attribute(used, "jid", i < x->nsh ? x->sh_jid[i] : x->peer) != XMPP_EOK) {
+		xmpp_stanza_release(iq);
+		return;
+	}
+	send_to_peer(x, iq);
+}
+
+static void
+in_s5_done(void *arg, int ok, const char *why)
+{
+	struct xfer *x = arg;
+
+	s5_free(x->s5);
+	x->s5 = NULL;
+	if (!ok) {
+		xfer_fail(x, "%s", why);
+		return;
+	}
+	log_info("transfer", "received “%s” (%llu bytes) from %s for %s", x->name,
+	    (unsigned long long)x->size, x->peer, x->user_jid);
+	in_received(x);
+}
+
+/* A streamhost we may connect to: the peer's address, or the Yggdrasil
+ * range purple advertises its other addresses in — never a local service. */
+static int
+streamhost_ok(struct xfer *x, const char *host)
+{
+	struct in6_addr a, p;
+
+	if (host == NULL || inet_pton(AF_INET6, host, &a) != 1)
+		return 0;
+	if (inet_pton(AF_INET6, x->peer_addr, &p) == 1 && memcmp(&a, &p, sizeof(a)) == 0)
+		return 1;
+	return (a.s6_addr[0] & 0xfe) == 0x02;	/* 200::/7 */
+}
+
+static int
+in_streamhosts(struct gw *gw, struct xfer *x, xmpp_stanza_t *iq, xmpp_stanza_t *q)
+{
+	struct s5_host hosts[8];
+	size_t n = 0;
+	char dst[41];
+	xmpp_stanza_t *sh;
+	struct s5_recv_params rp = { 0 };
+	static const struct s5_events ev = { in_s5_connected, in_s5_done };
+
+	snprintf(x->bs_id, sizeof(x->bs_id), "%s", xmpp_stanza_get_id(iq) ?
+	    xmpp_stanza_get_id(iq) : x->sid);
+	if ((x->sh_jid = calloc(8, sizeof(char *))) == NULL)
+		goto fail;
+	for (sh = xmpp_stanza_get_children(q); sh && n < 8; sh = xmpp_stanza_get_next(sh)) {
+		const char *host = attr_of(sh, "host"), *port = attr_of(sh, "port");
+		const char *jid = attr_of(sh, "jid");
+		long pn = port ? strtol(port, NULL, 10) : 0;
+
+		if (xmpp_stanza_get_name(sh) == NULL ||
+		    strcmp(xmpp_stanza_get_name(sh), "streamhost") != 0)
+			continue;
+		if (!streamhost_ok(x, host) || pn <= 0 || pn > 65535) {
+			log_info("transfer", "%s offered streamhost %s:%s: not used", x->peer,
+			    host ? host : "?", port ? port : "?");
+			continue;
+		}
+		hosts[n].host = host;
+		hosts[n].port = (uint16_t)pn;
+		x->sh_jid[n] = strdup(jid ? jid : x->peer);
+		x->nsh = ++n;
+	}
+	if (n == 0) {
+		xmpp_stanza_t *err = gw_error_reply(iq, "cancel", "item-not-found", NULL);
+
+		if (err)
+			send_to_peer(x, err);
+		xfer_fail(x, "%s offered no address the gateway may connect to", x->peer_name);
+		return 1;
+	}
+	s5_dst_addr(x->sid, x->initiator ? x->initiator : x->peer, x->me, dst);
+	rp.src_addr = x->my_addr;
+	rp.hosts = hosts;
+	rp.nhosts = n;
+	rp.dst = dst;
+	rp.size = x->size;
+	rp.fd = x->fd;
+	event_del(x->timer);
+	x->state = XS_IN_RECEIVING;
+	store_transfer_set_state(gw->store, x->row, "receiving", NULL, NULL, now_s());
+	if ((x->s5 = s5_recv_start(gw->base, &rp, &ev, x)) == NULL)
+		goto fail;
+	return 1;
+fail:
+	xfer_fail(x, "the gateway could not start the data connection");
+	return 1;
+}
+
+/* Decline the way the peers do (BAREV.md §6.2). */
+static void
+decline(struct gw *gw, int64_t contact, xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *r = gw_error_reply(iq, "cancel", "forbidden", NULL), *e;
+
+	if (r == NULL)
+		return;
+	if ((e = xmpp_stanza_get_child_by_name(r, "error")) != NULL)
+		xmpp_stanza_set_attribute(e, "code", "403");
+	bl_send_stanza(gw->bl, contact, r, 0);
+	xmpp_stanza_release(r);
+}
+
+static int
+offers_bytestreams(xmpp_stanza_t *si)
+{
+	xmpp_stanza_t *f = xmpp_stanza_get_child_by_name(si, "feature"), *xd, *fld, *o, *v;
+
+	xd = f ? xmpp_stanza_get_child_by_name(f, "x") : NULL;
+	for (fld = xd ? xmpp_stanza_get_children(xd) : NULL; fld; fld = xmpp_stanza_get_next(fld)) {
+		const char *var = attr_of(fld, "var");
+
+		if (var == NULL || strcmp(var, "stream-method") != 0)
+			continue;
+		for (o = xmpp_stanza_get_children(fld); o; o = xmpp_stanza_get_next(o)) {
+			char *t;
+			int hit;
+
+			if ((v = xmpp_stanza_get_child_by_name(o, "value")) == NULL)
+				continue;
+			t = xmpp_stanza_get_text(v);
+			hit = t && strcmp(t, NS_BS) == 0;
+			free(t);
+			if (hit)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int
+in_offer(struct gw *gw, int64_t contact, xmpp_stanza_t *iq, xmpp_stanza_t *si)
+{
+	xmpp_stanza_t *file = xmpp_stanza_get_child_by_name(si, "file");
+	const char *sid = attr_of(si, "id"), *name = attr_of(file, "name");
+	const char *size_s = attr_of(file, "size");
+	char *end = NULL, have[32], lim[32];
+	unsigned long long size;
+	struct xfer *x;
+	xmpp_stanza_t *r, *s, *f, *xd, *fld;
+
+	if (sid == NULL || *sid == '\0')
+		sid = xmpp_stanza_get_id(iq);
+	if (sid == NULL || strlen(sid) >= sizeof(x->sid) || name == NULL || size_s == NULL ||
+	    (size = strtoull(size_s, &end, 10), *end != '\0') || !offers_bytestreams(si)) {
+		log_info("transfer", "unusable file offer from contact %lld: declined",
+		    (long long)contact);
+		decline(gw, contact, iq);
+		return 1;
+	}
+	if ((x = xfer_new(gw, contact, 0)) == NULL) {
+		decline(gw, contact, iq);
+		return 1;
+	}
+	x->name = clean_name(name);
+	x->size = size;
+	snprintf(x->sid, sizeof(x->sid), "%s", sid);
+	x->initiator = xmpp_stanza_get_from(iq) ? strdup(xmpp_stanza_get_from(iq)) : NULL;
+	if (x->name == NULL)
+		goto internal;
+	if (size > max_size(gw)) {
+		human_size(size, have, sizeof(have));
+		human_size(max_size(gw), lim, sizeof(lim));
+		decline(gw, contact, iq);
+		xfer_fail(x, "it is larger than this gateway accepts (%s, the limit is %s); "
+		    "it was declined", have, lim);
+		return 1;
+	}
+	if (gw->cfg.upload_service[0] == '\0' && (gw->cfg.http_listen[0] == '\0' ||
+	    gw->cfg.http_public_url[0] == '\0')) {
+		decline(gw, contact, iq);
+		xfer_fail(x, "this gateway has no upload service configured; it was declined");
+		return 1;
+	}
+	if (spool_create(x) == -1)
+		goto internal;
+	if (store_transfer_add(gw->store, contact, "in", x->sid, x->name, x->size,
+	    "offered", x->path, now_s(), &x->row) != STORE_OK)
+		goto internal;
+	/* accept: <si><feature><x type=submit><field var=stream-method><value> */
+	if ((r = gw_iq_result(iq)) == NULL ||
+	    (s = gw_add_child(r, "si", NS_SI)) == NULL ||
+	    (f = gw_add_child(s, "feature", NS_FNEG)) == NULL ||
+	    (xd = gw_add_child(f, "x", NS_XDATA)) == NULL ||
+	    xmpp_stanza_set_type(xd, "submit") != XMPP_EOK ||
+	    (fld = gw_add_child(xd, "field", NULL)) == NULL ||
+	    xmpp_stanza_set_attribute(fld, "var", "stream-method") != XMPP_EOK ||
+	    gw_add_text_child(fld, "value", NS_BS) == -1) {
+		if (r)
+			xmpp_stanza_release(r);
+		goto internal;
+	}
+	if (send_to_peer(x, r) == -1) {
+		xfer_fail(x, "the connection to %s dropped", x->peer_name);
+		return 1;
+	}
+	x->state = XS_IN_OFFERED;
+	arm(x, XFER_STREAMHOSTS_MS);
+	log_info("transfer", "accepted “%s” (%llu bytes) from %s for %s", x->name, size,
+	    x->peer, x->user_jid);
+	return 1;
+internal:
+	decline(gw, contact, iq);
+	xfer_fail(x, "the gateway could not prepare for it (spool or database error)");
+	return 1;
+}
+
+/* ======================= XMPP -> Barev ======================= */
+
+static void
+out_s5_done(void *arg, int ok, const char *why)
+{
+	struct xfer *x = arg;
+	char size[32];
+
+	s5_free(x->s5);
+	x->s5 = NULL;
+	if (!ok) {
+		xfer_fail(x, "%s", why);
+		return;
+	}
+	human_size(x->size, size, sizeof(size));
+	tell(x, "“%s” (%s) delivered to %s.", x->name, size, x->peer_name);
+	xfer_end(x, 1, NULL);
+}
+
+/* The peer accepted: listen, tell it where (BAREV.md §6.3). */
+static void
+out_accepted(struct xfer *x)
+{
+	struct s5_send_params sp = { 0 };
+	static const struct s5_events ev = { NULL, out_s5_done };
+	xmpp_stanza_t *iq, *q, *sh;
+	char dst[41], port_s[8];
+	uint16_t port = 0;
+
+	event_del(x->timer);
+	s5_dst_addr(x->sid, x->me, x->peer, dst);
+	sp.bind_addr = x->my_addr;
+	sp.peer_addr = x->peer_addr;
+	sp.dst = dst;
+	sp.fd = x->fd;
+	sp.size = x->size;
+	x->state = XS_OUT_SENDING;
+	x->reported = 0;
+	store_transfer_set_state(x->gw->store, x->row, "sending", NULL, NULL, now_s());
+	if ((x->s5 = s5_send_start(x->gw->base, &sp, &ev, x, &port)) == NULL) {
+		xfer_fail(x, "the gateway has no free data port");
+		return;
+	}
+	snprintf(x->bs_id, sizeof(x->bs_id), "bs-%s", x->sid);
+	snprintf(port_s, sizeof(port_s), "%u", port);
+	if ((iq = xmpp_stanza_new(xs_ctx())) == NULL)
+		goto fail;
+	xmpp_stanza_set_name(iq, "iq");
+	xmpp_stanza_set_type(iq, "set");
+	xmpp_stanza_set_id(iq, x->bs_id);
+	if ((q = gw_add_child(iq, "query", NS_BS)) == NULL ||
+	    xmpp_stanza_set_attribute(q, "sid", x->sid) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(q, "mode", "tcp") != XMPP_EOK ||
+	    (sh = gw_add_child(q, "streamhost", NULL)) == NULL ||
+	    xmpp_stanza_set_attribute(sh, "jid", x->me) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(sh, "host", x->my_addr) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(sh, "port", port_s) != XMPP_EOK) {
+		xmpp_stanza_release(iq);
+		goto fail;
+	}
+	if (send_to_peer(x, iq) == -1) {
+		xfer_fail(x, "the connection to %s dropped", x->peer_name);
+		return;
+	}
+	log_info("transfer", "serving “%s” to %s on [%s]:%u", x->name, x->peer,
+	    x->my_addr, port);
+	return;
+fail:
+	xfer_fail(x, "out of memory");
+}
+
+static void
+out_offer(struct xfer *x)
+{
+	xmpp_stanza_t *iq, *si, *file, *f, *xd, *fld, *opt;
+	char size[32];
+	unsigned char rnd[6];
+
+	if (bl_contact_state(x->gw->bl, x->contact) != BL_PIPE_UP) {
+		xfer_fail(x, "%s is not connected right now", x->peer_name);
+		return;
+	}
+	evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
+	snprintf(x->sid, sizeof(x->sid), "gwft-%llu-%02x%02x%02x%02x%02x%02x",
+	    (unsigned long long)x->serial, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)x->size);
+	if ((iq = xmpp_stanza_new(xs_ctx())) == NULL)
+		goto fail;
+	xmpp_stanza_set_name(iq, "iq");
+	xmpp_stanza_set_type(iq, "set");
+	xmpp_stanza_set_id(iq, x->sid);		/* iq id == si id (§6.1) */
+	if ((si = gw_add_child(iq, "si", NS_SI)) == NULL ||
+	    xmpp_stanza_set_attribute(si, "id", x->sid) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(si, "profile", NS_SI_FT) != XMPP_EOK ||
+	    (file = gw_add_child(si, "file", NS_SI_FT)) == NULL ||
+	    xmpp_stanza_set_attribute(file, "name", x->name) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(file, "size", size) != XMPP_EOK ||
+	    (f = gw_add_child(si, "feature", NS_FNEG)) == NULL ||
+	    (xd = gw_add_child(f, "x", NS_XDATA)) == NULL ||
+	    xmpp_stanza_set_type(xd, "form") != XMPP_EOK ||
+	    (fld = gw_add_child(xd, "field", NULL)) == NULL ||
+	    xmpp_stanza_set_attribute(fld, "var", "stream-method") != XMPP_EOK ||
+	    xmpp_stanza_set_type(fld, "list-single") != XMPP_EOK ||
+	    (opt = gw_add_child(fld, "option", NULL)) == NULL ||
+	    gw_add_text_child(opt, "value", NS_BS) == -1) {
+		xmpp_stanza_release(iq);
+		goto fail;
+	}
+	store_transfer_set_state(x->gw->store, x->row, "offered", NULL, NULL, now_s());
+	if (send_to_peer(x, iq) == -1) {
+		xfer_fail(x, "%s is not connected right now", x->peer_name);
+		return;
+	}
+	x->state = XS_OUT_OFFERED;
+	arm(x, XFER_ANSWER_MS);
+	return;
+fail:
+	xfer_fail(x, "out of memory");
+}
+
+static void
+out_downloaded(void *arg, int ok, const char *why)
+{
+	struct xfer *x = arg;
+	struct stat st;
+
+	xfer_http_free(x->http);
+	x->http = NULL;
+	if (!ok) {
+		xfer_fail(x, "the gateway could not fetch it (%s)", why);
+		return;
+	}
+	if (fstat(x->fd, &st) == -1) {
+		xfer_fail(x, "the gateway lost the downloaded file");
+		return;
+	}
+	x->size = (uint64_t)st.st_size;
+	log_info("transfer", "fetched “%s” (%llu bytes) for %s", x->name,
+	    (unsigned long long)x->size, x->peer);
+	out_offer(x);
+}
+
+/* The URL of a file link: OOB first, else a body that is nothing but a URL. */
+static char *
+link_of(xmpp_stanza_t *msg)
+{
+	xmpp_stanza_t *oob = xmpp_stanza_get_child_by_name_and_ns(msg, "x", NS_OOB), *u, *b;
+	char *t = NULL, *s, *e;
+
+	if (oob && (u = xmpp_stanza_get_child_by_name(oob, "url")) != NULL)
+		t = xmpp_stanza_get_text(u);
+	if (t == NULL && (b = xmpp_stanza_get_child_by_name(msg, "body")) != NULL)
+		t = xmpp_stanza_get_text(b);
+	if (t == NULL)
+		return NULL;
+	for (s = t; isspace((unsigned char)*s); s++)
+		;
+	for (e = s + strlen(s); e > s && isspace((unsigned char)e[-1]); e--)
+		;
+	*e = '\0';
+	for (char *p = s; *p; p++)
+		if (isspace((unsigned char)*p)) {
+			free(t);
+			return NULL;
+		}
+	if (strncasecmp(s, "http://", 7) != 0 && strncasecmp(s, "https://", 8) != 0) {
+		free(t);
+		return NULL;
+	}
+	memmove(t, s, strlen(s) + 1);
+	return t;
+}
+
+static int
+host_allowed(struct gw *gw, const char *host)
+{
+	const struct gw_strlist *l = &gw->cfg.download_hosts;
+	int any = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i] == NULL || l->v[i][0] == '\0')
+			continue;
+		any = 1;
+		if (strcasecmp(l->v[i], host) == 0)
+			return 1;
+	}
+	/* default: the upload service's own host */
+	return !any && gw->cfg.upload_service[0] &&
+	    strcasecmp(gw->cfg.upload_service, host) == 0;
+}
+
+/* The name in the link's last path segment, percent-decoded. */
+static char *
+name_of_url(const char *url)
+{
+	const char *p = strstr(url, "://"), *slash, *end;
+	char *raw, *dec, *out;
+
+	p = p ? p + 3 : url;
+	end = p + strcspn(p, "?#");
+	slash = NULL;
+	for (const char *q = p; q < end; q++)
+		if (*q == '/')
+			slash = q;
+	if (slash == NULL || slash + 1 >= end)
+		return strdup("file");
+	raw = strndup(slash + 1, (size_t)(end - slash - 1));
+	dec = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
+	free(raw);
+	if (dec == NULL)
+		return NULL;
+	out = clean_name(dec);
+	free(dec);
+	return out;
+}
+
 int
 transfer_user_message(struct gw *gw, int64_t contact, xmpp_stanza_t *msg)
 {
-	(void)gw; (void)contact; (void)msg;
+	char *url = link_of(msg), host[256];
+	struct xfer *x;
+
+	if (url == NULL)
+		return 0;
+	if (xfer_url_host(url, host, sizeof(host)) == -1 || !host_allowed(gw, host)) {
+		free(url);
+		return 0;	/* an ordinary message that happens to be a link */
+	}
+	if ((x = xfer_new(gw, contact, 1)) == NULL) {
+		free(url);
+		return 0;
+	}
+	x->name = name_of_url(url);
+	x->state = XS_OUT_DOWNLOADING;
+	if (x->name == NULL || spool_create(x) == -1) {
+		free(url);
+		xfer_fail(x, "the gateway could not prepare its spool");
+		return 1;
+	}
+	store_transfer_add(gw->store, contact, "out", "", x->name, 0, "downloading",
+	    x->path, now_s(), &x->row);
+	x->http = xfer_http_get(gw, url, x->fd, max_size(gw), out_downloaded, x);
+	log_info("transfer", "%s sends %s to %s", x->user_jid, url, x->peer);
+	free(url);
+	if (x->http == NULL)
+		xfer_fail(x, "the gateway could not fetch the link");
+	return 1;
+}
+
+/* ======================= peer iqs ======================= */
+
+static struct xfer *
+find(int64_t contact, int out, const char *sid, const char *id)
+{
+	struct xfer *x;
+
+	LIST_FOREACH(x, &xfers, entry) {
+		if (x->contact != contact || x->out != out)
+			continue;
+		if (sid && strcmp(x->sid, sid) == 0)
+			return x;
+		if (id && (strcmp(x->sid, id) == 0 || strcmp(x->bs_id, id) == 0))
+			return x;
+	}
+	return NULL;
+}
+
+int
+transfer_peer_iq(struct gw *gw, int64_t ident, int64_t contact, xmpp_stanza_t *iq)
+{
+	const char *type = xmpp_stanza_get_type(iq), *id = xmpp_stanza_get_id(iq);
+	xmpp_stanza_t *si = xmpp_stanza_get_child_by_name(iq, "si");
+	xmpp_stanza_t *q = xmpp_stanza_get_child_by_name(iq, "query");
+	struct xfer *x;
+
+	(void)ident;
+	if (type == NULL)
+		return 0;
+	if (q && !(xmpp_stanza_get_ns(q) && strcmp(xmpp_stanza_get_ns(q), NS_BS) == 0))
+		q = NULL;
+	if (strcmp(type, "set") == 0 && si)
+		return in_offer(gw, contact, iq, si);
+	if (strcmp(type, "set") == 0 && q) {
+		if ((x = find(contact, 0, attr_of(q, "sid"), NULL)) == NULL ||
+		    x->state != XS_IN_OFFERED)
+			return 0;	/* the bridge refuses it */
+		return in_streamhosts(gw, x, iq, q);
+	}
+	if (strcmp(type, "result") != 0 && strcmp(type, "error") != 0)
+		return 0;
+	/* answers to our offer and to our streamhosts */
+	if (id == NULL || (x = find(contact, 1, NULL, id)) == NULL)
+		return 0;
+	if (x->state == XS_OUT_OFFERED && strcmp(id, x->sid) == 0) {
+		if (strcmp(type, "error") == 0)
+			xfer_fail(x, "%s declined it", x->peer_name);
+		else
+			out_accepted(x);
+	} else if (x->state == XS_OUT_SENDING && strcmp(id, x->bs_id) == 0 &&
+	    strcmp(type, "error") == 0) {
+		xfer_fail(x, "%s could not connect to the gateway for the data", x->peer_name);
+	}
+	return 1;	/* streamhost-used: nothing to do, the bytes say it all */
+}
+
+/* ======================= events from the bridge ======================= */
+
+void
+transfer_pipe_down(struct gw *gw, int64_t contact)
+{
+	struct xfer *x, *next;
+
+	(void)gw;
+	/* negotiation needs the pipe; data connections stand on their own */
+	for (x = LIST_FIRST(&xfers); x; x = next) {
+		next = LIST_NEXT(x, entry);
+		if (x->contact == contact &&
+		    (x->state == XS_IN_OFFERED || x->state == XS_OUT_OFFERED))
+			xfer_fail(x, "the connection to %s dropped", x->peer_name);
+	}
+}
+
+void
+transfer_forget_contact(struct gw *gw, int64_t contact)
+{
+	struct xfer *x, *next;
+
+	(void)gw;
+	for (x = LIST_FIRST(&xfers); x; x = next) {
+		next = LIST_NEXT(x, entry);
+		if (x->contact == contact)
+			xfer_end(x, 0, "the contact was removed");
+	}
+}
+
+/* ======================= start / stop ======================= */
+
+static int
+mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0750) == -1 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(tmp, 0750) == -1 && errno != EEXIST ? -1 : 0;
+}
+
+/* Remove what a previous run left in SPOOL/tmp, and served files past
+ * their age. */
+static void
+spool_clean(const char *dir, time_t max_age)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[PATH_MAX];
+	struct stat st;
+	int n = 0;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (max_age && (stat(p, &st) == -1 || st.st_mtime > time(NULL) - max_age))
+			continue;
+		if (unlink(p) == 0)
+			n++;
+	}
+	closedir(d);
+	if (n)
+		log_info("transfer", "removed %d old file(s) from %s", n, dir);
+}
+
+int
+transfer_start(struct gw *gw)
+{
+	char tmp[PATH_MAX], served[PATH_MAX];
+	int failed = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/tmp", gw->cfg.spool_dir);
+	snprintf(served, sizeof(served), "%s/served", gw->cfg.spool_dir);
+	if (mkdir_p(tmp) == -1 || mkdir_p(served) == -1) {
+		/* not fatal: messages still flow; files fail with a reason */
+		log_error("transfer", "cannot create the spool %s: %s", gw->cfg.spool_dir,
+		    strerror(errno));
+	}
+	spool_clean(tmp, 0);
+	spool_clean(served, XFER_SERVED_MAX_AGE);
+	if (store_transfer_fail_unfinished(gw->store, "the gateway restarted", now_s(),
+	    &failed) == STORE_OK && failed)
+		log_info("transfer", "%d transfer(s) cut by the last stop marked failed", failed);
+	if (gw->cfg.upload_service[0] == '\0' && gw->cfg.http_listen[0])
+		return xfer_serve_start(gw);
 	return 0;
 }
-void transfer_pipe_down(struct gw *gw, int64_t contact) { (void)gw; (void)contact; }
-void transfer_forget_contact(struct gw *gw, int64_t contact) { (void)gw; (void)contact; }
+
+void
+transfer_stop(struct gw *gw)
+{
+	while (!LIST_EMPTY(&xfers))
+		xfer_fail(LIST_FIRST(&xfers), "the gateway is shutting down");
+	xfer_serve_stop(gw);
+	xfer_http_shutdown();
+}

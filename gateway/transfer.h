@@ -31,4 +31,35 @@ int transfer_user_message(struct gw *gw, int64_t contact, xmpp_stanza_t *msg);
 void transfer_pipe_down(struct gw *gw, int64_t contact);
 void transfer_forget_contact(struct gw *gw, int64_t contact);
 
+/*
+ * ---- inside the module: transfer_http.c for transfer.c ----
+ * HTTP both ways, streamed between a socket and a spool file: memory per
+ * request is a bounded buffer whatever the size.  http:// and https://
+ * (OpenSSL bufferevents, the peer's certificate verified against the
+ * system's CAs and the URL's host).
+ */
+struct xfer_http;
+/* once per request: ok, or a short reason for the user; may free `h` */
+typedef void (*xfer_http_cb)(void *arg, int ok, const char *why);
+
+/* GET url into fd (at most `max` bytes; more is a failure) */
+struct xfer_http *xfer_http_get(struct gw *gw, const char *url, int fd,
+    uint64_t max, xfer_http_cb cb, void *arg);
+/* PUT `size` bytes of fd (from offset 0) to url; hdrs = name, value,
+ * name, value, ..., NULL (values with CR/LF are refused) */
+struct xfer_http *xfer_http_put(struct gw *gw, const char *url,
+    const char *const *hdrs, const char *content_type, int fd, uint64_t size,
+    xfer_http_cb cb, void *arg);
+uint64_t xfer_http_bytes(const struct xfer_http *h);
+void xfer_http_free(struct xfer_http *h);	/* cancels; no callback */
+/* the host part of an http(s) URL (no brackets), lower-cased; 0 or -1 */
+int xfer_url_host(const char *url, char *out, size_t len);
+
+/* the gateway's own file server (http_listen): GET /TOKEN/NAME serves
+ * SPOOL/served/TOKEN */
+int xfer_serve_start(struct gw *gw);
+void xfer_serve_stop(struct gw *gw);
+/* shared state of the module's files, freed by transfer_stop() */
+void xfer_http_shutdown(void);
+
 #endif

@@ -24,7 +24,7 @@ SRC=$(pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
-          libevent-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
+          libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
           prosody-modules python3 python3-slixmpp iproute2 util-linux valgrind)
 
 say() { printf '\n=== %s\n' "$*"; }

@@ -1,0 +1,709 @@
+/*
+ * transfer_http — HTTP for file transfers: download a user's link into the
+ * spool (libevent's evhttp client), upload a spool file to an XEP-0363 slot
+ * (a plain HTTP/1.1 PUT with Content-Length written here, because evhttp's
+ * client cannot stream a request body), and serve the spool over the
+ * gateway's own listener when there is no upload service.
+ *
+ * The one idea: bytes go from socket to file or file to socket in bounded
+ * steps (evhttp's chunk callback; a write low-watermark that refills 1 MiB
+ * at a time; reply chunks refilled on write completion), so memory never
+ * depends on the file size.  TLS is OpenSSL under the same bufferevents.
+ */
+#include <sys/stat.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "gw.h"
+#include "log.h"
+#include "transfer.h"
+
+#define PUT_CHUNK	(1u << 20)	/* refill when the output drops below this */
+#define SERVE_CHUNK	(256u * 1024)
+#define HTTP_TIMEOUT_S	60
+
+/* shared by every request of the process (one gateway per process) */
+static struct evdns_base *xh_dns;
+static SSL_CTX *xh_ssl;
+static struct evhttp *xh_server;
+
+struct xfer_http {
+	struct gw *gw;
+	xfer_http_cb cb;
+	void *arg;
+	int fd;
+	uint64_t size, max, bytes;
+	int finished;
+	struct event *defer;		/* reports and frees outside libevent's callbacks */
+	int ok;
+	char why[192];
+	/* GET */
+	struct evhttp_connection *conn;
+	struct evhttp_request *req;
+	/* PUT */
+	struct bufferevent *bev;
+	uint64_t queued;		/* body bytes handed to the output buffer */
+	int status;
+};
+
+struct xh_url {
+	int tls;
+	char host[256];
+	int port;
+	char path[2048];		/* path + "?" query, never empty */
+};
+
+void
+xfer_http_shutdown(void)
+{
+	if (xh_dns) {
+		evdns_base_free(xh_dns, 0);
+		xh_dns = NULL;
+	}
+	if (xh_ssl) {
+		SSL_CTX_free(xh_ssl);
+		xh_ssl = NULL;
+	}
+}
+
+static int
+url_parse(const char *url, struct xh_url *u)
+{
+	struct evhttp_uri *uri = evhttp_uri_parse(url);
+	const char *scheme, *host, *path, *q;
+	size_t hl;
+	int rc = -1;
+
+	if (uri == NULL)
+		return -1;
+	scheme = evhttp_uri_get_scheme(uri);
+	host = evhttp_uri_get_host(uri);
+	path = evhttp_uri_get_path(uri);
+	q = evhttp_uri_get_query(uri);
+	if (scheme == NULL || host == NULL || *host == '\0')
+		goto out;
+	if (strcasecmp(scheme, "https") == 0)
+		u->tls = 1;
+	else if (strcasecmp(scheme, "http") == 0)
+		u->tls = 0;
+	else
+		goto out;
+	hl = strlen(host);
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
+		snprintf(u->host, sizeof(u->host), "%.*s", (int)(hl - 2), host + 1);
+	else
+		snprintf(u->host, sizeof(u->host), "%s", host);
+	for (char *p = u->host; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	u->port = evhttp_uri_get_port(uri);
+	if (u->port <= 0)
+		u->port = u->tls ? 443 : 80;
+	if ((size_t)snprintf(u->path, sizeof(u->path), "%s%s%s",
+	    path && *path ? path : "/", q ? "?" : "", q ? q : "") >= sizeof(u->path))
+		goto out;
+	rc = 0;
+out:
+	evhttp_uri_free(uri);
+	return rc;
+}
+
+int
+xfer_url_host(const char *url, char *out, size_t len)
+{
+	struct xh_url u;
+
+	if (url_parse(url, &u) == -1)
+		return -1;
+	snprintf(out, len, "%s", u.host);
+	return 0;
+}
+
+static struct evdns_base *
+dns(struct gw *gw)
+{
+	if (xh_dns == NULL)
+		xh_dns = evdns_base_new(gw->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	return xh_dns;
+}
+
+/* A client TLS bufferevent for `host`, certificate verified (SNI + name). */
+static struct bufferevent *
+tls_bev(struct gw *gw, const char *host)
+{
+	SSL *ssl;
+	struct bufferevent *bev;
+
+	if (xh_ssl == NULL) {
+		if ((xh_ssl = SSL_CTX_new(TLS_client_method())) == NULL)
+			return NULL;
+		SSL_CTX_set_default_verify_paths(xh_ssl);
+		SSL_CTX_set_verify(xh_ssl, SSL_VERIFY_PEER, NULL);
+	}
+	if ((ssl = SSL_new(xh_ssl)) == NULL)
+		return NULL;
+	SSL_set_tlsext_host_name(ssl, host);
+	SSL_set1_host(ssl, host);
+	bev = bufferevent_openssl_socket_new(gw->base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+/* ---- the end of a request, always from a fresh loop iteration ---- */
+
+static void
+report(evutil_socket_t fd, short what, void *arg)
+{
+	struct xfer_http *h = arg;
+
+	(void)fd;
+	(void)what;
+	if (h->conn) {
+		evhttp_connection_free(h->conn);	/* frees a pending request too */
+		h->conn = NULL;
+		h->req = NULL;
+	}
+	if (h->bev) {
+		bufferevent_free(h->bev);
+		h->bev = NULL;
+	}
+	h->cb(h->arg, h->ok, h->ok ? NULL : h->why);	/* may free h */
+}
+
+static void
+finish(struct xfer_http *h, int ok, const char *why)
+{
+	if (h->finished)
+		return;
+	h->finished = 1;
+	h->ok = ok;
+	if (!ok && h->why[0] == '\0')
+		snprintf(h->why, sizeof(h->why), "%s", why ? why : "HTTP failed");
+	if (h->bev)
+		bufferevent_disable(h->bev, EV_READ | EV_WRITE);
+	event_active(h->defer, EV_TIMEOUT, 0);
+}
+
+static struct xfer_http *
+xh_new(struct gw *gw, int fd, xfer_http_cb cb, void *arg)
+{
+	struct xfer_http *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	h->gw = gw;
+	h->fd = fd;
+	h->cb = cb;
+	h->arg = arg;
+	if ((h->defer = evtimer_new(gw->base, report, h)) == NULL) {
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+xfer_http_free(struct xfer_http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->conn)
+		evhttp_connection_free(h->conn);
+	if (h->bev)
+		bufferevent_free(h->bev);
+	event_free(h->defer);
+	free(h);
+}
+
+uint64_t xfer_http_bytes(const struct xfer_http *h) { return h->bytes; }
+
+/* ---- GET ---- */
+
+static int
+get_headers(struct evhttp_request *req, void *arg)
+{
+	struct xfer_http *h = arg;
+	int code = evhttp_request_get_response_code(req);
+	const char *cl = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Content-Length");
+
+	if (code < 200 || code > 299) {
+		snprintf(h->why, sizeof(h->why), "the server answered HTTP %d %s", code,
+		    evhttp_request_get_response_code_line(req) ?
+		    evhttp_request_get_response_code_line(req) : "");
+		return -1;
+	}
+	if (cl && strtoull(cl, NULL, 10) > h->max) {
+		snprintf(h->why, sizeof(h->why), "the file is larger than the gateway's"
+		    " limit of %llu bytes", (unsigned long long)h->max);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+get_chunk(struct evhttp_request *req, void *arg)
+{
+	struct xfer_http *h = arg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+
+	if (h->finished) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	if (h->bytes + evbuffer_get_length(in) > h->max) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		snprintf(h->why, sizeof(h->why), "the file is larger than the gateway's"
+		    " limit of %llu bytes", (unsigned long long)h->max);
+		finish(h, 0, NULL);
+		return;
+	}
+	while (evbuffer_get_length(in) > 0) {
+		int n = evbuffer_write(in, h->fd);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(h->why, sizeof(h->why), "cannot write the spool file: %s",
+			    strerror(errno));
+			evbuffer_drain(in, evbuffer_get_length(in));
+			finish(h, 0, NULL);
+			return;
+		}
+		h->bytes += (uint64_t)n;
+	}
+}
+
+static void
+get_error(enum evhttp_request_error err, void *arg)
+{
+	struct xfer_http *h = arg;
+	static const char *const what[] = {
+		[EVREQ_HTTP_TIMEOUT] = "the download timed out",
+		[EVREQ_HTTP_EOF] = "the server closed the connection early",
+		[EVREQ_HTTP_INVALID_HEADER] = "the server sent an invalid HTTP header",
+		[EVREQ_HTTP_BUFFER_ERROR] = "the download connection failed",
+		[EVREQ_HTTP_REQUEST_CANCEL] = "the download was cancelled",
+		[EVREQ_HTTP_DATA_TOO_LONG] = "the file is larger than the gateway's limit",
+	};
+
+	if (h->why[0] == '\0' && (unsigned)err < sizeof(what) / sizeof(what[0]) && what[err])
+		snprintf(h->why, sizeof(h->why), "%s", what[err]);
+}
+
+static void
+get_done(struct evhttp_request *req, void *arg)
+{
+	struct xfer_http *h = arg;
+
+	h->req = NULL;		/* evhttp frees it after this callback */
+	if (req == NULL || evhttp_request_get_response_code(req) / 100 != 2) {
+		if (h->why[0] == '\0')
+			snprintf(h->why, sizeof(h->why), "the download failed");
+		finish(h, 0, NULL);
+		return;
+	}
+	finish(h, 1, NULL);
+}
+
+struct xfer_http *
+xfer_http_get(struct gw *gw, const char *url, int fd, uint64_t max,
+    xfer_http_cb cb, void *arg)
+{
+	struct xfer_http *h;
+	struct xh_url u;
+	struct bufferevent *bev = NULL;
+	struct evkeyvalq *hd;
+	char hostport[300];
+
+	if (url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
+		return NULL;
+	h->max = max;
+	if (u.tls && (bev = tls_bev(gw, u.host)) == NULL)
+		goto fail;
+	h->conn = evhttp_connection_base_bufferevent_new(gw->base, dns(gw), bev,
+	    u.host, (unsigned short)u.port);
+	if (h->conn == NULL)
+		goto fail;
+	evhttp_connection_set_timeout(h->conn, HTTP_TIMEOUT_S);
+	evhttp_connection_set_max_body_size(h->conn, (ev_ssize_t)(max > INT64_MAX ? INT64_MAX : max));
+	if ((h->req = evhttp_request_new(get_done, h)) == NULL)
+		goto fail;
+	evhttp_request_set_header_cb(h->req, get_headers);
+	evhttp_request_set_chunked_cb(h->req, get_chunk);
+	evhttp_request_set_error_cb(h->req, get_error);
+	hd = evhttp_request_get_output_headers(h->req);
+	snprintf(hostport, sizeof(hostport), strchr(u.host, ':') ? "[%s]:%d" : "%s:%d",
+	    u.host, u.port);
+	evhttp_add_header(hd, "Host", hostport);
+	evhttp_add_header(hd, "User-Agent", "barev-gateway/" BAREV_VERSION);
+	evhttp_add_header(hd, "Connection", "close");
+	if (evhttp_make_request(h->conn, h->req, EVHTTP_REQ_GET, u.path) == -1) {
+		h->req = NULL;	/* freed by evhttp on failure */
+		goto fail;
+	}
+	return h;
+fail:
+	if (h->conn == NULL && bev)
+		bufferevent_free(bev);
+	if (h->req && h->conn == NULL)
+		evhttp_request_free(h->req);
+	xfer_http_free(h);
+	return NULL;
+}
+
+/* ---- PUT ---- */
+
+/* Keep about PUT_CHUNK bytes of the file in the output buffer. */
+static int
+put_fill(struct xfer_http *h)
+{
+	struct evbuffer *out = bufferevent_get_output(h->bev);
+
+	while (h->queued < h->size && evbuffer_get_length(out) < PUT_CHUNK) {
+		struct evbuffer_iovec v;
+		uint64_t left = h->size - h->queued;
+		size_t want = left < PUT_CHUNK ? (size_t)left : PUT_CHUNK;
+		ssize_t n;
+
+		if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) < 1)
+			return -1;
+		if (v.iov_len > want)
+			v.iov_len = want;
+		n = pread(h->fd, v.iov_base, v.iov_len, (off_t)h->queued);
+		if (n <= 0) {
+			snprintf(h->why, sizeof(h->why), "cannot read the spool file: %s",
+			    n == 0 ? "shorter than expected" : strerror(errno));
+			return -1;
+		}
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(out, &v, 1);
+		h->queued += (uint64_t)n;
+	}
+	/* the output still holds the request head at first */
+	h->bytes = evbuffer_get_length(out) >= h->queued ? 0 :
+	    h->queued - evbuffer_get_length(out);
+	return 0;
+}
+
+static void
+put_write(struct bufferevent *bev, void *arg)
+{
+	struct xfer_http *h = arg;
+	struct timeval tv = { HTTP_TIMEOUT_S, 0 };
+
+	(void)bev;
+	if (h->finished)
+		return;
+	if (put_fill(h) == -1) {
+		finish(h, 0, NULL);
+		return;
+	}
+	if (h->queued == h->size && evbuffer_get_length(bufferevent_get_output(h->bev)) == 0)
+		bufferevent_set_timeouts(h->bev, &tv, &tv);	/* now the answer */
+}
+
+static void
+put_read(struct bufferevent *bev, void *arg)
+{
+	struct xfer_http *h = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	char line[128];
+	size_t n;
+
+	if (h->finished)
+		return;
+	if (end.pos < 0) {
+		if (evbuffer_get_length(in) > 16384)
+			finish(h, 0, "the upload server sent an oversized answer");
+		return;
+	}
+	n = evbuffer_copyout(in, line, sizeof(line) - 1);
+	line[n] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	if (sscanf(line, "HTTP/%*d.%*d %d", &h->status) != 1) {
+		finish(h, 0, "the upload server sent something other than HTTP");
+		return;
+	}
+	if (h->status / 100 != 2) {
+		snprintf(h->why, sizeof(h->why), "the upload server answered %s", line);
+		finish(h, 0, NULL);
+		return;
+	}
+	if (h->queued < h->size) {
+		finish(h, 0, "the upload server answered before the whole file was sent");
+		return;
+	}
+	h->bytes = h->size;
+	finish(h, 1, NULL);
+}
+
+static void
+put_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct xfer_http *h = arg;
+	unsigned long e;
+
+	(void)bev;
+	if (h->finished || (what & BEV_EVENT_CONNECTED))
+		return;
+	if (what & BEV_EVENT_TIMEOUT) {
+		finish(h, 0, "the upload timed out");
+		return;
+	}
+	if ((e = bufferevent_get_openssl_error(h->bev)) != 0) {
+		char buf[120];
+
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(h->why, sizeof(h->why), "TLS to the upload server failed: %s", buf);
+	} else if (what & BEV_EVENT_ERROR) {
+		int dnserr = bufferevent_socket_get_dns_error(h->bev);
+
+		snprintf(h->why, sizeof(h->why), "cannot reach the upload server: %s",
+		    dnserr ? evutil_gai_strerror(dnserr) : strerror(EVUTIL_SOCKET_ERROR()));
+	}
+	finish(h, 0, "the upload server closed the connection");
+}
+
+static int
+header_ok(const char *s)
+{
+	return s && *s && strpbrk(s, "\r\n") == NULL;
+}
+
+struct xfer_http *
+xfer_http_put(struct gw *gw, const char *url, const char *const *hdrs,
+    const char *content_type, int fd, uint64_t size, xfer_http_cb cb, void *arg)
+{
+	struct xfer_http *h;
+	struct xh_url u;
+	struct evbuffer *out;
+	struct timeval wtv = { HTTP_TIMEOUT_S, 0 };
+
+	if (url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
+		return NULL;
+	h->size = size;
+	if (u.tls)
+		h->bev = tls_bev(gw, u.host);
+	else
+		h->bev = bufferevent_socket_new(gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (h->bev == NULL)
+		goto fail;
+	out = bufferevent_get_output(h->bev);
+	evbuffer_add_printf(out, "PUT %s HTTP/1.1\r\nHost: %s%s%s:%d\r\n"
+	    "User-Agent: barev-gateway/" BAREV_VERSION "\r\n"
+	    "Content-Length: %llu\r\nContent-Type: %s\r\nConnection: close\r\n",
+	    u.path, strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "",
+	    u.port, (unsigned long long)size,
+	    header_ok(content_type) ? content_type : "application/octet-stream");
+	for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2) {
+		if (!header_ok(hdrs[i]) || !header_ok(hdrs[i + 1]))
+			goto fail;
+		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i], hdrs[i + 1]);
+	}
+	evbuffer_add(out, "\r\n", 2);
+	bufferevent_setcb(h->bev, put_read, put_write, put_event, h);
+	bufferevent_setwatermark(h->bev, EV_WRITE, PUT_CHUNK / 2, 0);
+	/* no read timeout while we send: the server is silent until the end */
+	bufferevent_set_timeouts(h->bev, NULL, &wtv);
+	if (put_fill(h) == -1 ||
+	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) == -1 ||
+	    bufferevent_socket_connect_hostname(h->bev, dns(gw), AF_UNSPEC, u.host,
+	    u.port) == -1)
+		goto fail;
+	return h;
+fail:
+	xfer_http_free(h);
+	return NULL;
+}
+
+/* ---- the gateway's own file server ---- */
+
+struct xh_serve {
+	struct evhttp_request *req;
+	int fd;
+	uint64_t off, size;
+};
+
+static void serve_more(struct evhttp_connection *conn, void *arg);
+
+static void
+serve_end(struct xh_serve *sv)
+{
+	close(sv->fd);
+	free(sv);
+}
+
+static void
+serve_closed(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	serve_end(arg);		/* the client went away mid-file */
+}
+
+static void
+serve_more(struct evhttp_connection *conn, void *arg)
+{
+	struct xh_serve *sv = arg;
+	struct evbuffer *b;
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	if (sv->off >= sv->size) {
+		evhttp_connection_set_closecb(conn, NULL, NULL);
+		evhttp_send_reply_end(sv->req);
+		serve_end(sv);
+		return;
+	}
+	if ((b = evbuffer_new()) == NULL)
+		return;
+	n = -1;
+	if (evbuffer_reserve_space(b, SERVE_CHUNK, &v, 1) == 1) {
+		if (v.iov_len > SERVE_CHUNK)
+			v.iov_len = SERVE_CHUNK;
+		if (v.iov_len > sv->size - sv->off)
+			v.iov_len = (size_t)(sv->size - sv->off);
+		n = pread(sv->fd, v.iov_base, v.iov_len, (off_t)sv->off);
+		if (n > 0) {
+			v.iov_len = (size_t)n;
+			evbuffer_commit_space(b, &v, 1);
+			sv->off += (uint64_t)n;
+		}
+	}
+	if (n <= 0)
+		sv->off = sv->size;	/* truncated on disk: end what we can */
+	evhttp_send_reply_chunk_with_cb(sv->req, b, serve_more, sv);
+	evbuffer_free(b);
+}
+
+static int
+token_ok(const char *t, size_t n)
+{
+	if (n != 32)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)t[i]))
+			return 0;
+	return 1;
+}
+
+static void
+serve_request(struct evhttp_request *req, void *arg)
+{
+	struct gw *gw = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	const char *slash;
+	char file[4096], len[32];
+	struct xh_serve *sv;
+	struct stat st;
+	int fd;
+
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+		evhttp_send_error(req, 405, NULL);
+		return;
+	}
+	/* /TOKEN/NAME: the name is only for the user's eyes */
+	if (path == NULL || path[0] != '/' || (slash = strchr(path + 1, '/')) == NULL ||
+	    !token_ok(path + 1, (size_t)(slash - path - 1))) {
+		evhttp_send_error(req, 404, NULL);
+		return;
+	}
+	snprintf(file, sizeof(file), "%s/served/%.32s", gw->cfg.spool_dir, path + 1);
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1 || fstat(fd, &st) == -1) {
+		if (fd != -1)
+			close(fd);
+		evhttp_send_error(req, 404, NULL);
+		return;
+	}
+	snprintf(len, sizeof(len), "%lld", (long long)st.st_size);
+	evhttp_add_header(oh, "Content-Type", "application/octet-stream");
+	evhttp_add_header(oh, "Content-Length", len);
+	evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD ||
+	    (sv = calloc(1, sizeof(*sv))) == NULL) {
+		close(fd);
+		evhttp_send_reply(req, 200, "OK", NULL);
+		return;
+	}
+	sv->req = req;
+	sv->fd = fd;
+	sv->size = (uint64_t)st.st_size;
+	evhttp_send_reply_start(req, 200, "OK");
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), serve_closed, sv);
+	serve_more(evhttp_request_get_connection(req), sv);
+}
+
+int
+xfer_serve_start(struct gw *gw)
+{
+	const char *l = gw->cfg.http_listen;
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	unsigned port;
+
+	if (l == NULL || *l == '\0')
+		return 0;
+	if (l[0] == '[') {
+		const char *rb = strchr(l, ']');
+
+		if (rb == NULL || rb[1] != ':' || (size_t)(rb - l - 1) >= sizeof(host))
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(rb - l - 1), l + 1);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(l, ':')) == NULL || (size_t)(colon - l) >= sizeof(host))
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - l), l);
+	}
+	if (sscanf(colon + 1, "%u", &port) != 1 || port == 0 || port > 65535)
+		goto bad;
+	if ((xh_server = evhttp_new(gw->base)) == NULL)
+		return -1;
+	evhttp_set_allowed_methods(xh_server, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(xh_server, serve_request, gw);
+	evhttp_set_timeout(xh_server, HTTP_TIMEOUT_S);
+	if (evhttp_bind_socket(xh_server, host, (uint16_t)port) == -1) {
+		log_error("transfer", "http_listen: cannot listen on %s", l);
+		evhttp_free(xh_server);
+		xh_server = NULL;
+		return -1;
+	}
+	log_info("transfer", "serving files on %s as %s", l, gw->cfg.http_public_url);
+	return 0;
+bad:
+	log_error("transfer", "http_listen: %s is not ADDR:PORT or [ADDR6]:PORT", l);
+	return -1;
+}
+
+void
+xfer_serve_stop(struct gw *gw)
+{
+	(void)gw;
+	if (xh_server) {
+		evhttp_free(xh_server);
+		xh_server = NULL;
+	}
+}

@@ -1,0 +1,338 @@
+"""Files across the bridge (issue 4): alice@example.org in an XMPP client and
+her Barev contacts bob@201:2::2 (purple profile) and carol@201:3::3 (pascal
+profile) send each other files.  A peer's file reaches alice as a link on
+her server's upload service (Prosody's mod_http_file_share); a link alice
+uploaded reaches the peer as an SI/SOCKS5 transfer.  Everything runs in a
+private network namespace.
+"""
+# ctest: timeout=400
+import asyncio
+import hashlib
+import os
+import socket
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+import harness                                   # noqa: E402
+from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
+import barevpeer as bp                           # noqa: E402
+from test_bridge import contact_jid, seed_identity, subscribe  # noqa: E402
+
+ALICE_ADDR = "201:1::1"
+BOB_ADDR = "201:2::2"
+CAROL_ADDR = "201:3::3"
+EVE_ADDR = "201:5::5"           # a stranger on the mesh
+BOB = contact_jid("bob", BOB_ADDR)
+CAROL = contact_jid("carol", CAROL_ADDR)
+MIB = 1024 * 1024
+LIMIT = 8 * MIB                 # the gateway's max_file_size in this run
+
+
+def blob(n, seed):
+    """n reproducible, incompressible-looking bytes."""
+    out = bytearray()
+    block = hashlib.sha256(seed.encode()).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:n])
+
+
+async def http(method, url, data=None, headers=None, timeout=30):
+    """Blocking urllib in a thread, so slixmpp keeps running."""
+    def run():
+        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    return await asyncio.get_running_loop().run_in_executor(None, run)
+
+
+async def upload(alice, p, name, data):
+    """alice puts a file on her server (XEP-0363) and returns the GET URL."""
+    from xml.sax.saxutils import quoteattr
+    r = await alice.iq_query(p.upload_service, "get",
+                             "<request xmlns='urn:xmpp:http:upload:0' filename=%s size='%d'"
+                             " content-type='application/octet-stream'/>"
+                             % (quoteattr(name), len(data)))
+    expect_eq(r["type"], "result", "upload slot for alice")
+    ns = "{urn:xmpp:http:upload:0}"
+    slot = r.xml.find(ns + "slot")
+    put = slot.find(ns + "put")
+    hdrs = {h.get("name"): h.text for h in put.findall(ns + "header")}
+    hdrs["Content-Type"] = "application/octet-stream"
+    status, _ = await http("PUT", put.get("url"), data=data, headers=hdrs)
+    expect(status in (200, 201), "alice's upload", "2xx", status)
+    return slot.find(ns + "get").get("url")
+
+
+def spool_tmp(gw):
+    return sorted(os.listdir(os.path.join(gw.config["spool_dir"], "tmp")))
+
+
+def gw_fds(gw):
+    d = "/proc/%d/fd" % gw.pid
+    return [os.readlink(os.path.join(d, f)) for f in os.listdir(d)]
+
+
+async def wait_spool_empty(gw, timeout=10):
+    deadline = time.monotonic() + timeout
+    while spool_tmp(gw):
+        expect(time.monotonic() < deadline, "the spool is cleaned", [], spool_tmp(gw))
+        await asyncio.sleep(0.05)
+
+
+def is_link(m, who):
+    return m["from"].bare == who and (m["body"] or "").startswith("http")
+
+
+def says(who, *words):
+    def pred(m):
+        body = m["body"] or ""
+        return m["from"].bare == who and all(w in body for w in words)
+    return pred
+
+
+async def setup():
+    p = Prosody(harness.tmpdir("prosody"), upload_limit=20 * MIB)
+    p.start()
+    for u in ("alice", "admin"):
+        p.create_user(u, u)
+    gw = Gateway(p, harness.tmpdir("gw"), config={"max_file_size": "8M"})
+    gw.start()
+    await gw.wait_up()
+    gw.stop()
+    seed_identity(gw, "alice@example.org", "alice", ALICE_ADDR)
+    gw.start()
+    await gw.wait_log(r"listening for Barev peers on \[201:1::1\]:1337")
+    await gw.wait_up()
+    bob = bp.Peer("bob", BOB_ADDR, profile="purple")
+    bob.add_buddy("alice", ALICE_ADDR)
+    await bob.start()
+    carol = bp.Peer("carol", CAROL_ADDR, profile="pascal")
+    carol.add_buddy("alice", ALICE_ADDR)
+    await carol.start()
+    alice = Client("alice@example.org", "alice", p)
+    await alice.connect_and_wait()
+    await subscribe(alice, BOB)
+    await subscribe(alice, CAROL)
+    await bob.wait_session("alice", timeout=15)
+    await carol.wait_session("alice", timeout=15)
+    return {"p": p, "gw": gw, "bob": bob, "carol": carol, "alice": alice}
+
+
+# ---------------------------------------------------------------- Barev -> XMPP
+
+async def test_bob_sends_5_mib_and_alice_gets_a_link_to_identical_bytes(ctx):
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    s = await bob.wait_session("alice")
+    data = blob(5 * MIB, "bob")
+    alice.mark()
+    res = await s.send_file("holiday photos.tar", data, timeout=30)
+    expect(res["ok"], "bob's transfer went through", True, res)
+    m = await alice.wait_message(lambda m: is_link(m, BOB), timeout=30, what="the link")
+    expect_eq(m["oob"]["url"], m["body"], "the OOB url is the body")
+    expect_eq(m["oob"]["desc"], "holiday photos.tar", "the original file name")
+    status, got = await http("GET", m["body"])
+    expect_eq(status, 200, "download status")
+    expect(got == data, "the download is byte-identical", len(data), len(got))
+    expect(res.get("streamhost_used"), "the gateway sent streamhost-used", True, res)
+    await wait_spool_empty(gw)
+test_bob_sends_5_mib_and_alice_gets_a_link_to_identical_bytes.timeout = 90
+
+
+async def test_carol_pascal_sends_a_file_too(ctx):
+    alice, carol = ctx["alice"], ctx["carol"]
+    s = await carol.wait_session("alice")
+    data = blob(MIB + 123, "carol")
+    alice.mark()
+    res = await s.send_file("notes.bin", data, timeout=30)
+    expect(res["ok"], "carol's transfer went through", True, res)
+    m = await alice.wait_message(lambda m: is_link(m, CAROL), timeout=30, what="the link")
+    _, got = await http("GET", m["body"])
+    expect(got == data, "carol's file arrives byte-identical", len(data), len(got))
+
+
+async def test_oversize_offer_is_declined_and_alice_is_told(ctx):
+    alice, bob = ctx["alice"], ctx["bob"]
+    s = await bob.wait_session("alice")
+    alice.mark()
+    res = await s.send_file("huge.iso", b"\0" * (LIMIT + 1), timeout=15)
+    expect_eq(res["reason"], "declined", "bob's offer was declined")
+    m = await alice.wait_message(says(BOB, "huge.iso", "larger"), what="the decline note")
+    expect("8.0 MiB" in m["body"], "the note names the limit", "8.0 MiB", m["body"])
+
+
+# ---------------------------------------------------------------- XMPP -> Barev
+
+async def test_alice_uploads_5_mib_and_bob_receives_identical_bytes(ctx):
+    alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
+    data = blob(5 * MIB, "alice")
+    url = await upload(alice, p, "report.pdf", data)
+    alice.mark()
+    alice.send_message(BOB, url, oob_url=url)
+    name, got = await bob.wait_file(timeout=30)
+    expect_eq(name, "report.pdf", "the real file name at bob")
+    expect(got == data, "bob's bytes are identical", len(data), len(got))
+    await alice.wait_message(says(BOB, "report.pdf", "delivered"), timeout=20,
+                             what="the delivery note")
+    await wait_spool_empty(gw)
+test_alice_uploads_5_mib_and_bob_receives_identical_bytes.timeout = 90
+
+
+async def test_empty_file_with_quotes_and_unicode_in_its_name_reaches_pascal(ctx):
+    alice, carol, p = ctx["alice"], ctx["carol"], ctx["p"]
+    name = "it's \"quoted\" – ünïcødé ✓.txt"
+    url = await upload(alice, p, name, b"")
+    alice.mark()
+    alice.send_message(CAROL, url)          # the whole body is the link
+    got_name, got = await carol.wait_file(timeout=20)
+    expect_eq(got_name, name, "the name at carol")
+    expect_eq(got, b"", "an empty file")
+    await alice.wait_message(says(CAROL, "delivered"), timeout=20, what="the delivery note")
+    # and a non-empty one with the same name to bob
+    data = blob(70000, "names")
+    url = await upload(alice, p, name, data)
+    alice.send_message(BOB, url, oob_url=url)
+    got_name, got = await ctx["bob"].wait_file(timeout=20)
+    expect_eq(got_name, name, "the name at bob")
+    expect(got == data, "bob's bytes", len(data), len(got))
+
+
+async def test_links_elsewhere_stay_plain_messages(ctx):
+    alice, bob = ctx["alice"], ctx["bob"]
+    s = await bob.wait_session("alice")
+    alice.send_message(BOB, "https://example.com/cat.png")
+    body, _ = await s.wait_message(timeout=10)
+    expect_eq(body, "https://example.com/cat.png", "a link to another host is text")
+
+
+async def test_bob_declines_and_alice_is_told(ctx):
+    alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
+    bob.accept_files = False
+    try:
+        url = await upload(alice, p, "unwanted.bin", b"x" * 1000)
+        alice.mark()
+        alice.send_message(BOB, url)
+        await alice.wait_message(says(BOB, "unwanted.bin", "declined"), timeout=20,
+                                 what="the decline note")
+    finally:
+        bob.accept_files = True
+    await wait_spool_empty(gw)
+
+
+async def test_foreign_data_connection_is_refused_and_the_transfer_completes(ctx):
+    alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
+    seen = {}
+
+    def race(session, el, raw):
+        # eve connects to the advertised port before bob does
+        q = el.find("{%s}query" % bp.NS_BYTESTREAMS)
+        if q is None or seen:
+            return
+        sh = q.find("{%s}streamhost" % bp.NS_BYTESTREAMS)
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind((EVE_ADDR, 0))
+        s.settimeout(5)
+        s.connect((sh.get("host"), int(sh.get("port"))))
+        s.sendall(b"\x05\x01\x00")
+        try:
+            seen["eve_got"] = s.recv(16)
+        except OSError as e:
+            seen["eve_got"] = e
+        s.close()
+
+    bob.on_stanza = race
+    try:
+        data = blob(2 * MIB, "eve")
+        url = await upload(alice, p, "secret.bin", data)
+        alice.mark()
+        alice.send_message(BOB, url)
+        name, got = await bob.wait_file(timeout=30)
+    finally:
+        bob.on_stanza = None
+    expect(seen.get("eve_got") in (b"",) or isinstance(seen.get("eve_got"), ConnectionResetError),
+           "eve's connection is closed without a byte", b"", seen.get("eve_got"))
+    expect(got == data, "bob still gets the file", len(data), len(got))
+    await alice.wait_message(says(BOB, "secret.bin", "delivered"), timeout=20,
+                             what="the delivery note")
+    await gw.wait_log(r"data connection from 201:5::5 refused", timeout=5, since=0)
+
+
+# ---------------------------------------------------------------- failures
+
+async def _half_send(session, peer, name, size, sent):
+    """A sender that stops after `sent` bytes: offer, streamhost, SOCKS5,
+    part of the file, then the peer goes away."""
+    loop = asyncio.get_running_loop()
+    sid = "vanish-1"
+    await session.send_raw(
+        "<iq to='%s' from='%s' id='%s' type='set'><si xmlns='%s' profile='%s' id='%s'>"
+        "<file xmlns='%s' name='%s' size='%d'/><feature xmlns='%s'><x xmlns='%s' type='form'>"
+        "<field var='stream-method' type='list-single'><option><value>%s</value></option>"
+        "</field></x></feature></si></iq>"
+        % (session.remote_jid, peer.jid, sid, bp.NS_SI, bp.NS_SI_FT, sid, bp.NS_SI_FT, name,
+           size, bp.NS_FNEG, bp.NS_XDATA, bp.NS_BYTESTREAMS))
+    resp = await session._wait_response(sid, 10)
+    expect_eq(resp.get("type"), "result", "the gateway accepts the offer")
+    lsock, port = peer._bind_data_port()
+    await session.send_raw(
+        "<iq to='%s' from='%s' id='%s' type='set'><query xmlns='%s' sid='%s' mode='tcp'>"
+        "<streamhost jid='%s' host='%s' port='%d'/></query></iq>"
+        % (session.remote_jid, peer.jid, sid, bp.NS_BYTESTREAMS, sid, peer.jid, peer.addr, port))
+    conn, _ = await asyncio.wait_for(loop.sock_accept(lsock), 10)
+    lsock.close()
+    conn.setblocking(False)
+    await bp._recv_exact(conn, 3, 10)
+    await loop.sock_sendall(conn, b"\x05\x00")
+    await bp._recv_exact(conn, 47, 10)
+    await loop.sock_sendall(conn, b"\x05\x00\x00\x03\x08200:2::2\x00\x00")
+    await loop.sock_sendall(conn, b"z" * sent)
+    return conn
+
+
+async def test_peer_vanishing_mid_transfer_tells_alice_and_leaks_nothing(ctx):
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    s = await bob.wait_session("alice")
+    before = gw_fds(gw)
+    alice.mark()
+    conn = await _half_send(s, bob, "half.bin", 4 * MIB, MIB)
+    await gw.wait_log(r"received|receiving|accepted", timeout=10)
+    await bob.stop()                    # bob's node goes away...
+    conn.close()                        # ...with the data connection
+    m = await alice.wait_message(says(BOB, "half.bin"), timeout=20, what="the failure note")
+    expect("could not be delivered" in m["body"], "alice hears it failed", "could not be delivered",
+           m["body"])
+    await wait_spool_empty(gw)
+    await bob.start()
+    await bob.wait_session("alice", timeout=20)
+    after = gw_fds(gw)
+    spool_fds = [f for f in after if gw.config["spool_dir"] in f]
+    expect_eq(spool_fds, [], "no spool file left open")
+    expect(len(after) <= len(before), "no fd leaked", before, after)
+test_peer_vanishing_mid_transfer_tells_alice_and_leaks_nothing.timeout = 90
+
+
+async def test_shutdown_fails_transfers_in_flight_and_tells_alice(ctx):
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    s = await bob.wait_session("alice", timeout=15)
+    alice.mark()
+    conn = await _half_send(s, bob, "cut.bin", 4 * MIB, 1000)
+    await gw.wait_log(r"cut\.bin", timeout=10)
+    rc = gw.stop()
+    conn.close()
+    expect_eq(rc, 0, "the gateway stops cleanly")
+    m = await alice.wait_message(says(BOB, "cut.bin"), timeout=10, what="the shutdown note")
+    expect("shutting down" in m["body"], "alice hears why", "shutting down", m["body"])
+    expect_eq(spool_tmp(gw), [], "the spool is empty after the stop")
+
+
+if __name__ == "__main__":
+    import netns
+    netns.enter([ALICE_ADDR, BOB_ADDR, CAROL_ADDR, EVE_ADDR])
+    harness.main()
