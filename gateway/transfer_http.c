@@ -58,6 +58,7 @@ struct xfer_http {
 	struct evhttp_request *req;
 	/* PUT */
 	struct bufferevent *bev;
+	struct evbuffer_file_segment *seg;	/* plain http: sendfile() from it */
 	uint64_t queued;		/* body bytes handed to the output buffer */
 	int status;
 };
@@ -231,6 +232,8 @@ xfer_http_free(struct xfer_http *h)
 		evhttp_connection_free(h->conn);
 	if (h->bev)
 		bufferevent_free(h->bev);
+	if (h->seg)
+		evbuffer_file_segment_free(h->seg);
 	event_free(h->defer);
 	free(h);
 }
@@ -380,6 +383,15 @@ put_fill(struct xfer_http *h)
 {
 	struct evbuffer *out = bufferevent_get_output(h->bev);
 
+	while (h->seg && h->queued < h->size && evbuffer_get_length(out) < PUT_CHUNK) {
+		uint64_t left = h->size - h->queued;
+		size_t n = left < PUT_CHUNK ? (size_t)left : PUT_CHUNK;
+
+		/* a window on the file: the kernel copies it (sendfile) */
+		if (evbuffer_add_file_segment(out, h->seg, (ev_off_t)h->queued, (ev_off_t)n) == -1)
+			return -1;
+		h->queued += n;
+	}
 	while (h->queued < h->size && evbuffer_get_length(out) < PUT_CHUNK) {
 		struct evbuffer_iovec v;
 		uint64_t left = h->size - h->queued;
@@ -504,10 +516,15 @@ xfer_http_put(struct gw *gw, const char *url, const char *const *hdrs,
 	if (url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
 		return NULL;
 	h->size = size;
-	if (u.tls)
+	if (u.tls) {
 		h->bev = tls_bev(gw, u.host);
-	else
+	} else {
 		h->bev = bufferevent_socket_new(gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		/* no mmap: pages of a big file would count as our memory */
+		if (size > 0)
+			h->seg = evbuffer_file_segment_new(fd, 0, (ev_off_t)size,
+			    EVBUF_FS_DISABLE_MMAP);
+	}
 	if (h->bev == NULL)
 		goto fail;
 	out = bufferevent_get_output(h->bev);
