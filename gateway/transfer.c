@@ -92,6 +92,7 @@ struct xfer {
 	char peer[STORE_NICK_MAX + STORE_ADDR_MAX + 2];	/* bob@201:2::2 */
 	char my_addr[STORE_ADDR_MAX], peer_addr[STORE_ADDR_MAX];
 	char *initiator;		/* the offer's from, for the SOCKS5 hash */
+	char *get_url;			/* the slot's GET url while the PUT runs */
 	char **sh_jid;			/* streamhost jids, by index */
 	size_t nsh;
 	struct s5 *s5;
@@ -197,6 +198,7 @@ xfer_release(struct xfer *x)
 		free(x->sh_jid[i]);
 	free(x->sh_jid);
 	free(x->initiator);
+	free(x->get_url);
 	free(x->name);
 	free(x);
 }
@@ -420,7 +422,7 @@ static void
 in_uploaded(void *arg, int ok, const char *why)
 {
 	struct xfer *x = arg;
-	char *url = x->initiator;	/* not needed any more: holds the GET url */
+	char *url = x->get_url;
 
 	xfer_http_free(x->http);
 	x->http = NULL;
@@ -428,7 +430,7 @@ in_uploaded(void *arg, int ok, const char *why)
 		xfer_fail(x, "the upload to your server failed (%s)", why);
 		return;
 	}
-	x->initiator = NULL;
+	x->get_url = NULL;
 	in_deliver(x, url);
 	free(url);
 }
@@ -488,8 +490,7 @@ in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 		hdrs[nh++] = vals[nv++];
 	}
 	hdrs[nh] = NULL;
-	free(x->initiator);
-	x->initiator = strdup(attr_of(get, "url"));
+	x->get_url = strdup(attr_of(get, "url"));
 	x->state = XS_IN_UPLOADING;
 	x->reported = 0;
 	store_transfer_set_state(x->gw->store, x->row, "uploading", NULL, NULL, now_s());
@@ -497,7 +498,7 @@ in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	    "application/octet-stream", x->fd, x->size, in_uploaded, x);
 	for (size_t i = 0; i < nv; i++)
 		free(vals[i]);
-	if (x->http == NULL || x->initiator == NULL)
+	if (x->http == NULL || x->get_url == NULL)
 		xfer_fail(x, "the upload could not start");
 }
 

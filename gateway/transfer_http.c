@@ -10,10 +10,12 @@
  * at a time; reply chunks refilled on write completion), so memory never
  * depends on the file size.  TLS is OpenSSL under the same bufferevents.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -625,6 +627,21 @@ token_ok(const char *t, size_t n)
 	return 1;
 }
 
+/* length of the path of `url` without its trailing '/' ("" and "/" -> 0) */
+static size_t
+url_path_prefix(const char *url)
+{
+	const char *p = strstr(url, "://"), *slash;
+	size_t n;
+
+	if (p == NULL || (slash = strchr(p + 3, '/')) == NULL)
+		return 0;
+	n = strlen(slash);
+	while (n > 0 && slash[n - 1] == '/')
+		n--;
+	return n;
+}
+
 static void
 serve_request(struct evhttp_request *req, void *arg)
 {
@@ -635,6 +652,7 @@ serve_request(struct evhttp_request *req, void *arg)
 	char file[4096], len[32];
 	struct xh_serve *sv;
 	struct stat st;
+	size_t prefix;
 	int fd;
 
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
@@ -642,7 +660,12 @@ serve_request(struct evhttp_request *req, void *arg)
 		evhttp_send_error(req, 405, NULL);
 		return;
 	}
-	/* /TOKEN/NAME: the name is only for the user's eyes */
+	/* [PREFIX]/TOKEN/NAME: PREFIX is http_public_url's path (a proxy may
+	 * or may not strip it); the name is only for the user's eyes */
+	if (path && (prefix = url_path_prefix(gw->cfg.http_public_url)) > 0 &&
+	    strncmp(path, strstr(gw->cfg.http_public_url, "://") ?
+	    strchr(strstr(gw->cfg.http_public_url, "://") + 3, '/') : "", prefix) == 0)
+		path += prefix;
 	if (path == NULL || path[0] != '/' || (slash = strchr(path + 1, '/')) == NULL ||
 	    !token_ok(path + 1, (size_t)(slash - path - 1))) {
 		evhttp_send_error(req, 404, NULL);
@@ -673,6 +696,32 @@ serve_request(struct evhttp_request *req, void *arg)
 	serve_more(evhttp_request_get_connection(req), sv);
 }
 
+static int
+listen_on(const char *host, unsigned port)
+{
+	struct addrinfo hints = { 0 }, *ai;
+	char ps[8];
+	int fd, one = 1;
+
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(ps, sizeof(ps), "%u", port);
+	if (getaddrinfo(host, ps, &hints, &ai) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd != -1) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, 64) == -1) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
 int
 xfer_serve_start(struct gw *gw)
 {
@@ -680,6 +729,7 @@ xfer_serve_start(struct gw *gw)
 	char host[INET6_ADDRSTRLEN + 2];
 	const char *colon;
 	unsigned port;
+	int fd = -1;
 
 	if (l == NULL || *l == '\0')
 		return 0;
@@ -702,8 +752,12 @@ xfer_serve_start(struct gw *gw)
 	evhttp_set_allowed_methods(xh_server, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(xh_server, serve_request, gw);
 	evhttp_set_timeout(xh_server, HTTP_TIMEOUT_S);
-	if (evhttp_bind_socket(xh_server, host, (uint16_t)port) == -1) {
-		log_error("transfer", "http_listen: cannot listen on %s", l);
+	/* our own socket: evhttp_bind_socket() resolves with AI_ADDRCONFIG,
+	 * which refuses loopback-only hosts and namespaces */
+	if ((fd = listen_on(host, port)) == -1 || evhttp_accept_socket(xh_server, fd) == -1) {
+		log_error("transfer", "http_listen: cannot listen on %s: %s", l, strerror(errno));
+		if (fd != -1)
+			close(fd);
 		evhttp_free(xh_server);
 		xh_server = NULL;
 		return -1;

@@ -332,6 +332,30 @@ async def test_shutdown_fails_transfers_in_flight_and_tells_alice(ctx):
     expect_eq(spool_tmp(gw), [], "the spool is empty after the stop")
 
 
+
+async def test_without_upload_service_the_gateway_serves_the_file_itself(ctx):
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    port = harness.free_port()
+    gw.config.pop("upload_service", None)
+    gw.config["http_listen"] = "127.0.0.1:%d" % port
+    gw.config["http_public_url"] = "http://127.0.0.1:%d/files/" % port
+    gw.write_config()
+    gw.start()
+    await gw.wait_log(r"serving files on", timeout=10)
+    s = await bob.wait_session("alice", timeout=20)
+    data = blob(3 * MIB + 5, "served")
+    alice.mark()
+    res = await s.send_file("served file ü.bin", data, timeout=30)
+    expect(res["ok"], "bob's transfer went through", True, res)
+    m = await alice.wait_message(lambda m: is_link(m, BOB), timeout=30, what="the link")
+    expect(m["body"].startswith("http://127.0.0.1:%d/files/" % port), "a link on our listener",
+           "http://127.0.0.1:%d/files/..." % port, m["body"])
+    expect_eq(m["oob"]["desc"], "served file ü.bin", "the original file name")
+    _, got = await http("GET", m["body"])
+    expect(got == data, "the served bytes are identical", len(data), len(got))
+    await wait_spool_empty(gw)
+
+
 if __name__ == "__main__":
     import netns
     netns.enter([ALICE_ADDR, BOB_ADDR, CAROL_ADDR, EVE_ADDR])
