@@ -435,8 +435,9 @@ up_pipe(struct bl *bl, int64_t contact)
 {
 	struct bl_contact *c;
 
+	/* a draining pipe has said </stream:stream>: nothing may follow it */
 	if ((c = bl_contact_find(bl, contact)) == NULL || c->pipe == NULL ||
-	    c->pipe->state != BL_P_UP)
+	    c->pipe->state != BL_P_UP || c->pipe->draining)
 		return (NULL);
 	return (c->pipe);
 }
