@@ -25,7 +25,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
-          prosody-modules python3 python3-slixmpp iproute2 util-linux valgrind)
+          prosody-modules python3 python3-slixmpp python3-yaml iproute2 util-linux
+          systemd valgrind)
 
 say() { printf '\n=== %s\n' "$*"; }
 
