@@ -106,6 +106,7 @@ pipe_conn(struct bl_pipe *p, int fd)
 	p->conn = xs_conn_new(bl->base, fd, &lim, &pipe_cb, p);
 	if (p->conn == NULL)
 		return (-1);
+	/* paced until the peer's header shows it is not pascal */
 	xs_conn_set_pace(p->conn, bl->cfg.pace_ms);
 	return (0);
 }
@@ -334,6 +335,28 @@ identify(struct bl_pipe *p, xmpp_stanza_t *hdr)
 	go_up(p);
 }
 
+/*
+ * pascal writes addresses upper-case and zero-padded (BAREV.md §1) and
+ * mis-frames stanzas that share a read (§7); purple and other gateways
+ * write RFC 5952.  So a header whose `to` address is not in RFC 5952 form
+ * comes from pascal: only such pipes are paced, the others go at full
+ * speed (still one stanza per write).
+ */
+static int
+header_from_pascal(xmpp_stanza_t *hdr)
+{
+	const char	*to = xmpp_stanza_get_attribute(hdr, "to"), *at;
+	struct in6_addr	 a;
+	char		 canon[BL_ADDRSTRLEN];
+
+	if (to == NULL || (at = strrchr(to, '@')) == NULL)
+		return (0);
+	if (bl_addr_parse(at + 1, &a) == -1)
+		return (0);
+	bl_addr_text(&a, canon);
+	return (strcmp(canon, at + 1) != 0);
+}
+
 static void
 pipe_on_header(void *arg, xmpp_stanza_t *hdr)
 {
@@ -342,6 +365,8 @@ pipe_on_header(void *arg, xmpp_stanza_t *hdr)
 	if (p->state != BL_P_HANDSHAKE)
 		return;
 	xs_conn_header_done(p->conn);
+	if (!header_from_pascal(hdr))
+		xs_conn_set_pace(p->conn, 0);
 	if (p->outbound)
 		/* a responder's `from` is not checked: we chose whom to dial */
 		go_up(p);
