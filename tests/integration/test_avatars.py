@@ -8,13 +8,11 @@ image bytes), carol (201:3::3) with the pascal profile (hashes the base64
 text, so her advertised token never matches her image; BAREV.md §5).
 """
 # ctest: timeout=400
-import asyncio
 import base64
 import hashlib
 import os
 import struct
 import sys
-import time
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,11 +21,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness                                   # noqa: E402
-from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
+from harness import expect, expect_eq            # noqa: E402
 import barevpeer as bp                           # noqa: E402
 
-from test_bridge import (contact_jid, seed_identity, store_rows,  # noqa: E402
-                         subscribe)
+import barevworld                                # noqa: E402
+from barevworld import contact_jid, store_rows  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -131,28 +129,7 @@ async def peer_sees_alice_avatar(session, not_hash=None, timeout=20):
 
 
 async def setup():
-    p = Prosody(harness.tmpdir("prosody"))
-    p.start()
-    p.create_user("alice", "alice")
-    gw = Gateway(p, harness.tmpdir("gw"))
-    gw.start()
-    await gw.wait_up()
-    gw.stop()
-    seed_identity(gw, "alice@example.org", "alice", ALICE_ADDR)
-    gw.start()
-    await gw.wait_log(r"listening for Barev peers on \[201:1::1\]:1337")
-    await gw.wait_up()
-    bob = bp.Peer("bob", BOB_ADDR, profile="purple")
-    bob.add_buddy("alice", ALICE_ADDR)
-    await bob.start()
-    carol = bp.Peer("carol", CAROL_ADDR, profile="pascal")
-    carol.add_buddy("alice", ALICE_ADDR)
-    await carol.start()
-    alice = Client("alice@example.org", "alice", p)
-    await alice.connect_and_wait()
-    await subscribe(alice, BOB)
-    await subscribe(alice, CAROL)
-    return {"p": p, "gw": gw, "bob": bob, "carol": carol, "alice": alice}
+    return await barevworld.start()
 
 
 async def test_bob_sets_an_avatar_and_alice_gets_its_hash_and_bytes(ctx):

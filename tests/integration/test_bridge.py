@@ -8,7 +8,6 @@ the pascal profile.  Everything runs in a private network namespace.
 # ctest: timeout=400
 import asyncio
 import os
-import sqlite3
 import sys
 import time
 
@@ -18,8 +17,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness                                   # noqa: E402
-from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
+from harness import Client, expect, expect_eq    # noqa: E402
 import barevpeer as bp                           # noqa: E402
+import barevworld                                # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -28,79 +28,18 @@ DAVE_ADDR = "201:4::4"
 COMPONENT = harness.COMPONENT
 
 
-def contact_jid(nick, addr):
-    local = (nick + "@" + addr).replace("\\", "\\5c").replace("@", "\\40").replace(":", "\\3a")
-    return local.lower() + "@" + COMPONENT
-
+from barevworld import contact_jid, store_rows, subscribe  # noqa: E402
 
 BOB = contact_jid("bob", BOB_ADDR)
 CAROL = contact_jid("carol", CAROL_ADDR)
 DAVE = contact_jid("dave", DAVE_ADDR)
 
 
-def seed_identity(gw, jid, nick, addr):
-    """Provision an identity the way a restart finds it: in the store."""
-    db = sqlite3.connect(gw.config["database"])
-    with db:
-        db.execute("INSERT INTO identities (jid, nick, address, port, created_at)"
-                   " VALUES (?, ?, ?, 1337, 0)", (jid, nick, addr))
-    db.close()
-
-
-def store_rows(gw, sql):
-    db = sqlite3.connect(gw.config["database"])
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
-
-
-async def subscribe(alice, jid):
-    """alice adds a contact from her client, as Gajim's 'Add contact' does.
-
-    With XEP-0356 the gateway writes the roster item itself (subscription
-    both) and the server swallows the then-redundant "subscribed": what
-    alice sees is a roster push that puts the contact in her roster."""
-    pushed = asyncio.Event()
-    alice.add_event_handler("roster_update", lambda _iq: pushed.set())
-    alice.send_presence(pto=jid, ptype="subscribe")
-    deadline = time.monotonic() + 10
-    while True:
-        roster = await alice.roster_items()
-        if roster.get(jid, {}).get("subscription") in ("to", "both"):
-            return roster[jid]
-        left = deadline - time.monotonic()
-        expect(left > 0, "%s in alice's roster" % jid, "subscription to/both",
-               roster.get(jid))
-        pushed.clear()
-        try:
-            await asyncio.wait_for(pushed.wait(), left)
-        except asyncio.TimeoutError:
-            pass
-
-
 async def setup():
-    p = Prosody(harness.tmpdir("prosody"))
-    p.start()
-    for u in ("alice", "nobody", "admin"):
-        p.create_user(u, u)
-    gw = Gateway(p, harness.tmpdir("gw"), config={"outbox_ttl": "30s"})
-    gw.start()
-    await gw.wait_up()
-    gw.stop()
-    seed_identity(gw, "alice@example.org", "alice", ALICE_ADDR)
-    gw.start()
-    await gw.wait_log(r"listening for Barev peers on \[201:1::1\]:1337")
-    await gw.wait_up()
-    bob = bp.Peer("bob", BOB_ADDR, profile="purple")
-    bob.add_buddy("alice", ALICE_ADDR)
-    await bob.start()
-    carol = bp.Peer("carol", CAROL_ADDR, profile="pascal")
-    carol.add_buddy("alice", ALICE_ADDR)
-    await carol.start()
-    alice = Client("alice@example.org", "alice", p)
-    await alice.connect_and_wait()
-    return {"p": p, "gw": gw, "bob": bob, "carol": carol, "alice": alice}
+    # the tests add bob and carol themselves, from alice's client
+    return await barevworld.start(users=("alice", "nobody", "admin"),
+                                  gw_config={"outbox_ttl": "30s"},
+                                  subscribe_peers=False)
 
 
 async def test_alice_adds_bob_and_sees_his_presence(ctx):

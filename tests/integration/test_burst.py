@@ -15,7 +15,6 @@ middle of a burst of 500 messages each way between alice (XMPP) and bob
 import asyncio
 import collections
 import os
-import sqlite3
 import sys
 import time
 
@@ -27,19 +26,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
+from barevworld import store_rows                # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
 BOB = "bob\\40201\\3a2\\3a\\3a2@" + harness.COMPONENT
 N = 500
-
-
-def db_rows(gw, sql):
-    db = sqlite3.connect(gw.config["database"])
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 async def until(pred, timeout, what, detail=lambda: None):
@@ -195,8 +187,8 @@ async def test_kill9_during_burst_no_duplicates_committed_delivered(ctx):
 
     def kill9(gw):
         gw.kill()
-        committed["outbox"] = [r[0] for r in db_rows(gw, "SELECT body FROM outbox WHERE state='queued'")]
-        committed["inbox"] = db_rows(gw, "SELECT xml FROM inbox")
+        committed["outbox"] = [r[0] for r in store_rows(gw, "SELECT body FROM outbox WHERE state='queued'")]
+        committed["inbox"] = store_rows(gw, "SELECT xml FROM inbox")
         return None
     b, s2, _ = await run_burst(ctx, "K", kill9)
     must_bob = set(committed["outbox"])

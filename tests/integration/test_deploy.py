@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
+from barevworld import contact_jid                # noqa: E402
 
 SRC = harness.SOURCE_DIR
 PROSODY_EXAMPLE = os.path.join(SRC, "prosody.cfg.example")
@@ -363,7 +364,7 @@ async def test_sighup_turns_on_debug_logging_without_dropping_a_barev_pipe(ctx):
     s = await bob.wait_session("alice", timeout=20)
     # a message through the pipe before the reload
     s_msgs = len(s.messages)
-    bob_jid = _contact_jid("bob", BOB_ADDR, p.component)
+    bob_jid = contact_jid("bob", BOB_ADDR, p.component)
     alice.send_message(bob_jid, "before the reload")
     await s.wait_until(lambda: len(s.messages) > s_msgs, timeout=10,
                        what="bob receives alice's message")
@@ -397,11 +398,6 @@ async def test_sighup_turns_on_debug_logging_without_dropping_a_barev_pipe(ctx):
     await admin.close()
     await bob.stop()
     gw.stop()
-
-
-def _contact_jid(nick, addr, component):
-    local = (nick + "@" + addr).replace("\\", "\\5c").replace("@", "\\40").replace(":", "\\3a")
-    return local.lower() + "@" + component
 
 
 # ---------------------------------------------------------------- container (optional)

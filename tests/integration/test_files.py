@@ -20,9 +20,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness                                   # noqa: E402
-from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
+from harness import expect, expect_eq             # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from test_bridge import contact_jid, seed_identity, subscribe  # noqa: E402
+import barevworld                                # noqa: E402
+from barevworld import contact_jid  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -99,31 +100,9 @@ def says(who, *words):
 
 
 async def setup():
-    p = Prosody(harness.tmpdir("prosody"), upload_limit=20 * MIB)
-    p.start()
-    for u in ("alice", "admin"):
-        p.create_user(u, u)
-    gw = Gateway(p, harness.tmpdir("gw"), config={"max_file_size": "8M"})
-    gw.start()
-    await gw.wait_up()
-    gw.stop()
-    seed_identity(gw, "alice@example.org", "alice", ALICE_ADDR)
-    gw.start()
-    await gw.wait_log(r"listening for Barev peers on \[201:1::1\]:1337")
-    await gw.wait_up()
-    bob = bp.Peer("bob", BOB_ADDR, profile="purple")
-    bob.add_buddy("alice", ALICE_ADDR)
-    await bob.start()
-    carol = bp.Peer("carol", CAROL_ADDR, profile="pascal")
-    carol.add_buddy("alice", ALICE_ADDR)
-    await carol.start()
-    alice = Client("alice@example.org", "alice", p)
-    await alice.connect_and_wait()
-    await subscribe(alice, BOB)
-    await subscribe(alice, CAROL)
-    await bob.wait_session("alice", timeout=15)
-    await carol.wait_session("alice", timeout=15)
-    return {"p": p, "gw": gw, "bob": bob, "carol": carol, "alice": alice}
+    return await barevworld.start(users=("alice", "admin"),
+                                  gw_config={"max_file_size": "8M"},
+                                  prosody_kwargs={"upload_limit": 20 * MIB})
 
 
 # ---------------------------------------------------------------- Barev -> XMPP

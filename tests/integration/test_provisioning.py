@@ -12,7 +12,6 @@ profile) on 201:2::2.  Everything runs in a private network namespace.
 # ctest: timeout=400
 import asyncio
 import os
-import sqlite3
 import sys
 import time
 from xml.sax.saxutils import escape
@@ -25,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
+from barevworld import contact_jid, store_rows    # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -42,22 +42,12 @@ USER_NODES = {"my-identity", "add-contact", "remove-contact", "list-contacts",
               "set-nick"}
 
 
-def contact_jid(nick, addr):
-    local = (nick + "@" + addr).replace("\\", "\\5c").replace("@", "\\40").replace(":", "\\3a")
-    return local.lower() + "@" + COMPONENT
-
-
 BOB = contact_jid("bob", BOB_ADDR)
 CAROL = contact_jid("carol", CAROL_ADDR)
 DAVE = contact_jid("dave", DAVE_ADDR)
 
 
-def rows(gw, sql, *args):
-    db = sqlite3.connect(gw.config["database"])
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
+rows = store_rows
 
 
 def store_snapshot(gw):

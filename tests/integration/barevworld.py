@@ -1,0 +1,102 @@
+"""The world most bridge tests start from: a private Prosody, the gateway
+with alice@example.org given the Barev identity alice@201:1::1 (seeded in
+the store, the way a restart finds it), and Barev test peers bob@201:2::2
+(purple profile) and carol@201:3::3 (pascal profile) who have alice as a
+buddy.  Plus the small helpers those tests share.
+"""
+import asyncio
+import sqlite3
+import time
+
+import harness
+from harness import Prosody, Gateway, Client, expect
+import barevpeer as bp
+
+ALICE_ADDR = "201:1::1"
+BOB_ADDR = "201:2::2"
+CAROL_ADDR = "201:3::3"
+
+
+def contact_jid(nick, addr, component=harness.COMPONENT):
+    """The contact's JID on the component: XEP-0106-escaped nick@addr."""
+    local = (nick + "@" + addr).replace("\\", "\\5c").replace("@", "\\40").replace(":", "\\3a")
+    return local.lower() + "@" + component
+
+
+BOB = contact_jid("bob", BOB_ADDR)
+CAROL = contact_jid("carol", CAROL_ADDR)
+
+
+def store_rows(gw, sql, *args):
+    """Rows straight from the gateway's SQLite file."""
+    db = sqlite3.connect(gw.config["database"])
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def seed_identity(gw, jid, nick, addr):
+    """Provision an identity the way a restart finds it: in the store."""
+    db = sqlite3.connect(gw.config["database"])
+    with db:
+        db.execute("INSERT INTO identities (jid, nick, address, port, created_at)"
+                   " VALUES (?, ?, ?, 1337, 0)", (jid, nick, addr))
+    db.close()
+
+
+async def subscribe(alice, jid):
+    """alice adds a contact from her client, as Gajim's 'Add contact' does.
+
+    With XEP-0356 the gateway writes the roster item itself (subscription
+    both) and the server swallows the then-redundant "subscribed": what
+    alice sees is a roster push that puts the contact in her roster."""
+    pushed = asyncio.Event()
+    alice.add_event_handler("roster_update", lambda _iq: pushed.set())
+    alice.send_presence(pto=jid, ptype="subscribe")
+    deadline = time.monotonic() + 10
+    while True:
+        roster = await alice.roster_items()
+        if roster.get(jid, {}).get("subscription") in ("to", "both"):
+            return roster[jid]
+        left = deadline - time.monotonic()
+        expect(left > 0, "%s in alice's roster" % jid, "subscription to/both",
+               roster.get(jid))
+        pushed.clear()
+        try:
+            await asyncio.wait_for(pushed.wait(), left)
+        except asyncio.TimeoutError:
+            pass
+
+
+async def start(users=("alice",), gw_config=None, prosody_kwargs=None,
+                subscribe_peers=True):
+    """Prosody + gateway + bob and carol listening; alice logged in and,
+    with subscribe_peers, both peers in her roster and their pipes up.
+    Returns {"p", "gw", "bob", "carol", "alice"}."""
+    p = Prosody(harness.tmpdir("prosody"), **(prosody_kwargs or {}))
+    p.start()
+    for u in users:
+        p.create_user(u, u)
+    gw = Gateway(p, harness.tmpdir("gw"), config=gw_config)
+    gw.start()
+    await gw.wait_up()
+    gw.stop()
+    seed_identity(gw, "alice@example.org", "alice", ALICE_ADDR)
+    gw.start()
+    await gw.wait_log(r"listening for Barev peers on \[201:1::1\]:1337")
+    await gw.wait_up()
+    peers = {}
+    for nick, addr, profile in (("bob", BOB_ADDR, "purple"), ("carol", CAROL_ADDR, "pascal")):
+        peers[nick] = bp.Peer(nick, addr, profile=profile)
+        peers[nick].add_buddy("alice", ALICE_ADDR)
+        await peers[nick].start()
+    alice = Client("alice@example.org", "alice", p)
+    await alice.connect_and_wait()
+    if subscribe_peers:
+        await subscribe(alice, BOB)
+        await subscribe(alice, CAROL)
+        await peers["bob"].wait_session("alice", timeout=15)
+        await peers["carol"].wait_session("alice", timeout=15)
+    return {"p": p, "gw": gw, "bob": peers["bob"], "carol": peers["carol"],
+            "alice": alice}
