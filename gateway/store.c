@@ -304,25 +304,38 @@ row_identity(sqlite3_stmt *st, struct store_identity *o)
 	o->port = sqlite3_column_int(st, 4);
 }
 
-/* Run a statement expected to return zero or one identity row. */
+/* Run a statement expected to return zero or one row; `row` copies it. */
 static int
-one_identity(struct store *s, sqlite3_stmt *st, struct store_identity *out)
+one_row(struct store *s, sqlite3_stmt *st, void (*row)(sqlite3_stmt *, void *),
+    void *out, const char *what)
 {
 	int rc = sqlite3_step(st), ret;
 
 	if (rc == SQLITE_ROW) {
 		if (out)
-			row_identity(st, out);
+			row(st, out);
 		ret = STORE_OK;
 	} else if (rc == SQLITE_DONE) {
 		ret = STORE_NOTFOUND;
 	} else {
-		log_error("store", "identity lookup: %s", sqlite3_errmsg(s->db));
+		log_error("store", "%s lookup: %s", what, sqlite3_errmsg(s->db));
 		ret = STORE_ERR;
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return ret;
+}
+
+static void
+row_identity_cb(sqlite3_stmt *st, void *out)
+{
+	row_identity(st, out);
+}
+
+static int
+one_identity(struct store *s, sqlite3_stmt *st, struct store_identity *out)
+{
+	return one_row(s, st, row_identity_cb, out, "identity");
 }
 
 int
@@ -434,24 +447,16 @@ row_contact(sqlite3_stmt *st, struct store_contact *o)
 	copy_col(o->name, sizeof(o->name), st, 5);
 }
 
+static void
+row_contact_cb(sqlite3_stmt *st, void *out)
+{
+	row_contact(st, out);
+}
+
 static int
 one_contact(struct store *s, sqlite3_stmt *st, struct store_contact *out)
 {
-	int rc = sqlite3_step(st), ret;
-
-	if (rc == SQLITE_ROW) {
-		if (out)
-			row_contact(st, out);
-		ret = STORE_OK;
-	} else if (rc == SQLITE_DONE) {
-		ret = STORE_NOTFOUND;
-	} else {
-		log_error("store", "contact lookup: %s", sqlite3_errmsg(s->db));
-		ret = STORE_ERR;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return ret;
+	return one_row(s, st, row_contact_cb, out, "contact");
 }
 
 int

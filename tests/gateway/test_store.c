@@ -1,0 +1,90 @@
+/*
+ * The store: migrations at open, the constraints provisioning relies on,
+ * the outbox's crash rule, and what survives closing and reopening.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+static int failed;
+
+#define CHECK(cond) do { if (!(cond)) { failed++; \
+	fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); } } while (0)
+
+static int
+count_queued(void *arg, const struct store_outmsg *m)
+{
+	(void)m;
+	(*(int *)arg)++;
+	return 0;
+}
+
+int
+main(void)
+{
+	char path[] = "/tmp/test_store_XXXXXX", db[64], err[256];
+	struct store *s;
+	struct store_identity id;
+	struct store_contact c;
+	int64_t ident, contact, row1, row2;
+	int n = 0, dropped = -1;
+
+	if (mkdtemp(path) == NULL)
+		return 2;
+	snprintf(db, sizeof(db), "%s/gw.sqlite", path);
+	s = store_open(db, err, sizeof(err));
+	CHECK(s != NULL);
+	if (s == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	CHECK(store_user_version(s) >= 1);
+
+	CHECK(store_identity_add(s, "alice@example.org", "Alice", "201:1::1", 1337, &ident) == STORE_OK);
+	/* one identity per JID, one (nick, address) per gateway */
+	CHECK(store_identity_add(s, "alice@example.org", "other", "201:1::2", 1337, NULL) == STORE_DUP);
+	CHECK(store_identity_add(s, "bob@example.org", "ALICE", "201:1::1", 1337, NULL) == STORE_DUP);
+	CHECK(store_identity_find(s, "alice", "201:1::1", &id) == STORE_OK && id.id == ident);
+	CHECK(store_identity_get_jid(s, "nobody@example.org", &id) == STORE_NOTFOUND);
+
+	CHECK(store_contact_add(s, ident, "bob", "201:2::2", 1337, "Bob B.", &contact) == STORE_OK);
+	CHECK(store_contact_add(s, ident, "BOB", "201:2::2", 1338, NULL, NULL) == STORE_DUP);
+	CHECK(store_contact_find(s, ident, "Bob", "201:2::2", &c) == STORE_OK &&
+	    strcmp(c.name, "Bob B.") == 0);
+
+	/* the outbox: a row handed to a pipe is not sent again after a crash */
+	CHECK(store_outbox_add(s, contact, "one", "m1", "alice@example.org/a", 1, 100, &row1) == STORE_OK);
+	CHECK(store_outbox_add(s, contact, "two", NULL, "alice@example.org/a", 0, 101, &row2) == STORE_OK);
+	CHECK(store_outbox_set_sending(s, row1, 1) == STORE_OK);
+	CHECK(store_outbox_foreach_queued(s, contact, count_queued, &n) == STORE_OK && n == 1);
+	store_close(s);
+
+	/* reopen: everything is still there; the crash rule applies */
+	s = store_open(db, err, sizeof(err));
+	CHECK(s != NULL);
+	if (s == NULL)
+		return 1;
+	CHECK(store_identity_get_jid(s, "alice@example.org", &id) == STORE_OK &&
+	    strcmp(id.nick, "Alice") == 0);
+	CHECK(store_outbox_drop_sending(s, &dropped) == STORE_OK && dropped == 1);
+	CHECK(store_outbox_count(s) == 1);
+
+	/* deleting the identity takes its contacts and queues with it */
+	CHECK(store_identity_delete(s, ident) == STORE_OK);
+	CHECK(store_contact_get(s, contact, &c) == STORE_NOTFOUND);
+	CHECK(store_outbox_count(s) == 0);
+	store_close(s);
+
+	unlink(db);
+	snprintf(err, sizeof(err), "rm -rf %s", path);
+	if (system(err) != 0)
+		fprintf(stderr, "could not remove %s\n", path);
+	if (failed)
+		fprintf(stderr, "%d checks failed\n", failed);
+	else
+		printf("test_store: all checks passed\n");
+	return failed != 0;
+}
