@@ -54,7 +54,9 @@ A Barev test peer on loopback (as root, in another terminal):
   ip -6 addr add {addr}/128 dev lo nodad      # alice's Barev identity
   ip -6 addr add 200:d::2/128 dev lo nodad     # bob, the test peer
   /usr/bin/python3 {src}/tests/barevpeer/barevpeer.py --nick bob --addr 200:d::2 --buddy alice@{addr}
-Then, as alice, add the contact bob@200:d::2 through the gateway.
+Then, as alice, chat with {p.component}: send "register alice" (your Barev
+identity becomes alice@{addr}), then "add bob@200:d::2" — bob appears in your
+roster; write to him.
 (Remove the addresses afterwards: ip -6 addr del 200:d::2/128 dev lo, same for {addr}.)
 Ctrl-C stops everything.
 ==================================================================================
