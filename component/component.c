@@ -35,7 +35,12 @@
 #include "log.h"
 #include "xmlstream.h"
 
-#define COMP_HANDSHAKE_TIMEOUT_S	15	/* connect, and header+handshake */
+/*
+ * Connect, and header + handshake.  A server answers in milliseconds; one
+ * that accepted the TCP connection while still starting may never answer
+ * it (seen with Prosody restarts), so give up soon and dial again.
+ */
+#define COMP_HANDSHAKE_TIMEOUT_S	5
 #define COMP_RESET_AFTER_UP_S		60	/* a link this old resets backoff */
 #define COMP_ID_MAX			1024	/* longest stream id we hash */
 #define COMP_DRAIN_MS			1500	/* reading on after our goodbye */
