@@ -625,6 +625,7 @@ bridge_free(struct gw *gw)
 		bl_free(gw->bl);
 	gw->bl = NULL;
 	free(br->privileged_host);
+	free(br->done_rows);
 	free(br);
 	gw->bridge = NULL;
 }

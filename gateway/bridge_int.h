@@ -88,6 +88,10 @@ struct bridge {
 	struct event *resync_ev;	/* end of the re-learning after a reconnect */
 	int resyncing;
 	int stopping;		/* bridge_shutdown() ran: no new dials */
+	/* outbox rows in the kernel, deleted together on the next loop turn */
+	int64_t *done_rows;
+	size_t done_n, done_cap;
+	struct event *done_ev;
 	char *privileged_host;	/* server host that granted roster both/set */
 	uint64_t next_cookie;
 };

@@ -35,6 +35,7 @@
 #define TYPING_MAX_TICKS 30	/* XEP-0085 §5.2: composing lapses after ~30 s */
 
 static void relay_flush_outbox(struct bridge *br, struct br_contact *c);
+static int handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m);
 
 static int64_t
 now_s(void)
@@ -127,6 +128,7 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	int want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
 	    NS_RECEIPTS) != NULL;
 	int64_t row;
+	int direct;
 
 	(void)u;
 	if (body && *body && transfer_user_message(gw, c->id, st) == 1) {
@@ -139,18 +141,36 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 			user_chatstate(br, c, state);
 		return 0;
 	}
-	/* durable first: nothing else happens before the row is committed */
-	if (store_outbox_add(gw->store, c->id, body, xmpp_stanza_get_id(st),
-	    xmpp_stanza_get_from(st), want_receipt, now_s(), &row) != STORE_OK) {
+	if (c->typing_ev)
+		typing_stop(c);
+	/*
+	 * Durable first: nothing else happens before the row is committed.
+	 * With the pipe up and nothing queued before it, the row is born
+	 * 'sending' and handed over at once: one transaction, no outbox scan.
+	 */
+	direct = c->pipe_up && c->outbox_queued == 0;
+	if ((direct ? store_outbox_add_sending : store_outbox_add)(gw->store,
+	    c->id, body, xmpp_stanza_get_id(st), xmpp_stanza_get_from(st),
+	    want_receipt, now_s(), &row) != STORE_OK) {
 		free(body);
 		br_error_reply(gw, st, "wait", "internal-server-error",
 		    "The gateway could not store the message; it was not sent.");
 		return -1;
 	}
+	if (direct) {
+		struct store_outmsg m = { row, c->id, body,
+		    (char *)xmpp_stanza_get_id(st), (char *)xmpp_stanza_get_from(st),
+		    want_receipt, 0 };
+
+		if (handoff(br, c, &m) == 0) {
+			free(body);
+			return 0;
+		}
+		/* barevlink refused it: back to the queue, like a dying pipe */
+		store_outbox_set_sending(gw->store, row, 0);
+	}
 	free(body);
 	c->outbox_queued++;
-	if (c->typing_ev)
-		typing_stop(c);
 	if (c->pipe_up) {
 		relay_flush_outbox(br, c);
 	} else {
@@ -161,37 +181,56 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	return 0;
 }
 
+/*
+ * Give one row (already marked 'sending': a crash after this never
+ * re-sends it) to the pipe and remember it until barevlink says it is in
+ * the kernel.  0, or -1 when barevlink refused it.
+ */
+static int
+handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
+{
+	struct br_inflight *in;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL)
+		return -1;
+	in->row = m->id;
+	in->want_receipt = m->want_receipt;
+	in->xmpp_id = m->xmpp_id ? strdup(m->xmpp_id) : NULL;
+	in->from_jid = strdup(m->from_jid);
+	if (in->from_jid == NULL ||
+	    bl_send_message(br->gw->bl, c->id, m->body, (uint64_t)m->id) == -1) {
+		free(in->xmpp_id);
+		free(in->from_jid);
+		free(in);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&c->inflight, in, entry);
+	return 0;
+}
+
 struct flush_ctx {
 	struct bridge *br;
 	struct br_contact *c;
 	int sent;
+	int stopped;
 };
 
 static int
 flush_one(void *arg, const struct store_outmsg *m)
 {
 	struct flush_ctx *f = arg;
-	struct br_contact *c = f->c;
-	struct br_inflight *in;
+	struct store *store = f->br->gw->store;
 
-	if (!c->pipe_up)
-		return 1;
-	if ((in = calloc(1, sizeof(*in))) == NULL)
-		return 1;
-	in->row = m->id;
-	in->want_receipt = m->want_receipt;
-	in->xmpp_id = m->xmpp_id ? strdup(m->xmpp_id) : NULL;
-	in->from_jid = strdup(m->from_jid);
-	/* mark before handing over: a crash after this never re-sends it */
-	if (store_outbox_set_sending(f->br->gw->store, m->id, 1) != STORE_OK ||
-	    bl_send_message(f->br->gw->bl, c->id, m->body, (uint64_t)m->id) == -1) {
-		store_outbox_set_sending(f->br->gw->store, m->id, 0);
-		free(in->xmpp_id);
-		free(in->from_jid);
-		free(in);
+	if (!f->c->pipe_up ||
+	    store_outbox_set_sending(store, m->id, 1) != STORE_OK) {
+		f->stopped = 1;
 		return 1;
 	}
-	TAILQ_INSERT_TAIL(&c->inflight, in, entry);
+	if (handoff(f->br, f->c, m) == -1) {
+		store_outbox_set_sending(store, m->id, 0);
+		f->stopped = 1;
+		return 1;
+	}
 	f->sent++;
 	return 0;
 }
@@ -199,11 +238,13 @@ flush_one(void *arg, const struct store_outmsg *m)
 static void
 relay_flush_outbox(struct bridge *br, struct br_contact *c)
 {
-	struct flush_ctx f = { br, c, 0 };
+	struct flush_ctx f = { br, c, 0, 0 };
 
 	/* rows in flight are already 'sending', so they are not read again */
 	store_outbox_foreach_queued(br->gw->store, c->id, flush_one, &f);
-	c->outbox_queued = 0;
+	/* not exact, only "some are left": that sends the next ones through
+	 * the queue too, keeping the order */
+	c->outbox_queued = f.stopped;
 	if (f.sent)
 		log_debug("relay", "%d message(s) handed to %s@%s", f.sent, c->nick,
 		    c->address);
@@ -257,6 +298,62 @@ relay_pipe_down(struct bridge *br, struct br_contact *c)
 	br_update_want(br, c);
 }
 
+/*
+ * Rows in the kernel are deleted in batches, one transaction per turn of
+ * the loop: until then they stay 'sending', which a restart drops without
+ * re-sending, so the batching never makes a duplicate.
+ */
+static void
+forget_rows_now(struct bridge *br)
+{
+	if (br->done_n > 0 && store_outbox_delete_many(br->gw->store,
+	    br->done_rows, br->done_n) != STORE_OK)
+		log_warn("relay", "%zu delivered outbox rows not deleted; the next"
+		    " start drops them unsent", br->done_n);
+	br->done_n = 0;
+}
+
+static void
+forget_rows_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	forget_rows_now(arg);
+}
+
+static void
+forget_row(struct bridge *br, int64_t row)
+{
+	int64_t *tmp;
+
+	if (br->done_n == br->done_cap) {
+		size_t cap = br->done_cap ? br->done_cap * 2 : 64;
+
+		if ((tmp = realloc(br->done_rows, cap * sizeof(*tmp))) == NULL) {
+			store_outbox_delete(br->gw->store, row);
+			return;
+		}
+		br->done_rows = tmp;
+		br->done_cap = cap;
+	}
+	br->done_rows[br->done_n++] = row;
+	if (br->done_ev == NULL &&
+	    (br->done_ev = event_new(br->gw->base, -1, 0, forget_rows_cb, br)) == NULL) {
+		forget_rows_now(br);
+		return;
+	}
+	event_active(br->done_ev, EV_TIMEOUT, 0);
+}
+
+static int
+row_forgotten(struct bridge *br, int64_t row)
+{
+	for (size_t i = 0; i < br->done_n; i++)
+		if (br->done_rows[i] == row)
+			return 1;
+	return 0;
+}
+
 void
 relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 {
@@ -268,7 +365,7 @@ relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 			break;
 	if (in == NULL)
 		return;
-	store_outbox_delete(br->gw->store, in->row);
+	forget_row(br, in->row);
 	if (in->want_receipt && in->xmpp_id && (r = calloc(1, sizeof(*r))) != NULL) {
 		r->cookie = ++br->next_cookie;
 		r->to = in->from_jid;
@@ -451,6 +548,8 @@ expire_one(void *arg, const struct store_outmsg *m)
 			if (in->row == m->id)
 				return 0;	/* on its way right now */
 	}
+	if (row_forgotten(br, m->id))
+		return 0;		/* delivered; deleted on the next turn */
 	snprintf(full, sizeof(full), "%s/barev", c ? c->jid : br->gw->cfg.component_jid);
 	st = br_stanza("message", "error", full, m->from_jid);
 	if (m->xmpp_id)
@@ -532,6 +631,11 @@ relay_start(struct bridge *br)
 void
 relay_stop(struct bridge *br)
 {
+	forget_rows_now(br);
+	if (br->done_ev) {
+		event_free(br->done_ev);
+		br->done_ev = NULL;
+	}
 	if (br->ttl_ev) {
 		event_free(br->ttl_ev);
 		br->ttl_ev = NULL;

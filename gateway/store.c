@@ -60,8 +60,8 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_CONT_ALL] = "SELECT id, identity_id, nick, address, port, name FROM contacts ORDER BY id",
 	[S_CONT_OF] = "SELECT id, identity_id, nick, address, port, name FROM contacts"
 	    " WHERE identity_id = ? ORDER BY id",
-	[S_OUT_ADD] = "INSERT INTO outbox (contact_id, body, xmpp_id, from_jid, want_receipt, created_at)"
-	    " VALUES (?, ?, ?, ?, ?, ?)",
+	[S_OUT_ADD] = "INSERT INTO outbox (contact_id, body, xmpp_id, from_jid, want_receipt, created_at,"
+	    " state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	[S_OUT_QUEUED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at"
 	    " FROM outbox WHERE contact_id = ? AND state = 'queued' ORDER BY id",
 	[S_OUT_STATE] = "UPDATE outbox SET state = ?, attempts = attempts + (? = 'sending') WHERE id = ?",
@@ -549,10 +549,10 @@ store_contact_foreach(struct store *s, int64_t identity_id,
 
 /* ---- outbox ---- */
 
-int
-store_outbox_add(struct store *s, int64_t contact_id, const char *body,
+static int
+outbox_insert(struct store *s, int64_t contact_id, const char *body,
     const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
-    int64_t *idp)
+    int sending, int64_t *idp)
 {
 	sqlite3_stmt *st = stmt_get(s, S_OUT_ADD);
 	int rc;
@@ -565,9 +565,44 @@ store_outbox_add(struct store *s, int64_t contact_id, const char *body,
 	bind_text(st, 4, from_jid);
 	sqlite3_bind_int(st, 5, want_receipt != 0);
 	sqlite3_bind_int64(st, 6, now);
+	bind_text(st, 7, sending ? "sending" : "queued");
+	sqlite3_bind_int(st, 8, sending != 0);
 	if ((rc = step_done(s, st)) == STORE_OK && idp)
 		*idp = sqlite3_last_insert_rowid(s->db);
 	return rc;
+}
+
+int
+store_outbox_add(struct store *s, int64_t contact_id, const char *body,
+    const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
+    int64_t *idp)
+{
+	return outbox_insert(s, contact_id, body, xmpp_id, from_jid,
+	    want_receipt, now, 0, idp);
+}
+
+int
+store_outbox_add_sending(struct store *s, int64_t contact_id, const char *body,
+    const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
+    int64_t *idp)
+{
+	return outbox_insert(s, contact_id, body, xmpp_id, from_jid,
+	    want_receipt, now, 1, idp);
+}
+
+int
+store_outbox_delete_many(struct store *s, const int64_t *ids, size_t n)
+{
+	if (n == 0)
+		return STORE_OK;
+	if (store_begin(s) != STORE_OK)
+		return STORE_ERR;
+	for (size_t i = 0; i < n; i++)
+		if (store_outbox_delete(s, ids[i]) == STORE_ERR) {
+			store_rollback(s);
+			return STORE_ERR;
+		}
+	return store_commit(s);
 }
 
 /*

@@ -99,6 +99,13 @@ int store_contact_foreach(struct store *s, int64_t identity_id,
 int store_outbox_add(struct store *s, int64_t contact_id, const char *body,
     const char *xmpp_id, const char *from_jid, int want_receipt,
     int64_t now, int64_t *idp);
+/* the same, already marked 'sending': for a message handed to an open
+ * pipe at once (one transaction instead of two) */
+int store_outbox_add_sending(struct store *s, int64_t contact_id,
+    const char *body, const char *xmpp_id, const char *from_jid,
+    int want_receipt, int64_t now, int64_t *idp);
+/* delete several rows in one transaction */
+int store_outbox_delete_many(struct store *s, const int64_t *ids, size_t n);
 /* the oldest queued rows of a contact, in order; fn returns non-zero to stop */
 int store_outbox_foreach_queued(struct store *s, int64_t contact_id,
     int (*fn)(void *arg, const struct store_outmsg *), void *arg);
