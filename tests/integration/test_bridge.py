@@ -222,6 +222,26 @@ async def test_errors_for_no_identity_and_unknown_contact(ctx):
     await nobody.close()
 
 
+async def test_gateway_turns_a_typed_address_into_a_contact_jid(ctx):
+    """XEP-0100 §6.3, what Gajim's 'Add contact' uses for transports."""
+    alice = ctx["alice"]
+    r = await alice.iq_raw("<iq type='get' to='%s'><query xmlns='jabber:iq:gateway'/></iq>"
+                           % COMPONENT)
+    expect_eq(r["type"], "result", "jabber:iq:gateway get")
+    q = r.xml.find("{jabber:iq:gateway}query")
+    expect(q is not None and q.find("{jabber:iq:gateway}prompt") is not None,
+           "a prompt is offered", "<prompt/>", str(r))
+    r = await alice.iq_raw("<iq type='set' to='%s'><query xmlns='jabber:iq:gateway'>"
+                           "<prompt>Bob@0201:0002:0000::0002</prompt></query></iq>" % COMPONENT)
+    jid = r.xml.find("{jabber:iq:gateway}query/{jabber:iq:gateway}jid")
+    expect_eq(jid.text if jid is not None else None, BOB,
+              "the JID for what alice typed (mixed case, uncompressed)")
+    r = await alice.iq_raw("<iq type='set' to='%s'><query xmlns='jabber:iq:gateway'>"
+                           "<prompt>bob@not-an-ip</prompt></query></iq>" % COMPONENT)
+    expect_eq(r["error"]["condition"], "bad-request", "a bad address is refused")
+    expect("IPv6" in r["error"]["text"], "the error says why", "IPv6", r["error"]["text"])
+
+
 if __name__ == "__main__":
     import netns
     netns.enter([ALICE_ADDR, BOB_ADDR, CAROL_ADDR, DAVE_ADDR, "201:5::5"])
