@@ -163,6 +163,8 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 		    want_receipt, 0 };
 
 		if (handoff(br, c, &m) == 0) {
+			log_debug("relay", "message %lld handed to %s@%s",
+			    (long long)row, c->nick, c->address);
 			free(body);
 			return 0;
 		}
