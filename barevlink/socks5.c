@@ -4,8 +4,9 @@
  * One idea: a transfer is a small state machine over one socket, with one
  * fd event and one timer.  Handshake bytes are read exactly (never more
  * than the step needs, so no file byte is ever swallowed by the SOCKS5
- * parser); file bytes go through one fixed buffer (receiver) or sendfile()
- * (sender), so memory does not grow with the file.
+ * parser); file bytes go socket -> pipe -> file with splice() (receiver;
+ * through one fixed buffer where splice is not possible) or out with
+ * sendfile() (sender), so memory does not grow with the file.
  */
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
@@ -58,8 +59,10 @@ struct s5 {
 	char src[INET6_ADDRSTRLEN];
 	struct s5_host *hosts;
 	size_t nhosts, cur;
+	void (*progress)(void *arg, uint64_t bytes);
 	unsigned connect_ms, idle_ms;
 	char *buf;
+	int pipe[2];			/* socket -> pipe -> file, or -1 */
 	/* sender */
 	struct in6_addr peer;
 	unsigned accept_ms, drain_ms;
@@ -313,15 +316,104 @@ r_next_host(struct s5 *s, const char *why)
 	r_try_host(s);
 }
 
+/* Write all of buf to the spool file; 0, or -1 with errno. */
+static int
+r_write(struct s5 *s, const char *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(s->file, buf, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		buf += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void
+r_pipe_close(struct s5 *s)
+{
+	for (int i = 0; i < 2; i++)
+		if (s->pipe[i] != -1) {
+			close(s->pipe[i]);
+			s->pipe[i] = -1;
+		}
+}
+
+/* The file system takes no splice: empty the pipe through the buffer,
+ * and copy from now on.  0, or -1 with errno. */
+static int
+r_pipe_copy(struct s5 *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t r = read(s->pipe[0], s->buf, n < S5_BUF ? n : S5_BUF);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		if (r_write(s, s->buf, (size_t)r) == -1)
+			return -1;
+		n -= (size_t)r;
+	}
+	r_pipe_close(s);
+	return 0;
+}
+
+/* Move the n bytes in the pipe into the spool file; 0, or -1 with errno. */
+static int
+r_pipe_to_file(struct s5 *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = splice(s->pipe[0], NULL, s->file, NULL, n, SPLICE_F_MOVE);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EINVAL)
+			return r_pipe_copy(s, n);
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * File bytes: never more than the size asks for.  The kernel moves them
+ * socket -> pipe -> file (splice) so they are copied once, not through
+ * our buffer; recv() + write() where splice is not possible.
+ */
 static void
 r_data(struct s5 *s)
 {
 	uint64_t left = s->size - s->bytes;
 	size_t want = left < S5_BUF ? (size_t)left : S5_BUF;
-	ssize_t n = recv(s->fd, s->buf, want, 0);
-	size_t off = 0;
+	int spliced = s->pipe[0] != -1;
+	ssize_t n;
 	char why[96];
 
+	if (spliced) {
+		n = splice(s->fd, NULL, s->pipe[1], NULL, want,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0 && errno == EINVAL) {
+			r_pipe_close(s);	/* not from this socket: copy */
+			spliced = 0;
+		}
+	}
+	if (!spliced)
+		n = recv(s->fd, s->buf, want, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -330,20 +422,14 @@ r_data(struct s5 *s)
 		finish(s, 0, why);
 		return;
 	}
-	while (off < (size_t)n) {
-		ssize_t w = write(s->file, s->buf + off, (size_t)n - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			snprintf(why, sizeof(why), "cannot write the spool file: %s",
-			    strerror(errno));
-			finish(s, 0, why);
-			return;
-		}
-		off += (size_t)w;
+	if ((spliced ? r_pipe_to_file(s, (size_t)n) : r_write(s, s->buf, (size_t)n)) == -1) {
+		snprintf(why, sizeof(why), "cannot write the spool file: %s", strerror(errno));
+		finish(s, 0, why);
+		return;
 	}
 	s->bytes += (uint64_t)n;
+	if (s->progress)
+		s->progress(s->arg, s->bytes);
 	if (s->bytes == s->size)
 		finish(s, 1, NULL);	/* the byte count is the end (§6.6) */
 }
@@ -713,6 +799,7 @@ s5_new(struct event_base *base, const struct s5_events *ev, void *arg)
 		return NULL;
 	s->base = base;
 	s->fd = s->lfd = s->file = -1;
+	s->pipe[0] = s->pipe[1] = -1;
 	if (ev)
 		s->cb = *ev;
 	s->arg = arg;
@@ -739,10 +826,14 @@ s5_recv_start(struct event_base *base, const struct s5_recv_params *p,
 	snprintf(s->src, sizeof(s->src), "%s", p->src_addr ? p->src_addr : "");
 	s->connect_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 10000;
 	s->idle_ms = p->idle_timeout_ms ? p->idle_timeout_ms : 30000;
+	s->progress = p->progress;
 	s->buf = malloc(S5_BUF);
 	s->hosts = calloc(p->nhosts, sizeof(*s->hosts));
 	if (s->buf == NULL || s->hosts == NULL)
 		goto fail;
+	/* the pipe's pages are the kernel's, bounded like the buffer */
+	if (pipe2(s->pipe, O_CLOEXEC | O_NONBLOCK) == 0)
+		fcntl(s->pipe[0], F_SETPIPE_SZ, S5_BUF);
 	for (size_t i = 0; i < p->nhosts; i++) {
 		if ((s->hosts[i].host = strdup(p->hosts[i].host)) == NULL)
 			goto fail;
@@ -827,6 +918,7 @@ s5_free(struct s5 *s)
 		return;
 	close_listener(s);
 	close_conn(s);
+	r_pipe_close(s);
 	if (s->tmr)
 		event_free(s->tmr);
 	for (size_t i = 0; i < s->nhosts; i++)

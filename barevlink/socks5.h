@@ -5,7 +5,8 @@
  *
  * Receiving: connect to the offered streamhosts in order (source bound to
  * our identity's address), do the client half of SOCKS5 reading every reply
- * exactly, then write exactly `size` bytes to a file descriptor.
+ * exactly, then write exactly `size` bytes to a file descriptor (telling
+ * the caller as they land, for a reader that follows the file).
  * Sending: listen on the first free port of a range, take the data
  * connection only from the peer's address (anything else is closed before a
  * byte is read), do the server half, stream `size` bytes from a file with
@@ -57,6 +58,10 @@ struct s5_recv_params {
 	int fd;				/* written from its current offset; not closed */
 	unsigned connect_timeout_ms;	/* [10000] per host, connect + handshake */
 	unsigned idle_timeout_ms;	/* [30000] no byte for this long -> fail */
+	/* optional: `bytes` are in the fd so far (after every write, before
+	 * the `done` of a complete transfer), for a reader that follows the
+	 * file as it grows; called with the events' arg, must not s5_free() */
+	void (*progress)(void *arg, uint64_t bytes);
 };
 
 struct s5_send_params {

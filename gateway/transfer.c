@@ -4,9 +4,11 @@
  *
  * Barev -> XMPP: a peer's SI offer is accepted (size cap, a spool file),
  * its streamhosts are tried (barevlink/socks5.c) until exactly `size` bytes
- * are on disk, then the file goes to the server's XEP-0363 service as the
- * component (or into the gateway's own HTTP spool) and the user gets a
- * message whose body is the URL, plus jabber:x:oob with the file name.
+ * are on disk; meanwhile the upload slot is asked for at once (name and size
+ * are in the offer) and the PUT follows the spool file as it grows, so the
+ * upload overlaps the receive.  When both are done the user gets a message
+ * whose body is the URL, plus jabber:x:oob with the file name.  Without an
+ * upload service the whole file moves into the gateway's own HTTP spool.
  * XMPP -> Barev: a message whose OOB URL (or whole body) is an http(s) URL
  * on an allowed host is downloaded into the spool, offered to the peer
  * with its real name and size, and served on 50000-50049 to the peer's
@@ -15,7 +17,10 @@
  * The one idea: a transfer is one `struct xfer` walking a short list of
  * states, with exactly one owner of each fd and one place (xfer_end) that
  * reports, records, unlinks and frees.  Callbacks that may outlive it (iq
- * answers) find it again by serial number, never by pointer.
+ * answers) find it again by serial number, never by pointer.  An incoming
+ * file runs two things side by side: the receive (`state`) and the upload
+ * (`up`); the spool file between them is what makes it robust — an upload
+ * that fails before the end is tried once more from the complete file.
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -64,12 +69,20 @@
 
 enum xfer_state {
 	XS_IN_OFFERED,		/* we accepted; waiting for streamhosts */
-	XS_IN_RECEIVING,	/* SOCKS5 into the spool */
-	XS_IN_SLOT,		/* XEP-0363 slot request in flight */
-	XS_IN_UPLOADING,	/* PUT */
+	XS_IN_RECEIVING,	/* SOCKS5 into the spool (the upload runs alongside) */
+	XS_IN_SLOT,		/* all received; XEP-0363 slot request in flight */
+	XS_IN_UPLOADING,	/* all received; the PUT sends the rest */
 	XS_OUT_DOWNLOADING,	/* GET into the spool */
 	XS_OUT_OFFERED,		/* SI offer sent; waiting for the answer */
 	XS_OUT_SENDING,		/* SOCKS5 from the spool */
+};
+
+/* Barev -> XMPP: the upload, alongside the receive */
+enum xfer_up {
+	XU_IDLE,		/* nothing in flight (not asked yet, or failed early) */
+	XU_SLOT,		/* slot request in flight */
+	XU_PUT,			/* PUT running, fed from the spool as bytes land */
+	XU_DONE,		/* the server has every byte */
 };
 
 struct xfer {
@@ -79,6 +92,9 @@ struct xfer {
 	int64_t row, ident, contact;
 	int out;			/* XMPP -> Barev */
 	enum xfer_state state;
+	enum xfer_up up;
+	int received;			/* every byte is in the spool */
+	int last_try;			/* the upload after the receive: failures are final */
 	char sid[72];
 	char bs_id[96];			/* the bytestreams iq's id */
 	char *name;
@@ -104,6 +120,9 @@ struct xfer {
 
 static LIST_HEAD(, xfer) xfers = LIST_HEAD_INITIALIZER(xfers);
 static uint64_t next_serial;
+/* ended, their spool files still to remove (xfer_end) */
+static LIST_HEAD(, xfer) ended = LIST_HEAD_INITIALIZER(ended);
+static struct event *reaper;
 
 static int64_t
 now_s(void)
@@ -179,8 +198,9 @@ tell(struct xfer *x, const char *fmt, ...)
 
 /* ---- life cycle ---- */
 
+/* No more callbacks for this transfer. */
 static void
-xfer_release(struct xfer *x)
+xfer_quiet(struct xfer *x)
 {
 	if (x->s5)
 		s5_free(x->s5);
@@ -190,6 +210,15 @@ xfer_release(struct xfer *x)
 		event_free(x->timer);
 	if (x->tick)
 		event_free(x->tick);
+	x->s5 = NULL;
+	x->http = NULL;
+	x->timer = x->tick = NULL;
+}
+
+static void
+xfer_release(struct xfer *x)
+{
+	xfer_quiet(x);
 	if (x->fd != -1)
 		close(x->fd);
 	if (x->path[0])
@@ -203,13 +232,32 @@ xfer_release(struct xfer *x)
 	free(x);
 }
 
+static void
+reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct xfer *x;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while ((x = LIST_FIRST(&ended)) != NULL) {
+		LIST_REMOVE(x, entry);
+		xfer_release(x);
+	}
+}
+
 /*
  * The one end of every transfer: record, tell the user (`why` NULL = the
- * caller already did), clean the spool, free.
+ * caller already did), clean the spool, free.  Freeing a large spool
+ * file's blocks takes a while (~0.1 s per GiB), so that waits for the next
+ * loop turn: the message that ended the transfer is written first (a zero
+ * timer runs after the I/O its turn found ready).
  */
 static void
 xfer_end(struct xfer *x, int ok, const char *why)
 {
+	static const struct timeval next_turn = { 0, 0 };
+
 	LIST_REMOVE(x, entry);
 	if (x->row)
 		store_transfer_set_state(x->gw->store, x->row, ok ? "done" : "failed",
@@ -217,6 +265,12 @@ xfer_end(struct xfer *x, int ok, const char *why)
 	log_info("transfer", "%s %s “%s” %s %s: %s", x->out ? "to" : "from",
 	    x->peer, x->name ? x->name : "?", x->out ? "from" : "for", x->user_jid,
 	    ok ? "done" : (why ? why : "failed"));
+	xfer_quiet(x);
+	if (x->fd != -1 && (reaper || (reaper = evtimer_new(x->gw->base, reap, NULL)))) {
+		LIST_INSERT_HEAD(&ended, x, entry);
+		evtimer_add(reaper, &next_turn);
+		return;
+	}
 	xfer_release(x);
 }
 
@@ -397,7 +451,7 @@ send_to_peer(struct xfer *x, xmpp_stanza_t *st)
 
 /* ======================= Barev -> XMPP ======================= */
 
-static void in_uploaded(void *arg, int ok, const char *why);
+static void in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg);
 
 /* The URL is ready: the message the user's client turns into a file. */
 static void
@@ -418,18 +472,12 @@ in_deliver(struct xfer *x, const char *url)
 	xfer_end(x, 1, NULL);
 }
 
+/* Received and uploaded: the slot's GET url goes to the user. */
 static void
-in_uploaded(void *arg, int ok, const char *why)
+in_deliver_upload(struct xfer *x)
 {
-	struct xfer *x = arg;
 	char *url = x->get_url;
 
-	xfer_http_free(x->http);
-	x->http = NULL;
-	if (!ok) {
-		xfer_fail(x, "the upload to your server failed (%s)", why);
-		return;
-	}
 	x->get_url = NULL;
 	in_deliver(x, url);
 	free(url);
@@ -441,6 +489,93 @@ attr_of(xmpp_stanza_t *st, const char *name)
 	return st ? xmpp_stanza_get_attribute(st, name) : NULL;
 }
 
+/* XEP-0363 §4: a slot for the offer's name and size, asked as the component. */
+static int
+in_request_slot(struct xfer *x)
+{
+	struct gw *gw = x->gw;
+	xmpp_stanza_t *iq, *req;
+	char size[32];
+
+	if ((iq = xmpp_stanza_new(xs_ctx())) == NULL)
+		return -1;
+	xmpp_stanza_set_name(iq, "iq");
+	xmpp_stanza_set_type(iq, "get");
+	xmpp_stanza_set_from(iq, gw->cfg.component_jid);
+	xmpp_stanza_set_to(iq, gw->cfg.upload_service);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)x->size);
+	if ((req = gw_add_child(iq, "request", NS_UPLOAD)) == NULL ||
+	    xmpp_stanza_set_attribute(req, "filename", x->name) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(req, "size", size) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(req, "content-type", "application/octet-stream") != XMPP_EOK ||
+	    gw_iq_request(gw, iq, XFER_SLOT_MS, in_slot, (void *)(uintptr_t)x->serial) == -1) {
+		xmpp_stanza_release(iq);
+		return -1;
+	}
+	xmpp_stanza_release(iq);
+	x->up = XU_SLOT;
+	return 0;
+}
+
+/* The last try: every byte is in the spool; its failures are final. */
+static void
+in_upload_last(struct xfer *x)
+{
+	x->last_try = 1;
+	x->state = XS_IN_SLOT;
+	if (in_request_slot(x) == -1)
+		xfer_fail(x, "the gateway could not ask your server for an upload slot");
+}
+
+/*
+ * The upload failed; `fmt` says why, for the user.  The try that started
+ * with the offer gets a second chance from the complete spool file (now,
+ * or when the receive ends); the last try's failure ends the transfer.
+ */
+static void
+in_upload_failed(struct xfer *x, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);	/* before `why` args are freed */
+	va_end(ap);
+	if (x->http) {
+		xfer_http_free(x->http);
+		x->http = NULL;
+	}
+	free(x->get_url);
+	x->get_url = NULL;
+	x->up = XU_IDLE;
+	if (x->last_try) {
+		xfer_fail(x, "%s", why);
+		return;
+	}
+	log_warn("transfer", "“%s” from %s for %s: %s; it is uploaded again once "
+	    "it is all in the spool", x->name, x->peer, x->user_jid, why);
+	if (x->received)
+		in_upload_last(x);
+}
+
+static void
+in_uploaded(void *arg, int ok, const char *why)
+{
+	struct xfer *x = arg;
+
+	if (!ok) {
+		in_upload_failed(x, "the upload to your server failed (%s)", why);
+		return;
+	}
+	xfer_http_free(x->http);
+	x->http = NULL;
+	x->up = XU_DONE;
+	/* a 2xx comes only after the last byte, so the receive has ended;
+	 * if not, in_received() delivers */
+	if (x->received)
+		in_deliver_upload(x);
+}
+
 static void
 in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 {
@@ -450,14 +585,17 @@ in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	char *vals[6] = { 0 };
 	size_t nh = 0, nv = 0;
 	const char *type;
+	uint64_t on_disk;
 
 	(void)gw;
-	if (x == NULL)
+	if (x == NULL || x->up != XU_SLOT)
 		return;		/* ended meanwhile */
 	if (reply == NULL) {
-		xfer_fail(x, "your server's upload service did not answer");
+		in_upload_failed(x, "your server's upload service did not answer");
 		return;
 	}
+	/* a refusal or a useless answer will not change: end it now, even
+	 * while the receive runs (the peer sees the data connection close) */
 	type = xmpp_stanza_get_type(reply);
 	if (type && strcmp(type, "error") == 0) {
 		xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(reply, "error");
@@ -491,15 +629,22 @@ in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	}
 	hdrs[nh] = NULL;
 	x->get_url = strdup(attr_of(get, "url"));
-	x->state = XS_IN_UPLOADING;
-	x->reported = 0;
-	store_transfer_set_state(x->gw->store, x->row, "uploading", NULL, NULL, now_s());
-	x->http = xfer_http_put(x->gw, attr_of(put, "url"), hdrs,
-	    "application/octet-stream", x->fd, x->size, in_uploaded, x);
+	/* the PUT announces the whole size and sends what is on disk; the
+	 * receiver's progress moves it on (in_s5_progress) */
+	on_disk = x->received ? x->size : x->s5 ? s5_bytes(x->s5) : 0;
+	x->http = xfer_http_put_growing(x->gw, attr_of(put, "url"), hdrs,
+	    "application/octet-stream", x->fd, x->size, on_disk, in_uploaded, x);
 	for (size_t i = 0; i < nv; i++)
 		free(vals[i]);
-	if (x->http == NULL || x->get_url == NULL)
-		xfer_fail(x, "the upload could not start");
+	if (x->http == NULL || x->get_url == NULL) {
+		in_upload_failed(x, "the upload could not start");
+		return;
+	}
+	x->up = XU_PUT;
+	if (x->received) {
+		x->state = XS_IN_UPLOADING;
+		x->reported = 0;
+	}
 }
 
 static void
@@ -546,38 +691,32 @@ in_serve(struct xfer *x)
 	in_deliver(x, url);
 }
 
+/* Every byte is in the spool; the upload may still be on its way. */
 static void
 in_received(struct xfer *x)
 {
-	struct gw *gw = x->gw;
-	xmpp_stanza_t *iq, *req;
-	char size[32];
-
+	x->received = 1;
 	x->state = XS_IN_SLOT;
-	if (gw->cfg.upload_service[0] == '\0') {
+	if (x->gw->cfg.upload_service[0] == '\0') {
 		in_serve(x);
 		return;
 	}
-	store_transfer_set_state(gw->store, x->row, "uploading", NULL, NULL, now_s());
-	if ((iq = xmpp_stanza_new(xs_ctx())) == NULL)
-		goto fail;
-	xmpp_stanza_set_name(iq, "iq");
-	xmpp_stanza_set_type(iq, "get");
-	xmpp_stanza_set_from(iq, gw->cfg.component_jid);
-	xmpp_stanza_set_to(iq, gw->cfg.upload_service);
-	snprintf(size, sizeof(size), "%llu", (unsigned long long)x->size);
-	if ((req = gw_add_child(iq, "request", NS_UPLOAD)) == NULL ||
-	    xmpp_stanza_set_attribute(req, "filename", x->name) != XMPP_EOK ||
-	    xmpp_stanza_set_attribute(req, "size", size) != XMPP_EOK ||
-	    xmpp_stanza_set_attribute(req, "content-type", "application/octet-stream") != XMPP_EOK ||
-	    gw_iq_request(gw, iq, XFER_SLOT_MS, in_slot, (void *)(uintptr_t)x->serial) == -1) {
-		xmpp_stanza_release(iq);
-		goto fail;
+	store_transfer_set_state(x->gw->store, x->row, "uploading", NULL, NULL, now_s());
+	switch (x->up) {
+	case XU_IDLE:		/* never asked, or the first try failed */
+		in_upload_last(x);
+		break;
+	case XU_SLOT:
+		break;
+	case XU_PUT:
+		x->state = XS_IN_UPLOADING;
+		x->reported = 0;
+		xfer_http_put_avail(x->http, x->size);
+		break;
+	case XU_DONE:
+		in_deliver_upload(x);
+		break;
 	}
-	xmpp_stanza_release(iq);
-	return;
-fail:
-	xfer_fail(x, "the gateway could not ask your server for an upload slot");
 }
 
 static void
@@ -598,6 +737,16 @@ in_s5_connected(void *arg, size_t i)
 		return;
 	}
 	send_to_peer(x, iq);
+}
+
+/* More of the file is on disk: the PUT may send it (cut-through). */
+static void
+in_s5_progress(void *arg, uint64_t bytes)
+{
+	struct xfer *x = arg;
+
+	if (x->up == XU_PUT)
+		xfer_http_put_avail(x->http, bytes);
 }
 
 static void
@@ -677,6 +826,7 @@ in_streamhosts(struct gw *gw, struct xfer *x, xmpp_stanza_t *iq, xmpp_stanza_t *
 	rp.dst = dst;
 	rp.size = x->size;
 	rp.fd = x->fd;
+	rp.progress = in_s5_progress;
 	event_del(x->timer);
 	x->state = XS_IN_RECEIVING;
 	store_transfer_set_state(gw->store, x->row, "receiving", NULL, NULL, now_s());
@@ -775,6 +925,10 @@ in_offer(struct gw *gw, int64_t contact, xmpp_stanza_t *iq, xmpp_stanza_t *si)
 	}
 	if (spool_create(x) == -1)
 		goto internal;
+	/* blocks for the whole file at once: cheaper writes as it streams in
+	 * (only a hint: without it a full disk still fails the write) */
+	if (size > 0)
+		(void)fallocate(x->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size);
 	if (store_transfer_add(gw->store, contact, "in", x->sid, x->name, x->size,
 	    "offered", x->path, now_s(), &x->row) != STORE_OK)
 		goto internal;
@@ -799,6 +953,11 @@ in_offer(struct gw *gw, int64_t contact, xmpp_stanza_t *iq, xmpp_stanza_t *si)
 	arm(x, XFER_STREAMHOSTS_MS);
 	log_info("transfer", "accepted “%s” (%llu bytes) from %s for %s", x->name, size,
 	    x->peer, x->user_jid);
+	/* the offer has the name and size: the slot now, so that the upload
+	 * follows the receive instead of waiting for its end */
+	if (gw->cfg.upload_service[0] && in_request_slot(x) == -1)
+		log_warn("transfer", "cannot ask for an upload slot for “%s” yet; "
+		    "asking once it is received", x->name);
 	return 1;
 internal:
 	decline(gw, contact, iq);
@@ -932,12 +1091,12 @@ out_downloaded(void *arg, int ok, const char *why)
 	struct xfer *x = arg;
 	struct stat st;
 
-	xfer_http_free(x->http);
-	x->http = NULL;
 	if (!ok) {
-		xfer_fail(x, "the gateway could not fetch it (%s)", why);
+		xfer_fail(x, "the gateway could not fetch it (%s)", why);	/* frees x->http */
 		return;
 	}
+	xfer_http_free(x->http);
+	x->http = NULL;
 	if (fstat(x->fd, &st) == -1) {
 		xfer_fail(x, "the gateway lost the downloaded file");
 		return;
@@ -1214,6 +1373,11 @@ transfer_stop(struct gw *gw)
 {
 	while (!LIST_EMPTY(&xfers))
 		xfer_fail(LIST_FIRST(&xfers), "the gateway is shutting down");
+	reap(-1, 0, NULL);
+	if (reaper) {
+		event_free(reaper);
+		reaper = NULL;
+	}
 	xfer_serve_stop(gw);
 	xfer_http_shutdown();
 }

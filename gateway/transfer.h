@@ -50,6 +50,14 @@ struct xfer_http *xfer_http_get(struct gw *gw, const char *url, int fd,
 struct xfer_http *xfer_http_put(struct gw *gw, const char *url,
     const char *const *hdrs, const char *content_type, int fd, uint64_t size,
     xfer_http_cb cb, void *arg);
+/* the same while fd is still being written (cut-through): only the first
+ * `avail` bytes are sent until xfer_http_put_avail() says more are on
+ * disk; the request still announces Content-Length: size */
+struct xfer_http *xfer_http_put_growing(struct gw *gw, const char *url,
+    const char *const *hdrs, const char *content_type, int fd, uint64_t size,
+    uint64_t avail, xfer_http_cb cb, void *arg);
+/* the first `avail` bytes of a PUT's fd are on disk now (never less) */
+void xfer_http_put_avail(struct xfer_http *h, uint64_t avail);
 uint64_t xfer_http_bytes(const struct xfer_http *h);
 void xfer_http_free(struct xfer_http *h);	/* cancels; no callback */
 /* the host part of an http(s) URL (no brackets), lower-cased; 0 or -1 */

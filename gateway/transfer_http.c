@@ -3,7 +3,9 @@
  * spool (libevent's evhttp client), upload a spool file to an XEP-0363 slot
  * (a plain HTTP/1.1 PUT with Content-Length written here, because evhttp's
  * client cannot stream a request body), and serve the spool over the
- * gateway's own listener when there is no upload service.
+ * gateway's own listener when there is no upload service.  A PUT may start
+ * while its spool file is still being received: it sends what is on disk
+ * and waits for xfer_http_put_avail() to say there is more.
  *
  * The one idea: bytes go from socket to file or file to socket in bounded
  * steps (evhttp's chunk callback; a write low-watermark that refills 1 MiB
@@ -62,6 +64,7 @@ struct xfer_http {
 	struct bufferevent *bev;
 	struct evbuffer_file_segment *seg;	/* plain http: sendfile() from it */
 	uint64_t queued;		/* body bytes handed to the output buffer */
+	uint64_t avail;			/* body bytes on disk (<= size) */
 	int status;
 };
 
@@ -379,14 +382,15 @@ fail:
 
 /* ---- PUT ---- */
 
-/* Keep about PUT_CHUNK bytes of the file in the output buffer. */
+/* Keep about PUT_CHUNK bytes of the file in the output buffer, never
+ * beyond what is on disk (a window past EOF would end the connection). */
 static int
 put_fill(struct xfer_http *h)
 {
 	struct evbuffer *out = bufferevent_get_output(h->bev);
 
-	while (h->seg && h->queued < h->size && evbuffer_get_length(out) < PUT_CHUNK) {
-		uint64_t left = h->size - h->queued;
+	while (h->seg && h->queued < h->avail && evbuffer_get_length(out) < PUT_CHUNK) {
+		uint64_t left = h->avail - h->queued;
 		size_t n = left < PUT_CHUNK ? (size_t)left : PUT_CHUNK;
 
 		/* a window on the file: the kernel copies it (sendfile) */
@@ -394,9 +398,9 @@ put_fill(struct xfer_http *h)
 			return -1;
 		h->queued += n;
 	}
-	while (h->queued < h->size && evbuffer_get_length(out) < PUT_CHUNK) {
+	while (h->queued < h->avail && evbuffer_get_length(out) < PUT_CHUNK) {
 		struct evbuffer_iovec v;
-		uint64_t left = h->size - h->queued;
+		uint64_t left = h->avail - h->queued;
 		size_t want = left < PUT_CHUNK ? (size_t)left : PUT_CHUNK;
 		ssize_t n;
 
@@ -435,6 +439,19 @@ put_write(struct bufferevent *bev, void *arg)
 	}
 	if (h->queued == h->size && evbuffer_get_length(bufferevent_get_output(h->bev)) == 0)
 		bufferevent_set_timeouts(h->bev, &tv, &tv);	/* now the answer */
+}
+
+void
+xfer_http_put_avail(struct xfer_http *h, uint64_t avail)
+{
+	if (h == NULL || h->bev == NULL || h->finished || avail <= h->avail)
+		return;
+	h->avail = avail < h->size ? avail : h->size;
+	/* the output may be full: put_write takes the rest when it drains */
+	if (evbuffer_get_length(bufferevent_get_output(h->bev)) > PUT_CHUNK / 2)
+		return;
+	if (put_fill(h) == -1)
+		finish(h, 0, NULL);
 }
 
 static void
@@ -510,6 +527,15 @@ struct xfer_http *
 xfer_http_put(struct gw *gw, const char *url, const char *const *hdrs,
     const char *content_type, int fd, uint64_t size, xfer_http_cb cb, void *arg)
 {
+	return xfer_http_put_growing(gw, url, hdrs, content_type, fd, size, size,
+	    cb, arg);
+}
+
+struct xfer_http *
+xfer_http_put_growing(struct gw *gw, const char *url, const char *const *hdrs,
+    const char *content_type, int fd, uint64_t size, uint64_t avail,
+    xfer_http_cb cb, void *arg)
+{
 	struct xfer_http *h;
 	struct xh_url u;
 	struct evbuffer *out;
@@ -518,6 +544,7 @@ xfer_http_put(struct gw *gw, const char *url, const char *const *hdrs,
 	if (url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
 		return NULL;
 	h->size = size;
+	h->avail = avail < size ? avail : size;
 	if (u.tls) {
 		h->bev = tls_bev(gw, u.host);
 	} else {
@@ -544,7 +571,11 @@ xfer_http_put(struct gw *gw, const char *url, const char *const *hdrs,
 	evbuffer_add(out, "\r\n", 2);
 	bufferevent_setcb(h->bev, put_read, put_write, put_event, h);
 	bufferevent_setwatermark(h->bev, EV_WRITE, PUT_CHUNK / 2, 0);
-	/* no read timeout while we send: the server is silent until the end */
+	/* libevent writes 16 KiB per writable event by default */
+	bufferevent_set_max_single_write(h->bev, PUT_CHUNK);
+	/* no read timeout while we send: the server is silent until the end;
+	 * the write timeout only runs while there is something to write, so
+	 * waiting for a growing file is bounded by its receiver, not here */
 	bufferevent_set_timeouts(h->bev, NULL, &wtv);
 	if (put_fill(h) == -1 ||
 	    bufferevent_enable(h->bev, EV_READ | EV_WRITE) == -1 ||

@@ -13,9 +13,9 @@ it does not grow with the file.
 
 By default the PUT goes to a fast sink in this script (Prosody still hands
 out the slots, with http_file_share_base_url pointing at the sink), because
-Prosody 0.12's own HTTP upload path takes ~2.5 MiB/s on this kind of box
-whoever uploads (urllib measures the same): with it, the benchmark would
-measure Prosody.  --prosody-http measures the real end-to-end path.
+Prosody's own HTTP upload path is the slowest part whoever uploads (2.5 to
+~21 MiB/s on this kind of box, depending on the setup): with it, the
+benchmark would measure Prosody.  --prosody-http measures the real end-to-end path.
 Needs root (a private network namespace, like the integration tests).
 """
 import asyncio
@@ -34,7 +34,10 @@ sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client     # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from test_bridge import contact_jid, seed_identity, subscribe  # noqa: E402
+try:                                            # the shared test world
+    from barevworld import contact_jid, seed_identity, subscribe  # noqa: E402
+except ImportError:
+    from test_bridge import contact_jid, seed_identity, subscribe  # noqa: E402
 
 ALICE_ADDR, BOB_ADDR = "201:1::1", "201:2::2"
 BOB = contact_jid("bob", BOB_ADDR)
