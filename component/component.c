@@ -139,12 +139,10 @@ comp_fail(struct comp *c, enum log_level lvl, const char *fmt, ...)
 	event_active(c->fail_ev, 0, 0);
 }
 
-/* close whatever this attempt holds; no events, no logs */
+/* stop this attempt's timers and its half-open socket (not the stream) */
 static void
-comp_teardown(struct comp *c)
+comp_stop_attempt(struct comp *c)
 {
-	struct xs_conn *xs = c->xs;
-
 	event_del(c->connect_ev);
 	event_del(c->hs_timer);
 	event_del(c->ka_timer);
@@ -152,6 +150,15 @@ comp_teardown(struct comp *c)
 		close(c->fd);
 		c->fd = -1;
 	}
+}
+
+/* close whatever this attempt holds; no events, no logs */
+static void
+comp_teardown(struct comp *c)
+{
+	struct xs_conn *xs = c->xs;
+
+	comp_stop_attempt(c);
 	c->xs = NULL;
 	if (xs != NULL)
 		xs_conn_free(xs);
@@ -774,13 +781,7 @@ comp_shutdown(struct comp *c)
 		return;
 	c->stopped = 1;
 	event_del(c->retry_timer);
-	event_del(c->connect_ev);
-	event_del(c->hs_timer);
-	event_del(c->ka_timer);
-	if (c->fd != -1) {
-		close(c->fd);
-		c->fd = -1;
-	}
+	comp_stop_attempt(c);
 	c->state = COMP_DISCONNECTED;
 	if (was_up)
 		log_info("component", "closing the link to the server");
