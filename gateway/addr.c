@@ -280,6 +280,29 @@ gw_baddr_to_localpart(const struct gw_baddr *a, char *out, size_t outlen)
 	return gw_jid_escape(plain, out, outlen);
 }
 
+void
+gw_baddr_set(struct gw_baddr *a, const char *nick, const char *addr, int port)
+{
+	snprintf(a->nick, sizeof(a->nick), "%s", nick);
+	snprintf(a->addr, sizeof(a->addr), "%s", addr);
+	a->port = (uint16_t)port;
+}
+
+int
+gw_baddr_to_jid(const struct gw_baddr *a, const char *component, char *out,
+    size_t outlen)
+{
+	char local[3 * (GW_NICK_MAX + GW_ADDR_TEXT + 16)];
+	int n;
+
+	if (gw_baddr_to_localpart(a, local, sizeof(local)) == -1)
+		return -1;
+	for (char *p = local; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	n = snprintf(out, outlen, "%s@%s", local, component);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}
+
 int
 gw_baddr_from_localpart(const char *local, struct gw_baddr *out)
 {

@@ -46,8 +46,16 @@ int gw_baddr_format(const struct gw_baddr *a, char *out, size_t outlen);
 int gw_jid_escape(const char *in, char *out, size_t outlen);
 int gw_jid_unescape(const char *in, char *out, size_t outlen);
 
+/* fill `a` from a stored nick, address and port */
+void gw_baddr_set(struct gw_baddr *a, const char *nick, const char *addr,
+    int port);
+
 /* contact <-> localpart on the component */
 int gw_baddr_to_localpart(const struct gw_baddr *a, char *out, size_t outlen);
 int gw_baddr_from_localpart(const char *local, struct gw_baddr *out);
+/* the contact's JID on `component`: the escaped localpart, lower-cased
+ * as servers nodeprep it; -1 if it does not fit */
+int gw_baddr_to_jid(const struct gw_baddr *a, const char *component,
+    char *out, size_t outlen);
 
 #endif

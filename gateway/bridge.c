@@ -837,7 +837,7 @@ static void
 user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
     const char *type, xmpp_stanza_t *st)
 {
-	struct prov_result r;
+	struct prov_result r = { .msg = "not a Barev address" };
 	const char *to = xmpp_stanza_get_to(st);
 	char *bare = br_bare(to), *at;
 
@@ -869,9 +869,7 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 		char text[GW_NICK_MAX + GW_ADDR_TEXT + 16];
 		struct gw_baddr a;
 
-		snprintf(a.nick, sizeof(a.nick), "%s", c->nick);
-		snprintf(a.addr, sizeof(a.addr), "%s", c->address);
-		a.port = (uint16_t)c->port;
+		gw_baddr_set(&a, c->nick, c->address, c->port);
 		gw_baddr_format(&a, text, sizeof(text));
 		if (prov_contact_remove(gw, u->jid, text, &r) == -1)
 			log_warn("bridge", "%s unsubscribed from %s: %s", u->jid, text, r.msg);
@@ -983,7 +981,7 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 			char *typed = (el = xmpp_stanza_get_child_by_name(q, "prompt")) ?
 			    xmpp_stanza_get_text(el) : NULL;
 			struct gw_baddr a;
-			char err[256], local[512], jid[STORE_JID_MAX];
+			char err[256], jid[STORE_JID_MAX];
 
 			if (typed == NULL || gw_baddr_parse(typed, &a, err, sizeof(err)) == -1) {
 				free(typed);
@@ -994,11 +992,9 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 				return 1;
 			}
 			free(typed);
-			gw_baddr_to_localpart(&a, local, sizeof(local));
-			for (char *p = local; *p; p++)
-				*p = (char)tolower((unsigned char)*p);
-			snprintf(jid, sizeof(jid), "%s@%s", local, gw->cfg.component_jid);
-			br_add_text_child(res, "jid", NULL, jid);
+			if (gw_baddr_to_jid(&a, gw->cfg.component_jid, jid,
+			    sizeof(jid)) == 0)
+				br_add_text_child(res, "jid", NULL, jid);
 		}
 		xmpp_stanza_add_child_ex(reply, res, 0);
 		br_send(gw, reply);

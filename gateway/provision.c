@@ -136,9 +136,7 @@ format_identity(const struct store_identity *id, char *out, size_t len)
 {
 	struct gw_baddr a;
 
-	snprintf(a.nick, sizeof(a.nick), "%s", id->nick);
-	snprintf(a.addr, sizeof(a.addr), "%s", id->address);
-	a.port = (uint16_t)id->port;
+	gw_baddr_set(&a, id->nick, id->address, id->port);
 	if (gw_baddr_format(&a, out, len) == -1)
 		snprintf(out, len, "%s@%s", id->nick, id->address);
 }
@@ -468,9 +466,7 @@ list_contact_line(void *arg, const struct store_contact *c)
 	char text[GW_NICK_MAX + GW_ADDR_TEXT + 16];
 	enum bl_pipe_state ps = bl_contact_state(cl->gw->bl, c->id);
 
-	snprintf(a.nick, sizeof(a.nick), "%s", c->nick);
-	snprintf(a.addr, sizeof(a.addr), "%s", c->address);
-	a.port = (uint16_t)c->port;
+	gw_baddr_set(&a, c->nick, c->address, c->port);
 	gw_baddr_format(&a, text, sizeof(text));
 	tb_add(&cl->t, "%s%s%s%s — %s\n", text, c->name[0] ? " (" : "", c->name,
 	    c->name[0] ? ")" : "", ps == BL_PIPE_UP ? "connected" :
@@ -537,17 +533,7 @@ prov_contact_jid(struct gw *gw, const struct store_contact *c, char *out,
     size_t len)
 {
 	struct gw_baddr a;
-	char local[3 * (GW_NICK_MAX + GW_ADDR_TEXT + 16)];
-	int n;
 
-	snprintf(a.nick, sizeof(a.nick), "%s", c->nick);
-	snprintf(a.addr, sizeof(a.addr), "%s", c->address);
-	a.port = (uint16_t)c->port;
-	if (gw_baddr_to_localpart(&a, local, sizeof(local)) == -1)
-		return -1;
-	/* servers case-fold localparts (nodeprep); say it the way they will */
-	for (char *p = local; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	n = snprintf(out, len, "%s@%s", local, gw->cfg.component_jid);
-	return n < 0 || (size_t)n >= len ? -1 : 0;
+	gw_baddr_set(&a, c->nick, c->address, c->port);
+	return gw_baddr_to_jid(&a, gw->cfg.component_jid, out, len);
 }
