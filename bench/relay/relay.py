@@ -94,31 +94,12 @@ def tcp_copy(src_path, dst_path, size):
     return dt
 
 
-async def send_file_from_disk(session, peer, path, size, sid):
+async def send_file_from_disk(session, path, size, sid):
     """purple-style SI offer + streamhost + SOCKS5 server, file via sendfile."""
     loop = asyncio.get_running_loop()
-    name = os.path.basename(path)
-    await session.send_raw(
-        "<iq to='%s' from='%s' id='%s' type='set'><si xmlns='%s' profile='%s' id='%s'>"
-        "<file xmlns='%s' name='%s' size='%d'/><feature xmlns='%s'><x xmlns='%s' type='form'>"
-        "<field var='stream-method' type='list-single'><option><value>%s</value></option>"
-        "</field></x></feature></si></iq>"
-        % (session.remote_jid, peer.jid, sid, bp.NS_SI, bp.NS_SI_FT, sid, bp.NS_SI_FT, name,
-           size, bp.NS_FNEG, bp.NS_XDATA, bp.NS_BYTESTREAMS))
-    resp = await session._wait_response(sid, 30)
-    assert resp.get("type") == "result", "offer declined"
-    lsock, port = peer._bind_data_port()
-    await session.send_raw(
-        "<iq to='%s' from='%s' id='%s' type='set'><query xmlns='%s' sid='%s' mode='tcp'>"
-        "<streamhost jid='%s' host='%s' port='%d'/></query></iq>"
-        % (session.remote_jid, peer.jid, sid, bp.NS_BYTESTREAMS, sid, peer.jid, peer.addr, port))
-    conn, _ = await asyncio.wait_for(loop.sock_accept(lsock), 30)
-    lsock.close()
-    conn.setblocking(False)
-    await bp._recv_exact(conn, 3, 10)
-    await loop.sock_sendall(conn, b"\x05\x00")
-    await bp._recv_exact(conn, 47, 10)
-    await loop.sock_sendall(conn, b"\x05\x00\x00\x03\x08200:2::2\x00\x00")
+    rtype, conn = await session.open_file_stream(os.path.basename(path), size, sid,
+                                                 timeout=30)
+    assert rtype == "result", "offer declined"
     with open(path, "rb") as f:
         await loop.sock_sendfile(conn, f)
     return conn
@@ -228,7 +209,7 @@ async def main(sizes, use_sink):
         base = tcp_copy(src, os.path.join(tmp, "copy.bin"), size)
         alice.mark()
         t0 = time.monotonic()
-        conn = await send_file_from_disk(s, bob, src, size, "bench-%d" % i)
+        conn = await send_file_from_disk(s, src, size, "bench-%d" % i)
         t_recv = time.monotonic() - t0
         m = await alice.wait_message(lambda m: (m["body"] or "").startswith("http"),
                                      timeout=600, what="the link")

@@ -848,6 +848,36 @@ class Session:
 
     # file transfer: sender side
 
+    async def open_file_stream(self, name, size, sid, timeout=30):
+        """A hand-driven sender for tests and benchmarks that control the
+        bytes themselves: purple-style SI offer, streamhost, SOCKS5 server
+        handshake.  Returns (offer result type, data socket or None); the
+        caller writes the file and closes the socket."""
+        p, loop = self.peer, asyncio.get_running_loop()
+        await self.send_raw(
+            "<iq to='%s' from='%s' id='%s' type='set'><si xmlns='%s' profile='%s' id='%s'>"
+            "<file xmlns='%s' name='%s' size='%d'/><feature xmlns='%s'><x xmlns='%s' type='form'>"
+            "<field var='stream-method' type='list-single'><option><value>%s</value></option>"
+            "</field></x></feature></si></iq>"
+            % (self.remote_jid, p.jid, sid, NS_SI, NS_SI_FT, sid, NS_SI_FT, name,
+               size, NS_FNEG, NS_XDATA, NS_BYTESTREAMS))
+        resp = await self._wait_response(sid, timeout)
+        if resp.get("type") != "result":
+            return resp.get("type"), None
+        lsock, port = p._bind_data_port()
+        await self.send_raw(
+            "<iq to='%s' from='%s' id='%s' type='set'><query xmlns='%s' sid='%s' mode='tcp'>"
+            "<streamhost jid='%s' host='%s' port='%d'/></query></iq>"
+            % (self.remote_jid, p.jid, sid, NS_BYTESTREAMS, sid, p.jid, p.addr, port))
+        conn, _ = await asyncio.wait_for(loop.sock_accept(lsock), timeout)
+        lsock.close()
+        conn.setblocking(False)
+        await _recv_exact(conn, 3, 10)
+        await loop.sock_sendall(conn, b"\x05\x00")
+        await _recv_exact(conn, 47, 10)
+        await loop.sock_sendall(conn, b"\x05\x00\x00\x03\x08200:2::2\x00\x00")
+        return "result", conn
+
     async def send_file(self, name, data, timeout=15):
         """SI offer, SOCKS5 streamhost on 50000–50049, stream the bytes.
         purple then waits for the receiver to close; pascal never closes

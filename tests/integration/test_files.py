@@ -245,33 +245,12 @@ async def test_foreign_data_connection_is_refused_and_the_transfer_completes(ctx
 
 # ---------------------------------------------------------------- failures
 
-async def _half_send(session, peer, name, size, sent):
+async def _half_send(session, name, size, sent):
     """A sender that stops after `sent` bytes: offer, streamhost, SOCKS5,
     part of the file, then the peer goes away."""
-    loop = asyncio.get_running_loop()
-    sid = "vanish-1"
-    await session.send_raw(
-        "<iq to='%s' from='%s' id='%s' type='set'><si xmlns='%s' profile='%s' id='%s'>"
-        "<file xmlns='%s' name='%s' size='%d'/><feature xmlns='%s'><x xmlns='%s' type='form'>"
-        "<field var='stream-method' type='list-single'><option><value>%s</value></option>"
-        "</field></x></feature></si></iq>"
-        % (session.remote_jid, peer.jid, sid, bp.NS_SI, bp.NS_SI_FT, sid, bp.NS_SI_FT, name,
-           size, bp.NS_FNEG, bp.NS_XDATA, bp.NS_BYTESTREAMS))
-    resp = await session._wait_response(sid, 10)
-    expect_eq(resp.get("type"), "result", "the gateway accepts the offer")
-    lsock, port = peer._bind_data_port()
-    await session.send_raw(
-        "<iq to='%s' from='%s' id='%s' type='set'><query xmlns='%s' sid='%s' mode='tcp'>"
-        "<streamhost jid='%s' host='%s' port='%d'/></query></iq>"
-        % (session.remote_jid, peer.jid, sid, bp.NS_BYTESTREAMS, sid, peer.jid, peer.addr, port))
-    conn, _ = await asyncio.wait_for(loop.sock_accept(lsock), 10)
-    lsock.close()
-    conn.setblocking(False)
-    await bp._recv_exact(conn, 3, 10)
-    await loop.sock_sendall(conn, b"\x05\x00")
-    await bp._recv_exact(conn, 47, 10)
-    await loop.sock_sendall(conn, b"\x05\x00\x00\x03\x08200:2::2\x00\x00")
-    await loop.sock_sendall(conn, b"z" * sent)
+    rtype, conn = await session.open_file_stream(name, size, "vanish-1", timeout=10)
+    expect_eq(rtype, "result", "the gateway accepts the offer")
+    await asyncio.get_running_loop().sock_sendall(conn, b"z" * sent)
     return conn
 
 
@@ -280,7 +259,7 @@ async def test_peer_vanishing_mid_transfer_tells_alice_and_leaks_nothing(ctx):
     s = await bob.wait_session("alice")
     before = gw_fds(gw)
     alice.mark()
-    conn = await _half_send(s, bob, "half.bin", 4 * MIB, MIB)
+    conn = await _half_send(s, "half.bin", 4 * MIB, MIB)
     await gw.wait_log(r"received|receiving|accepted", timeout=10)
     await bob.stop()                    # bob's node goes away...
     conn.close()                        # ...with the data connection
@@ -301,7 +280,7 @@ async def test_shutdown_fails_transfers_in_flight_and_tells_alice(ctx):
     alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
     s = await bob.wait_session("alice", timeout=15)
     alice.mark()
-    conn = await _half_send(s, bob, "cut.bin", 4 * MIB, 1000)
+    conn = await _half_send(s, "cut.bin", 4 * MIB, 1000)
     await gw.wait_log(r"cut\.bin", timeout=10)
     rc = gw.stop()
     conn.close()
