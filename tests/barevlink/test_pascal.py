@@ -24,7 +24,10 @@ async def silent_connect(d):
         await s.wait_up(5)
         dt = loop.time() - t0
         await d.wait("pipe_up 1 10")
-        assert 0.4 <= dt < 3, dt
+        # we held our header for silent_initiator (400 ms); libevent arms
+        # the timer from its cached loop time, so it may fire a few ms
+        # before 400 ms of wall time have passed since the dial
+        assert 0.3 <= dt < 3, dt
         assert bytes(s.raw_in).startswith(bp.header_bytes("alice@" + GW, "bob@" + BOB))
         # its header, sent after ours, was identified: messages flow
         await s.send_message("silent no more")
