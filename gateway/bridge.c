@@ -915,6 +915,13 @@ done:
 	return 1;
 }
 
+void
+bridge_commit_accepted(struct gw *gw)
+{
+	if (gw->bridge)
+		relay_commit_accepted(gw->bridge);
+}
+
 int
 bridge_handle_message(struct gw *gw, xmpp_stanza_t *st)
 {

@@ -31,6 +31,9 @@ void bridge_component_down(struct gw *gw);
 /* stanzas from the server; 1 = handled (answered when needed) */
 int bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st);
 int bridge_handle_message(struct gw *gw, xmpp_stanza_t *st);
+/* Messages to contacts are committed per read of the server link; any
+ * other stanza first commits them, so none of its effects overtakes them. */
+void bridge_commit_accepted(struct gw *gw);
 int bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st);
 /* XEP-0356 advertisement (a <message> with <privilege/>); 1 = it was one */
 int bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st);

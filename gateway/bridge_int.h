@@ -78,6 +78,7 @@ struct br_contact {
 	TAILQ_HEAD(, br_receipt) receipts;
 	struct event *typing_ev;	/* refreshes <composing/> (BAREV.md §4) */
 	int typing_ticks;
+	int batch_mark;		/* relay.c: seen while committing a batch */
 };
 
 struct bridge {
@@ -92,6 +93,11 @@ struct bridge {
 	int64_t *done_rows;
 	size_t done_n, done_cap;
 	struct event *done_ev;
+	/* messages accepted from one read of the server link, committed in
+	 * one transaction before any of them is handed to a pipe (relay.c) */
+	struct br_accepted *acc;
+	size_t acc_n, acc_cap;
+	struct event *acc_ev;
 	char *privileged_host;	/* server host that granted roster both/set */
 	uint64_t next_cookie;
 };
@@ -126,6 +132,9 @@ void relay_sent(struct bridge *br, struct br_contact *c, uint64_t token);
 void relay_ping_done(struct bridge *br, struct br_contact *c, uint64_t cookie,
     int ok);
 void relay_contact_forget(struct bridge *br, struct br_contact *c);
+/* commit the messages accepted so far: every stanza that is not a message
+ * to a contact passes this first, so nothing overtakes them */
+void relay_commit_accepted(struct bridge *br);
 void relay_flush_inbox(struct bridge *br);
 int relay_start(struct bridge *br);
 void relay_stop(struct bridge *br);

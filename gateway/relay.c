@@ -117,6 +117,161 @@ user_chatstate(struct bridge *br, struct br_contact *c, const char *state)
 
 /* ---- XMPP -> Barev ---- */
 
+/*
+ * A message body accepted from the server link.  All the messages of one
+ * read are committed in one transaction (one fsync under synchronous=FULL
+ * instead of one each) on the next turn of the loop; none of them reaches
+ * a pipe before that commit, so "durable first" still holds, and a crash
+ * before it loses only what a crash a moment earlier would have left in
+ * the kernel's socket buffer: XEP-0114 has no acknowledgements either way.
+ */
+struct br_accepted {
+	struct br_contact *c;
+	xmpp_stanza_t *st;	/* a reference: ids, sender, error reply */
+	char *body;
+	int want_receipt;
+	int direct;		/* born 'sending': pipe up, nothing queued */
+	int64_t row;
+};
+
+#define ACCEPT_MAX 256		/* commit at once beyond this many */
+
+static void
+accepted_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	relay_commit_accepted(arg);
+}
+
+static int
+accept_message(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
+    char *body, int want_receipt)
+{
+	struct br_accepted *a;
+
+	if (br->acc_n == br->acc_cap) {
+		size_t cap = br->acc_cap ? br->acc_cap * 2 : 16;
+
+		if ((a = realloc(br->acc, cap * sizeof(*a))) == NULL)
+			return -1;
+		br->acc = a;
+		br->acc_cap = cap;
+	}
+	if (br->acc_ev == NULL &&
+	    (br->acc_ev = event_new(br->gw->base, -1, 0, accepted_cb, br)) == NULL)
+		return -1;
+	a = &br->acc[br->acc_n++];
+	a->c = c;
+	a->st = xmpp_stanza_clone(st);
+	a->body = body;
+	a->want_receipt = want_receipt;
+	a->direct = 0;
+	a->row = 0;
+	if (br->acc_n >= ACCEPT_MAX)
+		relay_commit_accepted(br);
+	else
+		event_active(br->acc_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+/* All or nothing: 0 when every accepted row is in the store. */
+static int
+store_accepted(struct bridge *br, struct br_accepted *v, size_t n)
+{
+	struct store *store = br->gw->store;
+	size_t i;
+
+	if (store_begin(store) != STORE_OK)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct br_accepted *a = &v[i];
+
+		/* with the pipe up and nothing queued before it, the row is
+		 * born 'sending' and handed over at once: no outbox scan */
+		a->direct = a->c->pipe_up && a->c->outbox_queued == 0;
+		if ((a->direct ? store_outbox_add_sending : store_outbox_add)(store,
+		    a->c->id, a->body, xmpp_stanza_get_id(a->st),
+		    xmpp_stanza_get_from(a->st), a->want_receipt, now_s(),
+		    &a->row) != STORE_OK) {
+			store_rollback(store);
+			return -1;
+		}
+	}
+	if (store_commit(store) != STORE_OK) {
+		store_rollback(store);
+		return -1;
+	}
+	return 0;
+}
+
+/* The committed row goes to its pipe, or waits in the queue. */
+static void
+deliver_accepted(struct bridge *br, struct br_accepted *a)
+{
+	struct br_contact *c = a->c;
+
+	if (a->direct) {
+		struct store_outmsg m = { a->row, c->id, a->body,
+		    (char *)xmpp_stanza_get_id(a->st),
+		    (char *)xmpp_stanza_get_from(a->st), a->want_receipt, 0 };
+
+		/* an earlier one of the batch may have gone to the queue */
+		if (c->outbox_queued == 0 && c->pipe_up && handoff(br, c, &m) == 0) {
+			log_debug("relay", "message %lld handed to %s@%s",
+			    (long long)a->row, c->nick, c->address);
+			return;
+		}
+		/* barevlink refused it: back to the queue, like a dying pipe */
+		store_outbox_set_sending(br->gw->store, a->row, 0);
+	}
+	c->outbox_queued++;
+	c->batch_mark = 1;
+	log_debug("relay", "message %lld to %s@%s waits in the outbox",
+	    (long long)a->row, c->nick, c->address);
+}
+
+void
+relay_commit_accepted(struct bridge *br)
+{
+	struct br_accepted *v = br->acc;
+	size_t n = br->acc_n, i;
+
+	if (n == 0)
+		return;
+	/* taken out first: what runs below may accept or commit again */
+	br->acc = NULL;
+	br->acc_n = br->acc_cap = 0;
+	if (store_accepted(br, v, n) == 0) {
+		for (i = 0; i < n; i++)
+			deliver_accepted(br, &v[i]);
+		/* contacts with queued rows: flush or dial, once each */
+		for (i = 0; i < n; i++) {
+			struct br_contact *c = v[i].c;
+
+			if (!c->batch_mark)
+				continue;
+			c->batch_mark = 0;
+			if (c->pipe_up)
+				relay_flush_outbox(br, c);
+			else
+				br_update_want(br, c);	/* dial */
+		}
+	} else {
+		log_error("relay", "%zu message(s) could not be stored; their"
+		    " senders are told", n);
+		for (i = 0; i < n; i++)
+			br_error_reply(br->gw, v[i].st, "wait",
+			    "internal-server-error", "The gateway could not store"
+			    " the message; it was not sent.");
+	}
+	for (i = 0; i < n; i++) {
+		free(v[i].body);
+		xmpp_stanza_release(v[i].st);
+	}
+	free(v);
+}
+
 int
 relay_message_from_user(struct bridge *br, struct br_user *u,
     struct br_contact *c, xmpp_stanza_t *st)
@@ -127,8 +282,6 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
 	int want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
 	    NS_RECEIPTS) != NULL;
-	int64_t row;
-	int direct;
 
 	(void)u;
 	if (body && *body && transfer_user_message(gw, c->id, st) == 1) {
@@ -137,48 +290,20 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	}
 	if (body == NULL || *body == '\0') {
 		free(body);
-		if (state)
+		if (state) {
+			/* after the bodies before it, never ahead of them */
+			relay_commit_accepted(br);
 			user_chatstate(br, c, state);
+		}
 		return 0;
 	}
 	if (c->typing_ev)
 		typing_stop(c);
-	/*
-	 * Durable first: nothing else happens before the row is committed.
-	 * With the pipe up and nothing queued before it, the row is born
-	 * 'sending' and handed over at once: one transaction, no outbox scan.
-	 */
-	direct = c->pipe_up && c->outbox_queued == 0;
-	if ((direct ? store_outbox_add_sending : store_outbox_add)(gw->store,
-	    c->id, body, xmpp_stanza_get_id(st), xmpp_stanza_get_from(st),
-	    want_receipt, now_s(), &row) != STORE_OK) {
+	if (accept_message(br, c, st, body, want_receipt) == -1) {
 		free(body);
 		br_error_reply(gw, st, "wait", "internal-server-error",
-		    "The gateway could not store the message; it was not sent.");
+		    "The gateway is out of memory; the message was not sent.");
 		return -1;
-	}
-	if (direct) {
-		struct store_outmsg m = { row, c->id, body,
-		    (char *)xmpp_stanza_get_id(st), (char *)xmpp_stanza_get_from(st),
-		    want_receipt, 0 };
-
-		if (handoff(br, c, &m) == 0) {
-			log_debug("relay", "message %lld handed to %s@%s",
-			    (long long)row, c->nick, c->address);
-			free(body);
-			return 0;
-		}
-		/* barevlink refused it: back to the queue, like a dying pipe */
-		store_outbox_set_sending(gw->store, row, 0);
-	}
-	free(body);
-	c->outbox_queued++;
-	if (c->pipe_up) {
-		relay_flush_outbox(br, c);
-	} else {
-		log_debug("relay", "message %lld to %s@%s waits in the outbox",
-		    (long long)row, c->nick, c->address);
-		br_update_want(br, c);	/* dial */
 	}
 	return 0;
 }
@@ -413,7 +538,7 @@ relay_ping_done(struct bridge *br, struct br_contact *c, uint64_t cookie, int ok
 void
 relay_contact_forget(struct bridge *br, struct br_contact *c)
 {
-	(void)br;
+	relay_commit_accepted(br);
 	typing_stop(c);
 	while (!TAILQ_EMPTY(&c->inflight))
 		inflight_free(c, TAILQ_FIRST(&c->inflight));
@@ -633,6 +758,11 @@ relay_start(struct bridge *br)
 void
 relay_stop(struct bridge *br)
 {
+	relay_commit_accepted(br);
+	if (br->acc_ev) {
+		event_free(br->acc_ev);
+		br->acc_ev = NULL;
+	}
 	forget_rows_now(br);
 	if (br->done_ev) {
 		event_free(br->done_ev);

@@ -313,6 +313,8 @@ gw_route_stanza(struct gw *gw, xmpp_stanza_t *st)
 		return;
 	}
 	target = route_target(gw, xmpp_stanza_get_to(st));
+	if (target != ROUTE_CONTACT || strcmp(name, "message") != 0)
+		bridge_commit_accepted(gw);
 	for (i = 0; i < sizeof route_rules / sizeof route_rules[0]; i++) {
 		const struct route_rule *r = &route_rules[i];
 

@@ -93,6 +93,31 @@ async def test_typing_both_ways_and_body_with_active_survives_purple(ctx):
                              what="bob typing")
 
 
+async def test_messages_of_one_write_keep_their_order_around_typing(ctx):
+    """The gateway commits the bodies of one read together; a chat state
+    behind them must not overtake them on the pipe, nor they each other."""
+    alice, bob = ctx["alice"], ctx["bob"]
+    s = await bob.wait_session("alice", timeout=10)
+    n0 = len(s.received)
+
+    def msg(inner):
+        return "<message type='chat' to='%s'>%s</message>" % (BOB, inner)
+    alice.send_raw("".join([msg("<body>order %d</body>" % i) for i in range(5)]
+                           + [msg("<composing xmlns='%s'/>" % bp.NS_CHATSTATES),
+                              msg("<body>order 5</body>")]))
+    await s.wait_until(lambda: any(e.findtext("{%s}body" % bp.NS_CLIENT) == "order 5"
+                                   for e in s.received[n0:]), 10, "the last body")
+    seen = []
+    for e in s.received[n0:]:
+        if bp.local(e.tag) != "message":
+            continue
+        b = e.findtext("{%s}body" % bp.NS_CLIENT)
+        seen += [b] if b is not None else [
+            bp.local(c.tag) for c in e if c.tag.startswith("{%s}" % bp.NS_CHATSTATES)]
+    expect_eq(seen, ["order %d" % i for i in range(5)] + ["composing", "order 5"],
+              "what bob's client shows, in order")
+
+
 async def test_pascal_peer_talks_too(ctx):
     alice, carol = ctx["alice"], ctx["carol"]
     await subscribe(alice, CAROL)
