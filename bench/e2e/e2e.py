@@ -7,8 +7,13 @@ against the same path with a trivial component in its place (issue 6).
            socket + expat, records arrival times) connected as the
            gateway's JID; the receiver is that component itself.
   gateway  X = barev-gateway (release build) with alice's Barev identity and
-           bob (tests/barevpeer, purple profile, in a process of his own) as
-           her contact; alice writes to bob's contact JID, bob records.
+           bob (in a process of his own) as her contact; alice writes to
+           bob's contact JID, bob records.  bob is `sink.py light` by
+           default: a Barev peer as light per stanza as the echo component
+           (asyncio + expat, purple's bytes on the wire), so the receiver
+           costs both modes alike; --receiver barevpeer uses the full test
+           peer (tests/barevpeer, purple profile, ~240 us CPU per message:
+           on a small machine that, not the gateway, bounds the flood).
 
 Both modes use the same Prosody, the same logged-in alice, the same bodies
 ("e2e TAG SEQ T_SEND_NS" padded to 300 bytes, the send time taken from
@@ -28,6 +33,7 @@ CPU seconds of the gateway, Prosody and the receiver per flood are read from
 /proc, as microseconds per message.
 
     /usr/bin/python3 bench/e2e/e2e.py [-n N] [--rounds R] [--rate RATE]
+        [--receiver light|barevpeer]
         [--gateway LABEL=BINARY ...]          (default: the harness's binary)
     /usr/bin/python3 bench/e2e/e2e.py --callgrind [-n N]
 
@@ -222,14 +228,15 @@ class Bed:
     """One Prosody, alice logged in, bob's process; per gateway binary its
     own state directory (database), provisioned by that binary."""
 
-    async def setup(self, binaries, gw_config=None):
+    async def setup(self, binaries, gw_config=None, receiver="light"):
         self.p = Prosody(harness.tmpdir("prosody"), log_level="info", extra=PROSODY_EXTRA)
         self.p.start()
         self.p.create_user("alice", "alice")
         self.p.create_user("admin", "admin")
         cfg = dict(PROD_TIMERS, log_level="info")
         cfg.update(gw_config or {})
-        self.bob = await Sink.start("peer", "bob", BOB_ADDR, "alice", ALICE_ADDR)
+        role = {"light": "light", "barevpeer": "peer"}[receiver]
+        self.bob = await Sink.start(role, "bob", BOB_ADDR, "alice", ALICE_ADDR)
         self.alice = Client(ALICE, "alice", self.p)
         await self.alice.connect_and_wait()
         self.rec = AliceRecorder(self.alice)
@@ -322,9 +329,10 @@ async def bench(args):
     for g in args.gateway or ["gateway=" + harness.gateway_bin()]:
         label, _, path = g.partition("=")
         gateways.append((label, os.path.abspath(path)))
-    bed = await Bed().setup(gateways)
-    print("N=%d messages of %d bytes per run, paced rate %s/s, %d rounds; gateways: %s"
-          % (args.n, 300, args.rate, args.rounds, ", ".join("%s=%s" % g for g in gateways)),
+    bed = await Bed().setup(gateways, receiver=args.receiver)
+    print("N=%d messages of %d bytes per run, paced rate %s/s, %d rounds; receiver %s;"
+          " gateways: %s" % (args.n, 300, args.rate, args.rounds, args.receiver,
+                             ", ".join("%s=%s" % g for g in gateways)),
           flush=True)
     results = {}                 # (label, kind) -> [summary per round]
     for r in range(args.rounds):
@@ -386,7 +394,7 @@ def callgrind_total(path):
 
 async def callgrind(args):
     real = os.path.abspath((args.gateway or ["x=" + harness.gateway_bin()])[0].partition("=")[2])
-    bed = await Bed().setup([("cg", real)])
+    bed = await Bed().setup([("cg", real)], receiver=args.receiver)
     outdir = harness.tmpdir("callgrind")
     n = args.n
     runs = [("idle", 0, 0), ("out", n, 0), ("in", 0, n), ("idle", 0, 0), ("out", n, 0),
@@ -444,6 +452,9 @@ def main():
     ap.add_argument("--rate", type=float, default=500, help="paced run msgs/s (0: none)")
     ap.add_argument("--gateway", action="append",
                     help="LABEL=BINARY, repeatable (default: gateway=the built binary)")
+    ap.add_argument("--receiver", choices=("light", "barevpeer"), default="light",
+                    help="bob's process in the gateway mode: the light Barev peer"
+                    " (sink.py light, default) or the full test peer (sink.py peer)")
     ap.add_argument("--callgrind", action="store_true")
     ap.add_argument("--annotate", type=int, default=15,
                     help="with --callgrind: print this many top functions")
