@@ -175,7 +175,11 @@ accept_message(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 	return 0;
 }
 
-/* All or nothing: 0 when every accepted row is in the store. */
+/*
+ * All or nothing: 0 when every accepted row is in the store.  Rows
+ * already in the kernel are deleted in the same transaction: one fsync
+ * for both while messages keep coming.
+ */
 static int
 store_accepted(struct bridge *br, struct br_accepted *v, size_t n)
 {
@@ -193,16 +197,19 @@ store_accepted(struct bridge *br, struct br_accepted *v, size_t n)
 		if ((a->direct ? store_outbox_add_sending : store_outbox_add)(store,
 		    a->c->id, a->body, xmpp_stanza_get_id(a->st),
 		    xmpp_stanza_get_from(a->st), a->want_receipt, now_s(),
-		    &a->row) != STORE_OK) {
-			store_rollback(store);
-			return -1;
-		}
+		    &a->row) != STORE_OK)
+			goto fail;
 	}
-	if (store_commit(store) != STORE_OK) {
-		store_rollback(store);
-		return -1;
-	}
+	for (i = 0; i < br->done_n; i++)
+		if (store_outbox_delete(store, br->done_rows[i]) == STORE_ERR)
+			goto fail;
+	if (store_commit(store) != STORE_OK)
+		goto fail;
+	br->done_n = 0;
 	return 0;
+fail:
+	store_rollback(store);
+	return -1;
 }
 
 /* The committed row goes to its pipe, or waits in the queue. */
@@ -426,10 +433,13 @@ relay_pipe_down(struct bridge *br, struct br_contact *c)
 }
 
 /*
- * Rows in the kernel are deleted in batches, one transaction per turn of
- * the loop: until then they stay 'sending', which a restart drops without
+ * Rows in the kernel are deleted in batches: with the next messages'
+ * transaction while they keep coming, else by a timer DONE_MS later.
+ * Until then they stay 'sending', which a restart drops without
  * re-sending, so the batching never makes a duplicate.
  */
+#define DONE_MS 20
+
 static void
 forget_rows_now(struct bridge *br)
 {
@@ -451,6 +461,7 @@ forget_rows_cb(evutil_socket_t fd, short what, void *arg)
 static void
 forget_row(struct bridge *br, int64_t row)
 {
+	struct timeval tv = { 0, DONE_MS * 1000 };
 	int64_t *tmp;
 
 	if (br->done_n == br->done_cap) {
@@ -465,11 +476,12 @@ forget_row(struct bridge *br, int64_t row)
 	}
 	br->done_rows[br->done_n++] = row;
 	if (br->done_ev == NULL &&
-	    (br->done_ev = event_new(br->gw->base, -1, 0, forget_rows_cb, br)) == NULL) {
+	    (br->done_ev = evtimer_new(br->gw->base, forget_rows_cb, br)) == NULL) {
 		forget_rows_now(br);
 		return;
 	}
-	event_active(br->done_ev, EV_TIMEOUT, 0);
+	if (!evtimer_pending(br->done_ev, NULL))
+		evtimer_add(br->done_ev, &tv);
 }
 
 static int
@@ -676,7 +688,7 @@ expire_one(void *arg, const struct store_outmsg *m)
 				return 0;	/* on its way right now */
 	}
 	if (row_forgotten(br, m->id))
-		return 0;		/* delivered; deleted on the next turn */
+		return 0;		/* delivered; deleted in a moment */
 	snprintf(full, sizeof(full), "%s/barev", c ? c->jid : br->gw->cfg.component_jid);
 	st = br_stanza("message", "error", full, m->from_jid);
 	if (m->xmpp_id)
