@@ -80,7 +80,7 @@ no_identity(struct chat_ctx *c)
 {
 	const struct gw_strlist *a = &c->gw->cfg.admins;
 
-	if (c->gw->cfg.registration == GW_REG_OPEN)
+	if (prov_may_register(c->gw, c->bare))
 		say(c, "You have no Barev identity yet. Send \"register NICK\""
 		    " to get one, e.g. \"register alice\".");
 	else
@@ -240,7 +240,7 @@ listed(const struct chat_ctx *c, const struct chat_cmd *k)
 	case CHAT_HAS_ID:
 		return c->has_id != 0;
 	case CHAT_NO_ID_OPEN:
-		return c->has_id == 0 && c->gw->cfg.registration == GW_REG_OPEN;
+		return c->has_id == 0 && prov_may_register(c->gw, c->bare);
 	case CHAT_ADMIN:
 		return c->admin;
 	}

@@ -254,18 +254,18 @@ may_run(struct cmd_ctx *q, const struct cmd_def *d)
 	case CMD_USER:
 		return 1;
 	case CMD_REGISTER:
-		return q->gw->cfg.registration == GW_REG_OPEN;
+		return prov_may_register(q->gw, q->bare);
 	}
 	return 0;
 }
 
 /* The text that tells a user without an identity how to get one. */
 static void
-no_identity_text(struct gw *gw, char *buf, size_t len)
+no_identity_text(struct gw *gw, const char *bare, char *buf, size_t len)
 {
 	const struct gw_strlist *a = &gw->cfg.admins;
 
-	if (gw->cfg.registration == GW_REG_OPEN)
+	if (prov_may_register(gw, bare))
 		snprintf(buf, len, "You have no Barev identity yet. Run the"
 		    " \"register\" command (or send \"register NICK\" to %s)"
 		    " to get one.", gw->cfg.component_jid);
@@ -710,7 +710,7 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 	if (needs_identity(q, q->def) && (rc = has_identity(q->gw, q->bare)) <= 0) {
 		/* my-identity's answer is this; the others cannot start */
 		if (rc == 0)
-			no_identity_text(q->gw, text, sizeof(text));
+			no_identity_text(q->gw, q->bare, text, sizeof(text));
 		else
 			snprintf(text, sizeof(text), "The database is not"
 			    " available; try again later.");

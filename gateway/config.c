@@ -72,6 +72,8 @@ static const struct config_key config_keys[] = {
 	KEY("barev_port", barev_port, CT_PORT, "1337", 0),
 	KEY("registration", registration, CT_REGISTRATION, "admin", CK_RELOAD),
 	KEY("barev_address", barev_address, CT_ADDR6, "", CK_RELOAD),
+	KEY("registration_domains", registration_domains, CT_HOSTLIST, "",
+	    CK_RELOAD),
 	KEY("refuse_outside_yggdrasil", refuse_outside_yggdrasil, CT_BOOL,
 	    "false", CK_RELOAD),
 	KEY("outbox_ttl", outbox_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
@@ -820,6 +822,34 @@ nomem:
 fail:
 	gw_config_free(c);
 	return -1;
+}
+
+int
+gw_config_may_register(const struct gw_config *c, const char *jid)
+{
+	const char *at, *dom, *parent;
+	size_t i, len;
+	int any = 0;
+
+	if (jid == NULL || (at = strchr(jid, '@')) == NULL)
+		return 0;
+	dom = at + 1;
+	len = strcspn(dom, "/");
+	for (i = 0; i < c->registration_domains.n; i++) {
+		const char *d = c->registration_domains.v[i];
+
+		if (d == NULL || *d == '\0')
+			continue;
+		any = 1;
+		if (strlen(d) == len && strncasecmp(d, dom, len) == 0)
+			return 1;
+	}
+	if (any || c->component_jid == NULL)
+		return 0;
+	/* barev.example.org -> example.org; a one-label component: itself */
+	parent = strchr(c->component_jid, '.');
+	parent = parent != NULL ? parent + 1 : c->component_jid;
+	return strlen(parent) == len && strncasecmp(parent, dom, len) == 0;
 }
 
 int

@@ -41,6 +41,7 @@ struct gw_config {
 	uint16_t barev_port;		/* [1337] */
 	enum gw_registration registration; /* [admin] */
 	char *barev_address;		/* [""] IPv6 for self-registered identities */
+	struct gw_strlist registration_domains; /* [""] = the server's domain */
 	int refuse_outside_yggdrasil;	/* [false] */
 	uint64_t outbox_ttl_ms;		/* [7d] */
 	uint64_t max_file_size;		/* [100M] bytes */
@@ -76,6 +77,10 @@ void gw_config_free(struct gw_config *c);
 
 /* bare_jid is in `admins` (ASCII case-insensitive; a resource is ignored) */
 int gw_config_is_admin(const struct gw_config *c, const char *bare_jid);
+/* May this JID take an identity itself (registration = open)?  Its domain
+ * must be in registration_domains, by default the domain the component
+ * hangs under (barev.example.org -> example.org). */
+int gw_config_may_register(const struct gw_config *c, const char *jid);
 
 /*
  * SIGHUP: take over from `next` every key that is safe to change at run

@@ -293,6 +293,14 @@ prov_identity_set_nick(struct gw *gw, const char *jid_in, const char *nick,
 }
 
 int
+prov_may_register(const struct gw *gw, const char *jid)
+{
+	return gw->cfg.registration == GW_REG_OPEN &&
+	    gw->cfg.barev_address != NULL && gw->cfg.barev_address[0] != '\0' &&
+	    gw_config_may_register(&gw->cfg, jid);
+}
+
+int
 prov_register(struct gw *gw, const char *jid, const char *nick,
     struct prov_result *r)
 {
@@ -304,6 +312,10 @@ prov_register(struct gw *gw, const char *jid, const char *nick,
 		return fail(r, PROV_NOT_ALLOWED, PROV_F_NONE,
 		    "Self-registration is on but the gateway has no barev_address"
 		    " configured; ask the administrators.");
+	if (!gw_config_may_register(&gw->cfg, jid))
+		return fail(r, PROV_NOT_ALLOWED, PROV_F_NONE,
+		    "Self-registration on this gateway is for the users of its"
+		    " own server; ask an administrator for an identity.");
 	return prov_identity_create(gw, jid, nick, gw->cfg.barev_address, NULL, r);
 }
 

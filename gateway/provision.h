@@ -54,6 +54,9 @@ int prov_identity_create(struct gw *gw, const char *jid, const char *nick,
 int prov_identity_delete(struct gw *gw, const char *jid, struct prov_result *r);
 int prov_identity_set_nick(struct gw *gw, const char *jid, const char *nick,
     struct prov_result *r);
+/* Could `jid` take an identity itself now: registration = open, an address
+ * to give out, and its domain allowed (registration_domains)? */
+int prov_may_register(const struct gw *gw, const char *jid);
 /* registration = open: an identity on barev_address for `jid` */
 int prov_register(struct gw *gw, const char *jid, const char *nick,
     struct prov_result *r);

@@ -118,14 +118,6 @@ submitted_nick(xmpp_stanza_t *query, char **nick)
 	return 0;
 }
 
-/* Self-registration is possible: open, and an address to give out. */
-static int
-reg_open(const struct gw *gw)
-{
-	return gw->cfg.registration == GW_REG_OPEN &&
-	    gw->cfg.barev_address != NULL && gw->cfg.barev_address[0] != '\0';
-}
-
 static void
 not_allowed(struct gw *gw, xmpp_stanza_t *iq)
 {
@@ -147,7 +139,7 @@ handle_get(struct gw *gw, xmpp_stanza_t *iq, const char *bare)
 	char text[512];
 	int rc = store_identity_get_jid(gw->store, bare, &id);
 
-	if (rc == STORE_NOTFOUND && !reg_open(gw)) {
+	if (rc == STORE_NOTFOUND && !prov_may_register(gw, bare)) {
 		not_allowed(gw, iq);
 		return;
 	}
@@ -211,7 +203,7 @@ handle_set(struct gw *gw, xmpp_stanza_t *iq, xmpp_stanza_t *query,
 		return;
 	}
 
-	if (!registered && !reg_open(gw)) {
+	if (!registered && !prov_may_register(gw, bare)) {
 		not_allowed(gw, iq);
 		return;
 	}

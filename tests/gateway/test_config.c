@@ -111,6 +111,13 @@ test_good_file_and_defaults(void)
 	CHECK(strcmp(c.http_public_url, "https://files.example.org") == 0);
 	CHECK(c.download_hosts.n == 2);
 	CHECK(c.barev_ping_idle_ms == 1500);
+	/* registration_domains unset: the component's parent domain */
+	CHECK(gw_config_may_register(&c, "zoe@example.org"));
+	CHECK(gw_config_may_register(&c, "zoe@EXAMPLE.org/phone"));
+	CHECK(!gw_config_may_register(&c, "mallory@other.org"));
+	CHECK(!gw_config_may_register(&c, "mallory@example.org.evil"));
+	CHECK(!gw_config_may_register(&c, "mallory@barev.example.org"));
+	CHECK(!gw_config_may_register(&c, "example.org"));
 	/* defaults */
 	CHECK(strcmp(c.server_host, "127.0.0.1") == 0);
 	CHECK(c.server_port == 5347);
@@ -133,6 +140,14 @@ test_good_file_and_defaults(void)
 	CHECK(c.max_file_size == 100ULL << 20);
 	CHECK(c.admins.n == 0);
 	CHECK(strcmp(c.barev_address, "") == 0);
+	gw_config_free(&c);
+
+	CHECK(gw_config_load(&c, write_file("dom.conf", BASE
+	    "registration_domains = other.org, Example.NET\n"), err,
+	    sizeof err) == 0);
+	CHECK(gw_config_may_register(&c, "a@other.org"));
+	CHECK(gw_config_may_register(&c, "a@example.net/x"));
+	CHECK(!gw_config_may_register(&c, "a@example.org"));
 	gw_config_free(&c);
 }
 

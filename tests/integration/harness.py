@@ -270,16 +270,18 @@ class Prosody:
         self.stop()
         self.start()
 
-    def create_user(self, name, password):
-        """Register name@domain (works whether or not Prosody runs)."""
+    def create_user(self, name, password, domain=None):
+        """Register name@domain (works whether or not Prosody runs);
+        `domain` another VirtualHost of this Prosody (see `extra`)."""
+        domain = domain or self.domain
         r = subprocess.run(["prosodyctl", "--config", self.config_path,
-                            "register", name, self.domain, password],
+                            "register", name, domain, password],
                            stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=30)
         if r.returncode != 0:
             raise TestFailure("prosodyctl register %s@%s failed: %s%s"
-                              % (name, self.domain, r.stdout, r.stderr))
-        return "%s@%s" % (name, self.domain)
+                              % (name, domain, r.stdout, r.stderr))
+        return "%s@%s" % (name, domain)
 
 
 # ---------------------------------------------------------------- Gateway

@@ -169,10 +169,12 @@ async def refused(peer, nick, addr):
 # ---------------------------------------------------------------- setup
 
 async def setup():
-    p = Prosody(harness.tmpdir("prosody"))
+    # other.org: a second server domain whose users this gateway is not for
+    p = Prosody(harness.tmpdir("prosody"), extra='VirtualHost "other.org"\n')
     p.start()
     for u in ("alice", "admin", "zoe"):
         p.create_user(u, u)
+    p.create_user("mallory", "mallory", domain="other.org")
     gw = Gateway(p, harness.tmpdir("gw"))
     gw.start()
     await gw.wait_up()
@@ -182,7 +184,9 @@ async def setup():
     admin = await Client("admin@example.org", "admin", p, resource="gajim").connect_and_wait()
     alice = await Client("alice@example.org", "alice", p, resource="phone").connect_and_wait()
     zoe = await Client("zoe@example.org", "zoe", p).connect_and_wait()
-    return {"p": p, "gw": gw, "bob": bob, "admin": admin, "alice": alice, "zoe": zoe}
+    mallory = await Client("mallory@other.org", "mallory", p).connect_and_wait()
+    return {"p": p, "gw": gw, "bob": bob, "admin": admin, "alice": alice, "zoe": zoe,
+            "mallory": mallory}
 
 
 # ---------------------------------------------------------------- scenarios
@@ -433,6 +437,44 @@ async def test_registration_open_register_and_unregister(ctx):
     r = await register_iq(zoe, "set", "<remove/>")
     expect_eq(r["type"], "result", "XEP-0077 unregistration again")
 
+
+async def test_open_registration_is_for_the_servers_own_users(ctx):
+    """registration = open lets the users of example.org (the domain the
+    component hangs under) take identities, not any JID that can reach
+    the component; registration_domains names other domains."""
+    zoe, mallory, gw = ctx["zoe"], ctx["mallory"], ctx["gw"]
+    gw.config.update(registration="open", barev_address=OPEN_ADDR)
+    gw.write_config()
+    gw.restart()
+    await gw.wait_up()
+    expect("register" not in await command_nodes(mallory),
+           "a user of another server is not offered the register command", "no register",
+           None)
+    r = await register_iq(mallory, "set", "<nick>mallory</nick>")
+    expect_eq(r["error"]["condition"], "not-allowed", "XEP-0077 from another server")
+    c = await command(mallory, "register", {"nick": "mallory"})
+    expect(c.error == "not-allowed" or c.note_type == "error",
+           "the register command from another server is refused", "not-allowed", c)
+    body = await chat(mallory, "register mallory")
+    expect("own server" in body and "administrator" in body,
+           "the chat command tells mallory why and to ask an administrator",
+           "…for the users of its own server; ask an administrator…", body)
+    expect_eq(rows(gw, "SELECT COUNT(*) FROM identities WHERE jid = ?", "mallory@other.org"),
+              [(0,)], "no identity for mallory")
+
+    gw.config.update(registration_domains="other.org")
+    gw.write_config()
+    gw.restart()
+    await gw.wait_up()
+    r = await register_iq(mallory, "set", "<nick>mallory</nick>")
+    expect_eq(r["type"], "result", "XEP-0077 once other.org is listed")
+    r = await register_iq(zoe, "set", "<nick>zoe</nick>")
+    expect_eq(r["error"]["condition"], "not-allowed",
+              "example.org is no longer implied once the list is set")
+    r = await register_iq(mallory, "set", "<remove/>")
+    expect_eq(r["type"], "result", "mallory unregisters")
+    del gw.config["registration_domains"]
+    gw.write_config()
 
 if __name__ == "__main__":
     import netns
