@@ -922,6 +922,18 @@ bridge_commit_accepted(struct gw *gw)
 		relay_commit_accepted(gw->bridge);
 }
 
+void
+bridge_to_user(struct gw *gw, int64_t contact, xmpp_stanza_t *st)
+{
+	struct bridge *br = gw->bridge;
+
+	if (br == NULL) {
+		xmpp_stanza_release(st);
+		return;
+	}
+	relay_to_user(br, br_contact_by_id(br, contact), st, 1);
+}
+
 int
 bridge_handle_message(struct gw *gw, xmpp_stanza_t *st)
 {

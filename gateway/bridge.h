@@ -34,6 +34,10 @@ int bridge_handle_message(struct gw *gw, xmpp_stanza_t *st);
 /* Messages to contacts are committed per read of the server link; any
  * other stanza first commits them, so none of its effects overtakes them. */
 void bridge_commit_accepted(struct gw *gw);
+/* A message from a contact to its user: sent now, or held in the inbox
+ * while the component link is down (in order with the peer's messages).
+ * Takes st. */
+void bridge_to_user(struct gw *gw, int64_t contact, xmpp_stanza_t *st);
 int bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st);
 /* XEP-0356 advertisement (a <message> with <privilege/>); 1 = it was one */
 int bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st);

@@ -43,6 +43,7 @@
 #include <strophe.h>
 
 #include "barevlink.h"
+#include "bridge.h"
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
@@ -189,11 +190,11 @@ tell(struct xfer *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if ((m = user_message(x, text)) == NULL)
-		return;
-	if (gw_send(x->gw, m) != 0)
+	if ((m = user_message(x, text)) == NULL) {
 		log_warn("transfer", "could not tell %s: %s", x->user_jid, text);
-	xmpp_stanza_release(m);
+		return;
+	}
+	bridge_to_user(x->gw, x->contact, m);	/* or the inbox, link down */
 }
 
 /* ---- life cycle ---- */
@@ -463,11 +464,11 @@ in_deliver(struct xfer *x, const char *url)
 		gw_add_text_child(oob, "url", url);
 		gw_add_text_child(oob, "desc", x->name);
 	}
-	if (m == NULL || gw_send(x->gw, m) != 0)
+	if (m == NULL)
 		log_warn("transfer", "could not send the link for “%s” to %s", x->name,
 		    x->user_jid);
-	if (m)
-		xmpp_stanza_release(m);
+	else
+		bridge_to_user(x->gw, x->contact, m);	/* or the inbox, link down */
 	store_transfer_set_state(x->gw->store, x->row, "done", url, NULL, now_s());
 	xfer_end(x, 1, NULL);
 }

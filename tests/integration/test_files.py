@@ -23,7 +23,8 @@ import harness                                   # noqa: E402
 from harness import expect, expect_eq             # noqa: E402
 import barevpeer as bp                           # noqa: E402
 import barevworld                                # noqa: E402
-from barevworld import contact_jid  # noqa: E402
+from barevworld import contact_jid, store_rows  # noqa: E402
+from harness import Client                       # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -313,6 +314,40 @@ async def test_without_upload_service_the_gateway_serves_the_file_itself(ctx):
     expect(got == data, "the served bytes are identical", len(data), len(got))
     await wait_spool_empty(gw)
 
+
+async def test_a_file_finished_while_the_server_is_away_reaches_alice_later(ctx):
+    """The link to a file bob sent is a message like his others: if the
+    component link is down when the transfer ends, it waits in the inbox
+    and reaches alice once the server is back (here the gateway serves the
+    file itself, so the transfer does not need the server)."""
+    p, alice, bob, gw = ctx["p"], ctx["alice"], ctx["bob"], ctx["gw"]
+    s = await bob.wait_session("alice", timeout=20)
+    data = blob(2 * MIB, "held")
+    rtype, conn = await s.open_file_stream("held.bin", len(data), "held-1", timeout=10)
+    expect_eq(rtype, "result", "the gateway accepts the offer")
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(conn, data[:MIB])
+    await alice.close()
+    p.stop()
+    await gw.wait_log(r"retrying in", timeout=10)
+    await loop.sock_sendall(conn, data[MIB:])
+    conn.close()
+    deadline = time.monotonic() + 20
+    while store_rows(gw, "SELECT count(*) FROM inbox")[0][0] < 1:
+        expect(time.monotonic() < deadline, "the link is held in the inbox", 1,
+               store_rows(gw, "SELECT count(*) FROM inbox")[0][0])
+        await asyncio.sleep(0.05)
+    p.start()
+    await gw.wait_log(r"link up", timeout=20)
+    alice = Client("alice@example.org", "alice", p)
+    ctx["alice"] = alice
+    await alice.connect_and_wait()
+    m = await alice.wait_message(lambda m: is_link(m, BOB), timeout=20, what="the held link")
+    expect_eq(m["oob"]["desc"], "held.bin", "the original file name")
+    _, got = await http("GET", m["body"])
+    expect(got == data, "the bytes behind the held link are identical", len(data), len(got))
+    expect_eq(store_rows(gw, "SELECT count(*) FROM inbox")[0][0], 0, "the inbox is empty again")
+test_a_file_finished_while_the_server_is_away_reaches_alice_later.timeout = 90
 
 if __name__ == "__main__":
     import netns
