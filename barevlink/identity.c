@@ -151,7 +151,6 @@ void
 bl_free(struct bl *bl)
 {
 	struct bl_pipe	*p;
-	struct bl_listener *l;
 
 	if (bl == NULL)
 		return;
@@ -160,12 +159,7 @@ bl_free(struct bl *bl)
 	tdestroy(bl->contacts, contact_free);
 	tdestroy(bl->idents, ident_free);
 	tdestroy(bl->allow, free);
-	while ((l = TAILQ_FIRST(&bl->listeners)) != NULL) {
-		TAILQ_REMOVE(&bl->listeners, l, entry);
-		if (l->evl != NULL)
-			evconnlistener_free(l->evl);
-		free(l);
-	}
+	bl_listeners_free(bl);
 	event_del(&bl->reaper);
 	evbuffer_free(bl->scratch);
 	free(bl);

@@ -75,6 +75,8 @@ struct bl_listener {
 	uint16_t		 port;
 	struct evconnlistener	*evl;	/* NULL when bind failed */
 	char			 err[128];
+	struct event		*retry;	/* next bind attempt after a failure */
+	unsigned		 retry_ms;
 	TAILQ_HEAD(, bl_ident)	 idents;
 	TAILQ_ENTRY(bl_listener) entry;
 };
@@ -194,6 +196,7 @@ void	 bl_dial_start(struct bl_contact *c);
 struct bl_listener *bl_listener_get(struct bl *bl, const struct in6_addr *a,
 	    uint16_t port);
 void	 bl_listener_put(struct bl_listener *l);
+void	 bl_listeners_free(struct bl *bl);
 
 /* identity.c */
 struct bl_ident *bl_ident_find(struct bl *bl, int64_t id);

@@ -8,8 +8,10 @@
  * nothing allocated), so a flood from strangers costs an accept and a close.
  *
  * A listener that cannot bind stays in the list with its error, for the log
- * and for admins (bl_foreach_listener); we never fall back to another port,
- * since peers only ever dial the one in our address.
+ * and for admins (bl_foreach_listener), and tries again after 1 s, 2 s, ...
+ * up to a minute (the port may be held by an instance still stopping, or by
+ * another program the operator is about to stop); we never fall back to
+ * another port, since peers only ever dial the one in our address.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include "internal.h"
@@ -97,6 +100,51 @@ fail:
 	return (-1);
 }
 
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 60000
+
+static void
+listener_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct bl_listener *l = arg;
+	struct bl *bl = l->bl;
+	char	 before[sizeof(l->err)];
+	struct timeval tv;
+
+	(void)fd;
+	(void)what;
+	if (bl->shutting_down)
+		return;
+	memcpy(before, l->err, sizeof(before));
+	if (listener_bind(l) == 0) {
+		l->err[0] = '\0';
+		log_info("barevlink", "listening on [%s]:%u (was: %s)", l->addrtxt,
+		    l->port, before);
+		if (bl->ev.listener != NULL)
+			bl->ev.listener(bl->arg, l->addrtxt, l->port, 1, NULL);
+		return;
+	}
+	if (strcmp(before, l->err) != 0)
+		log_error("barevlink", "cannot listen on [%s]:%u: %s",
+		    l->addrtxt, l->port, l->err);
+	if (l->retry_ms < RETRY_MAX_MS)
+		l->retry_ms = l->retry_ms * 2 > RETRY_MAX_MS ?
+		    RETRY_MAX_MS : l->retry_ms * 2;
+	tv.tv_sec = l->retry_ms / 1000;
+	tv.tv_usec = (l->retry_ms % 1000) * 1000;
+	evtimer_add(l->retry, &tv);
+}
+
+static void
+listener_free(struct bl_listener *l)
+{
+	if (l->evl != NULL)
+		evconnlistener_free(l->evl);
+	if (l->retry != NULL)
+		event_free(l->retry);
+	free(l);
+}
+
 /* the listener for (a, port), created and bound on first use */
 struct bl_listener *
 bl_listener_get(struct bl *bl, const struct in6_addr *a, uint16_t port)
@@ -118,9 +166,15 @@ bl_listener_get(struct bl *bl, const struct in6_addr *a, uint16_t port)
 	ok = listener_bind(l) == 0;
 	if (ok)
 		log_info("barevlink", "listening on [%s]:%u", l->addrtxt, port);
-	else
-		log_error("barevlink", "cannot listen on [%s]:%u: %s",
-		    l->addrtxt, port, l->err);
+	else {
+		struct timeval tv = { RETRY_MIN_MS / 1000, 0 };
+
+		log_error("barevlink", "cannot listen on [%s]:%u: %s; trying"
+		    " again", l->addrtxt, port, l->err);
+		l->retry_ms = RETRY_MIN_MS;
+		if ((l->retry = evtimer_new(bl->base, listener_retry, l)) != NULL)
+			evtimer_add(l->retry, &tv);
+	}
 	if (bl->ev.listener != NULL)
 		bl->ev.listener(bl->arg, l->addrtxt, port, ok,
 		    ok ? NULL : l->err);
@@ -143,11 +197,21 @@ bl_listener_put(struct bl_listener *l)
 		p->listener = NULL;
 	}
 	TAILQ_REMOVE(&bl->listeners, l, entry);
-	if (l->evl != NULL)
-		evconnlistener_free(l->evl);
 	log_info("barevlink", "stopped listening on [%s]:%u", l->addrtxt,
 	    l->port);
-	free(l);
+	listener_free(l);
+}
+
+/* bl_free(): every listener, whoever uses it */
+void
+bl_listeners_free(struct bl *bl)
+{
+	struct bl_listener *l;
+
+	while ((l = TAILQ_FIRST(&bl->listeners)) != NULL) {
+		TAILQ_REMOVE(&bl->listeners, l, entry);
+		listener_free(l);
+	}
 }
 
 void

@@ -3,8 +3,11 @@
 two identities on one address share a listener and the header's `to` picks
 the one that answers; identities on different addresses dial from their own
 address (the peer sees it as the source); a listener that cannot bind is an
-error visible in events and stats, never a silent fallback; an address the
-host does not have yet still binds (IPV6_FREEBIND)."""
+error visible in events and stats, retried until the port is free, never a
+silent fallback; an address the host does not have yet still binds
+(IPV6_FREEBIND)."""
+import socket
+
 from bldrv import Driver, run, bp
 
 GW, GW2, BOB, MISSING = "201:1::1", "201:3::3", "201:2::2", "201:7::7"
@@ -59,6 +62,19 @@ async def main():
         assert st["listeners"] == 2 and st["listeners_failed"] == 1, st
         await d.cmd("listeners")
         assert any(x.startswith("listener 201:2::2 1337 fail") for x in d.events[-3:]), d.events
+
+        # a port held by another program: retried until it is free
+        blocker = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        blocker.bind((BOB, 1338))
+        blocker.listen(1)
+        await d.cmd("ident 6 gina %s 1338" % BOB)
+        l = await d.wait("listener 201:2::2 1338")
+        assert l.startswith("listener 201:2::2 1338 fail Address already in use"), l
+        blocker.close()
+        await d.wait("listener 201:2::2 1338 ok", 10)
+        st = await d.stats()
+        assert st["listeners"] == 3 and st["listeners_failed"] == 1, st
+        await d.cmd("remove-ident 6")
 
         # an address the host lacks: FREEBIND binds it anyway
         await d.cmd("ident 5 frank %s 0" % MISSING)
