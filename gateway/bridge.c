@@ -9,6 +9,7 @@
  * identity only accepts (messages still reach the server's offline storage).
  */
 #include <ctype.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,41 +144,66 @@ br_error_reply(struct gw *gw, xmpp_stanza_t *st, const char *type,
 
 /* ---- lookups ---- */
 
+static int
+cmp_ident(const void *a, const void *b)
+{
+	const struct br_user *x = a, *y = b;
+
+	return x->ident < y->ident ? -1 : x->ident > y->ident;
+}
+
+static int
+cmp_jid(const void *a, const void *b)
+{
+	return strcmp(((const struct br_user *)a)->jid,
+	    ((const struct br_user *)b)->jid);
+}
+
+static int
+cmp_contact_id(const void *a, const void *b)
+{
+	const struct br_contact *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static void *
+found(void **node)
+{
+	return node != NULL ? *node : NULL;
+}
+
 struct br_user *
 br_user_by_ident(struct bridge *br, int64_t ident)
 {
-	struct br_user *u;
+	struct br_user key;
 
-	LIST_FOREACH(u, &br->users, entry)
-		if (u->ident == ident)
-			return u;
-	return NULL;
+	key.ident = ident;
+	return found(tfind(&key, &br->users_by_ident, cmp_ident));
 }
 
 struct br_user *
 br_user_by_jid(struct bridge *br, const char *bare)
 {
-	struct br_user *u;
+	struct br_user key;
 
-	LIST_FOREACH(u, &br->users, entry)
-		if (strcmp(u->jid, bare) == 0)
-			return u;
-	return NULL;
+	if (strlen(bare) >= sizeof(key.jid))
+		return NULL;
+	strcpy(key.jid, bare);
+	return found(tfind(&key, &br->users_by_jid, cmp_jid));
 }
 
 struct br_contact *
 br_contact_by_id(struct bridge *br, int64_t id)
 {
-	struct br_contact *c;
+	struct br_contact key;
 
-	LIST_FOREACH(c, &br->contacts, entry)
-		if (c->id == id)
-			return c;
-	return NULL;
+	key.id = id;
+	return found(tfind(&key, &br->contacts_by_id, cmp_contact_id));
 }
 
 struct br_contact *
-br_contact_for(struct bridge *br, struct br_user *u, const char *to)
+br_contact_for(struct br_user *u, const char *to)
 {
 	struct gw_baddr a;
 	struct br_contact *c;
@@ -193,8 +219,8 @@ br_contact_for(struct bridge *br, struct br_user *u, const char *to)
 		return NULL;
 	}
 	free(bare);
-	LIST_FOREACH(c, &br->contacts, entry)
-		if (c->user == u && strcasecmp(c->nick, a.nick) == 0 &&
+	LIST_FOREACH(c, &u->contacts, user_entry)
+		if (strcasecmp(c->nick, a.nick) == 0 &&
 		    strcmp(c->address, a.addr) == 0)
 			return c;
 	return NULL;
@@ -362,9 +388,8 @@ user_publish(struct bridge *br, struct br_user *u)
 	bl_identity_set_presence(br->gw->bl, u->ident, &p);
 	if (was_online != u->online) {
 		log_info("bridge", "%s is %s", u->jid, u->online ? "online" : "offline");
-		LIST_FOREACH(c, &br->contacts, entry)
-			if (c->user == u)
-				br_update_want(br, c);
+		LIST_FOREACH(c, &u->contacts, user_entry)
+			br_update_want(br, c);
 	}
 }
 
@@ -483,10 +508,17 @@ user_add(struct bridge *br, const struct store_identity *id)
 		if ((u = calloc(1, sizeof(*u))) == NULL)
 			return NULL;
 		LIST_INIT(&u->resources);
+		LIST_INIT(&u->contacts);
+		u->ident = id->id;
+		snprintf(u->jid, sizeof(u->jid), "%s", id->jid);
+		if (tsearch(u, &br->users_by_ident, cmp_ident) == NULL ||
+		    tsearch(u, &br->users_by_jid, cmp_jid) == NULL) {
+			tdelete(u, &br->users_by_ident, cmp_ident);
+			free(u);
+			return NULL;
+		}
 		LIST_INSERT_HEAD(&br->users, u, entry);
 	}
-	u->ident = id->id;
-	snprintf(u->jid, sizeof(u->jid), "%s", id->jid);
 	snprintf(u->nick, sizeof(u->nick), "%s", id->nick);
 	snprintf(u->address, sizeof(u->address), "%s", id->address);
 	u->port = id->port;
@@ -512,9 +544,15 @@ contact_add(struct bridge *br, const struct store_contact *sc)
 			return NULL;
 		TAILQ_INIT(&c->inflight);
 		TAILQ_INIT(&c->receipts);
+		c->id = sc->id;
+		if (tsearch(c, &br->contacts_by_id, cmp_contact_id) == NULL) {
+			free(c);
+			return NULL;
+		}
 		LIST_INSERT_HEAD(&br->contacts, c, entry);
+		LIST_INSERT_HEAD(&u->contacts, c, user_entry);
 	}
-	c->id = sc->id;
+	/* a contact belongs to one identity for life (store schema) */
 	c->br = br;
 	c->ident = sc->identity_id;
 	c->user = u;
@@ -537,9 +575,23 @@ contact_free(struct bridge *br, struct br_contact *c)
 	relay_contact_forget(br, c);
 	avatar_forget_contact(br->gw, c->id);
 	transfer_forget_contact(br->gw, c->id);
+	tdelete(c, &br->contacts_by_id, cmp_contact_id);
 	LIST_REMOVE(c, entry);
+	LIST_REMOVE(c, user_entry);
 	free(c->status);
 	free(c);
+}
+
+/* its contacts are gone already */
+static void
+user_free(struct bridge *br, struct br_user *u)
+{
+	while (!LIST_EMPTY(&u->resources))
+		resource_free(LIST_FIRST(&u->resources));
+	tdelete(u, &br->users_by_ident, cmp_ident);
+	tdelete(u, &br->users_by_jid, cmp_jid);
+	LIST_REMOVE(u, entry);
+	free(u);
 }
 
 static void
@@ -615,12 +667,8 @@ bridge_free(struct gw *gw)
 		relay_pipe_down(br, c);
 		contact_free(br, c);
 	}
-	while ((u = LIST_FIRST(&br->users)) != NULL) {
-		while (!LIST_EMPTY(&u->resources))
-			resource_free(LIST_FIRST(&u->resources));
-		LIST_REMOVE(u, entry);
-		free(u);
-	}
+	while ((u = LIST_FIRST(&br->users)) != NULL)
+		user_free(br, u);
 	if (gw->bl)
 		bl_free(gw->bl);
 	gw->bl = NULL;
@@ -641,11 +689,8 @@ bridge_identity_added(struct gw *gw, const struct store_identity *id)
 	/* learn at once whether the user is online: probe from any contact */
 	if (u == NULL)
 		return;
-	LIST_FOREACH(c, &gw->bridge->contacts, entry)
-		if (c->user == u) {
-			br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
-			break;
-		}
+	if ((c = LIST_FIRST(&u->contacts)) != NULL)
+		br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
 }
 
 void
@@ -662,21 +707,15 @@ void
 bridge_identity_removed(struct gw *gw, const struct store_identity *id)
 {
 	struct br_user *u = br_user_by_ident(gw->bridge, id->id);
-	struct br_contact *c, *next;
+	struct br_contact *c;
 
 	if (u == NULL)
 		return;
-	for (c = LIST_FIRST(&gw->bridge->contacts); c; c = next) {
-		next = LIST_NEXT(c, entry);
-		if (c->user == u)
-			contact_free(gw->bridge, c);
-	}
+	while ((c = LIST_FIRST(&u->contacts)) != NULL)
+		contact_free(gw->bridge, c);
 	bl_identity_remove(gw->bl, id->id);
 	avatar_forget_identity(gw, id->id);
-	while (!LIST_EMPTY(&u->resources))
-		resource_free(LIST_FIRST(&u->resources));
-	LIST_REMOVE(u, entry);
-	free(u);
+	user_free(gw->bridge, u);
 }
 
 void
@@ -775,11 +814,8 @@ bridge_component_up(struct gw *gw)
 		br->resyncing = 0;
 	}
 	LIST_FOREACH(u, &br->users, entry)
-		LIST_FOREACH(c, &br->contacts, entry)
-			if (c->user == u) {
-				br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
-				break;
-			}
+		if ((c = LIST_FIRST(&u->contacts)) != NULL)
+			br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
 	LIST_FOREACH(c, &br->contacts, entry)
 		if (c->available)
 			contact_presence_send(br, c, NULL);
@@ -851,7 +887,7 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 			if (gw_baddr_from_localpart(bare, &a) == 0 &&
 			    gw_baddr_format(&a, text, sizeof(text)) == 0 &&
 			    prov_contact_add(gw, u->jid, text, NULL, &r) == 0)
-				c = br_contact_for(gw->bridge, u, to);
+				c = br_contact_for(u, to);
 			if (c == NULL) {
 				log_info("bridge", "%s subscribed to %s: %s", u->jid,
 				    to, r.msg);
@@ -899,7 +935,7 @@ bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st)
 			    " administrator for one (or send 'help' to the gateway).");
 		goto done;
 	}
-	c = strchr(to, '@') ? br_contact_for(br, u, to) : NULL;
+	c = strchr(to, '@') ? br_contact_for(u, to) : NULL;
 	if (type == NULL || strcmp(type, "unavailable") == 0) {
 		user_presence(br, u, st, type == NULL);
 	} else if (strcmp(type, "probe") == 0) {
@@ -953,7 +989,7 @@ bridge_handle_message(struct gw *gw, xmpp_stanza_t *st)
 		    " was sent; ask an administrator for one.");
 		goto done;
 	}
-	if ((c = br_contact_for(br, u, xmpp_stanza_get_to(st))) == NULL) {
+	if ((c = br_contact_for(u, xmpp_stanza_get_to(st))) == NULL) {
 		br_error_reply(gw, st, "auth", "forbidden",
 		    "This Barev address is not among your contacts, so nothing was"
 		    " sent. Add it to your roster (or send 'add NICK@ADDRESS' to"
@@ -1020,7 +1056,7 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 		return 1;
 	}
 	if (u)
-		c = br_contact_for(gw->bridge, u, to);
+		c = br_contact_for(u, to);
 	if (c == NULL) {
 		br_error_reply(gw, st, "cancel", "item-not-found",
 		    "No such Barev contact in your roster");

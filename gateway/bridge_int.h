@@ -36,6 +36,7 @@ struct br_user {
 	char address[GW_ADDR_TEXT];
 	int port;
 	LIST_HEAD(, br_resource) resources;
+	LIST_HEAD(, br_contact) contacts;	/* this user's, via user_entry */
 	int online;		/* any resource available */
 };
 
@@ -58,6 +59,7 @@ struct br_inflight {
 
 struct br_contact {
 	LIST_ENTRY(br_contact) entry;
+	LIST_ENTRY(br_contact) user_entry;	/* in user->contacts */
 	int64_t id;
 	int64_t ident;
 	struct bridge *br;
@@ -85,6 +87,9 @@ struct bridge {
 	struct gw *gw;
 	LIST_HEAD(, br_user) users;
 	LIST_HEAD(, br_contact) contacts;
+	/* tsearch(3) indexes of the lists above: every stanza and every
+	 * Barev event looks one of them up */
+	void *users_by_ident, *users_by_jid, *contacts_by_id;
 	struct event *ttl_ev;
 	struct event *resync_ev;	/* end of the re-learning after a reconnect */
 	int resyncing;
@@ -107,8 +112,7 @@ struct br_user *br_user_by_ident(struct bridge *br, int64_t ident);
 struct br_user *br_user_by_jid(struct bridge *br, const char *bare);
 struct br_contact *br_contact_by_id(struct bridge *br, int64_t id);
 /* the contact that `to` (a JID on the component) names for the user */
-struct br_contact *br_contact_for(struct bridge *br, struct br_user *u,
-    const char *to);
+struct br_contact *br_contact_for(struct br_user *u, const char *to);
 void br_update_want(struct bridge *br, struct br_contact *c);
 xmpp_stanza_t *br_stanza(const char *name, const char *type, const char *from,
     const char *to);
