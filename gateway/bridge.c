@@ -1113,6 +1113,7 @@ bl_ev_pipe_up(void *arg, int64_t ident, int64_t contact)
 	c->pipe_up = 1;
 	log_info("bridge", "pipe up: %s <-> %s@%s", c->user->jid, c->nick, c->address);
 	relay_pipe_up(br, c);
+	transfer_pipe_up(br->gw, c->id);
 }
 
 static void

@@ -65,6 +65,7 @@
 #define XFER_STREAMHOSTS_MS	60000	/* accepted offer -> streamhosts */
 #define XFER_ANSWER_MS		300000	/* our offer -> accept/decline (a human clicks) */
 #define XFER_SLOT_MS		30000
+#define XFER_PIPE_WAIT_MS	60000	/* fetched, the peer's pipe still down */
 #define XFER_PROGRESS_MS	30000	/* large transfers: a line this often */
 #define XFER_SERVED_MAX_AGE	(7 * 86400)
 
@@ -74,6 +75,7 @@ enum xfer_state {
 	XS_IN_SLOT,		/* all received; XEP-0363 slot request in flight */
 	XS_IN_UPLOADING,	/* all received; the PUT sends the rest */
 	XS_OUT_DOWNLOADING,	/* GET into the spool */
+	XS_OUT_WAITING,		/* fetched; waiting for the peer's pipe */
 	XS_OUT_OFFERED,		/* SI offer sent; waiting for the answer */
 	XS_OUT_SENDING,		/* SOCKS5 from the spool */
 };
@@ -309,6 +311,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case XS_OUT_OFFERED:
 		xfer_fail(x, "%s did not answer the offer in time", x->peer_name);
+		break;
+	case XS_OUT_WAITING:
+		xfer_fail(x, "%s did not come online within a minute", x->peer_name);
 		break;
 	default:
 		xfer_fail(x, "it timed out");
@@ -1045,7 +1050,14 @@ out_offer(struct xfer *x)
 	unsigned char rnd[6];
 
 	if (bl_contact_state(x->gw->bl, x->contact) != BL_PIPE_UP) {
-		xfer_fail(x, "%s is not connected right now", x->peer_name);
+		/* a pipe being re-dialled: offer once it is up (transfer_pipe_up) */
+		if (x->state != XS_OUT_WAITING) {
+			x->state = XS_OUT_WAITING;
+			arm(x, XFER_PIPE_WAIT_MS);
+			tell(x, "“%s”: %s is not connected right now; the file is"
+			    " offered as soon as the connection is back (waiting up"
+			    " to a minute).", x->name, x->peer_name);
+		}
 		return;
 	}
 	evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
@@ -1272,6 +1284,19 @@ transfer_peer_iq(struct gw *gw, int64_t ident, int64_t contact, xmpp_stanza_t *i
 }
 
 /* ======================= events from the bridge ======================= */
+
+void
+transfer_pipe_up(struct gw *gw, int64_t contact)
+{
+	struct xfer *x, *next;
+
+	(void)gw;
+	for (x = LIST_FIRST(&xfers); x; x = next) {
+		next = LIST_NEXT(x, entry);
+		if (x->contact == contact && x->state == XS_OUT_WAITING)
+			out_offer(x);
+	}
+}
 
 void
 transfer_pipe_down(struct gw *gw, int64_t contact)

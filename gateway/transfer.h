@@ -29,6 +29,8 @@ int transfer_peer_iq(struct gw *gw, int64_t ident, int64_t contact,
 int transfer_user_message(struct gw *gw, int64_t contact, xmpp_stanza_t *msg);
 /* the contact's pipe went down / the contact was removed */
 void transfer_pipe_down(struct gw *gw, int64_t contact);
+/* a file fetched for a peer whose pipe was down is offered now */
+void transfer_pipe_up(struct gw *gw, int64_t contact);
 void transfer_forget_contact(struct gw *gw, int64_t contact);
 
 /*

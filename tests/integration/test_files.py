@@ -165,6 +165,31 @@ async def test_alice_uploads_5_mib_and_bob_receives_identical_bytes(ctx):
 test_alice_uploads_5_mib_and_bob_receives_identical_bytes.timeout = 90
 
 
+async def test_a_file_for_bob_while_his_pipe_is_down_waits_for_him(ctx):
+    """alice's file is fetched at once; with bob's pipe down (his node
+    restarting) it is offered when the gateway's re-dial brings it back,
+    and alice is told it waits."""
+    alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
+    await bob.wait_session("alice", timeout=20)
+    gw.mark()
+    await bob.stop()
+    await gw.wait_log(r"pipe down: \S+ <-> bob@", timeout=10)
+    data = blob(MIB + 7, "later")
+    url = await upload(alice, p, "later.bin", data)
+    alice.mark()
+    alice.send_message(BOB, url, oob_url=url)
+    await alice.wait_message(says(BOB, "later.bin", "not connected right now"), timeout=20,
+                             what="the note that the file waits for bob")
+    await bob.start()
+    name, got = await bob.wait_file(timeout=30)
+    expect_eq(name, "later.bin", "the real file name at bob")
+    expect(got == data, "bob's bytes are identical", len(data), len(got))
+    await alice.wait_message(says(BOB, "later.bin", "delivered"), timeout=20,
+                             what="the delivery note")
+    await wait_spool_empty(gw)
+test_a_file_for_bob_while_his_pipe_is_down_waits_for_him.timeout = 90
+
+
 async def test_empty_file_with_quotes_and_unicode_in_its_name_reaches_pascal(ctx):
     alice, carol, p = ctx["alice"], ctx["carol"], ctx["p"]
     name = "it's \"quoted\" – ünïcødé ✓.txt"
