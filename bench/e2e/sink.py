@@ -289,7 +289,7 @@ class LightPeer:
         st = {"depth": 0, "header": False, "end": False, "name": None, "type": None,
               "id": None, "q": None, "in_body": False, "body": [], "drop": False}
         bp, rec = self.bp, self.rec
-        ns_chatstates, ns_event = bp.NS_CHATSTATES, bp.NS_EVENT
+        ns_chatstates = bp.NS_CHATSTATES
         ping_ns = (bp.NS_PING, bp.NS_YGGB_PING)
         ns_vcard = bp.NS_VCARD
 

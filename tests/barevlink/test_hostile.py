@@ -5,7 +5,6 @@ an entity declaration or reference each close only the pipe they came on
 and a second peer's pipe carry on; EOF without </stream:stream>, a second
 </stream:stream> and junk after it are tolerated.  The driver runs under
 ASan/UBSan in CI and must exit clean."""
-import asyncio
 
 from bldrv import Driver, run, raw_connect, read_until_closed, bp
 

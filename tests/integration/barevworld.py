@@ -36,6 +36,18 @@ def store_rows(gw, sql, *args):
         db.close()
 
 
+async def wait_inbox(gw, n, what, timeout=10):
+    """Until the gateway's inbox holds at least n stanzas (it writes them
+    while the component link is down); fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        have = store_rows(gw, "SELECT count(*) FROM inbox")[0][0]
+        if have >= n:
+            return have
+        expect(time.monotonic() < deadline, what, n, have)
+        await asyncio.sleep(0.05)
+
+
 def seed_identity(gw, jid, nick, addr):
     """Provision an identity the way a restart finds it: in the store."""
     db = sqlite3.connect(gw.config["database"])

@@ -23,7 +23,7 @@ import harness                                   # noqa: E402
 from harness import expect, expect_eq             # noqa: E402
 import barevpeer as bp                           # noqa: E402
 import barevworld                                # noqa: E402
-from barevworld import contact_jid, store_rows  # noqa: E402
+from barevworld import contact_jid, store_rows, wait_inbox  # noqa: E402
 from harness import Client                       # noqa: E402
 
 ALICE_ADDR = "201:1::1"
@@ -357,11 +357,7 @@ async def test_a_file_finished_while_the_server_is_away_reaches_alice_later(ctx)
     await gw.wait_log(r"retrying in", timeout=10)
     await loop.sock_sendall(conn, data[MIB:])
     conn.close()
-    deadline = time.monotonic() + 20
-    while store_rows(gw, "SELECT count(*) FROM inbox")[0][0] < 1:
-        expect(time.monotonic() < deadline, "the link is held in the inbox", 1,
-               store_rows(gw, "SELECT count(*) FROM inbox")[0][0])
-        await asyncio.sleep(0.05)
+    await wait_inbox(gw, 1, "the link is held in the inbox", timeout=20)
     p.start()
     await gw.wait_log(r"link up", timeout=20)
     alice = Client("alice@example.org", "alice", p)
