@@ -150,18 +150,24 @@ async def test_oversize_offer_is_declined_and_alice_is_told(ctx):
 
 # ---------------------------------------------------------------- XMPP -> Barev
 
+async def bob_got_it(alice, bob, gw, name, data):
+    """bob's client receives `name` with identical bytes, alice hears it was
+    delivered, and the spool is clean again."""
+    got_name, got = await bob.wait_file(timeout=30)
+    expect_eq(got_name, name, "the real file name at bob")
+    expect(got == data, "bob's bytes are identical", len(data), len(got))
+    await alice.wait_message(says(BOB, name, "delivered"), timeout=20,
+                             what="the delivery note")
+    await wait_spool_empty(gw)
+
+
 async def test_alice_uploads_5_mib_and_bob_receives_identical_bytes(ctx):
     alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
     data = blob(5 * MIB, "alice")
     url = await upload(alice, p, "report.pdf", data)
     alice.mark()
     alice.send_message(BOB, url, oob_url=url)
-    name, got = await bob.wait_file(timeout=30)
-    expect_eq(name, "report.pdf", "the real file name at bob")
-    expect(got == data, "bob's bytes are identical", len(data), len(got))
-    await alice.wait_message(says(BOB, "report.pdf", "delivered"), timeout=20,
-                             what="the delivery note")
-    await wait_spool_empty(gw)
+    await bob_got_it(alice, bob, gw, "report.pdf", data)
 test_alice_uploads_5_mib_and_bob_receives_identical_bytes.timeout = 90
 
 
@@ -181,12 +187,7 @@ async def test_a_file_for_bob_while_his_pipe_is_down_waits_for_him(ctx):
     await alice.wait_message(says(BOB, "later.bin", "not connected right now"), timeout=20,
                              what="the note that the file waits for bob")
     await bob.start()
-    name, got = await bob.wait_file(timeout=30)
-    expect_eq(name, "later.bin", "the real file name at bob")
-    expect(got == data, "bob's bytes are identical", len(data), len(got))
-    await alice.wait_message(says(BOB, "later.bin", "delivered"), timeout=20,
-                             what="the delivery note")
-    await wait_spool_empty(gw)
+    await bob_got_it(alice, bob, gw, "later.bin", data)
 test_a_file_for_bob_while_his_pipe_is_down_waits_for_him.timeout = 90
 
 
