@@ -83,6 +83,7 @@ static const struct config_key config_keys[] = {
 	KEY("download_hosts", download_hosts, CT_HOSTLIST, "", CK_RELOAD),
 	KEY("http_listen", http_listen, CT_LISTEN, "", 0),
 	KEY("http_public_url", http_public_url, CT_URL, "", CK_RELOAD),
+	KEY("served_files_ttl", served_files_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
 	KEY("spool_dir", spool_dir, CT_STR, "/var/lib/barev-gateway/spool", 0),
 	KEY("status_socket", status_socket, CT_STR, "", 0),	/* status.h */
 	/* test-only: integration tests shorten Barev timers with these */

@@ -50,6 +50,7 @@ struct gw_config {
 	struct gw_strlist download_hosts; /* [""] hosts we fetch files from */
 	char *http_listen;		/* [""] ADDR:PORT or [ADDR6]:PORT */
 	char *http_public_url;		/* [""] http(s)://... */
+	uint64_t served_files_ttl_ms;	/* [7d] files our listener serves */
 	char *spool_dir;		/* [/var/lib/barev-gateway/spool] */
 	char *status_socket;		/* [""] = status.sock beside the database; "off" */
 

@@ -67,7 +67,6 @@
 #define XFER_SLOT_MS		30000
 #define XFER_PIPE_WAIT_MS	60000	/* fetched, the peer's pipe still down */
 #define XFER_PROGRESS_MS	30000	/* large transfers: a line this often */
-#define XFER_SERVED_MAX_AGE	(7 * 86400)
 
 enum xfer_state {
 	XS_IN_OFFERED,		/* we accepted; waiting for streamhosts */
@@ -126,6 +125,7 @@ static uint64_t next_serial;
 /* ended, their spool files still to remove (xfer_end) */
 static LIST_HEAD(, xfer) ended = LIST_HEAD_INITIALIZER(ended);
 static struct event *reaper;
+static struct event *sweeper;		/* expires served files */
 
 static int64_t
 now_s(void)
@@ -1371,6 +1371,46 @@ spool_clean(const char *dir, time_t max_age)
 		log_info("transfer", "removed %d old file(s) from %s", n, dir);
 }
 
+static time_t
+served_ttl_s(const struct gw *gw)
+{
+	time_t s = (time_t)(gw->cfg.served_files_ttl_ms / 1000);
+
+	return s > 0 ? s : 1;
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw *gw = arg;
+	char served[PATH_MAX];
+
+	(void)fd;
+	(void)what;
+	snprintf(served, sizeof(served), "%s/served", gw->cfg.spool_dir);
+	spool_clean(served, served_ttl_s(gw));
+}
+
+/* Served files expire while we run, not only at start: a look every
+ * 1/24 of their lifetime, between a second and an hour. */
+static int
+sweep_start(struct gw *gw)
+{
+	uint64_t ms = gw->cfg.served_files_ttl_ms / 24;
+	struct timeval tv;
+
+	if (ms < 1000)
+		ms = 1000;
+	if (ms > 3600000)
+		ms = 3600000;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	if ((sweeper = event_new(gw->base, -1, EV_PERSIST, sweep_cb, gw)) == NULL ||
+	    event_add(sweeper, &tv) == -1)
+		return -1;
+	return 0;
+}
+
 int
 transfer_start(struct gw *gw)
 {
@@ -1385,12 +1425,12 @@ transfer_start(struct gw *gw)
 		    strerror(errno));
 	}
 	spool_clean(tmp, 0);
-	spool_clean(served, XFER_SERVED_MAX_AGE);
+	spool_clean(served, served_ttl_s(gw));
 	if (store_transfer_fail_unfinished(gw->store, "the gateway restarted", now_s(),
 	    &failed) == STORE_OK && failed)
 		log_info("transfer", "%d transfer(s) cut by the last stop marked failed", failed);
 	if (gw->cfg.upload_service[0] == '\0' && gw->cfg.http_listen[0])
-		return xfer_serve_start(gw);
+		return xfer_serve_start(gw) == -1 || sweep_start(gw) == -1 ? -1 : 0;
 	return 0;
 }
 
@@ -1403,6 +1443,10 @@ transfer_stop(struct gw *gw)
 	if (reaper) {
 		event_free(reaper);
 		reaper = NULL;
+	}
+	if (sweeper) {
+		event_free(sweeper);
+		sweeper = NULL;
 	}
 	xfer_serve_stop(gw);
 	xfer_http_shutdown();

@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,8 +51,11 @@ async def http(method, url, data=None, headers=None, timeout=30):
     """Blocking urllib in a thread, so slixmpp keeps running."""
     def run():
         req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, b""
     return await asyncio.get_running_loop().run_in_executor(None, run)
 
 
@@ -341,6 +345,7 @@ async def test_without_upload_service_the_gateway_serves_the_file_itself(ctx):
     await wait_spool_empty(gw)
 
 
+
 async def test_a_file_finished_while_the_server_is_away_reaches_alice_later(ctx):
     """The link to a file bob sent is a message like his others: if the
     component link is down when the transfer ends, it waits in the inbox
@@ -370,6 +375,31 @@ async def test_a_file_finished_while_the_server_is_away_reaches_alice_later(ctx)
     expect(got == data, "the bytes behind the held link are identical", len(data), len(got))
     expect_eq(store_rows(gw, "SELECT count(*) FROM inbox")[0][0], 0, "the inbox is empty again")
 test_a_file_finished_while_the_server_is_away_reaches_alice_later.timeout = 90
+
+async def test_served_files_expire_while_the_gateway_runs(ctx):
+    """Without an upload service the gateway's own listener serves files
+    for served_files_ttl; they go away then, not only at the next start."""
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    gw.stop()
+    gw.config["served_files_ttl"] = "3s"
+    gw.write_config()
+    gw.start()
+    await gw.wait_log(r"serving files on", timeout=10)
+    s = await bob.wait_session("alice", timeout=20)
+    alice.mark()
+    res = await s.send_file("short-lived.txt", b"gone soon", timeout=30)
+    expect(res["ok"], "bob's transfer went through", True, res)
+    m = await alice.wait_message(lambda m: is_link(m, BOB), timeout=30, what="the link")
+    status, got = await http("GET", m["body"])
+    expect_eq((status, got), (200, b"gone soon"), "the file is served at first")
+    # each sweep logs what it removed (older files of earlier tests too)
+    deadline = time.monotonic() + 15
+    while status != 404:
+        await gw.wait_log(r"removed \d+ old file\(s\) from \S+/served",
+                          timeout=max(0.1, deadline - time.monotonic()))
+        status, _ = await http("GET", m["body"])
+    expect_eq(status, 404, "the expired file is gone from the listener")
+test_served_files_expire_while_the_gateway_runs.timeout = 60
 
 if __name__ == "__main__":
     import netns
