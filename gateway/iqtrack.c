@@ -1,5 +1,8 @@
 /*
- * iqtrack — pending iq requests toward the server, matched by id.
+ * iqtrack — pending iq requests toward the server, matched by id and by
+ * sender: a reply counts only if it comes from the JID the request went
+ * to, and ids carry random bits, so no other user the server routes to us
+ * can answer in its place (a forged upload slot, a forged avatar).
  *
  * A short list: the gateway has few requests in flight at once (avatar
  * fetches, upload slots), so a linear search beats a table in clarity.
@@ -8,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
+#include <event2/util.h>
 
 #include "gw.h"
 #include "iqtrack.h"
@@ -17,7 +22,8 @@
 
 struct pending {
 	LIST_ENTRY(pending) entry;
-	char id[40];
+	char id[48];
+	char *to;		/* the request's addressee: the only valid sender */
 	struct gw *gw;
 	struct event *timer;
 	gw_iq_cb cb;
@@ -34,6 +40,7 @@ pending_finish(struct pending *p, xmpp_stanza_t *reply)
 	if (p->timer)
 		event_free(p->timer);
 	p->cb(p->gw, reply, p->arg);
+	free(p->to);
 	free(p);
 }
 
@@ -55,17 +62,23 @@ gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, unsigned timeout_ms,
 	struct pending *p;
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 
-	if ((p = calloc(1, sizeof(*p))) == NULL)
+	const char *to = xmpp_stanza_get_to(iq);
+	uint32_t rnd;
+
+	if (to == NULL || (p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
-	snprintf(p->id, sizeof(p->id), "gw-%llu", ++next_id);
+	evutil_secure_rng_get_bytes(&rnd, sizeof(rnd));
+	snprintf(p->id, sizeof(p->id), "gw-%llu-%08x", ++next_id, (unsigned)rnd);
 	p->gw = gw;
 	p->cb = cb;
 	p->arg = arg;
-	if ((p->timer = evtimer_new(gw->base, pending_timeout, p)) == NULL ||
+	if ((p->to = strdup(to)) == NULL ||
+	    (p->timer = evtimer_new(gw->base, pending_timeout, p)) == NULL ||
 	    evtimer_add(p->timer, &tv) == -1 ||
 	    xmpp_stanza_set_id(iq, p->id) != XMPP_EOK || gw_send(gw, iq) != 0) {
 		if (p->timer)
 			event_free(p->timer);
+		free(p->to);
 		free(p);
 		return -1;
 	}
@@ -77,6 +90,7 @@ int
 gw_iq_track_route(struct gw *gw, xmpp_stanza_t *iq)
 {
 	const char *type = xmpp_stanza_get_type(iq), *id = xmpp_stanza_get_id(iq);
+	const char *from = xmpp_stanza_get_from(iq);
 	struct pending *p;
 
 	(void)gw;
@@ -85,6 +99,12 @@ gw_iq_track_route(struct gw *gw, xmpp_stanza_t *iq)
 		return 0;
 	LIST_FOREACH(p, &pendings, entry)
 		if (strcmp(p->id, id) == 0) {
+			if (from == NULL || strcasecmp(from, p->to) != 0) {
+				log_warn("iqtrack", "ignoring a reply to %s from %s:"
+				    " the request went to %s", id,
+				    from ? from : "nobody", p->to);
+				return 1;
+			}
 			pending_finish(p, iq);
 			return 1;
 		}

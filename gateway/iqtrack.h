@@ -18,10 +18,12 @@ struct gw;
 typedef void (*gw_iq_cb)(struct gw *gw, xmpp_stanza_t *reply, void *arg);
 
 /* Sets a fresh id on `iq`, sends it (does not take ownership); 0 or -1
- * (in which case cb is NOT called). */
+ * (in which case cb is NOT called).  `iq` must have a `to`: only a reply
+ * from that JID is taken as the answer. */
 int gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, unsigned timeout_ms,
     gw_iq_cb cb, void *arg);
-/* route.c: a result/error iq; 1 if it answered one of ours */
+/* route.c: a result/error iq; 1 if it carries one of our ids (a reply
+ * from anyone but the addressee is then dropped with a log line) */
 int gw_iq_track_route(struct gw *gw, xmpp_stanza_t *iq);
 /* cancel everything (callbacks get NULL) */
 void gw_iq_track_shutdown(struct gw *gw);

@@ -1,0 +1,130 @@
+/*
+ * test_iqtrack — the gateway's own requests to the server (a user's vCard,
+ * an upload slot) take their answer only from the JID they went to: any
+ * other user the server routes to the component cannot answer in their
+ * place, even with the right id.  Requests time out with a NULL reply.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "gw.h"
+#include "iqtrack.h"
+#include "xmlstream.h"
+
+static int failures;
+static char sent_id[64];
+static int calls;
+static xmpp_stanza_t *got;
+
+#define CHECK(cond) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,	\
+		    __LINE__, #cond);					\
+		failures++;						\
+	}								\
+} while (0)
+
+static int
+catch_send(struct gw *gw, xmpp_stanza_t *st)
+{
+	(void)gw;
+	snprintf(sent_id, sizeof(sent_id), "%s", xmpp_stanza_get_id(st));
+	return 0;
+}
+
+static void
+answered(struct gw *gw, xmpp_stanza_t *reply, void *arg)
+{
+	(void)gw;
+	(void)arg;
+	calls++;
+	got = reply ? xmpp_stanza_clone(reply) : NULL;
+}
+
+static xmpp_stanza_t *
+iq(const char *type, const char *from, const char *to, const char *id)
+{
+	xmpp_stanza_t *s = xmpp_stanza_new(xs_ctx());
+
+	xmpp_stanza_set_name(s, "iq");
+	xmpp_stanza_set_type(s, type);
+	if (from)
+		xmpp_stanza_set_from(s, from);
+	if (to)
+		xmpp_stanza_set_to(s, to);
+	if (id)
+		xmpp_stanza_set_id(s, id);
+	return s;
+}
+
+int
+main(void)
+{
+	struct gw gw;
+	xmpp_stanza_t *req, *forged, *real;
+	char first[64];
+
+	if (xs_init() == -1)
+		return 1;
+	memset(&gw, 0, sizeof(gw));
+	gw.base = event_base_new();
+	gw.send_fn = catch_send;
+
+	/* a request without an addressee cannot be matched: refused */
+	req = iq("get", NULL, NULL, NULL);
+	CHECK(gw_iq_request(&gw, req, 5000, answered, NULL) == -1);
+	xmpp_stanza_release(req);
+
+	req = iq("get", "barev.example.org", "upload.example.org", NULL);
+	CHECK(gw_iq_request(&gw, req, 5000, answered, NULL) == 0);
+	xmpp_stanza_release(req);
+	snprintf(first, sizeof(first), "%s", sent_id);
+	CHECK(strncmp(first, "gw-", 3) == 0);
+
+	/* mallory's forged slot with the right id: taken off the wire, not
+	 * given to the waiting request */
+	forged = iq("result", "mallory@example.org/x", "barev.example.org", first);
+	CHECK(gw_iq_track_route(&gw, forged) == 1);
+	CHECK(calls == 0);
+	xmpp_stanza_release(forged);
+	forged = iq("result", NULL, "barev.example.org", first);
+	CHECK(gw_iq_track_route(&gw, forged) == 1);
+	CHECK(calls == 0);
+	xmpp_stanza_release(forged);
+
+	/* the service itself (any case) answers it */
+	real = iq("result", "Upload.Example.org", "barev.example.org", first);
+	CHECK(gw_iq_track_route(&gw, real) == 1);
+	CHECK(calls == 1 && got != NULL);
+	xmpp_stanza_release(real);
+	if (got)
+		xmpp_stanza_release(got);
+
+	/* ids are not guessable from the previous one */
+	req = iq("get", NULL, "alice@example.org", NULL);
+	CHECK(gw_iq_request(&gw, req, 1, answered, NULL) == 0);
+	xmpp_stanza_release(req);
+	CHECK(strcmp(first, sent_id) != 0);
+	CHECK(strncmp(sent_id, "gw-2-", 5) == 0 && strlen(sent_id) == 13);
+
+	/* unanswered: the callback gets NULL at the timeout */
+	event_base_dispatch(gw.base);
+	CHECK(calls == 2 && got == NULL);
+
+	/* not ours, or not a reply: left to the other rules */
+	real = iq("result", "alice@example.org", "barev.example.org", "other");
+	CHECK(gw_iq_track_route(&gw, real) == 0);
+	xmpp_stanza_release(real);
+
+	gw_iq_track_shutdown(&gw);
+	event_base_free(gw.base);
+	xs_shutdown();
+	if (failures)
+		fprintf(stderr, "%d failure(s)\n", failures);
+	else
+		printf("ok\n");
+	return failures != 0;
+}
