@@ -622,8 +622,12 @@ s_send(struct s5 *s)
 	timer(s, S5_DRAIN_POLL_MS);
 }
 
-/* Anything from the receiver while or after we send: only EOF matters. */
-static void
+/*
+ * Anything from the receiver while or after we send: only EOF matters.
+ * 1 when it finished the transfer: `s` may be freed by the done callback
+ * then, so the caller must not touch it again.
+ */
+static int
 s_peer_readable(struct s5 *s)
 {
 	char junk[512];
@@ -631,14 +635,15 @@ s_peer_readable(struct s5 *s)
 	char why[96];
 
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
-		return;
+		return 0;
 	if (s->state == S_DRAIN && n == 0) {
 		finish(s, 1, NULL);	/* it read everything and closed */
-		return;
+		return 1;
 	}
 	snprintf(why, sizeof(why), "the receiver closed the connection after %llu of %llu bytes",
 	    (unsigned long long)s->bytes, (unsigned long long)s->size);
 	finish(s, 0, why);
+	return 1;
 }
 
 static void
@@ -655,16 +660,13 @@ s_event(struct s5 *s, short what)
 			finish(s, 0, "the receiver stopped reading");
 			return;
 		}
-		if (what & EV_READ) {
-			s_peer_readable(s);
-			if (s->state != S_DATA)
-				return;
-		}
+		if ((what & EV_READ) && s_peer_readable(s))
+			return;
 		if (what & EV_WRITE)
 			s_send(s);
 		return;
 	case S_DRAIN:
-		s_peer_readable(s);
+		(void)s_peer_readable(s);
 		return;
 	case S_GREET:
 		if ((r = fill_in(s)) == -1)

@@ -265,6 +265,98 @@ test_pascal_sender(struct event_base *base)
 	close(dst);
 }
 
+/*
+ * The receiver hangs up mid-file (a cancel on the Barev side is just a
+ * close, BAREV.md §6.6) and the sender's done callback frees the sender,
+ * as the gateway does: the sender fails with the reason and touches
+ * nothing after its callback (ASan would say so).
+ */
+struct hangup {
+	struct s5 *snd, *rcv;
+	int sdone, sok, rconnected;
+	char why[128];
+	struct event_base *base;
+};
+
+static void
+hangup_free_rcv(evutil_socket_t fd, short what, void *arg)
+{
+	struct hangup *h = arg;
+
+	(void)fd;
+	(void)what;
+	s5_free(h->rcv);
+	h->rcv = NULL;
+}
+
+static void
+hangup_rcv_connected(void *arg, size_t i)
+{
+	struct hangup *h = arg;
+
+	(void)i;
+	if (h->rconnected++ == 0)
+		event_base_once(h->base, -1, EV_TIMEOUT, hangup_free_rcv, h, NULL);
+}
+
+static void
+hangup_rcv_done(void *arg, int ok, const char *why)
+{
+	(void)arg;
+	(void)ok;
+	(void)why;
+}
+
+static void
+hangup_snd_done(void *arg, int ok, const char *why)
+{
+	struct hangup *h = arg;
+
+	h->sdone++;
+	h->sok = ok;
+	snprintf(h->why, sizeof(h->why), "%s", why ? why : "");
+	s5_free(h->snd);	/* what out_s5_done does */
+	h->snd = NULL;
+	event_base_loopbreak(h->base);
+}
+
+static void
+test_receiver_hangs_up(struct event_base *base)
+{
+	static const struct s5_events sevs = { NULL, hangup_snd_done };
+	static const struct s5_events revs = { hangup_rcv_connected, hangup_rcv_done };
+	size_t size = (size_t)64 << 20;
+	int src = tmpfile_with(NULL, 0), dst = tmpfile_with(NULL, 0);
+	struct hangup h = { .base = base };
+	char dstaddr[41];
+	uint16_t port;
+	struct s5_host host = { "::1", 0 };
+
+	MUST(ftruncate(src, (off_t)size) == 0);
+	s5_dst_addr("sid-hangup", "a@201::1", "b@201::2", dstaddr);
+	h.snd = s5_send_start(base, &(struct s5_send_params){ .bind_addr = "::1",
+	    .peer_addr = "::1", .dst = dstaddr, .fd = src, .size = size },
+	    &sevs, &h, &port);
+	CHECK(h.snd != NULL);
+	host.port = port;
+	h.rcv = s5_recv_start(base, &(struct s5_recv_params){ .src_addr = "::1",
+	    .hosts = &host, .nhosts = 1, .dst = dstaddr, .size = size, .fd = dst },
+	    &revs, &h);
+	CHECK(h.rcv != NULL);
+	run(base, 20);
+	CHECK(h.rconnected == 1);
+	CHECK(h.sdone == 1 && h.sok == 0);
+	CHECK(strstr(h.why, "closed") != NULL || strstr(h.why, "reset") != NULL);
+	if (h.sdone != 1 || h.sok != 0)
+		fprintf(stderr, "sender: done %d ok %d: %s\n", h.sdone, h.sok, h.why);
+	if (h.snd)
+		s5_free(h.snd);
+	if (h.rcv)
+		s5_free(h.rcv);
+	close(src);
+	close(dst);
+}
+
 int
 main(void)
 {
@@ -281,6 +373,7 @@ main(void)
 	test_foreign_refused(base);
 	test_short_file(base);
 	test_pascal_sender(base);
+	test_receiver_hangs_up(base);
 	event_base_free(base);
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
