@@ -429,9 +429,9 @@ up_pipe(struct bl *bl, int64_t contact)
 {
 	struct bl_contact *c;
 
-	/* a draining pipe has said </stream:stream>: nothing may follow it */
+	/* a draining pipe refuses output itself (bl_pipe_send_buf) */
 	if ((c = bl_contact_find(bl, contact)) == NULL || c->pipe == NULL ||
-	    c->pipe->state != BL_P_UP || c->pipe->draining)
+	    c->pipe->state != BL_P_UP)
 		return (NULL);
 	return (c->pipe);
 }

@@ -15,7 +15,6 @@
  * memory.
  */
 #include <sys/socket.h>
-#include <netinet/tcp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,10 +94,9 @@ pipe_conn(struct bl_pipe *p, int fd)
 {
 	struct bl	*bl = p->bl;
 	struct xs_limits lim;
-	int		 one = 1;
 
-	/* one stanza per segment, at once (BAREV.md §7) */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* xs_conn owns fd from here, failure or not, and sets TCP_NODELAY:
+	 * one stanza per segment, at once (BAREV.md §7) */
 	memset(&lim, 0, sizeof(lim));
 	lim.max_stanza = bl->cfg.max_stanza;
 	lim.max_depth = bl->cfg.max_depth;
@@ -125,8 +123,7 @@ bl_pipe_inbound(struct bl_listener *l, int fd, const struct in6_addr *src)
 	p->listener = l;
 	p->src = *src;
 	p->state = BL_P_HANDSHAKE;
-	if (pipe_conn(p, fd) == -1) {
-		close(fd);
+	if (pipe_conn(p, fd) == -1) {	/* fd closed by xs_conn */
 		bl_pipe_free(p);
 		return (NULL);
 	}
@@ -181,8 +178,7 @@ bl_pipe_connected(struct bl_pipe *p)
 	int	 fd = p->fd;
 
 	p->fd = -1;
-	if (pipe_conn(p, fd) == -1) {
-		close(fd);
+	if (pipe_conn(p, fd) == -1) {	/* fd closed by xs_conn */
 		bl_pipe_kill(p, "out of memory", BL_CLOSE_ABORT);
 		return;
 	}
@@ -561,7 +557,9 @@ bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf, uint64_t token)
 	size_t		 len = evbuffer_get_length(buf);
 	int		 rv = -1;
 
-	if (p->conn == NULL || p->state >= BL_P_CLOSING)
+	/* a draining pipe has said </stream:stream>: nothing may follow it,
+	 * not even the answer to a ping that arrives meanwhile */
+	if (p->conn == NULL || p->state >= BL_P_CLOSING || p->draining)
 		goto out;
 	if (token != 0 && (t = calloc(1, sizeof(*t))) == NULL)
 		goto out;

@@ -1,0 +1,45 @@
+#!/usr/bin/python3
+"""A graceful stop (bl_shutdown): each up pipe gets unavailable presence and
+</stream:stream>, then the gateway keeps reading until the peer closes or
+the drain time ends — and writes nothing after its </stream:stream>, not
+even the answer to a ping that arrives meanwhile (BAREV.md §2)."""
+import asyncio
+
+from bldrv import Driver, run, raw_connect, read_until_closed, bp
+
+GW, BOB = "201:1::1", "201:2::2"
+END = b"</stream:stream>"
+
+
+async def main():
+    d = await Driver().start()
+    try:
+        await d.cmd("ident 1 alice %s 0" % GW)
+        await d.cmd("contact 1 10 bob %s 0" % BOB)
+        s = await raw_connect(BOB, GW)
+        s.send(bp.header_bytes("bob@" + BOB, "alice@" + GW))
+        loop = asyncio.get_running_loop()
+        data = b""
+        while b"</presence>" not in data:
+            data += await asyncio.wait_for(loop.sock_recv(s, 65536), 5)
+        await d.wait("pipe_up 1 10")
+
+        await d.cmd("shutdown")
+        while END not in data:
+            data += await asyncio.wait_for(loop.sock_recv(s, 65536), 5)
+        assert b'<presence type="unavailable">' in data, data
+        # bob pings after the goodbye; the pipe is still read (drain)...
+        s.send(b"<iq type='get' id='after-bye' to='alice@%s' from='bob@%s'>"
+               b"<ping xmlns='urn:xmpp:ping'/></iq>" % (GW.encode(), BOB.encode()))
+        data += await read_until_closed(s, timeout=10)
+        s.close()
+        await d.wait("pipe_down 1 10", 10)
+        # ...but nothing follows our </stream:stream>
+        tail = data[data.index(END) + len(END):]
+        assert tail == b"", tail
+    finally:
+        await d.stop()
+
+
+if __name__ == "__main__":
+    run(main, [GW, BOB])
