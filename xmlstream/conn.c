@@ -332,8 +332,10 @@ xs_conn_new(struct event_base *base, int fd, const struct xs_limits *lim,
 	int one = 1;
 
 	c = calloc(1, sizeof *c);
-	if (c == NULL)
+	if (c == NULL) {
+		close(fd);	/* we own it either way */
 		return NULL;
+	}
 	c->base = base;
 	c->fd = fd;
 	TAILQ_INIT(&c->queue);

@@ -121,7 +121,8 @@ struct xs_conn;
 
 /*
  * Take over `fd` (connected, non-blocking) with a new bufferevent on `base`.
- * Reading starts at once; the header timer starts at once if set.
+ * Reading starts at once; the header timer starts at once if set.  `fd` is
+ * ours even when this fails (NULL): it is closed then.
  */
 struct xs_conn *xs_conn_new(struct event_base *base, int fd,
     const struct xs_limits *lim, const struct xs_callbacks *cb, void *arg);
