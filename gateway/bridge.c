@@ -674,6 +674,7 @@ bridge_free(struct gw *gw)
 	gw->bl = NULL;
 	free(br->privileged_host);
 	free(br->done_rows);
+	free(br->acc);
 	free(br);
 	gw->bridge = NULL;
 }

@@ -231,6 +231,8 @@ prov_identity_delete(struct gw *gw, const char *jid_in, struct prov_result *r)
 
 	if (bare_jid(jid_in, jid, sizeof(jid), r) == -1)
 		return -1;
+	/* messages accepted for these contacts are stored before they go */
+	bridge_commit_accepted(gw);
 	if (store_begin(gw->store) != STORE_OK)
 		return fail(r, PROV_INTERNAL, PROV_F_NONE, "the database is not available");
 	if (store_identity_get_jid(gw->store, jid, &id) != STORE_OK) {
@@ -392,6 +394,7 @@ prov_contact_remove(struct gw *gw, const char *jid, const char *contact,
 	if (store_contact_find(gw->store, id.id, a.nick, a.addr, &c) != STORE_OK)
 		return fail(r, PROV_NOT_FOUND, PROV_F_CONTACT,
 		    "contact: %s is not among the contacts of %s", text, id.jid);
+	bridge_commit_accepted(gw);	/* messages already accepted for it first */
 	if (store_contact_delete(gw->store, c.id) != STORE_OK)
 		return fail(r, PROV_INTERNAL, PROV_F_NONE, "the database refused the change");
 	log_info("provision", "contact %s removed for %s", text, id.jid);

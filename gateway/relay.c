@@ -194,10 +194,9 @@ store_accepted(struct bridge *br, struct br_accepted *v, size_t n)
 		/* with the pipe up and nothing queued before it, the row is
 		 * born 'sending' and handed over at once: no outbox scan */
 		a->direct = a->c->pipe_up && a->c->outbox_queued == 0;
-		if ((a->direct ? store_outbox_add_sending : store_outbox_add)(store,
-		    a->c->id, a->body, xmpp_stanza_get_id(a->st),
-		    xmpp_stanza_get_from(a->st), a->want_receipt, now_s(),
-		    &a->row) != STORE_OK)
+		if (store_outbox_add(store, a->c->id, a->body,
+		    xmpp_stanza_get_id(a->st), xmpp_stanza_get_from(a->st),
+		    a->want_receipt, now_s(), a->direct, &a->row) != STORE_OK)
 			goto fail;
 	}
 	for (i = 0; i < br->done_n; i++)
@@ -342,46 +341,90 @@ handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
 	return 0;
 }
 
+/* The queued rows of one contact, copied out of the store. */
 struct flush_ctx {
-	struct bridge *br;
-	struct br_contact *c;
-	int sent;
-	int stopped;
+	struct store_outmsg *v;
+	size_t n, cap;
+	int partial;		/* out of memory: some rows were left */
 };
 
 static int
-flush_one(void *arg, const struct store_outmsg *m)
+collect_one(void *arg, const struct store_outmsg *m)
 {
 	struct flush_ctx *f = arg;
-	struct store *store = f->br->gw->store;
+	struct store_outmsg *v, *o;
 
-	if (!f->c->pipe_up ||
-	    store_outbox_set_sending(store, m->id, 1) != STORE_OK) {
-		f->stopped = 1;
-		return 1;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 16;
+
+		if ((v = realloc(f->v, cap * sizeof(*v))) == NULL)
+			goto oom;
+		f->v = v;
+		f->cap = cap;
 	}
-	if (handoff(f->br, f->c, m) == -1) {
-		store_outbox_set_sending(store, m->id, 0);
-		f->stopped = 1;
-		return 1;
+	o = &f->v[f->n];
+	*o = *m;
+	o->body = strdup(m->body);
+	o->from_jid = strdup(m->from_jid);
+	o->xmpp_id = m->xmpp_id ? strdup(m->xmpp_id) : NULL;
+	if (o->body == NULL || o->from_jid == NULL || (m->xmpp_id && !o->xmpp_id)) {
+		free(o->body);
+		free(o->from_jid);
+		free(o->xmpp_id);
+		goto oom;
 	}
-	f->sent++;
+	f->n++;
 	return 0;
+oom:
+	f->partial = 1;
+	return 1;
 }
 
+/*
+ * Hand a contact's queued rows to its pipe: all are marked 'sending' in
+ * one transaction first (one fsync for a backlog, not one per row, and
+ * nothing reaches a pipe before its mark is durable), then handed over in
+ * order; what barevlink refuses goes back to the queue, again in one.
+ */
 static void
 relay_flush_outbox(struct bridge *br, struct br_contact *c)
 {
-	struct flush_ctx f = { br, c, 0, 0 };
+	struct store *store = br->gw->store;
+	struct flush_ctx f = { NULL, 0, 0, 0 };
+	int64_t *ids;
+	size_t i, sent = 0;
 
+	if (!c->pipe_up)
+		return;
 	/* rows in flight are already 'sending', so they are not read again */
-	store_outbox_foreach_queued(br->gw->store, c->id, flush_one, &f);
+	store_outbox_foreach_queued(store, c->id, collect_one, &f);
+	if (f.n > 0 && (ids = calloc(f.n, sizeof(*ids))) != NULL) {
+		for (i = 0; i < f.n; i++)
+			ids[i] = f.v[i].id;
+		if (store_outbox_set_sending_many(store, ids, f.n, 1) == STORE_OK) {
+			while (sent < f.n && c->pipe_up &&
+			    handoff(br, c, &f.v[sent]) == 0)
+				sent++;
+			if (sent < f.n && store_outbox_set_sending_many(store,
+			    ids + sent, f.n - sent, 0) != STORE_OK)
+				log_error("relay", "%zu message(s) to %s@%s could not"
+				    " be queued again; the next start drops them",
+				    f.n - sent, c->nick, c->address);
+		}
+		free(ids);
+	}
 	/* not exact, only "some are left": that sends the next ones through
 	 * the queue too, keeping the order */
-	c->outbox_queued = f.stopped;
-	if (f.sent)
-		log_debug("relay", "%d message(s) handed to %s@%s", f.sent, c->nick,
+	c->outbox_queued = f.partial || sent < f.n;
+	if (sent)
+		log_debug("relay", "%zu message(s) handed to %s@%s", sent, c->nick,
 		    c->address);
+	for (i = 0; i < f.n; i++) {
+		free(f.v[i].body);
+		free(f.v[i].xmpp_id);
+		free(f.v[i].from_jid);
+	}
+	free(f.v);
 }
 
 void
@@ -413,15 +456,28 @@ void
 relay_pipe_down(struct bridge *br, struct br_contact *c)
 {
 	struct br_inflight *in;
+	int64_t *ids;
+	size_t n = 0;
 	int back = 0;
 
 	typing_stop(c);
-	/* never written to the kernel: queue them again, in order */
-	while ((in = TAILQ_FIRST(&c->inflight)) != NULL) {
-		if (store_outbox_set_sending(br->gw->store, in->row, 0) == STORE_OK)
-			back++;
-		inflight_free(c, in);
+	/* never written to the kernel: queue them again, in one transaction */
+	TAILQ_FOREACH(in, &c->inflight, entry)
+		n++;
+	if (n > 0 && (ids = calloc(n, sizeof(*ids))) != NULL) {
+		n = 0;
+		TAILQ_FOREACH(in, &c->inflight, entry)
+			ids[n++] = in->row;
+		if (store_outbox_set_sending_many(br->gw->store, ids, n, 0) == STORE_OK)
+			back = (int)n;
+		else
+			log_error("relay", "%zu message(s) to %s@%s could not be"
+			    " queued again; the next start drops them", n, c->nick,
+			    c->address);
+		free(ids);
 	}
+	while ((in = TAILQ_FIRST(&c->inflight)) != NULL)
+		inflight_free(c, in);
 	while (!TAILQ_EMPTY(&c->receipts))
 		receipt_free(c, TAILQ_FIRST(&c->receipts));
 	if (back) {
@@ -550,7 +606,23 @@ relay_ping_done(struct bridge *br, struct br_contact *c, uint64_t cookie, int ok
 void
 relay_contact_forget(struct bridge *br, struct br_contact *c)
 {
-	relay_commit_accepted(br);
+	size_t i, k;
+
+	/* provisioning commits accepted messages before it deletes a contact
+	 * (their rows need it); should one be left, it must not outlive `c` */
+	for (i = k = 0; i < br->acc_n; i++) {
+		struct br_accepted *a = &br->acc[i];
+
+		if (a->c != c) {
+			br->acc[k++] = *a;
+			continue;
+		}
+		br_error_reply(br->gw, a->st, "cancel", "item-not-found",
+		    "The contact was removed before the message was sent.");
+		free(a->body);
+		xmpp_stanza_release(a->st);
+	}
+	br->acc_n = k;
 	typing_stop(c);
 	while (!TAILQ_EMPTY(&c->inflight))
 		inflight_free(c, TAILQ_FIRST(&c->inflight));

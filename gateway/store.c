@@ -549,8 +549,8 @@ store_contact_foreach(struct store *s, int64_t identity_id,
 
 /* ---- outbox ---- */
 
-static int
-outbox_insert(struct store *s, int64_t contact_id, const char *body,
+int
+store_outbox_add(struct store *s, int64_t contact_id, const char *body,
     const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
     int sending, int64_t *idp)
 {
@@ -572,37 +572,43 @@ outbox_insert(struct store *s, int64_t contact_id, const char *body,
 	return rc;
 }
 
-int
-store_outbox_add(struct store *s, int64_t contact_id, const char *body,
-    const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
-    int64_t *idp)
-{
-	return outbox_insert(s, contact_id, body, xmpp_id, from_jid,
-	    want_receipt, now, 0, idp);
-}
-
-int
-store_outbox_add_sending(struct store *s, int64_t contact_id, const char *body,
-    const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
-    int64_t *idp)
-{
-	return outbox_insert(s, contact_id, body, xmpp_id, from_jid,
-	    want_receipt, now, 1, idp);
-}
-
-int
-store_outbox_delete_many(struct store *s, const int64_t *ids, size_t n)
+/* One transaction for a row operation applied to many rows. */
+static int
+outbox_each_id(struct store *s, const int64_t *ids, size_t n,
+    int (*op)(struct store *, int64_t, int), int arg)
 {
 	if (n == 0)
 		return STORE_OK;
 	if (store_begin(s) != STORE_OK)
 		return STORE_ERR;
 	for (size_t i = 0; i < n; i++)
-		if (store_outbox_delete(s, ids[i]) == STORE_ERR) {
-			store_rollback(s);
-			return STORE_ERR;
-		}
-	return store_commit(s);
+		if (op(s, ids[i], arg) == STORE_ERR)
+			goto fail;
+	if (store_commit(s) == STORE_OK)
+		return STORE_OK;
+fail:
+	store_rollback(s);
+	return STORE_ERR;
+}
+
+static int
+delete_op(struct store *s, int64_t id, int unused)
+{
+	(void)unused;
+	return store_outbox_delete(s, id);
+}
+
+int
+store_outbox_delete_many(struct store *s, const int64_t *ids, size_t n)
+{
+	return outbox_each_id(s, ids, n, delete_op, 0);
+}
+
+int
+store_outbox_set_sending_many(struct store *s, const int64_t *ids, size_t n,
+    int sending)
+{
+	return outbox_each_id(s, ids, n, store_outbox_set_sending, sending);
 }
 
 /*

@@ -96,16 +96,17 @@ int store_contact_foreach(struct store *s, int64_t identity_id,
     void (*fn)(void *arg, const struct store_contact *), void *arg);
 
 /* ---- outbox (XMPP -> Barev) ---- */
+/* a new row, 'queued', or already 'sending' (`sending`) for a message
+ * handed to an open pipe at once (one write instead of two) */
 int store_outbox_add(struct store *s, int64_t contact_id, const char *body,
     const char *xmpp_id, const char *from_jid, int want_receipt,
-    int64_t now, int64_t *idp);
-/* the same, already marked 'sending': for a message handed to an open
- * pipe at once (one transaction instead of two) */
-int store_outbox_add_sending(struct store *s, int64_t contact_id,
-    const char *body, const char *xmpp_id, const char *from_jid,
-    int want_receipt, int64_t now, int64_t *idp);
+    int64_t now, int sending, int64_t *idp);
 /* delete several rows in one transaction */
 int store_outbox_delete_many(struct store *s, const int64_t *ids, size_t n);
+/* mark many rows 'sending' (1) or 'queued' (0): one transaction, all or
+ * nothing */
+int store_outbox_set_sending_many(struct store *s, const int64_t *ids,
+    size_t n, int sending);
 /* the oldest queued rows of a contact, in order; fn returns non-zero to stop */
 int store_outbox_foreach_queued(struct store *s, int64_t contact_id,
     int (*fn)(void *arg, const struct store_outmsg *), void *arg);

@@ -56,8 +56,8 @@ main(void)
 	    strcmp(c.name, "Bob B.") == 0);
 
 	/* the outbox: a row handed to a pipe is not sent again after a crash */
-	CHECK(store_outbox_add(s, contact, "one", "m1", "alice@example.org/a", 1, 100, &row1) == STORE_OK);
-	CHECK(store_outbox_add(s, contact, "two", NULL, "alice@example.org/a", 0, 101, &row2) == STORE_OK);
+	CHECK(store_outbox_add(s, contact, "one", "m1", "alice@example.org/a", 1, 100, 0, &row1) == STORE_OK);
+	CHECK(store_outbox_add(s, contact, "two", NULL, "alice@example.org/a", 0, 101, 0, &row2) == STORE_OK);
 	CHECK(store_outbox_set_sending(s, row1, 1) == STORE_OK);
 	CHECK(store_outbox_foreach_queued(s, contact, count_queued, &n) == STORE_OK && n == 1);
 	store_close(s);
