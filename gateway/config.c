@@ -828,24 +828,19 @@ fail:
 int
 gw_config_may_register(const struct gw_config *c, const char *jid)
 {
+	const struct gw_strlist *l = &c->registration_domains;
 	const char *at, *dom, *parent;
 	size_t i, len;
-	int any = 0;
 
 	if (jid == NULL || (at = strchr(jid, '@')) == NULL)
 		return 0;
 	dom = at + 1;
 	len = strcspn(dom, "/");
-	for (i = 0; i < c->registration_domains.n; i++) {
-		const char *d = c->registration_domains.v[i];
-
-		if (d == NULL || *d == '\0')
-			continue;
-		any = 1;
-		if (strlen(d) == len && strncasecmp(d, dom, len) == 0)
+	/* config_list() keeps no empty entries */
+	for (i = 0; i < l->n; i++)
+		if (strlen(l->v[i]) == len && strncasecmp(l->v[i], dom, len) == 0)
 			return 1;
-	}
-	if (any || c->component_jid == NULL)
+	if (l->n > 0 || c->component_jid == NULL)
 		return 0;
 	/* barev.example.org -> example.org; a one-label component: itself */
 	parent = strchr(c->component_jid, '.');

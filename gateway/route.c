@@ -282,8 +282,7 @@ route_default(struct gw *gw, xmpp_stanza_t *st, const char *name,
 	if (strcmp(name, "iq") == 0) {
 		if (type == NULL || (strcmp(type, "get") != 0 &&
 		    strcmp(type, "set") != 0)) {
-			/* TODO(bridge): results/errors of our own requests
-			 * (upload slots, vCards) go to an iq tracker */
+			/* not an answer to one of ours (iqtrack had it first) */
 			log_debug("route", "dropping an iq %s from %s",
 			    type != NULL ? type : "without type",
 			    xmpp_stanza_get_from(st) != NULL ?

@@ -44,6 +44,7 @@
 
 #include "barevlink.h"
 #include "bridge.h"
+#include "component.h"
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
@@ -350,7 +351,9 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (b <= x->reported || x->size == 0 || b >= x->size)
+	/* progress is for now: not held in the inbox like the other notes */
+	if (comp_state(x->gw->comp) != COMP_UP ||
+	    b <= x->reported || x->size == 0 || b >= x->size)
 		return;
 	x->reported = b;
 	human_size(b, done, sizeof(done));
