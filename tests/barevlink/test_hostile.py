@@ -73,10 +73,12 @@ async def main():
         # wanted contacts are redialled after a hostile close
         await d.cmd("want 10 1")
         s = await bob.wait_session("alice")
+        await d.wait("pipe_up 1 10")
+        mark = len(d.events)
         await s.send_raw(b"<message><<<" + b" " * 200 + b"</message>")
-        await d.wait("pipe_down 1 10")
+        await d.wait("pipe_down 1 10", since=mark)
         s2 = await bob.wait_session("alice", exclude=(s,))
-        await d.wait("pipe_up 1 10", since=len(d.events) - 5)
+        await d.wait("pipe_up 1 10", since=mark)
         assert s2.inbound, s2
         await alive(d, cs, 999)
     finally:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """barevpeer — an independent Barev test peer (purple-like or pascal-like).
 
-Written from /work/shared/BAREV.md and the recorded transcripts, never from the
+Written from ../shared/BAREV.md and the recorded transcripts, never from the
 gateway's C code: the gateway's integration tests talk to this peer as they
 would to a real libpurple plugin ("purple") or FreePascal library ("pascal"),
 including each implementation's documented bugs (BAREV.md §2–§6).

@@ -290,8 +290,9 @@ async def test_peer_vanishing_mid_transfer_tells_alice_and_leaks_nothing(ctx):
     s = await bob.wait_session("alice")
     before = gw_fds(gw)
     alice.mark()
+    gw.mark()
     conn = await _half_send(s, "half.bin", 4 * MIB, MIB)
-    await gw.wait_log(r"received|receiving|accepted", timeout=10)
+    await gw.wait_log(r"half\.bin", timeout=10)
     await bob.stop()                    # bob's node goes away...
     conn.close()                        # ...with the data connection
     m = await alice.wait_message(says(BOB, "half.bin"), timeout=20, what="the failure note")
