@@ -239,11 +239,17 @@ bl_identity_remove(struct bl *bl, int64_t ident)
 {
 	struct bl_ident	*id;
 	struct bl_contact *c;
+	struct bl_pipe	*p, *tp;
 
 	if ((id = bl_ident_find(bl, ident)) == NULL)
 		return (-1);
 	while ((c = TAILQ_FIRST(&id->contacts)) != NULL)
 		bl_contact_remove(bl, c->id);
+	/* handshakes that already spoke as this identity (a silent
+	 * initiator got its header) have no contact yet: close them too */
+	TAILQ_FOREACH_SAFE(p, &bl->pipes, entry, tp)
+		if (p->ident == id)
+			bl_pipe_kill(p, "identity removed", BL_CLOSE_ABORT);
 	TAILQ_REMOVE(&id->listener->idents, id, entry);
 	bl_listener_put(id->listener);
 	tdelete(id, &bl->idents, id_cmp);

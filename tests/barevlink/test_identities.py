@@ -6,9 +6,10 @@ address (the peer sees it as the source); a listener that cannot bind is an
 error visible in events and stats, retried until the port is free, never a
 silent fallback; an address the host does not have yet still binds
 (IPV6_FREEBIND)."""
+import asyncio
 import socket
 
-from bldrv import Driver, run, bp
+from bldrv import Driver, run, raw_connect, read_until_closed, bp
 
 GW, GW2, BOB, MISSING = "201:1::1", "201:3::3", "201:2::2", "201:7::7"
 
@@ -91,5 +92,37 @@ async def main():
         await d.stop()
 
 
+async def identity_removed_during_a_handshake():
+    """A silent initiator got alice's header (three identities share the
+    listener); alice's identity is removed before bob's header comes: his
+    connection is closed with her, and his late header finds nothing."""
+    d = await Driver(silent_initiator=200).start()
+    try:
+        for i, nick in ((1, "alice"), (2, "carol"), (4, "erin")):
+            await d.cmd("ident %d %s %s 0" % (i, nick, GW))
+        await d.cmd("contact 1 10 bob %s 0" % BOB)
+        s = await raw_connect(BOB, GW)
+        loop = asyncio.get_running_loop()
+        data = b""
+        while b"alice@" not in data:
+            data += await asyncio.wait_for(loop.sock_recv(s, 65536), 5)
+        await d.cmd("remove-ident 1")
+        try:
+            s.send(bp.header_bytes("bob@" + BOB, "nobody@" + GW))
+        except OSError:
+            pass                        # already closed: fine
+        data += await read_until_closed(s, timeout=5)
+        s.close()
+        assert not d.seen("pipe_up"), d.events
+        st = await d.stats()
+        assert st["pipes_up"] == 0 and st["pipes_handshake"] == 0, st
+    finally:
+        await d.stop()
+
+
+async def all_cases():
+    await main()
+    await identity_removed_during_a_handshake()
+
 if __name__ == "__main__":
-    run(main, [GW, GW2, BOB])
+    run(all_cases, [GW, GW2, BOB])
