@@ -740,6 +740,10 @@ store_outbox_foreach_contact(struct store *s, void (*fn)(void *, int64_t),
 		}
 		ids[n++] = sqlite3_column_int64(st, 0);
 	}
+	if (ret == STORE_OK && rc != SQLITE_DONE) {
+		log_error("store", "outbox read: %s", sqlite3_errmsg(s->db));
+		ret = STORE_ERR;	/* the rows read so far still get fn */
+	}
 	sqlite3_reset(st);
 	for (size_t i = 0; i < n; i++)
 		fn(arg, ids[i]);
@@ -790,6 +794,11 @@ store_inbox_foreach(struct store *s, int (*fn)(void *, const struct store_inmsg 
 		m.xml = (char *)sqlite3_column_text(st, 2);
 		if (m.stanza_id && m.xml)
 			stop = fn(arg, &m);
+	}
+	if (!stop && rc != SQLITE_DONE) {
+		log_error("store", "inbox read: %s", sqlite3_errmsg(s->db));
+		sqlite3_reset(st);
+		return STORE_ERR;
 	}
 	sqlite3_reset(st);
 	return STORE_OK;
