@@ -1220,8 +1220,12 @@ transfer_user_message(struct gw *gw, int64_t contact, xmpp_stanza_t *msg)
 		xfer_fail(x, "the gateway could not prepare its spool");
 		return 1;
 	}
-	store_transfer_add(gw->store, contact, "out", "", x->name, 0, "downloading",
-	    x->path, now_s(), &x->row);
+	if (store_transfer_add(gw->store, contact, "out", "", x->name, 0,
+	    "downloading", x->path, now_s(), &x->row) != STORE_OK) {
+		free(url);
+		xfer_fail(x, "the gateway could not record the transfer");
+		return 1;
+	}
 	x->http = xfer_http_get(gw, url, x->fd, max_size(gw), out_downloaded, x);
 	log_info("transfer", "%s sends %s to %s", x->user_jid, url, x->peer);
 	free(url);
@@ -1382,22 +1386,10 @@ served_ttl_s(const struct gw *gw)
 	return s > 0 ? s : 1;
 }
 
-static void
-sweep_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct gw *gw = arg;
-	char served[PATH_MAX];
-
-	(void)fd;
-	(void)what;
-	snprintf(served, sizeof(served), "%s/served", gw->cfg.spool_dir);
-	spool_clean(served, served_ttl_s(gw));
-}
-
-/* Served files expire while we run, not only at start: a look every
- * 1/24 of their lifetime, between a second and an hour. */
+/* The next look at served files: 1/24 of their lifetime, between a second
+ * and an hour, from the current config (served_files_ttl reloads). */
 static int
-sweep_start(struct gw *gw)
+sweep_arm(struct gw *gw)
 {
 	uint64_t ms = gw->cfg.served_files_ttl_ms / 24;
 	struct timeval tv;
@@ -1408,10 +1400,29 @@ sweep_start(struct gw *gw)
 		ms = 3600000;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	if ((sweeper = event_new(gw->base, -1, EV_PERSIST, sweep_cb, gw)) == NULL ||
-	    event_add(sweeper, &tv) == -1)
+	return evtimer_add(sweeper, &tv);
+}
+
+/* Served files expire while we run, not only at start. */
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw *gw = arg;
+	char served[PATH_MAX];
+
+	(void)fd;
+	(void)what;
+	snprintf(served, sizeof(served), "%s/served", gw->cfg.spool_dir);
+	spool_clean(served, served_ttl_s(gw));
+	sweep_arm(gw);
+}
+
+static int
+sweep_start(struct gw *gw)
+{
+	if ((sweeper = evtimer_new(gw->base, sweep_cb, gw)) == NULL)
 		return -1;
-	return 0;
+	return sweep_arm(gw);
 }
 
 int
