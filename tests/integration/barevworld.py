@@ -36,16 +36,23 @@ def store_rows(gw, sql, *args):
         db.close()
 
 
-async def wait_inbox(gw, n, what, timeout=10):
-    """Until the gateway's inbox holds at least n stanzas (it writes them
-    while the component link is down); fails after `timeout` seconds."""
+async def wait_count(gw, table, pred, what, timeout=10):
+    """Until the row count of `table` in the gateway's store satisfies
+    pred (the inbox fills while the component link is down; delivered
+    outbox rows are deleted a moment after they reach the kernel); fails
+    after `timeout` seconds with the count."""
     deadline = time.monotonic() + timeout
     while True:
-        have = store_rows(gw, "SELECT count(*) FROM inbox")[0][0]
-        if have >= n:
+        have = store_rows(gw, "SELECT count(*) FROM %s" % table)[0][0]
+        if pred(have):
             return have
-        expect(time.monotonic() < deadline, what, n, have)
+        expect(time.monotonic() < deadline, what, "a matching count", have)
         await asyncio.sleep(0.05)
+
+
+async def wait_inbox(gw, n, what, timeout=10):
+    """Until the gateway's inbox holds at least n stanzas."""
+    return await wait_count(gw, "inbox", lambda have: have >= n, what, timeout)
 
 
 def seed_identity(gw, jid, nick, addr):

@@ -229,6 +229,8 @@ async def test_a_peer_avatar_over_the_size_cap_is_ignored(ctx):
     await bob.publish_avatar(huge)
     await gw.wait_log(r"exceeds avatar_max_bytes", timeout=15)
     await settle(s)
+    # the vCard query is a round trip through the gateway: any presence it
+    # sent before has reached alice by its answer
     _, data = await vcard_photo(alice, BOB)
     expect_eq(data, ctx["bob_picture"], "bob's vCard keeps the previous image")
     for pr in alice.presences[alice._cursor["presence"]:]:
