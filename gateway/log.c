@@ -36,12 +36,6 @@ log_set_level(enum log_level lvl)
 	log_level = lvl;
 }
 
-enum log_level
-log_get_level(void)
-{
-	return log_level;
-}
-
 int
 log_level_parse(const char *s, enum log_level *out)
 {

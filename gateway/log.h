@@ -8,7 +8,6 @@
 enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 void log_set_level(enum log_level lvl);
-enum log_level log_get_level(void);
 /* "error"|"warn"|"info"|"debug" -> 0 and *out, else -1 */
 int log_level_parse(const char *s, enum log_level *out);
 

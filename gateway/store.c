@@ -27,7 +27,7 @@ extern const int schema_count;
 enum stmt_id {
 	S_IDENT_ADD, S_IDENT_GET_JID, S_IDENT_GET, S_IDENT_FIND, S_IDENT_NICK,
 	S_IDENT_DEL, S_IDENT_ALL, S_IDENT_COUNT,
-	S_CONT_ADD, S_CONT_GET, S_CONT_FIND, S_CONT_NAME, S_CONT_DEL,
+	S_CONT_ADD, S_CONT_GET, S_CONT_FIND, S_CONT_DEL,
 	S_CONT_ALL, S_CONT_OF,
 	S_OUT_ADD, S_OUT_QUEUED, S_OUT_STATE, S_OUT_DEL, S_OUT_EXPIRED,
 	S_OUT_DROP_SENDING, S_OUT_CONTACTS, S_OUT_COUNT,
@@ -55,7 +55,6 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_CONT_GET] = "SELECT id, identity_id, nick, address, port, name FROM contacts WHERE id = ?",
 	[S_CONT_FIND] = "SELECT id, identity_id, nick, address, port, name FROM contacts"
 	    " WHERE identity_id = ? AND nick = ? COLLATE NOCASE AND address = ?",
-	[S_CONT_NAME] = "UPDATE contacts SET name = ? WHERE id = ?",
 	[S_CONT_DEL] = "DELETE FROM contacts WHERE id = ?",
 	[S_CONT_ALL] = "SELECT id, identity_id, nick, address, port, name FROM contacts ORDER BY id",
 	[S_CONT_OF] = "SELECT id, identity_id, nick, address, port, name FROM contacts"
@@ -501,18 +500,6 @@ store_contact_find(struct store *s, int64_t identity_id, const char *nick,
 	bind_text(st, 2, nick);
 	bind_text(st, 3, addr);
 	return one_contact(s, st, out);
-}
-
-int
-store_contact_set_name(struct store *s, int64_t id, const char *name)
-{
-	sqlite3_stmt *st = stmt_get(s, S_CONT_NAME);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, name && *name ? name : NULL);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
 }
 
 int

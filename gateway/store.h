@@ -89,7 +89,6 @@ int store_contact_add(struct store *s, int64_t identity_id, const char *nick,
 int store_contact_get(struct store *s, int64_t id, struct store_contact *out);
 int store_contact_find(struct store *s, int64_t identity_id, const char *nick,
     const char *addr, struct store_contact *out);
-int store_contact_set_name(struct store *s, int64_t id, const char *name);
 int store_contact_delete(struct store *s, int64_t id);
 /* identity_id 0 = every contact */
 int store_contact_foreach(struct store *s, int64_t identity_id,

@@ -48,13 +48,10 @@ typedef void (*xfer_http_cb)(void *arg, int ok, const char *why);
 struct xfer_http *xfer_http_get(struct gw *gw, const char *url, int fd,
     uint64_t max, xfer_http_cb cb, void *arg);
 /* PUT `size` bytes of fd (from offset 0) to url; hdrs = name, value,
- * name, value, ..., NULL (values with CR/LF are refused) */
-struct xfer_http *xfer_http_put(struct gw *gw, const char *url,
-    const char *const *hdrs, const char *content_type, int fd, uint64_t size,
-    xfer_http_cb cb, void *arg);
-/* the same while fd is still being written (cut-through): only the first
- * `avail` bytes are sent until xfer_http_put_avail() says more are on
- * disk; the request still announces Content-Length: size */
+ * name, value, ..., NULL (values with CR/LF are refused).  fd may still be
+ * being written (cut-through): only the first `avail` bytes are sent until
+ * xfer_http_put_avail() says more are on disk; the request announces
+ * Content-Length: size from the start */
 struct xfer_http *xfer_http_put_growing(struct gw *gw, const char *url,
     const char *const *hdrs, const char *content_type, int fd, uint64_t size,
     uint64_t avail, xfer_http_cb cb, void *arg);

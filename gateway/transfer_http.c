@@ -524,14 +524,6 @@ header_ok(const char *s)
 }
 
 struct xfer_http *
-xfer_http_put(struct gw *gw, const char *url, const char *const *hdrs,
-    const char *content_type, int fd, uint64_t size, xfer_http_cb cb, void *arg)
-{
-	return xfer_http_put_growing(gw, url, hdrs, content_type, fd, size, size,
-	    cb, arg);
-}
-
-struct xfer_http *
 xfer_http_put_growing(struct gw *gw, const char *url, const char *const *hdrs,
     const char *content_type, int fd, uint64_t size, uint64_t avail,
     xfer_http_cb cb, void *arg)

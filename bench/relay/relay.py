@@ -34,10 +34,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client     # noqa: E402
 import barevpeer as bp                           # noqa: E402
-try:                                            # the shared test world
-    from barevworld import contact_jid, seed_identity, subscribe  # noqa: E402
-except ImportError:
-    from test_bridge import contact_jid, seed_identity, subscribe  # noqa: E402
+from barevworld import contact_jid, seed_identity, subscribe  # noqa: E402
 
 ALICE_ADDR, BOB_ADDR = "201:1::1", "201:2::2"
 BOB = contact_jid("bob", BOB_ADDR)
