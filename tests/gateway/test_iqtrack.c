@@ -13,19 +13,11 @@
 #include "gw.h"
 #include "iqtrack.h"
 #include "xmlstream.h"
+#include "../xmlstream/check.h"
 
-static int failures;
 static char sent_id[64];
 static int calls;
 static xmpp_stanza_t *got;
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,	\
-		    __LINE__, #cond);					\
-		failures++;						\
-	}								\
-} while (0)
 
 static int
 catch_send(struct gw *gw, xmpp_stanza_t *st)
@@ -122,9 +114,5 @@ main(void)
 	gw_iq_track_shutdown(&gw);
 	event_base_free(gw.base);
 	xs_shutdown();
-	if (failures)
-		fprintf(stderr, "%d failure(s)\n", failures);
-	else
-		printf("ok\n");
-	return failures != 0;
+	return CHECK_EXIT();
 }
