@@ -3,7 +3,9 @@
  * our sender to our receiver byte-identical; the receiver skips a dead
  * streamhost; a connection from another address is refused; a short file
  * ends in a failure on both sides; a pascal-style sender (odd SOCKS5 reply,
- * never closes) completes by the byte count.
+ * never closes) completes by the byte count.  And which streamhosts a
+ * peer's offer may make the gateway connect to (gateway/transfer_limits.c):
+ * only the peer's own address, never the gateway's or a local one.
  */
 #include <sys/socket.h>
 #include <arpa/inet.h>
@@ -19,6 +21,7 @@
 #include <event2/event.h>
 
 #include "socks5.h"
+#include "transfer_limits.h"
 
 static int failures;
 /* always evaluated, unlike MUST() under NDEBUG */
@@ -357,6 +360,52 @@ test_receiver_hangs_up(struct event_base *base)
 	close(dst);
 }
 
+/* issue 15 item 3: a streamhost is a connect the peer makes us do */
+static void
+test_streamhost_rules(void)
+{
+	static const char *const own[] = { "201:1::1", "0300:1234:5678:9abc::a" };
+	const char *peer = "201:2::2";
+	uint16_t port = 0;
+
+	/* what purple and pascal send: their own address, 50000 */
+	CHECK(xl_streamhost("201:2::2", "50000", peer, own, 2, &port) == XL_SH_OK);
+	CHECK(port == 50000);
+	/* another textual form of the same address (pascal's zero padding) */
+	port = 0;
+	CHECK(xl_streamhost("0201:0002::0002", "50001", peer, own, 2, &port) == XL_SH_OK);
+	CHECK(port == 50001);
+	/* another Yggdrasil address: was accepted (any 200::/7), now not */
+	CHECK(xl_streamhost("201:5::5", "50000", peer, own, 2, &port) == XL_SH_ELSEWHERE);
+	CHECK(xl_streamhost("200:2::3", "50000", peer, own, 2, &port) == XL_SH_ELSEWHERE);
+	/* the gateway's own identity addresses, any form, any port */
+	CHECK(xl_streamhost("201:1::1", "5347", peer, own, 2, &port) == XL_SH_OWN);
+	CHECK(xl_streamhost("300:1234:5678:9abc:0:0:0:a", "1337", peer, own, 2, &port) ==
+	    XL_SH_OWN);
+	/* even when the contact claims to be on one of them */
+	CHECK(xl_streamhost("201:1::1", "50000", "201:1::1", own, 2, &port) == XL_SH_OWN);
+	/* local and special addresses, even as the peer's own */
+	CHECK(xl_streamhost("::1", "50000", "::1", own, 2, &port) == XL_SH_SPECIAL);
+	CHECK(xl_streamhost("::", "50000", peer, own, 2, &port) == XL_SH_SPECIAL);
+	CHECK(xl_streamhost("::ffff:127.0.0.1", "22", peer, own, 2, &port) == XL_SH_SPECIAL);
+	CHECK(xl_streamhost("ff02::1", "50000", peer, own, 2, &port) == XL_SH_SPECIAL);
+	CHECK(xl_streamhost("fe80::1", "50000", peer, own, 2, &port) == XL_SH_SPECIAL);
+	/* not an IPv6 address and port */
+	CHECK(xl_streamhost("127.0.0.1", "50000", peer, own, 2, &port) == XL_SH_BAD);
+	CHECK(xl_streamhost("bob.example", "50000", peer, own, 2, &port) == XL_SH_BAD);
+	CHECK(xl_streamhost(NULL, "50000", peer, own, 2, &port) == XL_SH_BAD);
+	CHECK(xl_streamhost("201:2::2", NULL, peer, own, 2, &port) == XL_SH_BAD);
+	CHECK(xl_streamhost("201:2::2", "0", peer, own, 2, &port) == XL_SH_BAD);
+	CHECK(xl_streamhost("201:2::2", "65536", peer, own, 2, &port) == XL_SH_BAD);
+	CHECK(xl_streamhost("201:2::2", "50000x", peer, own, 2, &port) == XL_SH_BAD);
+	CHECK(xl_streamhost("201:2::2", "-1", peer, own, 2, &port) == XL_SH_BAD);
+	CHECK(xl_streamhost("201:2::2", "", peer, own, 2, &port) == XL_SH_BAD);
+	/* no own addresses known: still only the peer's */
+	CHECK(xl_streamhost("201:2::2", "65535", peer, NULL, 0, &port) == XL_SH_OK);
+	CHECK(port == 65535);
+	CHECK(strcmp(xl_streamhost_why(XL_SH_OWN), "one of the gateway's own addresses") == 0);
+}
+
 int
 main(void)
 {
@@ -374,6 +423,7 @@ main(void)
 	test_short_file(base);
 	test_pascal_sender(base);
 	test_receiver_hangs_up(base);
+	test_streamhost_rules();
 	event_base_free(base);
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
