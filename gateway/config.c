@@ -33,6 +33,7 @@ enum config_type {
 	CT_BOOL,
 	CT_DURATION,	/* -> milliseconds, > 0 */
 	CT_SIZE,	/* -> bytes */
+	CT_COUNT,	/* -> unsigned, 1..1000000 */
 	CT_JIDLIST,	/* comma-separated bare JIDs user@domain */
 	CT_HOSTLIST,	/* comma-separated host names */
 	CT_ADDR6,	/* "" or an IPv6 address, stored in RFC 5952 form */
@@ -78,6 +79,10 @@ static const struct config_key config_keys[] = {
 	    "false", CK_RELOAD),
 	KEY("outbox_ttl", outbox_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
 	KEY("max_file_size", max_file_size, CT_SIZE, "100M", CK_RELOAD),
+	KEY("max_incoming_per_contact", max_incoming_per_contact, CT_COUNT, "3",
+	    CK_RELOAD),
+	KEY("max_incoming_total", max_incoming_total, CT_COUNT, "32", CK_RELOAD),
+	KEY("spool_quota", spool_quota, CT_SIZE, "1G", CK_RELOAD),
 	KEY("avatar_max_bytes", avatar_max_bytes, CT_SIZE, "65536", CK_RELOAD),
 	KEY("upload_service", upload_service, CT_DOMAIN, "", CK_RELOAD),
 	KEY("download_hosts", download_hosts, CT_HOSTLIST, "", CK_RELOAD),
@@ -225,6 +230,19 @@ config_size(const char *s, uint64_t *bytes)
 	if (v > UINT64_MAX / mul)
 		return -1;
 	*bytes = v * mul;
+	return 0;
+}
+
+static int
+config_count(const char *s, unsigned *n)
+{
+	unsigned long long v;
+	const char *rest;
+
+	if (config_parse_uint(s, &v, &rest) == -1 || *rest != '\0' ||
+	    v < 1 || v > 1000000)
+		return -1;
+	*n = (unsigned)v;
 	return 0;
 }
 
@@ -484,6 +502,13 @@ config_convert(const struct config_key *k, struct gw_config *c,
 		if (config_size(raw, field) == -1) {
 			config_err(why, whylen, "\"%s\" is not a size (bytes, "
 			    "or with K/M/G, e.g. 100M)", raw);
+			return -1;
+		}
+		return 0;
+	case CT_COUNT:
+		if (config_count(raw, field) == -1) {
+			config_err(why, whylen, "\"%s\" is not a whole number "
+			    "from 1 to 1000000", raw);
 			return -1;
 		}
 		return 0;

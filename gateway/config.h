@@ -45,6 +45,9 @@ struct gw_config {
 	int refuse_outside_yggdrasil;	/* [false] */
 	uint64_t outbox_ttl_ms;		/* [7d] */
 	uint64_t max_file_size;		/* [100M] bytes */
+	unsigned max_incoming_per_contact; /* [3] files a peer sends at once */
+	unsigned max_incoming_total;	/* [32] files all peers send at once */
+	uint64_t spool_quota;		/* [1G] accepted offers + served files */
 	uint64_t avatar_max_bytes;	/* [65536] */
 	char *upload_service;		/* [""] XEP-0363 service JID */
 	struct gw_strlist download_hosts; /* [""] hosts we fetch files from */

@@ -53,6 +53,7 @@
 #include "store.h"
 #include "xmlstream.h"
 #include "transfer.h"
+#include "transfer_limits.h"
 
 #define NS_SI		"http://jabber.org/protocol/si"
 #define NS_SI_FT	"http://jabber.org/protocol/si/profile/file-transfer"
@@ -68,6 +69,7 @@
 #define XFER_SLOT_MS		30000
 #define XFER_PIPE_WAIT_MS	60000	/* fetched, the peer's pipe still down */
 #define XFER_PROGRESS_MS	30000	/* large transfers: a line this often */
+#define XFER_REFUSAL_NOTE_MS	60000	/* offers over a limit: one note per contact */
 
 enum xfer_state {
 	XS_IN_OFFERED,		/* we accepted; waiting for streamhosts */
@@ -127,11 +129,25 @@ static uint64_t next_serial;
 static LIST_HEAD(, xfer) ended = LIST_HEAD_INITIALIZER(ended);
 static struct event *reaper;
 static struct event *sweeper;		/* expires served files */
+/* bytes in SPOOL/served: counted at start and by each sweep, grown by
+ * in_serve(); they count against spool_quota */
+static uint64_t served_bytes;
+/* offers refused over a limit: when each contact's user was last told */
+static struct xl_notes refusal_notes;
 
 static int64_t
 now_s(void)
 {
 	return (int64_t)time(NULL);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct xfer *
@@ -694,6 +710,7 @@ in_serve(struct xfer *x)
 		return;
 	}
 	x->path[0] = '\0';
+	served_bytes += x->size;
 	url_escape(x->name, esc, sizeof(esc));
 	snprintf(url, sizeof(url), "%.*s/%s/%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl),
 	    base, token, esc);
@@ -734,6 +751,12 @@ in_s5_connected(void *arg, size_t i)
 	struct xfer *x = arg;
 	xmpp_stanza_t *iq = xmpp_stanza_new(xs_ctx()), *q, *used;
 
+	/* blocks for the whole file now that bytes flow (cheaper writes; only
+	 * a hint: a full disk still fails the write).  Not at the offer: an
+	 * offer alone must not take disk, and this stays within the
+	 * reservation the offer made against spool_quota */
+	if (x->size > 0)
+		(void)fallocate(x->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)x->size);
 	if (iq == NULL)
 		return;
 	xmpp_stanza_set_name(iq, "iq");
@@ -774,20 +797,49 @@ in_s5_done(void *arg, int ok, const char *why)
 	in_received(x);
 }
 
-/* A streamhost we may connect to: the peer's address, or the Yggdrasil
- * range purple advertises its other addresses in — never a local service. */
-static int
-streamhost_ok(struct xfer *x, const char *host)
-{
-	struct in6_addr a, p;
+/* the gateway's own addresses, which no streamhost may name */
+struct own_addrs {
+	char **v;
+	size_t n;
+	int oom;
+};
 
-	if (host == NULL || inet_pton(AF_INET6, host, &a) != 1)
-		return 0;
-	if (inet_pton(AF_INET6, x->peer_addr, &p) == 1 && memcmp(&a, &p, sizeof(a)) == 0)
-		return 1;
-	return (a.s6_addr[0] & 0xfe) == 0x02;	/* 200::/7 */
+static void
+own_add(void *arg, const struct store_identity *id)
+{
+	struct own_addrs *o = arg;
+	char **nv;
+
+	if (o->oom)
+		return;
+	if ((nv = reallocarray(o->v, o->n + 1, sizeof(*nv))) == NULL) {
+		o->oom = 1;
+		return;
+	}
+	o->v = nv;
+	if ((o->v[o->n] = strdup(id->address)) == NULL) {
+		o->oom = 1;
+		return;
+	}
+	o->n++;
 }
 
+static void
+own_free(struct own_addrs *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		free(o->v[i]);
+	free(o->v);
+}
+
+/*
+ * The peer's streamhosts (BAREV.md §6.3).  The data connection leaves from
+ * an identity's address, so a streamhost is a connect the peer makes the
+ * gateway do: only the peer's own address is used (purple and pascal offer
+ * exactly that), never a loopback, special or gateway-own address — the
+ * firewall would not see that connection.  None left: item-not-found, as
+ * XEP-0065 answers a target that connects to no streamhost.
+ */
 static int
 in_streamhosts(struct gw *gw, struct xfer *x, xmpp_stanza_t *iq, xmpp_stanza_t *q)
 {
@@ -797,35 +849,58 @@ in_streamhosts(struct gw *gw, struct xfer *x, xmpp_stanza_t *iq, xmpp_stanza_t *
 	xmpp_stanza_t *sh;
 	struct s5_recv_params rp = { 0 };
 	static const struct s5_events ev = { in_s5_connected, in_s5_done };
+	struct own_addrs own = { 0 };
+	enum xl_sh refused = XL_SH_OK;
 
 	snprintf(x->bs_id, sizeof(x->bs_id), "%s", xmpp_stanza_get_id(iq) ?
 	    xmpp_stanza_get_id(iq) : x->sid);
-	if ((x->sh_jid = calloc(8, sizeof(char *))) == NULL)
+	if (store_identity_foreach(gw->store, own_add, &own) != STORE_OK || own.oom) {
+		own_free(&own);
 		goto fail;
+	}
+	if ((x->sh_jid = calloc(8, sizeof(char *))) == NULL) {
+		own_free(&own);
+		goto fail;
+	}
 	for (sh = xmpp_stanza_get_children(q); sh && n < 8; sh = xmpp_stanza_get_next(sh)) {
 		const char *host = attr_of(sh, "host"), *port = attr_of(sh, "port");
 		const char *jid = attr_of(sh, "jid");
-		long pn = port ? strtol(port, NULL, 10) : 0;
+		enum xl_sh v;
+		uint16_t pn = 0;
 
 		if (xmpp_stanza_get_name(sh) == NULL ||
 		    strcmp(xmpp_stanza_get_name(sh), "streamhost") != 0)
 			continue;
-		if (!streamhost_ok(x, host) || pn <= 0 || pn > 65535) {
-			log_info("transfer", "%s offered streamhost %s:%s: not used", x->peer,
-			    host ? host : "?", port ? port : "?");
+		v = xl_streamhost(host, port, x->peer_addr, (const char *const *)own.v,
+		    own.n, &pn);
+		if (v != XL_SH_OK) {
+			log_warn("transfer", "%s offered streamhost [%s]:%s: not used (%s)",
+			    x->peer, host ? host : "?", port ? port : "?",
+			    xl_streamhost_why(v));
+			if (refused == XL_SH_OK)
+				refused = v;
 			continue;
 		}
 		hosts[n].host = host;
-		hosts[n].port = (uint16_t)pn;
-		x->sh_jid[n] = strdup(jid ? jid : x->peer);
+		hosts[n].port = pn;
+		if ((x->sh_jid[n] = strdup(jid ? jid : x->peer)) == NULL) {
+			own_free(&own);
+			goto fail;
+		}
 		x->nsh = ++n;
 	}
+	own_free(&own);
 	if (n == 0) {
 		xmpp_stanza_t *err = gw_error_reply(iq, "cancel", "item-not-found", NULL);
 
 		if (err)
 			send_to_peer(x, err);
-		xfer_fail(x, "%s offered no address the gateway may connect to", x->peer_name);
+		if (refused == XL_SH_OK)
+			xfer_fail(x, "%s offered no address for the data", x->peer_name);
+		else
+			xfer_fail(x, "%s offered the data only at an address the gateway "
+			    "does not connect to (%s); it connects to a contact's own "
+			    "address only", x->peer_name, xl_streamhost_why(refused));
 		return 1;
 	}
 	s5_dst_addr(x->sid, x->initiator ? x->initiator : x->peer, x->me, dst);
@@ -859,6 +934,67 @@ decline(struct gw *gw, int64_t contact, xmpp_stanza_t *iq)
 		xmpp_stanza_set_attribute(e, "code", "403");
 	bl_send_stanza(gw->bl, contact, r, 0);
 	xmpp_stanza_release(r);
+}
+
+/*
+ * Room for one more incoming file?  Every other incoming transfer counts
+ * against the caps and reserves its whole size against spool_quota from
+ * the moment it is accepted, whether its bytes came yet or not; a user's
+ * link being fetched counts with what it has fetched so far.
+ */
+static enum xl_verdict
+in_admit(struct xfer *self)
+{
+	const struct gw_config *cfg = &self->gw->cfg;
+	struct xl_limits lim = { cfg->max_incoming_per_contact,
+	    cfg->max_incoming_total, cfg->spool_quota };
+	struct xl_load load = { 0, 0, 0, served_bytes };
+	struct xfer *x;
+
+	LIST_FOREACH(x, &xfers, entry) {
+		if (x == self)
+			continue;
+		if (x->out) {
+			load.reserved += x->state == XS_OUT_DOWNLOADING ? xfer_bytes(x) : x->size;
+			continue;
+		}
+		load.total_n++;
+		if (x->contact == self->contact)
+			load.contact_n++;
+		load.reserved += x->size;
+	}
+	return xl_admit(&lim, &load, self->size);
+}
+
+/* An offer over a limit, already declined to the peer: the user hears why,
+ * but a flood of offers makes one note a minute per contact, not one each. */
+static void
+in_refuse(struct xfer *x, enum xl_verdict v)
+{
+	const struct gw_config *cfg = &x->gw->cfg;
+	char why[384], quota[32];
+
+	human_size(cfg->spool_quota, quota, sizeof(quota));
+	switch (v) {
+	case XL_PER_CONTACT:
+		snprintf(why, sizeof(why), "%s is already sending %u file(s) at once, "
+		    "the most this gateway takes from one contact", x->peer_name,
+		    cfg->max_incoming_per_contact);
+		break;
+	case XL_TOTAL:
+		snprintf(why, sizeof(why), "the gateway is already receiving %u file(s) "
+		    "at once, its limit", cfg->max_incoming_total);
+		break;
+	default:
+		snprintf(why, sizeof(why), "the gateway's file space (%s) has no room "
+		    "for it right now", quota);
+		break;
+	}
+	if (xl_note_due(&refusal_notes, x->contact, mono_ms(), XFER_REFUSAL_NOTE_MS))
+		xfer_fail(x, "%s; it was declined (more offers declined for this "
+		    "within a minute are not reported one by one)", why);
+	else
+		xfer_end(x, 0, why);	/* logged, not told again */
 }
 
 static int
@@ -898,6 +1034,7 @@ in_offer(struct gw *gw, int64_t contact, xmpp_stanza_t *iq, xmpp_stanza_t *si)
 	unsigned long long size;
 	struct xfer *x;
 	xmpp_stanza_t *r, *s, *f, *xd, *fld;
+	enum xl_verdict v;
 
 	if (sid == NULL || *sid == '\0')
 		sid = xmpp_stanza_get_id(iq);
@@ -932,12 +1069,13 @@ in_offer(struct gw *gw, int64_t contact, xmpp_stanza_t *iq, xmpp_stanza_t *si)
 		xfer_fail(x, "this gateway has no upload service configured; it was declined");
 		return 1;
 	}
+	if ((v = in_admit(x)) != XL_OK) {
+		decline(gw, contact, iq);
+		in_refuse(x, v);
+		return 1;
+	}
 	if (spool_create(x) == -1)
 		goto internal;
-	/* blocks for the whole file at once: cheaper writes as it streams in
-	 * (only a hint: without it a full disk still fails the write) */
-	if (size > 0)
-		(void)fallocate(x->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size);
 	if (store_transfer_add(gw->store, contact, "in", x->sid, x->name, x->size,
 	    "offered", x->path, now_s(), &x->row) != STORE_OK)
 		goto internal;
@@ -1352,8 +1490,8 @@ mkdir_p(const char *path)
 }
 
 /* Remove what a previous run left in SPOOL/tmp, and served files past
- * their age. */
-static void
+ * their age; the bytes of the files kept (for spool_quota). */
+static uint64_t
 spool_clean(const char *dir, time_t max_age)
 {
 	DIR *d = opendir(dir);
@@ -1361,21 +1499,27 @@ spool_clean(const char *dir, time_t max_age)
 	char p[PATH_MAX];
 	struct stat st;
 	int n = 0;
+	uint64_t kept = 0;
 
 	if (d == NULL)
-		return;
+		return 0;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (max_age && (stat(p, &st) == -1 || st.st_mtime > time(NULL) - max_age))
+		if (max_age && stat(p, &st) == -1)
 			continue;
+		if (max_age && st.st_mtime > time(NULL) - max_age) {
+			kept += (uint64_t)st.st_size;
+			continue;
+		}
 		if (unlink(p) == 0)
 			n++;
 	}
 	closedir(d);
 	if (n)
 		log_info("transfer", "removed %d old file(s) from %s", n, dir);
+	return kept;
 }
 
 static time_t
@@ -1413,7 +1557,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	snprintf(served, sizeof(served), "%s/served", gw->cfg.spool_dir);
-	spool_clean(served, served_ttl_s(gw));
+	served_bytes = spool_clean(served, served_ttl_s(gw));
 	sweep_arm(gw);
 }
 
@@ -1439,7 +1583,7 @@ transfer_start(struct gw *gw)
 		    strerror(errno));
 	}
 	spool_clean(tmp, 0);
-	spool_clean(served, served_ttl_s(gw));
+	served_bytes = spool_clean(served, served_ttl_s(gw));
 	if (store_transfer_fail_unfinished(gw->store, "the gateway restarted", now_s(),
 	    &failed) == STORE_OK && failed)
 		log_info("transfer", "%d transfer(s) cut by the last stop marked failed", failed);

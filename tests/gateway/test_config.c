@@ -138,6 +138,9 @@ test_good_file_and_defaults(void)
 	CHECK(c.refuse_outside_yggdrasil == 0);
 	CHECK(c.outbox_ttl_ms == 7ULL * 86400 * 1000);
 	CHECK(c.max_file_size == 100ULL << 20);
+	CHECK(c.max_incoming_per_contact == 3);
+	CHECK(c.max_incoming_total == 32);
+	CHECK(c.spool_quota == 1ULL << 30);
 	CHECK(c.admins.n == 0);
 	CHECK(strcmp(c.barev_address, "") == 0);
 	gw_config_free(&c);
@@ -165,6 +168,10 @@ test_bad_values_name_their_key(void)
 	expect_error(BASE "outbox_ttl = 0\n", "outbox_ttl", NULL);
 	expect_error(BASE "max_file_size = lots\n", "max_file_size", "lots");
 	expect_error(BASE "avatar_max_bytes = -1\n", "avatar_max_bytes", NULL);
+	expect_error(BASE "max_incoming_per_contact = 0\n",
+	    "max_incoming_per_contact: \"0\" is not a whole number", NULL);
+	expect_error(BASE "max_incoming_total = 3K\n", "max_incoming_total", "3K");
+	expect_error(BASE "spool_quota = much\n", "spool_quota", "much");
 	expect_error(BASE "admins = alice@example.org, example.org\n",
 	    "admins", "\"example.org\"");
 	expect_error(BASE "admins = alice@example.org/phone\n", "admins", NULL);
