@@ -69,7 +69,7 @@
 #define XFER_SLOT_MS		30000
 #define XFER_PIPE_WAIT_MS	60000	/* fetched, the peer's pipe still down */
 #define XFER_PROGRESS_MS	30000	/* large transfers: a line this often */
-#define XFER_REFUSAL_NOTE_MS	60000	/* offers over a limit: one note per contact */
+#define XFER_REFUSAL_NOTE_MS	60000	/* offers over a limit: a note per contact+reason */
 
 enum xfer_state {
 	XS_IN_OFFERED,		/* we accepted; waiting for streamhosts */
@@ -967,7 +967,8 @@ in_admit(struct xfer *self)
 }
 
 /* An offer over a limit, already declined to the peer: the user hears why,
- * but a flood of offers makes one note a minute per contact, not one each. */
+ * but a flood of offers makes one note a minute per contact and reason,
+ * not one each. */
 static void
 in_refuse(struct xfer *x, enum xl_verdict v)
 {
@@ -990,7 +991,7 @@ in_refuse(struct xfer *x, enum xl_verdict v)
 		    "for it right now", quota);
 		break;
 	}
-	if (xl_note_due(&refusal_notes, x->contact, mono_ms(), XFER_REFUSAL_NOTE_MS))
+	if (xl_note_due(&refusal_notes, x->contact, (int)v, mono_ms(), XFER_REFUSAL_NOTE_MS))
 		xfer_fail(x, "%s; it was declined (more offers declined for this "
 		    "within a minute are not reported one by one)", why);
 	else

@@ -27,12 +27,13 @@ xl_admit(const struct xl_limits *lim, const struct xl_load *load, uint64_t size)
 }
 
 int
-xl_note_due(struct xl_notes *n, int64_t contact, int64_t now_ms, int64_t interval_ms)
+xl_note_due(struct xl_notes *n, int64_t contact, int reason, int64_t now_ms,
+    int64_t interval_ms)
 {
 	size_t slot = 0;
 
 	for (size_t i = 0; i < XL_NOTE_SLOTS; i++) {
-		if (n->v[i].contact == contact) {
+		if (n->v[i].contact == contact && n->v[i].reason == reason) {
 			if (now_ms - n->v[i].at_ms < interval_ms)
 				return 0;
 			n->v[i].at_ms = now_ms;
@@ -44,6 +45,7 @@ xl_note_due(struct xl_notes *n, int64_t contact, int64_t now_ms, int64_t interva
 			slot = i;
 	}
 	n->v[slot].contact = contact;
+	n->v[slot].reason = reason;
 	n->v[slot].at_ms = now_ms;
 	return 1;
 }

@@ -13,7 +13,7 @@
  *    local, special or gateway-own address (the data connection leaves
  *    from an identity's address, past the firewall's view).
  *  - The user hears about refused offers, but a flood of offers is one note
- *    per contact per interval, not one per offer.
+ *    per contact and reason per interval, not one per offer.
  */
 #ifndef GW_TRANSFER_LIMITS_H
 #define GW_TRANSFER_LIMITS_H
@@ -45,19 +45,20 @@ enum xl_verdict {
 enum xl_verdict xl_admit(const struct xl_limits *lim, const struct xl_load *load,
     uint64_t size);
 
-/* Refusal notes: at most one per contact per interval. */
+/* Refusal notes: at most one per contact and reason per interval. */
 #define XL_NOTE_SLOTS	32
 struct xl_notes {
 	struct {
 		int64_t contact;	/* 0 = free slot */
+		int reason;		/* e.g. an enum xl_verdict */
 		int64_t at_ms;
 	} v[XL_NOTE_SLOTS];
 };
 
 /* 1 = tell the user now (remembered from now_ms); 0 = the contact's last
- * note is younger than interval_ms.  More contacts than slots: the oldest
- * is forgotten (its next refusal is told again). */
-int xl_note_due(struct xl_notes *n, int64_t contact, int64_t now_ms,
+ * note for this reason is younger than interval_ms.  More than
+ * XL_NOTE_SLOTS pairs: the oldest is forgotten (told again next time). */
+int xl_note_due(struct xl_notes *n, int64_t contact, int reason, int64_t now_ms,
     int64_t interval_ms);
 
 enum xl_sh {

@@ -848,22 +848,55 @@ class Session:
 
     # file transfer: sender side
 
+    async def _send_offer(self, name, size, sid):
+        """A purple-style SI offer whose iq id is its sid."""
+        p = self.peer
+        await self.send_raw(
+            "<iq to='%s' from='%s' id='%s' type='set'><si xmlns='%s' profile='%s' id='%s'>"
+            "<file xmlns='%s' name='%s' size='%d'/><feature xmlns='%s'><x xmlns='%s' type='form'>"
+            "<field var='stream-method' type='list-single'><option><value>%s</value></option>"
+            "</field></x></feature></si></iq>"
+            % (esc(self.remote_jid), esc(p.jid), esc(sid), NS_SI, NS_SI_FT, esc(sid), NS_SI_FT,
+               esc(name), size, NS_FNEG, NS_XDATA, NS_BYTESTREAMS))
+
+    async def offer_file(self, name, size, sid, timeout=30):
+        """Only the SI offer: no streamhost, no data follow.  The answer's
+        type: "result" (accepted) or "error" (declined)."""
+        await self._send_offer(name, size, sid)
+        return (await self._wait_response(sid, timeout)).get("type")
+
+    async def offer_files(self, n, size, prefix, timeout=30):
+        """n offers of `size` bytes sent back to back, none ever followed by
+        data (a peer reserving the receiver's disk with promises alone).
+        Their answers' types in offer order; sids are PREFIX-0 … PREFIX-n-1."""
+        sids = ["%s-%d" % (prefix, i) for i in range(n)]
+        for i, sid in enumerate(sids):
+            await self._send_offer("%s-%d.bin" % (prefix, i), size, sid)
+        return [(await self._wait_response(sid, timeout)).get("type") for sid in sids]
+
+    async def send_streamhosts(self, sid, hosts, timeout=10):
+        """For an accepted offer: the bytestreams query naming `hosts`, a
+        list of (jid, host, port) wherever the test wants the receiver to
+        connect.  Returns the receiver's answer element (result or error)."""
+        p = self.peer
+        bs_id = "bs-" + sid
+        sh = "".join("<streamhost jid='%s' host='%s' port='%s'/>" % (esc(j), esc(h), esc(str(pt)))
+                     for j, h, pt in hosts)
+        await self.send_raw(
+            "<iq to='%s' from='%s' id='%s' type='set'><query xmlns='%s' sid='%s' mode='tcp'>"
+            "%s</query></iq>" % (esc(self.remote_jid), esc(p.jid), esc(bs_id), NS_BYTESTREAMS,
+                                 esc(sid), sh))
+        return await self._wait_response(bs_id, timeout)
+
     async def open_file_stream(self, name, size, sid, timeout=30):
         """A hand-driven sender for tests and benchmarks that control the
         bytes themselves: purple-style SI offer, streamhost, SOCKS5 server
         handshake.  Returns (offer result type, data socket or None); the
         caller writes the file and closes the socket."""
         p, loop = self.peer, asyncio.get_running_loop()
-        await self.send_raw(
-            "<iq to='%s' from='%s' id='%s' type='set'><si xmlns='%s' profile='%s' id='%s'>"
-            "<file xmlns='%s' name='%s' size='%d'/><feature xmlns='%s'><x xmlns='%s' type='form'>"
-            "<field var='stream-method' type='list-single'><option><value>%s</value></option>"
-            "</field></x></feature></si></iq>"
-            % (self.remote_jid, p.jid, sid, NS_SI, NS_SI_FT, sid, NS_SI_FT, name,
-               size, NS_FNEG, NS_XDATA, NS_BYTESTREAMS))
-        resp = await self._wait_response(sid, timeout)
-        if resp.get("type") != "result":
-            return resp.get("type"), None
+        rtype = await self.offer_file(name, size, sid, timeout)
+        if rtype != "result":
+            return rtype, None
         lsock, port = p._bind_data_port()
         await self.send_raw(
             "<iq to='%s' from='%s' id='%s' type='set'><query xmlns='%s' sid='%s' mode='tcp'>"

@@ -3,7 +3,7 @@
  * only within the caps per contact and in total and within the spool
  * quota, where accepted offers reserve their whole size and served files
  * count too, with no wrap-around for huge sizes; refusal notes to the user
- * are one per contact per interval however many offers come.
+ * are one per contact and reason per interval however many offers come.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -84,20 +84,24 @@ test_notes(void)
 
 	memset(&n, 0, sizeof(n));
 	/* a flood from contact 7: one note, then silence for the interval */
-	CHECK(xl_note_due(&n, 7, 1000, 60000) == 1);
+	CHECK(xl_note_due(&n, 7, 1, 1000, 60000) == 1);
 	for (int i = 0; i < 100; i++)
-		CHECK(xl_note_due(&n, 7, 1000 + i * 100, 60000) == 0);
+		CHECK(xl_note_due(&n, 7, 1, 1000 + i * 100, 60000) == 0);
 	/* another contact is told on its own */
-	CHECK(xl_note_due(&n, 8, 2000, 60000) == 1);
+	CHECK(xl_note_due(&n, 8, 1, 2000, 60000) == 1);
 	/* after the interval contact 7 is told again */
-	CHECK(xl_note_due(&n, 7, 60999, 60000) == 0);
-	CHECK(xl_note_due(&n, 7, 61000, 60000) == 1);
-	CHECK(xl_note_due(&n, 7, 61001, 60000) == 0);
+	CHECK(xl_note_due(&n, 7, 1, 60999, 60000) == 0);
+	CHECK(xl_note_due(&n, 7, 1, 61000, 60000) == 1);
+	CHECK(xl_note_due(&n, 7, 1, 61001, 60000) == 0);
 	/* more contacts than slots: the oldest is forgotten, never a crash */
 	for (int64_t c = 100; c < 100 + 3 * XL_NOTE_SLOTS; c++)
-		CHECK(xl_note_due(&n, c, 70000 + c, 60000) == 1);
-	CHECK(xl_note_due(&n, 100 + 3 * XL_NOTE_SLOTS - 1, 80000, 60000) == 0);
-	CHECK(xl_note_due(&n, 8, 80000, 60000) == 1);	/* evicted: told again */
+		CHECK(xl_note_due(&n, c, 1, 70000 + c, 60000) == 1);
+	CHECK(xl_note_due(&n, 100 + 3 * XL_NOTE_SLOTS - 1, 1, 80000, 60000) == 0);
+	CHECK(xl_note_due(&n, 8, 1, 80000, 60000) == 1);	/* evicted: told again */
+	/* another reason of the same contact is news */
+	CHECK(xl_note_due(&n, 8, 2, 80001, 60000) == 1);
+	CHECK(xl_note_due(&n, 8, 2, 80002, 60000) == 0);
+	CHECK(xl_note_due(&n, 8, 1, 80003, 60000) == 0);
 }
 
 int

@@ -9,6 +9,7 @@ private network namespace.
 import asyncio
 import hashlib
 import os
+import select
 import socket
 import sys
 import time
@@ -35,6 +36,8 @@ BOB = contact_jid("bob", BOB_ADDR)
 CAROL = contact_jid("carol", CAROL_ADDR)
 MIB = 1024 * 1024
 LIMIT = 8 * MIB                 # the gateway's max_file_size in this run
+PER_CONTACT, TOTAL = 3, 5       # max_incoming_per_contact / _total in this run
+QUOTA = 24 * MIB                # spool_quota in this run
 
 
 def blob(n, seed):
@@ -81,6 +84,29 @@ def spool_tmp(gw):
     return sorted(os.listdir(os.path.join(gw.config["spool_dir"], "tmp")))
 
 
+def spool_disk_bytes(gw):
+    """What the spool really takes on disk: allocated blocks, not sizes
+    (fallocate'd space shows here, not in st_size)."""
+    total = 0
+    for root, _dirs, files in os.walk(gw.config["spool_dir"]):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+async def restart_peer(peer, gw):
+    """The peer's node goes away and comes back: offers it left hanging on
+    the gateway fail with the pipe, and the gateway dials it again."""
+    gw.mark()
+    await peer.stop()
+    await gw.wait_log(r"pipe down: \S+ <-> %s@" % peer.nick, timeout=10)
+    await peer.start()
+    return await peer.wait_session("alice", timeout=20)
+
+
 def gw_fds(gw):
     d = "/proc/%d/fd" % gw.pid
     return [os.readlink(os.path.join(d, f)) for f in os.listdir(d)]
@@ -106,7 +132,10 @@ def says(who, *words):
 
 async def setup():
     return await barevworld.start(users=("alice", "admin"),
-                                  gw_config={"max_file_size": "8M"},
+                                  gw_config={"max_file_size": "8M",
+                                             "max_incoming_per_contact": str(PER_CONTACT),
+                                             "max_incoming_total": str(TOTAL),
+                                             "spool_quota": "24M"},
                                   prosody_kwargs={"upload_limit": 20 * MIB})
 
 
@@ -150,6 +179,135 @@ async def test_oversize_offer_is_declined_and_alice_is_told(ctx):
     expect_eq(res["reason"], "declined", "bob's offer was declined")
     m = await alice.wait_message(says(BOB, "huge.iso", "larger"), what="the decline note")
     expect("8.0 MiB" in m["body"], "the note names the limit", "8.0 MiB", m["body"])
+
+
+async def test_offers_without_data_are_capped_and_take_no_disk(ctx):
+    """Issue 15: bob (allowlisted) offers file after file and never sends a
+    byte.  Only max_incoming_per_contact of his offers are accepted and
+    carol's only up to max_incoming_total; the rest are declined the way
+    peers decline (forbidden); accepted offers take no disk before data
+    flows; alice hears of the refusals, once per contact and reason rather
+    than once per offer; with the peers back a normal file goes through."""
+    alice, bob, carol, p, gw = ctx["alice"], ctx["bob"], ctx["carol"], ctx["p"], ctx["gw"]
+    s = await bob.wait_session("alice")
+    c = await carol.wait_session("alice")
+    first = len(alice.messages)
+    alice.mark()
+    got = await s.offer_files(10, 7 * MIB, "flood-bob")
+    expect_eq(got, ["result"] * PER_CONTACT + ["error"] * (10 - PER_CONTACT),
+              "bob's 10 offers: only max_incoming_per_contact accepted")
+    got = await c.offer_files(4, MIB, "flood-carol")
+    expect_eq(got, ["result"] * (TOTAL - PER_CONTACT) + ["error"] * (4 - TOTAL + PER_CONTACT),
+              "carol's 4 offers: accepted up to max_incoming_total")
+    declined = [el for el in s.received if el.get("id", "").startswith("flood-bob-")
+                and el.get("type") == "error"]
+    expect(all(el.find(".//{%s}forbidden" % bp.NS_STANZAS) is not None for el in declined),
+           "declined with forbidden (BAREV.md 6.2)", "forbidden", [s.raw_of(el) for el in declined])
+    used = spool_disk_bytes(gw)
+    expect(used <= QUOTA, "the spool stays within spool_quota", "<= %d" % QUOTA, used)
+    expect(used < MIB, "offers without data take no disk", "< 1 MiB", used)
+    await alice.wait_message(says(BOB, "flood-bob-3.bin", "3 file(s) at once", "declined"),
+                             what="the note on bob's refused offers")
+    await alice.wait_message(says(CAROL, "flood-carol-2.bin", "5 file(s) at once", "declined"),
+                             what="the note on carol's refused offers")
+    await alice.ping(p.component)       # every note of the flood came before this answer
+    notes = [m for m in alice.messages[first:]
+             if m["from"].bare == BOB and "declined" in (m["body"] or "")]
+    expect_eq(len(notes), 1, "bob's 7 refused offers make one note")
+    await restart_peer(bob, gw)
+    await restart_peer(carol, gw)
+    s = await bob.wait_session("alice")
+    data = blob(2 * MIB, "after the flood")
+    alice.mark()
+    res = await s.send_file("after the flood.bin", data, timeout=30)
+    expect(res["ok"], "a normal transfer goes through afterwards", True, res)
+    m = await alice.wait_message(lambda m: is_link(m, BOB), timeout=30, what="the link")
+    _, got = await http("GET", m["body"])
+    expect(got == data, "its bytes are identical", len(data), len(got))
+    await wait_spool_empty(gw)
+test_offers_without_data_are_capped_and_take_no_disk.timeout = 90
+
+
+async def test_accepted_offers_reserve_the_spool_quota(ctx):
+    """Accepted offers hold their whole size against spool_quota before a
+    byte arrives: with 21 of 24 MiB promised to bob, carol's 4 MiB offer is
+    declined (alice is told) and her 3 MiB offer still fits."""
+    alice, bob, carol, gw = ctx["alice"], ctx["bob"], ctx["carol"], ctx["gw"]
+    s = await bob.wait_session("alice")
+    c = await carol.wait_session("alice")
+    alice.mark()
+    expect_eq(await s.offer_files(3, 7 * MIB, "resv-bob"), ["result"] * 3,
+              "bob's 3 offers of 7 MiB are accepted")
+    expect_eq(await c.offer_file("too much now.bin", 4 * MIB, "resv-carol-1"), "error",
+              "carol's 4 MiB offer does not fit the quota")
+    m = await alice.wait_message(says(CAROL, "too much now.bin", "declined"),
+                                 what="the note on carol's refused offer")
+    expect("24.0 MiB" in m["body"], "the note names the quota", "24.0 MiB", m["body"])
+    expect_eq(await c.offer_file("still fits.bin", 3 * MIB, "resv-carol-2"), "result",
+              "carol's 3 MiB offer fits exactly")
+    used = spool_disk_bytes(gw)
+    expect(used <= QUOTA, "the spool stays within spool_quota", "<= %d" % QUOTA, used)
+    await restart_peer(bob, gw)
+    await restart_peer(carol, gw)
+    await wait_spool_empty(gw)
+test_accepted_offers_reserve_the_spool_quota.timeout = 90
+
+
+async def test_streamhosts_elsewhere_are_refused_and_never_dialled(ctx):
+    """Issue 15: bob's streamhosts name the gateway's own address (alice's
+    identity, on a port the firewall would keep closed), eve's address and
+    loopback.  The gateway connects to none of them (listeners the test
+    holds see nothing), answers item-not-found (XEP-0065) and tells alice;
+    a file from bob's own address still goes through."""
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    s = await bob.wait_session("alice")
+    loop = asyncio.get_running_loop()
+    listeners = []
+    for addr in (ALICE_ADDR, EVE_ADDR, "::1"):
+        ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        ls.bind((addr, 0))
+        ls.listen(4)
+        ls.setblocking(False)
+        listeners.append(ls)
+    dials = []
+    try:
+        alice.mark()
+        expect_eq(await s.offer_file("elsewhere.bin", 1000, "elsewhere-1"), "result",
+                  "the offer itself is accepted")
+        hosts = [(bob.jid, ls.getsockname()[0], ls.getsockname()[1]) for ls in listeners]
+        answer = asyncio.ensure_future(s.send_streamhosts("elsewhere-1", hosts, timeout=20))
+        dials = [asyncio.ensure_future(loop.sock_accept(ls)) for ls in listeners]
+        done, _ = await asyncio.wait([answer] + dials, timeout=25,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        for ls, d in zip(listeners, dials):
+            expect(d not in done, "the gateway never connects to [%s]:%d"
+                   % ls.getsockname()[:2], "no connection", "a connection")
+        expect(answer in done, "bob gets an answer to his streamhosts", "an answer", "none")
+        el = answer.result()
+        expect_eq(el.get("type"), "error", "the streamhosts are refused")
+        expect(el.find(".//{%s}item-not-found" % bp.NS_STANZAS) is not None,
+               "with item-not-found (XEP-0065)", "item-not-found", s.raw_of(el))
+        await alice.wait_message(says(BOB, "elsewhere.bin", "does not connect to"),
+                                 what="the note on the refused streamhosts")
+        # whatever the gateway did with that query, it did before this answer
+        expect(await s.send_ping(), "the gateway answers bob's ping", True, False)
+        readable, _, _ = select.select(listeners, [], [], 0)
+        expect_eq([ls.getsockname()[0] for ls in readable], [],
+                  "no connection reached any listener")
+    finally:
+        for d in dials:
+            d.cancel()
+        for ls in listeners:
+            ls.close()
+    data = blob(100000, "own address")
+    alice.mark()
+    res = await s.send_file("own address.bin", data, timeout=30)
+    expect(res["ok"] and res["from_buddy"], "bob's own streamhost still works", True, res)
+    m = await alice.wait_message(lambda m: is_link(m, BOB), timeout=30, what="the link")
+    _, got = await http("GET", m["body"])
+    expect(got == data, "its bytes are identical", len(data), len(got))
+    await wait_spool_empty(gw)
+test_streamhosts_elsewhere_are_refused_and_never_dialled.timeout = 90
 
 
 # ---------------------------------------------------------------- XMPP -> Barev
