@@ -183,7 +183,8 @@ async def main(sizes, use_sink):
                                     else "Prosody mod_http_file_share"))
     p.create_user("alice", "alice")
     gw = Gateway(p, harness.tmpdir("gw"), config={
-        "max_file_size": "%dM" % (max(sizes) + 1), "log_level": "info"})
+        "max_file_size": "%dM" % (max(sizes) + 1), "spool_quota": "%dM" % (max(sizes) + 1),
+        "log_level": "info"})
     gw.start()
     await gw.wait_up()
     gw.stop()
