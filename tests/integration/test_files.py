@@ -560,6 +560,39 @@ async def test_served_files_expire_while_the_gateway_runs(ctx):
     expect_eq(status, 404, "the expired file is gone from the listener")
 test_served_files_expire_while_the_gateway_runs.timeout = 60
 
+
+async def test_served_files_count_against_the_spool_quota(ctx):
+    """Without an upload service received files stay in the spool for
+    served_files_ttl, so they take their share of spool_quota: with room
+    for 3.5 MiB more, bob's 3 MiB file is served, after which his 1 MiB
+    offer is declined (alice is told) and a 256 KiB one still fits."""
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    gw.stop()
+    served = os.path.join(gw.config["spool_dir"], "served")
+    before = sum(os.lstat(os.path.join(served, f)).st_size for f in os.listdir(served))
+    if "upload_service" in gw.config:      # run alone (-k): the gateway serves files
+        port = harness.free_port()
+        gw.config.pop("upload_service")
+        gw.config["http_listen"] = "127.0.0.1:%d" % port
+        gw.config["http_public_url"] = "http://127.0.0.1:%d/files/" % port
+    gw.config["served_files_ttl"] = "1d"
+    gw.config["spool_quota"] = str(before + 3 * MIB + MIB // 2)
+    gw.write_config()
+    gw.start()
+    await gw.wait_log(r"serving files on", timeout=10)
+    s = await bob.wait_session("alice", timeout=20)
+    alice.mark()
+    res = await s.send_file("kept.bin", blob(3 * MIB, "kept"), timeout=30)
+    expect(res["ok"], "bob's 3 MiB file fits and is served", True, res)
+    await alice.wait_message(lambda m: is_link(m, BOB), timeout=30, what="the link")
+    expect_eq(await s.offer_file("no room.bin", MIB, "served-quota-1"), "error",
+              "1 MiB more does not fit next to the served files")
+    await alice.wait_message(says(BOB, "no room.bin", "declined"), what="the note")
+    expect_eq(await s.offer_file("small.bin", MIB // 4, "served-quota-2"), "result",
+              "256 KiB still fits")
+    await restart_peer(bob, gw)
+test_served_files_count_against_the_spool_quota.timeout = 90
+
 if __name__ == "__main__":
     import netns
     netns.enter([ALICE_ADDR, BOB_ADDR, CAROL_ADDR, EVE_ADDR])
