@@ -180,6 +180,7 @@ gw_reload_cb(evutil_socket_t sig, short what, void *arg)
 	struct gw_config next;
 	char err[1024];
 	unsigned changed;
+	int was_refusing;
 
 	(void)sig;
 	(void)what;
@@ -191,7 +192,10 @@ gw_reload_cb(evutil_socket_t sig, short what, void *arg)
 		gw_notify("READY=1");
 		return;
 	}
+	was_refusing = gw->cfg.refuse_outside_yggdrasil;
 	changed = gw_config_reload(&gw->cfg, &next);
+	if (gw->cfg.refuse_outside_yggdrasil != was_refusing)
+		bridge_policy_changed(gw);
 	if (changed & GW_CONFIG_CHANGED_LOG_LEVEL)
 		log_set_level(gw->cfg.log_level);
 	if ((changed & GW_CONFIG_CHANGED_SECRET) &&
