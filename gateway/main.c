@@ -420,9 +420,15 @@ main(int argc, char **argv)
 		if (rc == 1)
 			rc = status_query(err, GW_HEALTH_TIMEOUT_MS, stdout,
 			    stderr);
-		else {
-			fprintf(stderr, "health: %s\n", rc == 0 ?
-			    "status_socket = off: nothing to ask" : err);
+		else if (rc == 0) {
+			/* not "down": say why there is nothing to ask */
+			fprintf(stderr, "health: the status socket is off"
+			    " (status_socket = off), so the daemon cannot be"
+			    " asked; set status_socket to a path, or remove the"
+			    " key for the default, to use --health\n");
+			rc = 1;
+		} else {
+			fprintf(stderr, "health: %s\n", err);
 			rc = 1;
 		}
 		gw_config_free(&gw.cfg);
