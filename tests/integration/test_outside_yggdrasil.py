@@ -32,7 +32,7 @@ import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
 from barevworld import contact_jid, seed_identity, store_rows  # noqa: E402
-from test_provisioning import chat, command, run_form  # noqa: E402
+from test_provisioning import chat, run_form  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 CAROL_ADDR = "201:3::3"
