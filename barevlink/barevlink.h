@@ -62,6 +62,15 @@ struct bl_events {
 	void (*ping_done)(void *arg, int64_t ident, int64_t contact, uint64_t cookie, int ok);
 	/* a listener was bound (ok=1) or failed to bind (ok=0, err says why) */
 	void (*listener)(void *arg, const char *addr, uint16_t port, int ok, const char *err);
+	/*
+	 * May `local` (an identity's address) and `remote` talk at all?  Asked
+	 * before every dial, and for every connection from an allowlisted
+	 * source before a byte is read; 0 refuses: the dial is not made (nor
+	 * retried until the next bl_contact_want()), the connection is
+	 * closed.  NULL allows everything.  The policy (e.g. "Yggdrasil only")
+	 * is the caller's: barevlink itself only knows its allowlist.
+	 */
+	int (*permit)(void *arg, const char *local, const char *remote);
 };
 
 struct bl;
@@ -119,6 +128,7 @@ struct bl_stats {
 	unsigned listeners, listeners_failed;
 	unsigned pipes_up, pipes_handshake, dials_in_flight;
 	unsigned long long rejected_unknown;	/* accepts closed before a read */
+	unsigned long long rejected_policy;	/* allowlisted, but permit() said no */
 };
 void bl_get_stats(struct bl *bl, struct bl_stats *st);
 /* calls fn once per listener */

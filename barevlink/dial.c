@@ -125,6 +125,15 @@ bl_dial_start(struct bl_contact *c)
 	if (!c->want || c->pipe != NULL || c->dial != NULL ||
 	    bl->shutting_down)
 		return;
+	/* no redial either: nothing will change until the gateway says so
+	 * (it calls bl_contact_want() again when its policy changes) */
+	if (bl->ev.permit != NULL &&
+	    !bl->ev.permit(bl->arg, c->ident->addrtxt, c->addrtxt)) {
+		log_debug("barevlink", "not dialling %s@[%s]:%u from [%s]:"
+		    " refused by policy", c->nick, c->addrtxt, c->port,
+		    c->ident->addrtxt);
+		return;
+	}
 	if ((fd = dial_socket(c)) == -1) {
 		log_warn("barevlink", "dial %s@[%s]:%u from [%s]: %s", c->nick,
 		    c->addrtxt, c->port, c->ident->addrtxt, strerror(errno));

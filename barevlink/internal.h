@@ -162,6 +162,7 @@ struct bl {
 	struct evbuffer		*scratch;	/* formatting, emptied after use */
 	int			 shutting_down;
 	unsigned long long	 rejected_unknown;
+	unsigned long long	 rejected_policy;
 };
 
 /* addr.c */

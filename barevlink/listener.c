@@ -35,6 +35,7 @@ listener_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	struct bl	*bl = l->bl;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
 	struct bl_allow	*a;
+	char		 src[BL_ADDRSTRLEN];
 
 	(void)evl;
 	if (salen < (int)sizeof(*sin6) || sa->sa_family != AF_INET6 ||
@@ -44,6 +45,16 @@ listener_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		/* before a single read (BAREV.md §2) */
 		close(fd);
 		bl->rejected_unknown++;
+		return;
+	}
+	/* allowlisted, but the gateway's policy may still refuse the pair;
+	 * asked only now, so strangers cost no formatting */
+	bl_addr_text(&sin6->sin6_addr, src);
+	if (bl->ev.permit != NULL && !bl->ev.permit(bl->arg, l->addrtxt, src)) {
+		close(fd);
+		bl->rejected_policy++;
+		log_debug("barevlink", "connection from [%s] to [%s]:%u refused"
+		    " by policy", src, l->addrtxt, l->port);
 		return;
 	}
 	(void)bl_pipe_inbound(l, fd, &sin6->sin6_addr);

@@ -52,6 +52,7 @@ static const struct bl_events bridge_bl_events = {
 	.sent = bl_ev_sent,
 	.ping_done = bl_ev_ping_done,
 	.listener = bl_ev_listener,
+	.permit = br_permit,
 };
 
 /* ---- small helpers shared with relay.c ---- */
@@ -629,6 +630,7 @@ bridge_start(struct gw *gw)
 	if (store_identity_foreach(gw->store, load_identity, br) != STORE_OK ||
 	    store_contact_foreach(gw->store, 0, load_contact, br) != STORE_OK)
 		return -1;
+	br_policy_warn(br);
 	if (avatar_start(gw) == -1 || transfer_start(gw) == -1)
 		return -1;
 	return relay_start(br);

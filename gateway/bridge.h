@@ -57,6 +57,9 @@ void bridge_contact_presence_refresh(struct gw *gw, int64_t contact);
 /* the identity's Barev presence (e.g. its photo) changed: tell the peers */
 void bridge_identity_presence_refresh(struct gw *gw, int64_t ident);
 
+/* refuse_outside_yggdrasil changed on SIGHUP (policy.c) */
+void bridge_policy_changed(struct gw *gw);
+
 /* for the status command */
 struct bridge_stats {
 	unsigned identities, contacts, users_online;

@@ -107,6 +107,10 @@ struct bridge {
 	uint64_t next_cookie;
 };
 
+/* policy.c: barevlink's permit() event; WARNs once after the load */
+int br_permit(void *arg, const char *local, const char *remote);
+void br_policy_warn(struct bridge *br);
+
 /* bridge.c */
 struct br_user *br_user_by_ident(struct bridge *br, int64_t ident);
 struct br_user *br_user_by_jid(struct bridge *br, const char *bare);

@@ -76,7 +76,7 @@ static const struct config_key config_keys[] = {
 	KEY("registration_domains", registration_domains, CT_HOSTLIST, "",
 	    CK_RELOAD),
 	KEY("refuse_outside_yggdrasil", refuse_outside_yggdrasil, CT_BOOL,
-	    "false", CK_RELOAD),
+	    "true", CK_RELOAD),
 	KEY("outbox_ttl", outbox_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
 	KEY("max_file_size", max_file_size, CT_SIZE, "100M", CK_RELOAD),
 	KEY("max_incoming_per_contact", max_incoming_per_contact, CT_COUNT, "3",

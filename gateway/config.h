@@ -42,7 +42,7 @@ struct gw_config {
 	enum gw_registration registration; /* [admin] */
 	char *barev_address;		/* [""] IPv6 for self-registered identities */
 	struct gw_strlist registration_domains; /* [""] = the server's domain */
-	int refuse_outside_yggdrasil;	/* [false] */
+	int refuse_outside_yggdrasil;	/* [true] dial/accept only 200::/7 */
 	uint64_t outbox_ttl_ms;		/* [7d] */
 	uint64_t max_file_size;		/* [100M] bytes */
 	unsigned max_incoming_per_contact; /* [3] files a peer sends at once */

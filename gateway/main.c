@@ -180,6 +180,7 @@ gw_reload_cb(evutil_socket_t sig, short what, void *arg)
 	struct gw_config next;
 	char err[1024];
 	unsigned changed;
+	int was_refusing;
 
 	(void)sig;
 	(void)what;
@@ -191,7 +192,10 @@ gw_reload_cb(evutil_socket_t sig, short what, void *arg)
 		gw_notify("READY=1");
 		return;
 	}
+	was_refusing = gw->cfg.refuse_outside_yggdrasil;
 	changed = gw_config_reload(&gw->cfg, &next);
+	if (gw->cfg.refuse_outside_yggdrasil != was_refusing)
+		bridge_policy_changed(gw);
 	if (changed & GW_CONFIG_CHANGED_LOG_LEVEL)
 		log_set_level(gw->cfg.log_level);
 	if ((changed & GW_CONFIG_CHANGED_SECRET) &&
@@ -416,9 +420,15 @@ main(int argc, char **argv)
 		if (rc == 1)
 			rc = status_query(err, GW_HEALTH_TIMEOUT_MS, stdout,
 			    stderr);
-		else {
-			fprintf(stderr, "health: %s\n", rc == 0 ?
-			    "status_socket = off: nothing to ask" : err);
+		else if (rc == 0) {
+			/* not "down": say why there is nothing to ask */
+			fprintf(stderr, "health: the status socket is off"
+			    " (status_socket = off), so the daemon cannot be"
+			    " asked; set status_socket to a path, or remove the"
+			    " key for the default, to use --health\n");
+			rc = 1;
+		} else {
+			fprintf(stderr, "health: %s\n", err);
 			rc = 1;
 		}
 		gw_config_free(&gw.cfg);

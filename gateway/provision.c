@@ -536,8 +536,9 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	tb_add(&t, "Listeners: %u (%u failed)\n", bs.listeners, bs.listeners_failed);
 	bl_foreach_listener(gw->bl, status_listener, &t);
 	tb_add(&t, "Pipes up: %u, in handshake: %u, dials in flight: %u,"
-	    " unknown sources refused: %llu\n", bs.pipes_up, bs.pipes_handshake,
-	    bs.dials_in_flight, bs.rejected_unknown);
+	    " unknown sources refused: %llu, outside Yggdrasil refused: %llu\n",
+	    bs.pipes_up, bs.pipes_handshake, bs.dials_in_flight,
+	    bs.rejected_unknown, bs.rejected_policy);
 	tb_add(&t, "Queued: %d to Barev (outbox), %d to XMPP (inbox)\n",
 	    store_outbox_count(gw->store), store_inbox_count(gw->store));
 	return 0;

@@ -402,7 +402,7 @@ main(int argc, char **argv)
 	};
 	static const struct bl_events ev = {
 		ev_pipe_up, ev_pipe_down, ev_stanza, ev_sent, ev_ping_done,
-		ev_listener
+		ev_listener, NULL	/* permit: everything (the gateway has policy) */
 	};
 	struct bl_config cfg;
 	struct driver	 d;

@@ -3,7 +3,9 @@
  * XEP-0050 forms and their error notes, sessions and cancel, who sees which
  * command, the same operations as chat commands, and XEP-0077.  Stanzas go
  * in through the modules' entry points; the answers are caught through
- * gw->send_fn.  Every address is on ::1 so nothing can leave the host.
+ * gw->send_fn.  Every address is on ::1 so nothing can leave the host
+ * (with refuse_outside_yggdrasil = false; test_outside_yggdrasil() turns
+ * it on).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -426,6 +428,38 @@ test_user_contacts(void)
 	CHECK(streq(cmd_status(), "completed") && strstr(note(), "no Barev identity"));
 }
 
+/*
+ * refuse_outside_yggdrasil (on by default, issue 15): an address outside
+ * 200::/7 is refused with a note naming the field, by form and by chat,
+ * and nothing is stored; off (as in the rest of this file) the same
+ * contact goes in with a warning.
+ */
+static void
+test_outside_yggdrasil(void)
+{
+	int before = identities();
+	const char *r;
+
+	gw.cfg.refuse_outside_yggdrasil = 1;
+	command_form(ALICE, "add-contact", "contact=mallory@[::1]:47001");
+	CHECK(streq(cmd_status(), "executing") && streq(note_type(), "error"));
+	CHECK(strncmp(note(), "contact:", 8) == 0 && strstr(note(), "200::/7"));
+	r = chat(ALICE, "add mallory@[::1]:47001");
+	CHECK(r != NULL && strstr(r, "contact") && strstr(r, "200::/7"));
+	command_form(ADMIN, "create-identity",
+	    "jid=bob@example.org\nnick=bob\naddress=::1");
+	CHECK(streq(note_type(), "error") && strncmp(note(), "address:", 8) == 0);
+	CHECK(identities() == before);
+	command(ALICE, "list-contacts", NULL, NULL, NULL);
+	CHECK(strstr(note(), "mallory") == NULL);
+
+	gw.cfg.refuse_outside_yggdrasil = 0;
+	command_form(ALICE, "add-contact", "contact=mallory@[::1]:47001");
+	CHECK(streq(cmd_status(), "completed") && strstr(note(), "Warning"));
+	command_form(ALICE, "remove-contact", "contact=mallory@[::1]:47001");
+	CHECK(streq(cmd_status(), "completed"));
+}
+
 static void
 test_sessions(void)
 {
@@ -608,9 +642,12 @@ main(void)
 		perror(conf);
 		return 2;
 	}
+	/* loopback addresses keep everything on the host: the Yggdrasil
+	 * switch is off here and turned on in test_outside_yggdrasil() */
 	fprintf(f, "component_jid = barev.example.org\ncomponent_secret = s\n"
 	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
-	    "barev_port = %d\n", path, free_port());
+	    "barev_port = %d\nrefuse_outside_yggdrasil = false\n", path,
+	    free_port());
 	fclose(f);
 	if (gw_config_load(&gw.cfg, conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "config: %s\n", err);
@@ -638,6 +675,7 @@ main(void)
 	test_disco_shows_what_one_may_run();
 	test_my_identity();
 	test_user_contacts();
+	test_outside_yggdrasil();
 	test_sessions();
 	test_admin_contacts_and_status();
 	test_chat_commands();

@@ -82,7 +82,7 @@ test_good_file_and_defaults(void)
 	    "log_level = debug\n"
 	    "registration = open\n"
 	    "barev_address = 0201:ABCD:0000::0001\n"
-	    "refuse_outside_yggdrasil = yes\n"
+	    "refuse_outside_yggdrasil = no\n"
 	    "outbox_ttl = 2h\n"
 	    "max_file_size = 5G\n"
 	    "avatar_max_bytes = 64K\n"
@@ -104,7 +104,7 @@ test_good_file_and_defaults(void)
 	CHECK(c.log_level == LOG_LVL_DEBUG);
 	CHECK(c.registration == GW_REG_OPEN);
 	CHECK(strcmp(c.barev_address, "201:abcd::1") == 0);
-	CHECK(c.refuse_outside_yggdrasil == 1);
+	CHECK(c.refuse_outside_yggdrasil == 0);	/* turned off explicitly */
 	CHECK(c.outbox_ttl_ms == 2ULL * 3600 * 1000);
 	CHECK(c.max_file_size == 5ULL << 30);
 	CHECK(c.avatar_max_bytes == 65536);
@@ -135,7 +135,8 @@ test_good_file_and_defaults(void)
 	    sizeof err) == 0);
 	CHECK(c.log_level == LOG_LVL_INFO);
 	CHECK(c.registration == GW_REG_ADMIN);
-	CHECK(c.refuse_outside_yggdrasil == 0);
+	/* on unless turned off: Barev lives in 200::/7 (issue 15) */
+	CHECK(c.refuse_outside_yggdrasil == 1);
 	CHECK(c.outbox_ttl_ms == 7ULL * 86400 * 1000);
 	CHECK(c.max_file_size == 100ULL << 20);
 	CHECK(c.max_incoming_per_contact == 3);
@@ -267,6 +268,11 @@ test_secret_file(void)
 	snprintf(text, sizeof text, "component_jid = barev.example.org\n"
 	    "database = d\ncomponent_secret_file = %s/empty-secret\n", tmpdir);
 	expect_error(text, "component_secret_file", "empty");
+
+	/* a path that opens but cannot be read (a directory) */
+	snprintf(text, sizeof text, "component_jid = barev.example.org\n"
+	    "database = d\ncomponent_secret_file = %s\n", tmpdir);
+	expect_error(text, "component_secret_file", "cannot read");
 }
 
 static void

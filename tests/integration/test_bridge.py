@@ -7,6 +7,7 @@ the pascal profile.  Everything runs in a private network namespace.
 """
 # ctest: timeout=400
 import os
+import sqlite3
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -263,6 +264,39 @@ async def test_gateway_turns_a_typed_address_into_a_contact_jid(ctx):
                            "<prompt>bob@not-an-ip</prompt></query></iq>" % COMPONENT)
     expect_eq(r["error"]["condition"], "bad-request", "a bad address is refused")
     expect("IPv6" in r["error"]["text"], "the error says why", "IPv6", r["error"]["text"])
+
+
+async def test_a_message_that_cannot_be_stored_is_refused_to_its_sender(ctx):
+    """Durable before sent: when the outbox cannot take a message (here
+    another process holds the database's write lock longer than the
+    gateway's 5 s busy timeout, as a stuck backup job or a full disk
+    would), alice gets an error reply saying so, and bob never gets it."""
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    s = await bob.wait_session("alice", timeout=20)
+    seen = len(s.messages)
+    lock = sqlite3.connect(gw.config["database"], isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        alice.mark()
+        mid = alice.send_message(BOB, "while the database is locked")
+        err = await alice.wait_message(lambda m: m["type"] == "error" and m["id"] == mid,
+                                       timeout=30, what="the error for the unstored message")
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    expect(err["error"]["type"] in ("wait", "cancel") and err["error"]["text"],
+           "an error alice's client can show (type wait or cancel, with a text)",
+           "wait/cancel + text", str(err))
+    expect_eq(err["from"].bare, BOB, "the error comes from bob's JID")
+    expect_eq(store_rows(gw, "SELECT count(*) FROM outbox WHERE body = ?",
+                         "while the database is locked"), [(0,)], "nothing in the outbox")
+    # the next message goes through; the refused one never came before it
+    alice.send_message(BOB, "after the lock")
+    await s.wait_until(lambda: any(b == "after the lock" for b, _ in s.messages[seen:]),
+                       timeout=15, what="bob gets the message sent after the lock")
+    expect_eq([b for b, _ in s.messages[seen:]], ["after the lock"],
+              "what bob received (not the refused message)")
+test_a_message_that_cannot_be_stored_is_refused_to_its_sender.timeout = 90
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ wrong secret it keeps retrying slowly and cheaply; a bad config is refused
 up front with a message that names the bad key.
 """
 # ctest: timeout=240
+import asyncio
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -192,6 +194,94 @@ async def test_server_down_is_retried(ctx):
     gw = Gateway(p, harness.tmpdir("noserver"),
                  config={"server_port": str(harness.free_port())}).start()
     await _failures(gw, r"Connection refused.*retrying in|retrying in.*Connection refused", 2, 10)
+    gw.stop()
+
+
+# ---------------------------------------------------------------- documented settings
+
+def _health(gw):
+    r = gw.run("--config", gw.config_path, "--health")
+    return r.returncode, r.stdout, r.stderr
+
+
+def _alone(ctx):
+    """The component can be linked once: stop the shared gateway (these
+    tests come last), each of them then starts and stops its own."""
+    p, gw = ctx
+    gw.stop()
+    return p
+
+
+async def test_secret_file_links_up(ctx):
+    """component_secret_file instead of component_secret: the secret is read
+    from the file (trailing newline and all, as `echo secret > file` writes
+    it), the link comes up, and the secret never reaches the log."""
+    p = _alone(ctx)
+    d = harness.tmpdir("secretfile")
+    path = os.path.join(d, "secret")
+    with open(path, "w") as f:
+        f.write(p.secret + "\n")
+    os.chmod(path, 0o600)
+    gw = Gateway(p, d, config={"component_secret": None, "component_secret_file": path})
+    expect("component_secret" not in gw.config, "only the file carries the secret")
+    gw.start()
+    await gw.wait_up()
+    expect(p.secret not in gw.log_text(), "the secret is not in the log", None,
+           gw.log_text()[-1500:])
+    gw.stop()
+
+
+async def test_secret_file_missing_or_unreadable_is_refused_naming_the_key():
+    gw = Gateway(None, harness.tmpdir("badsecret"))
+    missing = os.path.join(gw.dir, "no-such-secret")
+    _config_error(gw, _good_config(gw, drop=("component_secret",),
+                                   component_secret_file=missing), "component_secret_file")
+    r = gw.run("--test-config", "--config", gw.config_path)
+    expect(missing in r.stderr and "No such file" in r.stderr,
+           "the error names the file and why", missing + ": No such file …", r.stderr)
+    # a path that opens but cannot be read as a file
+    _config_error(gw, _good_config(gw, drop=("component_secret",),
+                                   component_secret_file=gw.dir), "component_secret_file")
+    r = gw.run("--test-config", "--config", gw.config_path)
+    expect("cannot read" in r.stderr, "an unreadable secret file", "cannot read …", r.stderr)
+
+
+async def test_status_socket_at_a_custom_path(ctx):
+    p = _alone(ctx)
+    d = harness.tmpdir("statuscustom")
+    sock = os.path.join(harness.tmpdir("statusrun"), "gw-status")
+    gw = Gateway(p, d, config={"status_socket": sock}).start()
+    await gw.wait_log(r"status: status socket %s " % re.escape(sock))
+    await gw.wait_up()
+    deadline = time.monotonic() + 10
+    while True:     # the link is up; --health sees it at the custom path
+        rc, out, err = _health(gw)
+        if rc == 0:
+            break
+        expect(time.monotonic() < deadline, "--health via the custom socket", "exit 0",
+               (rc, out, err))
+        await asyncio.sleep(0.1)
+    expect(out.startswith("ok: component link up as "), "--health's verdict",
+           "ok: component link up as …", out)
+    expect(not os.path.exists(os.path.join(d, "status.sock")),
+           "no socket at the default place when a path is set")
+    gw.stop()
+    expect(not os.path.exists(sock), "the custom socket is removed on a clean stop")
+
+
+async def test_status_socket_off(ctx):
+    p = _alone(ctx)
+    d = harness.tmpdir("statusoff")
+    gw = Gateway(p, d, config={"status_socket": "off"}).start()
+    await gw.wait_log(r"status: status socket off")
+    await gw.wait_up()
+    socks = [n for n in os.listdir(d) if stat.S_ISSOCK(os.lstat(os.path.join(d, n)).st_mode)]
+    expect(socks == [], "no socket is created with status_socket = off", [], socks)
+    rc, out, err = _health(gw)
+    expect(rc == 1 and "status_socket = off" in err and "cannot be asked" in err
+           and not out, "--health says the socket is off, not that the daemon is down",
+           "exit 1, 'the status socket is off (status_socket = off), so the daemon "
+           "cannot be asked …'", (rc, out, err))
     gw.stop()
 
 

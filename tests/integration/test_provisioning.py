@@ -324,6 +324,51 @@ async def test_alice_adds_carol_by_adhoc_command(ctx):
            "list-contacts shows both", "bob and carol", c)
 
 
+async def next_header_from(bob):
+    """bob drops his pipes to alice; alice being online, the gateway dials
+    him again: the `from` of the stream header it sends on the next pipe."""
+    old = list(bob.sessions)
+    for s in old:
+        await s.close()
+    s = await bob.wait_session(timeout=15, exclude=old)
+    return s.remote_header.get("from")
+
+
+async def test_alice_changes_her_nick_and_peers_see_it(ctx):
+    """`nick` (chat) and `set-nick` (ad-hoc) change what alice is called on
+    Barev: whoami/my-identity say so, the store keeps it, and the next pipe
+    to a Barev friend carries the new nick in the gateway's stream header."""
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    body = await chat(alice, "nick alicia")
+    expect("alicia@201:1::1" in body and "add" in body,
+           "the nick command says the new address and that friends re-add it",
+           "… alicia@201:1::1 … add …", body)
+    body = await chat(alice, "whoami")
+    expect("alicia@201:1::1" in body, "whoami after the nick change", "alicia@201:1::1", body)
+    expect_eq(rows(gw, "SELECT nick FROM identities WHERE jid = ?", "alice@example.org"),
+              [("alicia",)], "the stored nick")
+    # bob adds her under the new name, as the gateway told her to ask
+    bob.remove_buddy("alice", ALICE_ADDR)
+    bob.add_buddy("alicia", ALICE_ADDR)
+    expect_eq(await next_header_from(bob), "alicia@201:1::1",
+              "the gateway's header on bob's next pipe")
+
+    c = await run_form(alice, "set-nick", {"nick": "a lice"})
+    expect(c.status == "executing" and c.note_type == "error"
+           and (c.note or "").startswith("nick:"),
+           "set-nick with a space: an error note naming the nick", "nick: …", c)
+    c = await command(alice, "set-nick", {"nick": "alice"}, sid=c.sid, action="complete")
+    expect(c.status == "completed" and "alice@201:1::1" in (c.note or ""),
+           "set-nick back to alice", "completed, alice@201:1::1", c)
+    c = await command(alice, "my-identity")
+    expect("alice@201:1::1" in (c.note or ""), "my-identity after set-nick",
+           "alice@201:1::1", c)
+    bob.remove_buddy("alicia", ALICE_ADDR)
+    bob.add_buddy("alice", ALICE_ADDR)
+    expect_eq(await next_header_from(bob), "alice@201:1::1",
+              "the gateway's header on bob's next pipe after set-nick")
+
+
 async def test_removing_bob_drops_him_and_his_connection(ctx):
     alice, bob = ctx["alice"], ctx["bob"]
     s = await bob.wait_session("alice", timeout=5)
