@@ -420,12 +420,16 @@ spool_create(struct xfer *x)
 	return 0;
 }
 
-/* What Barev and HTTP may see of a file name: no path, no control bytes. */
+/*
+ * What Barev, HTTP and the user may see of a file name: no path, no control
+ * bytes, and UTF-8 (a percent-decoded link or a peer's offer may hold any
+ * bytes; ill-formed sequences become U+FFFD, issue 15).
+ */
 static char *
 clean_name(const char *in)
 {
 	const char *base = in;
-	char *out, *o;
+	char *out, *o, *fixed;
 
 	for (const char *p = in; *p; p++)
 		if (*p == '/' || *p == '\\')
@@ -436,9 +440,16 @@ clean_name(const char *in)
 		if ((unsigned char)*base >= 0x20 && *base != 0x7f)
 			*o++ = *base;
 	*o = '\0';
-	if (strcmp(out, "") == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
-		strcpy(out, "file");
-	return out;
+	fixed = xs_utf8_repair(out);
+	free(out);
+	if (fixed == NULL)
+		return NULL;
+	if (strcmp(fixed, "") == 0 || strcmp(fixed, ".") == 0 ||
+	    strcmp(fixed, "..") == 0) {
+		free(fixed);
+		return strdup("file");
+	}
+	return fixed;
 }
 
 static uint64_t

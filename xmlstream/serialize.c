@@ -394,3 +394,33 @@ xs_escape(struct evbuffer *out, const char *s, size_t len, char quote)
 	xs_sbuf_release(&b);
 	return rc;
 }
+
+char *
+xs_utf8_repair(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len = strlen(s), i, n, bad;
+	struct xs_sbuf b;
+	char *out;
+
+	xs_sbuf_init(&b);
+	for (i = 0; i < len; i++) {
+		bad = 1;
+		if (u[i] >= 0x80 && (n = xs_utf8_len(u + i, len - i, &bad)) != 0) {
+			xs_put(&b, s + i, n);
+			i += n - 1;
+		} else if (u[i] >= 0x80 || (xs_esc[u[i]] & XS_ESC_CHK)) {
+			xs_put(&b, "\xef\xbf\xbd", 3);
+			i += bad - 1;
+		} else
+			xs_putc(&b, s[i]);
+	}
+	xs_putc(&b, '\0');
+	if (b.failed || (out = malloc(b.len)) == NULL) {
+		xs_sbuf_release(&b);
+		return NULL;
+	}
+	memcpy(out, b.p, b.len);
+	xs_sbuf_release(&b);
+	return out;
+}

@@ -292,6 +292,13 @@ test_invalid_utf8_replaced(void)
 		CHECK_STR(buf, "n" FFFD "a" FFFD "me");
 		evbuffer_free(out);
 	}
+	/* xs_utf8_repair: the same, for names used outside XML as well */
+	{
+		char *r = xs_utf8_repair("\xff\xfe" "bad\x01.txt caf\xc3\xa9\xe2\x82");
+
+		CHECK_STR(r, FFFD FFFD "bad" FFFD ".txt caf\xc3\xa9" FFFD);
+		free(r);
+	}
 }
 
 static int parsed_ok, parse_closed;
