@@ -61,6 +61,7 @@ void bridge_identity_presence_refresh(struct gw *gw, int64_t ident);
 struct bridge_stats {
 	unsigned identities, contacts, users_online;
 	int privileged_roster;
+	char privileged_host[256];	/* who granted it; "" if none */
 };
 void bridge_get_stats(struct gw *gw, struct bridge_stats *st);
 

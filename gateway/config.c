@@ -849,6 +849,23 @@ gw_config_may_register(const struct gw_config *c, const char *jid)
 }
 
 int
+gw_config_is_server_domain(const struct gw_config *c, const char *domain)
+{
+	const struct gw_strlist *l = &c->registration_domains;
+	const char *parent;
+	size_t i;
+
+	if (domain == NULL || *domain == '\0' || c->component_jid == NULL)
+		return 0;
+	for (i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], domain) == 0)
+			return 1;
+	parent = strchr(c->component_jid, '.');
+	parent = parent != NULL ? parent + 1 : c->component_jid;
+	return strcasecmp(parent, domain) == 0;
+}
+
+int
 gw_config_is_admin(const struct gw_config *c, const char *bare_jid)
 {
 	size_t i, len;

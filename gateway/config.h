@@ -82,6 +82,10 @@ int gw_config_is_admin(const struct gw_config *c, const char *bare_jid);
  * must be in registration_domains, by default the domain the component
  * hangs under (barev.example.org -> example.org). */
 int gw_config_may_register(const struct gw_config *c, const char *jid);
+/* Is `domain` (a bare domain, no '@') the server the component hangs under
+ * (barev.example.org -> example.org) or one of registration_domains?  Only
+ * such a server may grant XEP-0356 privileges. */
+int gw_config_is_server_domain(const struct gw_config *c, const char *domain);
 
 /*
  * SIGHUP: take over from `next` every key that is safe to change at run

@@ -589,6 +589,48 @@ test_registration(void)
 	gw.cfg.registration = GW_REG_ADMIN;
 }
 
+/*
+ * XEP-0356: only the server the component hangs under (or one of
+ * registration_domains) may grant privileges (issue 15); a grant from any
+ * other domain is ignored and the status still names the real grantor.
+ */
+static void
+grant(const char *from)
+{
+	char xml[1024];
+
+	snprintf(xml, sizeof(xml), "<message from='%s' to='barev.example.org'>"
+	    "<privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' "
+	    "type='both'/><perm access='message' type='outgoing'/></privilege>"
+	    "</message>", from);
+	deliver(bridge_handle_privilege, xml);
+}
+
+static void
+test_privilege_grant_only_from_the_server(void)
+{
+	struct bridge_stats st;
+
+	grant("example.org");
+	bridge_get_stats(&gw, &st);
+	CHECK(st.privileged_roster && streq(st.privileged_host, "example.org"));
+	command(ADMIN, "status", NULL, NULL, NULL);
+	CHECK(strstr(note(), "roster privilege granted by example.org\n") != NULL);
+	/* another component, a remote server, a look-alike: ignored */
+	grant("evil.example.org");
+	grant("example.org.evil.net");
+	grant("barev.example.org");
+	grant("org");
+	bridge_get_stats(&gw, &st);
+	CHECK(st.privileged_roster && streq(st.privileged_host, "example.org"));
+	command(ADMIN, "status", NULL, NULL, NULL);
+	CHECK(strstr(note(), "roster privilege granted by example.org\n") != NULL);
+	/* the parent domain in another case is still the server */
+	grant("Example.ORG");
+	bridge_get_stats(&gw, &st);
+	CHECK(st.privileged_roster);
+}
+
 int
 main(void)
 {
@@ -642,6 +684,7 @@ main(void)
 	test_admin_contacts_and_status();
 	test_chat_commands();
 	test_registration();
+	test_privilege_grant_only_from_the_server();
 
 	reset_sent();
 	comp_free(gw.comp);

@@ -118,6 +118,13 @@ test_good_file_and_defaults(void)
 	CHECK(!gw_config_may_register(&c, "mallory@example.org.evil"));
 	CHECK(!gw_config_may_register(&c, "mallory@barev.example.org"));
 	CHECK(!gw_config_may_register(&c, "example.org"));
+	/* who may grant XEP-0356 privileges: the server, not a look-alike */
+	CHECK(gw_config_is_server_domain(&c, "example.org"));
+	CHECK(gw_config_is_server_domain(&c, "Example.Org"));
+	CHECK(!gw_config_is_server_domain(&c, "evil.example.org"));
+	CHECK(!gw_config_is_server_domain(&c, "example.org.evil"));
+	CHECK(!gw_config_is_server_domain(&c, "barev.example.org"));
+	CHECK(!gw_config_is_server_domain(&c, ""));
 	/* defaults */
 	CHECK(strcmp(c.server_host, "127.0.0.1") == 0);
 	CHECK(c.server_port == 5347);
@@ -148,6 +155,10 @@ test_good_file_and_defaults(void)
 	CHECK(gw_config_may_register(&c, "a@other.org"));
 	CHECK(gw_config_may_register(&c, "a@example.net/x"));
 	CHECK(!gw_config_may_register(&c, "a@example.org"));
+	/* the server itself may always grant; so may registration_domains */
+	CHECK(gw_config_is_server_domain(&c, "example.org"));
+	CHECK(gw_config_is_server_domain(&c, "example.net"));
+	CHECK(!gw_config_is_server_domain(&c, "third.org"));
 	gw_config_free(&c);
 }
 

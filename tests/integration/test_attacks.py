@@ -1,6 +1,6 @@
-"""Hostile file links (issue 15, security items 1 and 5).  alice is a user of
-the gateway; what she types must not cut anyone off or make the gateway
-fetch what it should not:
+"""Attacks on the gateway through the server (issue 15, security items 1
+and 5).  alice is a user of the gateway; what she types must not cut anyone
+off or make the gateway fetch what it should not:
 
 - a link whose file name holds percent-encoded bytes that are not UTF-8
   (`.../%FF%FEbad.txt`) used to put invalid UTF-8 into the "was not sent"
