@@ -11,8 +11,11 @@
  * that case: provision validates before its transaction.
  *
  * Sessions are a small fixed table (owner full JID, node, expiry): a
- * session id is only honoured for the JID that opened it (XEP-0050 §3.3),
- * and a full table drops its oldest session.
+ * session id is only honoured for the JID that opened it (XEP-0050 §3.3).
+ * One user (bare JID, all her resources) holds at most CMD_SESSIONS_USER
+ * of them: her next one replaces her own oldest, so nobody can cancel
+ * everyone's open forms by opening many (issue 15).  A table full of many
+ * users' sessions gives up the oldest one of whoever holds the most.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,7 @@
 #define DATA_NS		"jabber:x:data"
 
 #define CMD_SESSIONS	64
+#define CMD_SESSIONS_USER 8		/* per bare JID */
 #define CMD_TTL_S	900		/* a form left open this long is gone */
 #define CMD_JID_MAX	3072		/* RFC 7622: 3 x 1023 + separators */
 #define CMD_SID_BYTES	12
@@ -74,6 +78,7 @@ struct cmd_session {
 	char owner[CMD_JID_MAX];
 	const struct cmd_def *def;
 	time_t expires;			/* monotonic seconds; 0 = free slot */
+	unsigned long long seq;		/* creation order: many share a second */
 };
 
 static struct cmd_session sessions[CMD_SESSIONS];
@@ -162,13 +167,21 @@ send_reply(struct gw *gw, xmpp_stanza_t *st, const char *what)
 
 /* ---- sessions ---- */
 
+static long clock_skew;		/* commands_test_clock_skew() */
+
 static time_t
 now_s(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + 1;	/* never 0: 0 marks a free slot */
+	return ts.tv_sec + clock_skew + 1;	/* never 0: 0 marks a free slot */
+}
+
+void
+commands_test_clock_skew(long seconds)
+{
+	clock_skew += seconds;
 }
 
 static struct cmd_session *
@@ -192,22 +205,80 @@ session_find(const char *id, const char *owner, const struct cmd_def *def)
 	return NULL;
 }
 
+/* Is the session's owner (a full JID) the user `bare` (len bytes)? */
+static int
+owned_by(const struct cmd_session *s, const char *bare, size_t len)
+{
+	return strncmp(s->owner, bare, len) == 0 &&
+	    (s->owner[len] == '\0' || s->owner[len] == '/');
+}
+
+/* Live sessions of the owner of sessions[i], for choosing whom to evict. */
+static unsigned
+owner_count(size_t i, time_t now)
+{
+	size_t len = strcspn(sessions[i].owner, "/");
+	unsigned n = 0;
+
+	for (size_t j = 0; j < CMD_SESSIONS; j++)
+		n += sessions[j].expires > now &&
+		    owned_by(&sessions[j], sessions[i].owner, len);
+	return n;
+}
+
+/*
+ * The slot for a new session of `owner`: her own oldest once she holds
+ * CMD_SESSIONS_USER, else a free one, else the oldest session of whoever
+ * holds the most.
+ */
+static struct cmd_session *
+session_slot(const char *owner, time_t now)
+{
+	size_t len = strcspn(owner, "/"), i;
+	struct cmd_session *mine = NULL, *free_slot = NULL, *victim = NULL;
+	unsigned n = 0, most = 0, c;
+
+	for (i = 0; i < CMD_SESSIONS; i++) {
+		struct cmd_session *s = &sessions[i];
+
+		if (s->expires <= now) {
+			if (free_slot == NULL)
+				free_slot = s;
+			continue;
+		}
+		if (owned_by(s, owner, len)) {
+			n++;
+			if (mine == NULL || s->seq < mine->seq)
+				mine = s;
+		}
+	}
+	if (n >= CMD_SESSIONS_USER)
+		return mine;
+	if (free_slot != NULL)
+		return free_slot;
+	for (i = 0; i < CMD_SESSIONS; i++) {
+		c = owner_count(i, now);
+		if (c > most || (c == most && victim != NULL &&
+		    sessions[i].seq < victim->seq)) {
+			most = c;
+			victim = &sessions[i];
+		}
+	}
+	log_info("commands", "session table full: %s's oldest form is closed"
+	    " for %s", victim->owner, owner);
+	return victim;
+}
+
 static struct cmd_session *
 session_new(const char *owner, const struct cmd_def *def)
 {
 	static unsigned long counter;
+	static unsigned long long seq;
 	unsigned char rnd[CMD_SID_BYTES];
-	struct cmd_session *s = NULL;
+	struct cmd_session *s;
 	time_t now = now_s();
 
-	for (size_t i = 0; i < CMD_SESSIONS; i++) {
-		if (sessions[i].expires <= now) {
-			s = &sessions[i];
-			break;
-		}
-		if (s == NULL || sessions[i].expires < s->expires)
-			s = &sessions[i];	/* the oldest, if all are live */
-	}
+	s = session_slot(owner, now);
 	/* Ids need only be unguessable enough not to collide: a session
 	 * also has to match its owner's full JID. */
 	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
@@ -221,6 +292,7 @@ session_new(const char *owner, const struct cmd_def *def)
 	snprintf(s->owner, sizeof(s->owner), "%s", owner);
 	s->def = def;
 	s->expires = now + CMD_TTL_S;
+	s->seq = ++seq;
 	return s;
 }
 

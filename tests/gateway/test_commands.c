@@ -456,6 +456,41 @@ test_sessions(void)
 	CHECK(streq(cmd_status(), "completed"));
 }
 
+/*
+ * One user cannot cancel everyone's open forms by opening many (issue 15):
+ * past 8 sessions (all her resources together) her own oldest goes, and
+ * the admin's open form survives 70 of hers.
+ */
+static void
+test_sessions_capped_per_user(void)
+{
+	char admin_sid[64], sids[70][64];
+	int i;
+
+	command(ADMIN, "add-contact", NULL, NULL, NULL);
+	CHECK(streq(cmd_status(), "executing"));
+	snprintf(admin_sid, sizeof(admin_sid), "%s", cmd_sid() ? cmd_sid() : "none");
+	commands_test_clock_skew(5);	/* the admin's form is older */
+	for (i = 0; i < 70; i++) {
+		command(i % 2 ? ALICE : "alice@example.org/laptop", "add-contact",
+		    NULL, NULL, NULL);
+		CHECK(streq(cmd_status(), "executing"));
+		snprintf(sids[i], sizeof(sids[i]), "%s", cmd_sid() ? cmd_sid() : "none");
+	}
+	/* the admin's form is still open */
+	command(ADMIN, "add-contact", admin_sid, "cancel", NULL);
+	CHECK(streq(cmd_status(), "canceled"));
+	/* alice keeps her newest 8; the one before them is gone */
+	command(ALICE, "add-contact", sids[69], "cancel", NULL);
+	CHECK(streq(cmd_status(), "canceled"));
+	command("alice@example.org/laptop", "add-contact", sids[62], "cancel", NULL);
+	CHECK(streq(cmd_status(), "canceled"));
+	command(ALICE, "add-contact", sids[61], "cancel", NULL);
+	CHECK(child(child(last, "error"), "bad-sessionid") != NULL);
+	command("alice@example.org/laptop", "add-contact", sids[0], "cancel", NULL);
+	CHECK(child(child(last, "error"), "bad-sessionid") != NULL);
+}
+
 static void
 test_admin_contacts_and_status(void)
 {
@@ -675,6 +710,7 @@ main(void)
 	}
 
 	test_admin_creates_identity();
+	test_sessions_capped_per_user();
 	test_bad_identity_inputs();
 	test_non_admin_is_forbidden();
 	test_disco_shows_what_one_may_run();
