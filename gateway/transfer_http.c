@@ -129,15 +129,93 @@ out:
 	return rc;
 }
 
+/* No "." or ".." segment, raw or percent-encoded: a path prefix must hold. */
+static int
+path_plain(const char *path)
+{
+	char *dec, *seg, *end;
+	size_t n = strcspn(path, "?#");
+	int ok = 1;
+
+	if ((dec = strndup(path, n)) == NULL)
+		return 0;
+	seg = evhttp_uridecode(dec, 0, NULL);
+	free(dec);
+	if (seg == NULL)
+		return 0;
+	dec = seg;
+	for (; ok && *seg; seg = *end ? end + 1 : end) {
+		end = seg + strcspn(seg, "/\\");
+		if ((end - seg == 1 && seg[0] == '.') ||
+		    (end - seg == 2 && seg[0] == '.' && seg[1] == '.'))
+			ok = 0;
+	}
+	free(dec);
+	return ok;
+}
+
+/*
+ * One allowed link prefix (download_hosts, issue 15): "http(s)://host[:port]
+ * [/path]" pins scheme, host, port and a path prefix; a bare "host[:port]"
+ * allows http and https on that port, or on their default ports (80, 443)
+ * without one.  Never a host on any port: an admin or metrics service on
+ * the upload host must not be fetchable.
+ * 2: the link is under it; 1: same host, but not under it; 0: other host.
+ */
+static int
+prefix_match(const char *entry, const struct xh_url *u)
+{
+	struct xh_url e;
+	char buf[2048];
+	const char *hostport, *close;
+	int any_scheme, explicit_port;
+
+	any_scheme = strncasecmp(entry, "http://", 7) != 0 &&
+	    strncasecmp(entry, "https://", 8) != 0;
+	if ((size_t)snprintf(buf, sizeof(buf), "%s%s", any_scheme ? "http://" : "",
+	    entry) >= sizeof(buf) || url_parse(buf, &e) == -1)
+		return 0;
+	if (strcmp(e.host, u->host) != 0)
+		return 0;
+	/* url_parse fills in the scheme's port: was one written? */
+	hostport = strstr(buf, "://") + 3;
+	close = hostport[0] == '[' ? strchr(hostport, ']') : hostport;
+	explicit_port = close != NULL &&
+	    close[strcspn(close, ":/")] == ':';
+	if (!any_scheme && e.tls != u->tls)
+		return 1;
+	if (explicit_port ? e.port != u->port : u->port != (u->tls ? 443 : 80))
+		return 1;
+	/* the config is lower-cased: paths compare without case (the port is
+	 * what keeps other services out; the path narrows it further) */
+	if (strncasecmp(u->path, e.path, strlen(e.path)) != 0 || !path_plain(u->path))
+		return 1;
+	return 2;
+}
+
 int
-xfer_url_host(const char *url, char *out, size_t len)
+xfer_url_allowed(const struct gw_strlist *allowed, const char *upload_service,
+    const char *url)
 {
 	struct xh_url u;
+	int best = 0, m;
 
 	if (url_parse(url, &u) == -1)
-		return -1;
-	snprintf(out, len, "%s", u.host);
-	return 0;
+		return 0;
+	for (size_t i = 0; i < allowed->n; i++) {
+		if (allowed->v[i] == NULL || allowed->v[i][0] == '\0')
+			continue;
+		if ((m = prefix_match(allowed->v[i], &u)) == 2)
+			return 1;
+		best = m > best ? m : best;
+	}
+	/* default: the upload service's own host, on the default ports */
+	if (allowed->n == 0 && upload_service != NULL && upload_service[0] != '\0') {
+		if ((m = prefix_match(upload_service, &u)) == 2)
+			return 1;
+		best = m > best ? m : best;
+	}
+	return best == 1 ? -1 : 0;
 }
 
 static struct evdns_base *

@@ -14,7 +14,7 @@ Everything runs in a private network namespace.
 """
 # ctest: timeout=300
 import asyncio
-import http.server
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
 import sys
 import threading
@@ -147,6 +147,70 @@ async def test_a_fetched_file_with_such_a_name_reaches_bob_readably(ctx):
     await alice.wait_message(says(BOB, BAD, "delivered"), timeout=20, what="the delivery note")
     expect(not s.closed, "bob's pipe stayed up", "open", s.close_reason)
     await nobody_was_cut_off(ctx, gw_since, p_since)
+
+
+# ---------------------------------------------------------------- ports
+
+class Witness:
+    """A tiny HTTP service on the upload host (127.0.0.1) but another port,
+    standing for an admin or metrics port: it counts every request."""
+
+    def __init__(self):
+        hits = self.hits = []
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                body = b"secret metrics"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+async def test_a_link_to_the_upload_host_on_another_port_is_not_fetched(ctx):
+    alice, bob, gw, p = ctx["alice"], ctx["bob"], ctx["gw"], ctx["p"]
+    s = await bob.wait_session("alice")
+    w = Witness()
+    try:
+        # the witness answers: the test could see a fetch
+        status, _ = await http("GET", "http://127.0.0.1:%d/probe" % w.port)
+        expect_eq((status, w.hits), (200, ["/probe"]), "the witness service answers")
+        del w.hits[:]
+        for url in ("http://127.0.0.1:%d/metrics.txt" % w.port,
+                    # the right port, but a way out of the upload path
+                    "http://127.0.0.1:%d/file_share/%%2e%%2e/admin.txt" % p.http_port):
+            alice.mark()
+            alice.send_message(BOB, url, oob_url=url)
+            m = await alice.wait_message(says(BOB, "as text"), timeout=10,
+                                         what="the note that the link was not fetched")
+            expect("upload service" in m["body"], "the note says why",
+                   "… upload service …", m["body"])
+            body, _ = await s.wait_message(timeout=10)
+            expect_eq(body, url, "bob gets the link as text")
+        expect_eq(w.hits, [], "requests the witness saw from the gateway")
+        expect(not any("admin.txt" in ln for ln in gw.log_text().splitlines()
+                       if "sends" in ln), "no fetch was started", "none", gw.log_text()[-1500:])
+    finally:
+        w.close()
+    # the upload service itself still works
+    url = await upload(alice, p, "fine.txt", b"fine")
+    alice.mark()
+    alice.send_message(BOB, url, oob_url=url)
+    name, data = await bob.wait_file(timeout=30)
+    expect_eq((name, data), ("fine.txt", b"fine"), "a file from the upload service")
 
 
 if __name__ == "__main__":
