@@ -59,6 +59,14 @@ struct xfer_http *xfer_http_put_growing(struct gw *gw, const char *url,
 void xfer_http_put_avail(struct xfer_http *h, uint64_t avail);
 uint64_t xfer_http_bytes(const struct xfer_http *h);
 void xfer_http_free(struct xfer_http *h);	/* cancels; no callback */
+/* an http(s) URL taken apart (transfer_url.c) */
+struct xfer_url {
+	int tls;
+	char host[256];			/* no brackets, lower-cased */
+	int port;			/* the scheme's default if none given */
+	char path[2048];		/* path + "?" query, never empty */
+};
+int xfer_url_parse(const char *url, struct xfer_url *u);
 /*
  * May the gateway fetch this http(s) link?  Only if it starts with one of
  * `allowed` (download_hosts: "http(s)://host[:port][/path]" prefixes, or
