@@ -772,6 +772,8 @@ bridge_get_stats(struct gw *gw, struct bridge_stats *st)
 	LIST_FOREACH(c, &gw->bridge->contacts, entry)
 		st->contacts++;
 	st->privileged_roster = gw->bridge->privileged_host != NULL;
+	snprintf(st->privileged_host, sizeof(st->privileged_host), "%s",
+	    st->privileged_roster ? gw->bridge->privileged_host : "");
 }
 
 /* ---- component link ---- */
@@ -847,6 +849,17 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 		priv = xmpp_stanza_get_child_by_name_and_ns(st, "privilege", NS_PRIV1);
 	if (priv == NULL || from == NULL || strchr(from, '@') || strchr(from, '/'))
 		return 0;
+	/*
+	 * Any domain the server routes for (another component, a remote server)
+	 * can address us: only our own server may grant, or the one granted
+	 * would be replaced and users' rosters left to whoever asked (issue 15).
+	 */
+	if (!gw_config_is_server_domain(&gw->cfg, from)) {
+		log_warn("bridge", "ignored XEP-0356 privileges from %s: only the"
+		    " server the component belongs to (or one of"
+		    " registration_domains) may grant them", from);
+		return 1;
+	}
 	for (perm = xmpp_stanza_get_children(priv); perm; perm = xmpp_stanza_get_next(perm)) {
 		const char *access = xmpp_stanza_get_attribute(perm, "access");
 		const char *type = xmpp_stanza_get_attribute(perm, "type");

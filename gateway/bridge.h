@@ -64,6 +64,7 @@ void bridge_policy_changed(struct gw *gw);
 struct bridge_stats {
 	unsigned identities, contacts, users_online;
 	int privileged_roster;
+	char privileged_host[256];	/* who granted it; "" if none */
 };
 void bridge_get_stats(struct gw *gw, struct bridge_stats *st);
 

@@ -10,16 +10,16 @@
  * correct one field instead of starting over.  The store is untouched in
  * that case: provision validates before its transaction.
  *
- * Sessions are a small fixed table (owner full JID, node, expiry): a
- * session id is only honoured for the JID that opened it (XEP-0050 §3.3),
- * and a full table drops its oldest session.
+ * Sessions (cmdsession.c) are a small fixed table: a session id is only
+ * honoured for the JID that opened it (XEP-0050 §3.3), and one user holds
+ * at most a few of them (issue 15).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "cmdsession.h"
 #include "commands.h"
 #include "config.h"
 #include "gw.h"
@@ -30,10 +30,6 @@
 
 #define DATA_NS		"jabber:x:data"
 
-#define CMD_SESSIONS	64
-#define CMD_TTL_S	900		/* a form left open this long is gone */
-#define CMD_JID_MAX	3072		/* RFC 7622: 3 x 1023 + separators */
-#define CMD_SID_BYTES	12
 #define CMD_VAL_MAX	4096		/* bytes of one submitted value */
 #define CMD_OUT_MAX	16384		/* listing text */
 
@@ -69,14 +65,6 @@ struct cmd_ctx {
 	char *out;			/* listing text, CMD_OUT_MAX bytes */
 };
 
-struct cmd_session {
-	char id[2 * CMD_SID_BYTES + 1];
-	char owner[CMD_JID_MAX];
-	const struct cmd_def *def;
-	time_t expires;			/* monotonic seconds; 0 = free slot */
-};
-
-static struct cmd_session sessions[CMD_SESSIONS];
 
 static const struct {
 	const char *var, *type, *label, *desc;
@@ -158,77 +146,6 @@ send_reply(struct gw *gw, xmpp_stanza_t *st, const char *what)
 	}
 	gw_send(gw, st);
 	xmpp_stanza_release(st);
-}
-
-/* ---- sessions ---- */
-
-static time_t
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + 1;	/* never 0: 0 marks a free slot */
-}
-
-static struct cmd_session *
-session_find(const char *id, const char *owner, const struct cmd_def *def)
-{
-	time_t now = now_s();
-
-	for (size_t i = 0; i < CMD_SESSIONS; i++) {
-		struct cmd_session *s = &sessions[i];
-
-		if (s->expires == 0)
-			continue;
-		if (s->expires <= now) {
-			s->expires = 0;
-			continue;
-		}
-		if (strcmp(s->id, id) == 0 && strcmp(s->owner, owner) == 0 &&
-		    s->def == def)
-			return s;
-	}
-	return NULL;
-}
-
-static struct cmd_session *
-session_new(const char *owner, const struct cmd_def *def)
-{
-	static unsigned long counter;
-	unsigned char rnd[CMD_SID_BYTES];
-	struct cmd_session *s = NULL;
-	time_t now = now_s();
-
-	for (size_t i = 0; i < CMD_SESSIONS; i++) {
-		if (sessions[i].expires <= now) {
-			s = &sessions[i];
-			break;
-		}
-		if (s == NULL || sessions[i].expires < s->expires)
-			s = &sessions[i];	/* the oldest, if all are live */
-	}
-	/* Ids need only be unguessable enough not to collide: a session
-	 * also has to match its owner's full JID. */
-	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
-		unsigned long mix = (unsigned long)now * 2654435761u + ++counter;
-
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			rnd[i] = (unsigned char)(mix >> (8 * (i % sizeof(mix))));
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(s->owner, sizeof(s->owner), "%s", owner);
-	s->def = def;
-	s->expires = now + CMD_TTL_S;
-	return s;
-}
-
-static void
-session_end(struct cmd_session *s)
-{
-	if (s != NULL)
-		s->expires = 0;
 }
 
 /* ---- who may run what ---- */
@@ -652,14 +569,14 @@ run_and_answer(xmpp_stanza_t *iq, struct cmd_ctx *q, struct cmd_session *s,
 		log_info("commands", "%s ran %s", q->bare, q->def->node);
 		ans = cmd_answer(iq, q, s->id, "completed", 0, "info",
 		    q->out[0] ? q->out : r.msg);
-		session_end(s);
+		cmd_session_end(s);
 	} else {
 		error_text(&r, note, sizeof(note));
 		log_info("commands", "%s ran %s: %s", q->bare, q->def->node, note);
 		ans = cmd_answer(iq, q, s->id, refill_on_error ? "executing" :
 		    "completed", refill_on_error ? 2 : 0, "error", note);
 		if (!refill_on_error)
-			session_end(s);
+			cmd_session_end(s);
 	}
 	free(q->out);
 	q->out = NULL;
@@ -691,13 +608,13 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 		    "Only the administrators of this gateway may run this command.");
 	}
 	q->fields = ctx_fields(q, q->def);
-	if (sid != NULL && (s = session_find(sid, q->from, q->def)) == NULL)
+	if (sid != NULL && (s = cmd_session_find(sid, q->from, q->def)) == NULL)
 		return iq_error(iq, "modify", "bad-request", "bad-sessionid",
 		    "This command session is unknown or has expired; start again.");
 	if (action == NULL)
 		action = "execute";
 	if (strcmp(action, "cancel") == 0) {
-		session_end(s);
+		cmd_session_end(s);
 		return cmd_answer(iq, q, sid ? sid : "none", "canceled", 0, NULL, NULL);
 	}
 	if (strcmp(action, "execute") != 0 && strcmp(action, "complete") != 0 &&
@@ -705,7 +622,7 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 		return iq_error(iq, "modify", "bad-request", "bad-action",
 		    "These commands have one stage: use execute or complete.");
 	if (s == NULL)
-		s = session_new(q->from, q->def);
+		s = cmd_session_new(q->from, q->def);
 
 	if (needs_identity(q, q->def) && (rc = has_identity(q->gw, q->bare)) <= 0) {
 		/* my-identity's answer is this; the others cannot start */
@@ -716,7 +633,7 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 			    " available; try again later.");
 		ans = cmd_answer(iq, q, s->id, "completed", 0, rc == 0 &&
 		    q->def->run == run_me ? "info" : "error", text);
-		session_end(s);
+		cmd_session_end(s);
 		return ans;
 	}
 	if (q->fields == 0)
@@ -726,7 +643,7 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 	if (x == NULL)
 		return cmd_answer(iq, q, s->id, "executing", 1, NULL, NULL);
 	if (xmpp_stanza_get_type(x) && strcmp(xmpp_stanza_get_type(x), "cancel") == 0) {
-		session_end(s);
+		cmd_session_end(s);
 		return cmd_answer(iq, q, sid ? sid : "none", "canceled", 0, NULL, NULL);
 	}
 	memset(&pre, 0, sizeof(pre));

@@ -39,4 +39,8 @@ void commands_disco_items(struct gw *gw, const char *from_jid,
 int commands_disco_info_node(struct gw *gw, const char *from_jid,
     const char *node, xmpp_stanza_t *query);
 
+/* Tests only: session ages move `seconds` on (forms opened earlier are
+ * older) without waiting for the clock. */
+void commands_test_clock_skew(long seconds);
+
 #endif

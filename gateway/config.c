@@ -36,6 +36,7 @@ enum config_type {
 	CT_COUNT,	/* -> unsigned, 1..1000000 */
 	CT_JIDLIST,	/* comma-separated bare JIDs user@domain */
 	CT_HOSTLIST,	/* comma-separated host names */
+	CT_PREFIXLIST,	/* comma-separated host[:port] or http(s)://host[:port][/path] */
 	CT_ADDR6,	/* "" or an IPv6 address, stored in RFC 5952 form */
 	CT_LISTEN,	/* "" or HOST:PORT / [ADDR6]:PORT */
 	CT_URL,		/* "" or http(s)://... */
@@ -85,7 +86,7 @@ static const struct config_key config_keys[] = {
 	KEY("spool_quota", spool_quota, CT_SIZE, "1G", CK_RELOAD),
 	KEY("avatar_max_bytes", avatar_max_bytes, CT_SIZE, "65536", CK_RELOAD),
 	KEY("upload_service", upload_service, CT_DOMAIN, "", CK_RELOAD),
-	KEY("download_hosts", download_hosts, CT_HOSTLIST, "", CK_RELOAD),
+	KEY("download_hosts", download_hosts, CT_PREFIXLIST, "", CK_RELOAD),
 	KEY("http_listen", http_listen, CT_LISTEN, "", 0),
 	KEY("http_public_url", http_public_url, CT_URL, "", CK_RELOAD),
 	KEY("served_files_ttl", served_files_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
@@ -354,6 +355,32 @@ config_host_ok(const char *s)
 	return 1;
 }
 
+/* host, host:port, [v6]:port, or http(s)://one of those[/path] */
+static int
+config_prefix_ok(const char *s)
+{
+	char host[300];
+	size_t hl;
+
+	if (strncmp(s, "http://", 7) == 0)
+		s += 7;
+	else if (strncmp(s, "https://", 8) == 0)
+		s += 8;
+	else
+		return *s != '\0' && config_host_ok(s);
+	hl = strcspn(s, "/");
+	if (hl == 0 || hl >= sizeof(host))
+		return 0;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (!config_host_ok(host))
+		return 0;
+	for (s += hl; *s != '\0'; s++)
+		if ((unsigned char)*s <= ' ' || *s == '?' || *s == '#' || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
 static int
 config_listen_ok(const char *s)
 {
@@ -514,9 +541,11 @@ config_convert(const struct config_key *k, struct gw_config *c,
 		return 0;
 	case CT_JIDLIST:
 	case CT_HOSTLIST:
+	case CT_PREFIXLIST:
 		config_list_free(field);
 		rc = config_list(raw, field, k->type == CT_JIDLIST ?
-		    config_bare_jid_ok : config_host_ok, &bad, &badcopy);
+		    config_bare_jid_ok : k->type == CT_PREFIXLIST ?
+		    config_prefix_ok : config_host_ok, &bad, &badcopy);
 		if (rc == 0)
 			return 0;
 		if (bad == NULL)
@@ -524,6 +553,9 @@ config_convert(const struct config_key *k, struct gw_config *c,
 		if (k->type == CT_JIDLIST)
 			config_err(why, whylen, "\"%s\" is not a bare JID "
 			    "(user@domain)", bad);
+		else if (k->type == CT_PREFIXLIST)
+			config_err(why, whylen, "\"%s\" is neither a host[:port]"
+			    " nor an http(s)://host[:port]/path prefix", bad);
 		else
 			config_err(why, whylen, "\"%s\" is not a host name", bad);
 		free(badcopy);
@@ -552,6 +584,7 @@ config_field_free(const struct config_key *k, struct gw_config *c)
 		break;
 	case CT_JIDLIST:
 	case CT_HOSTLIST:
+	case CT_PREFIXLIST:
 		config_list_free(field);
 		break;
 	default:
@@ -871,6 +904,23 @@ gw_config_may_register(const struct gw_config *c, const char *jid)
 	parent = strchr(c->component_jid, '.');
 	parent = parent != NULL ? parent + 1 : c->component_jid;
 	return strlen(parent) == len && strncasecmp(parent, dom, len) == 0;
+}
+
+int
+gw_config_is_server_domain(const struct gw_config *c, const char *domain)
+{
+	const struct gw_strlist *l = &c->registration_domains;
+	const char *parent;
+	size_t i;
+
+	if (domain == NULL || *domain == '\0' || c->component_jid == NULL)
+		return 0;
+	for (i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], domain) == 0)
+			return 1;
+	parent = strchr(c->component_jid, '.');
+	parent = parent != NULL ? parent + 1 : c->component_jid;
+	return strcasecmp(parent, domain) == 0;
 }
 
 int

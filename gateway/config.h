@@ -50,7 +50,7 @@ struct gw_config {
 	uint64_t spool_quota;		/* [1G] accepted offers + served files */
 	uint64_t avatar_max_bytes;	/* [65536] */
 	char *upload_service;		/* [""] XEP-0363 service JID */
-	struct gw_strlist download_hosts; /* [""] hosts we fetch files from */
+	struct gw_strlist download_hosts; /* [""] link prefixes we fetch files from */
 	char *http_listen;		/* [""] ADDR:PORT or [ADDR6]:PORT */
 	char *http_public_url;		/* [""] http(s)://... */
 	uint64_t served_files_ttl_ms;	/* [7d] files our listener serves */
@@ -85,6 +85,10 @@ int gw_config_is_admin(const struct gw_config *c, const char *bare_jid);
  * must be in registration_domains, by default the domain the component
  * hangs under (barev.example.org -> example.org). */
 int gw_config_may_register(const struct gw_config *c, const char *jid);
+/* Is `domain` (a bare domain, no '@') the server the component hangs under
+ * (barev.example.org -> example.org) or one of registration_domains?  Only
+ * such a server may grant XEP-0356 privileges. */
+int gw_config_is_server_domain(const struct gw_config *c, const char *domain);
 
 /*
  * SIGHUP: take over from `next` every key that is safe to change at run

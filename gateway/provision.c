@@ -526,11 +526,12 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	bridge_get_stats(gw, &br);
 	tb_add(&t, "barev-gateway %s, up %ldd %02ld:%02ld:%02ld\n", BAREV_VERSION,
 	    up / 86400, up % 86400 / 3600, up % 3600 / 60, up % 60);
-	tb_add(&t, "Component link: %s as %s (%s:%u)%s\n",
+	tb_add(&t, "Component link: %s as %s (%s:%u)%s%s\n",
 	    comp_state_str(comp_state(gw->comp)), gw->cfg.component_jid,
 	    gw->cfg.server_host, gw->cfg.server_port,
-	    br.privileged_roster ? ", roster privilege granted" :
-	    ", no roster privilege (subscription requests are used)");
+	    br.privileged_roster ? ", roster privilege granted by " :
+	    ", no roster privilege (subscription requests are used)",
+	    br.privileged_host);
 	tb_add(&t, "Identities: %u, contacts: %u, users online: %u\n",
 	    br.identities, br.contacts, br.users_online);
 	tb_add(&t, "Listeners: %u (%u failed)\n", bs.listeners, bs.listeners_failed);

@@ -436,12 +436,16 @@ spool_create(struct xfer *x)
 	return 0;
 }
 
-/* What Barev and HTTP may see of a file name: no path, no control bytes. */
+/*
+ * What Barev, HTTP and the user may see of a file name: no path, no control
+ * bytes, and UTF-8 (a percent-decoded link or a peer's offer may hold any
+ * bytes; ill-formed sequences become U+FFFD, issue 15).
+ */
 static char *
 clean_name(const char *in)
 {
 	const char *base = in;
-	char *out, *o;
+	char *out, *o, *fixed;
 
 	for (const char *p = in; *p; p++)
 		if (*p == '/' || *p == '\\')
@@ -452,9 +456,16 @@ clean_name(const char *in)
 		if ((unsigned char)*base >= 0x20 && *base != 0x7f)
 			*o++ = *base;
 	*o = '\0';
-	if (strcmp(out, "") == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0)
-		strcpy(out, "file");
-	return out;
+	fixed = xs_utf8_repair(out);
+	free(out);
+	if (fixed == NULL)
+		return NULL;
+	if (strcmp(fixed, "") == 0 || strcmp(fixed, ".") == 0 ||
+	    strcmp(fixed, "..") == 0) {
+		free(fixed);
+		return strdup("file");
+	}
+	return fixed;
 }
 
 static uint64_t
@@ -1293,24 +1304,6 @@ link_of(xmpp_stanza_t *msg)
 	return t;
 }
 
-static int
-host_allowed(struct gw *gw, const char *host)
-{
-	const struct gw_strlist *l = &gw->cfg.download_hosts;
-	int any = 0;
-
-	for (size_t i = 0; i < l->n; i++) {
-		if (l->v[i] == NULL || l->v[i][0] == '\0')
-			continue;
-		any = 1;
-		if (strcasecmp(l->v[i], host) == 0)
-			return 1;
-	}
-	/* default: the upload service's own host */
-	return !any && gw->cfg.upload_service[0] &&
-	    strcasecmp(gw->cfg.upload_service, host) == 0;
-}
-
 /* The name in the link's last path segment, percent-decoded. */
 static char *
 name_of_url(const char *url)
@@ -1339,12 +1332,26 @@ name_of_url(const char *url)
 int
 transfer_user_message(struct gw *gw, int64_t contact, xmpp_stanza_t *msg)
 {
-	char *url = link_of(msg), host[256];
+	char *url = link_of(msg);
 	struct xfer *x;
+	int allowed;
 
 	if (url == NULL)
 		return 0;
-	if (xfer_url_host(url, host, sizeof(host)) == -1 || !host_allowed(gw, host)) {
+	allowed = xfer_url_allowed(&gw->cfg.download_hosts, gw->cfg.upload_service, url);
+	if (allowed == -1 && (x = xfer_new(gw, contact, 1)) != NULL) {
+		/*
+		 * The upload host on another port or path (an admin or metrics
+		 * service, say) is never fetched (issue 15); the user hears why
+		 * her link went as text rather than as a file.
+		 */
+		tell(x, "Your link was passed on to %s as text, not as a file:"
+		    " the gateway fetches files only from your server's upload"
+		    " service.", x->peer_name);
+		xfer_end(x, 0, "a link on the upload host but not the upload"
+		    " service: not fetched");
+	}
+	if (allowed != 1) {
 		free(url);
 		return 0;	/* an ordinary message that happens to be a link */
 	}

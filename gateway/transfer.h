@@ -59,8 +59,26 @@ struct xfer_http *xfer_http_put_growing(struct gw *gw, const char *url,
 void xfer_http_put_avail(struct xfer_http *h, uint64_t avail);
 uint64_t xfer_http_bytes(const struct xfer_http *h);
 void xfer_http_free(struct xfer_http *h);	/* cancels; no callback */
-/* the host part of an http(s) URL (no brackets), lower-cased; 0 or -1 */
-int xfer_url_host(const char *url, char *out, size_t len);
+/* an http(s) URL taken apart (transfer_url.c) */
+struct xfer_url {
+	int tls;
+	char host[256];			/* no brackets, lower-cased */
+	int port;			/* the scheme's default if none given */
+	char path[2048];		/* path + "?" query, never empty */
+};
+int xfer_url_parse(const char *url, struct xfer_url *u);
+/*
+ * May the gateway fetch this http(s) link?  Only if it starts with one of
+ * `allowed` (download_hosts: "http(s)://host[:port][/path]" prefixes, or
+ * "host[:port]" = http and https on that port, default 80/443), or, with
+ * none configured, is on `upload_service`'s host on the default ports.
+ * Scheme, host and port must match exactly, and a path prefix must hold
+ * ("."/".." segments, even percent-encoded, never do).  1 allowed; -1 an
+ * allowed host but another scheme, port or path; 0 another host.
+ */
+struct gw_strlist;
+int xfer_url_allowed(const struct gw_strlist *allowed,
+    const char *upload_service, const char *url);
 
 /* the gateway's own file server (http_listen): GET /TOKEN/NAME serves
  * SPOOL/served/TOKEN */

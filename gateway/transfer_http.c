@@ -68,12 +68,6 @@ struct xfer_http {
 	int status;
 };
 
-struct xh_url {
-	int tls;
-	char host[256];
-	int port;
-	char path[2048];		/* path + "?" query, never empty */
-};
 
 void
 xfer_http_shutdown(void)
@@ -86,58 +80,6 @@ xfer_http_shutdown(void)
 		SSL_CTX_free(xh_ssl);
 		xh_ssl = NULL;
 	}
-}
-
-static int
-url_parse(const char *url, struct xh_url *u)
-{
-	struct evhttp_uri *uri = evhttp_uri_parse(url);
-	const char *scheme, *host, *path, *q;
-	size_t hl;
-	int rc = -1;
-
-	if (uri == NULL)
-		return -1;
-	scheme = evhttp_uri_get_scheme(uri);
-	host = evhttp_uri_get_host(uri);
-	path = evhttp_uri_get_path(uri);
-	q = evhttp_uri_get_query(uri);
-	if (scheme == NULL || host == NULL || *host == '\0')
-		goto out;
-	if (strcasecmp(scheme, "https") == 0)
-		u->tls = 1;
-	else if (strcasecmp(scheme, "http") == 0)
-		u->tls = 0;
-	else
-		goto out;
-	hl = strlen(host);
-	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']')
-		snprintf(u->host, sizeof(u->host), "%.*s", (int)(hl - 2), host + 1);
-	else
-		snprintf(u->host, sizeof(u->host), "%s", host);
-	for (char *p = u->host; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	u->port = evhttp_uri_get_port(uri);
-	if (u->port <= 0)
-		u->port = u->tls ? 443 : 80;
-	if ((size_t)snprintf(u->path, sizeof(u->path), "%s%s%s",
-	    path && *path ? path : "/", q ? "?" : "", q ? q : "") >= sizeof(u->path))
-		goto out;
-	rc = 0;
-out:
-	evhttp_uri_free(uri);
-	return rc;
-}
-
-int
-xfer_url_host(const char *url, char *out, size_t len)
-{
-	struct xh_url u;
-
-	if (url_parse(url, &u) == -1)
-		return -1;
-	snprintf(out, len, "%s", u.host);
-	return 0;
 }
 
 static struct evdns_base *
@@ -339,12 +281,12 @@ xfer_http_get(struct gw *gw, const char *url, int fd, uint64_t max,
     xfer_http_cb cb, void *arg)
 {
 	struct xfer_http *h;
-	struct xh_url u;
+	struct xfer_url u;
 	struct bufferevent *bev = NULL;
 	struct evkeyvalq *hd;
 	char hostport[300];
 
-	if (url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
+	if (xfer_url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
 		return NULL;
 	h->max = max;
 	if (u.tls && (bev = tls_bev(gw, u.host)) == NULL)
@@ -529,11 +471,11 @@ xfer_http_put_growing(struct gw *gw, const char *url, const char *const *hdrs,
     xfer_http_cb cb, void *arg)
 {
 	struct xfer_http *h;
-	struct xh_url u;
+	struct xfer_url u;
 	struct evbuffer *out;
 	struct timeval wtv = { HTTP_TIMEOUT_S, 0 };
 
-	if (url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
+	if (xfer_url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
 		return NULL;
 	h->size = size;
 	h->avail = avail < size ? avail : size;

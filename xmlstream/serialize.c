@@ -13,6 +13,16 @@
  * carriage return inside attribute values, and carriage return in text,
  * are written as character references, because a parser normalises the
  * raw characters away and the output must re-parse to the same tree.
+ *
+ * Whatever the caller passes, text and attribute values come out as well-
+ * formed XML 1.0: a byte sequence that is not UTF-8 (overlong forms,
+ * surrogates, beyond U+10FFFF, truncated) and a character XML forbids (C0
+ * controls other than tab, newline and carriage return; U+FFFE, U+FFFF)
+ * are each replaced by U+FFFD.  One bad byte in a file name or a peer's
+ * message must not make the server close the component stream (it would
+ * disconnect every user) or a Barev peer drop the pipe; replacing rather
+ * than refusing keeps the rest of the text readable.  Element and attribute
+ * names are not checked: they come from the parser or from the code.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -89,32 +99,95 @@ xs_putc(struct xs_sbuf *b, char c)
 
 /*
  * Which bytes need escaping, per context: bit 0 text, bit 1 attribute in
- * double quotes, bit 2 attribute in single quotes.
+ * double quotes, bit 2 attribute in single quotes; bit 3 (every context)
+ * bytes that may have to be replaced: C0 controls XML forbids and every
+ * non-ASCII byte, whose sequence is checked.
  */
 #define XS_ESC_TEXT	1
 #define XS_ESC_DQ	2
 #define XS_ESC_SQ	4
+#define XS_ESC_CHK	8
+
+#define XS_C		XS_ESC_CHK
+#define XS_C8		XS_C, XS_C, XS_C, XS_C, XS_C, XS_C, XS_C, XS_C
+#define XS_C64		XS_C8, XS_C8, XS_C8, XS_C8, XS_C8, XS_C8, XS_C8, XS_C8
 
 static const unsigned char xs_esc[256] = {
+	/* 0x00-0x1f: only tab, newline and carriage return are XML */
+	XS_C, XS_C, XS_C, XS_C, XS_C, XS_C, XS_C, XS_C,
+	XS_C, XS_ESC_DQ | XS_ESC_SQ, XS_ESC_DQ | XS_ESC_SQ, XS_C,
+	XS_C, 7, XS_C, XS_C,
+	XS_C8, XS_C8,
 	['&'] = 7, ['<'] = 7, ['>'] = 7,
 	['"'] = XS_ESC_DQ, ['\''] = XS_ESC_SQ,
-	['\t'] = XS_ESC_DQ | XS_ESC_SQ, ['\n'] = XS_ESC_DQ | XS_ESC_SQ,
-	['\r'] = 7,
+	[0x80] = XS_C64, XS_C64,
 };
+
+/*
+ * Length of the well-formed UTF-8 sequence at u[0..len) (RFC 3629 table,
+ * so no overlongs, surrogates or values past U+10FFFF), or 0 with *bad set
+ * to the length of its maximal ill-formed prefix (at least 1), which is
+ * replaced by one U+FFFD as Unicode recommends.
+ */
+static size_t
+xs_utf8_len(const unsigned char *u, size_t len, size_t *bad)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		n = 2;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+		n = 3;
+		if (u[0] == 0xe0)
+			lo = 0xa0;
+		else if (u[0] == 0xed)
+			hi = 0x9f;
+	} else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+		n = 4;
+		if (u[0] == 0xf0)
+			lo = 0x90;
+		else if (u[0] == 0xf4)
+			hi = 0x8f;
+	} else {
+		*bad = 1;
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if (i >= len || u[i] < lo || u[i] > hi) {
+			*bad = i;
+			return 0;
+		}
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	/* U+FFFE and U+FFFF are well-formed UTF-8 but not XML characters */
+	if (n == 3 && u[0] == 0xef && u[1] == 0xbf && u[2] >= 0xbe) {
+		*bad = 3;
+		return 0;
+	}
+	return n;
+}
 
 static void
 xs_put_escaped(struct xs_sbuf *b, const char *s, size_t len, char quote)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	unsigned mask;
-	size_t i, run = 0;
+	size_t i, run = 0, n, bad = 1;
 	const char *rep;
 
 	mask = quote == '"' ? XS_ESC_DQ : quote == '\'' ? XS_ESC_SQ :
 	    XS_ESC_TEXT;
+	mask |= XS_ESC_CHK;
 	for (i = 0; i < len; i++) {
 		if ((xs_esc[u[i]] & mask) == 0)
 			continue;
+		if (u[i] >= 0x80 &&
+		    (n = xs_utf8_len(u + i, len - i, &bad)) != 0) {
+			i += n - 1;	/* a good character stays in the run */
+			continue;
+		}
 		xs_put(b, s + run, i - run);
 		run = i + 1;
 		switch (u[i]) {
@@ -139,8 +212,16 @@ xs_put_escaped(struct xs_sbuf *b, const char *s, size_t len, char quote)
 		case '\n':
 			rep = "&#10;";
 			break;
-		default:
+		case '\r':
 			rep = "&#13;";
+			break;
+		default:
+			/* a forbidden control or an ill-formed sequence */
+			rep = "\xef\xbf\xbd";	/* U+FFFD */
+			if (u[i] >= 0x80) {
+				i += bad - 1;
+				run = i + 1;
+			}
 			break;
 		}
 		xs_put(b, rep, strlen(rep));
@@ -312,4 +393,34 @@ xs_escape(struct evbuffer *out, const char *s, size_t len, char quote)
 		rc = 0;
 	xs_sbuf_release(&b);
 	return rc;
+}
+
+char *
+xs_utf8_repair(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len = strlen(s), i, n, bad;
+	struct xs_sbuf b;
+	char *out;
+
+	xs_sbuf_init(&b);
+	for (i = 0; i < len; i++) {
+		bad = 1;
+		if (u[i] >= 0x80 && (n = xs_utf8_len(u + i, len - i, &bad)) != 0) {
+			xs_put(&b, s + i, n);
+			i += n - 1;
+		} else if (u[i] >= 0x80 || (xs_esc[u[i]] & XS_ESC_CHK)) {
+			xs_put(&b, "\xef\xbf\xbd", 3);
+			i += bad - 1;
+		} else
+			xs_putc(&b, s[i]);
+	}
+	xs_putc(&b, '\0');
+	if (b.failed || (out = malloc(b.len)) == NULL) {
+		xs_sbuf_release(&b);
+		return NULL;
+	}
+	memcpy(out, b.p, b.len);
+	xs_sbuf_release(&b);
+	return out;
 }

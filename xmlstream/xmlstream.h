@@ -106,6 +106,9 @@ enum {
  * for <iq>: type, id, from, to; for other elements: to, from, type, id; then
  * the rest in byte order.  Text escapes exactly & < > and the quote in use
  * in attributes (&amp; &lt; &gt; &quot;/&apos;); raw UTF-8 otherwise.
+ * Ill-formed UTF-8 and characters XML 1.0 forbids (C0 controls but tab, LF,
+ * CR; U+FFFE, U+FFFF) in text and attribute values become U+FFFD, so the
+ * output is well-formed whatever the stanza holds.
  * Returns 0, or -1 on allocation failure.
  */
 int xs_serialize(xmpp_stanza_t *st, unsigned flags, struct evbuffer *out);
@@ -114,6 +117,9 @@ char *xs_serialize_str(xmpp_stanza_t *st, unsigned flags, size_t *lenp);
 /* Append `s` escaped for text or for an attribute quoted with `quote`
  * ('"' or '\'', 0 = text). */
 int xs_escape(struct evbuffer *out, const char *s, size_t len, char quote);
+/* A malloc'd copy of `s` with the same repair as above (for names that are
+ * also used outside XML: files, logs); NULL on allocation failure. */
+char *xs_utf8_repair(const char *s);
 
 /* ---- connection ---- */
 

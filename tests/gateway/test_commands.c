@@ -490,6 +490,41 @@ test_sessions(void)
 	CHECK(streq(cmd_status(), "completed"));
 }
 
+/*
+ * One user cannot cancel everyone's open forms by opening many (issue 15):
+ * past 8 sessions (all her resources together) her own oldest goes, and
+ * the admin's open form survives 70 of hers.
+ */
+static void
+test_sessions_capped_per_user(void)
+{
+	char admin_sid[64], sids[70][64];
+	int i;
+
+	command(ADMIN, "add-contact", NULL, NULL, NULL);
+	CHECK(streq(cmd_status(), "executing"));
+	snprintf(admin_sid, sizeof(admin_sid), "%s", cmd_sid() ? cmd_sid() : "none");
+	commands_test_clock_skew(5);	/* the admin's form is older */
+	for (i = 0; i < 70; i++) {
+		command(i % 2 ? ALICE : "alice@example.org/laptop", "add-contact",
+		    NULL, NULL, NULL);
+		CHECK(streq(cmd_status(), "executing"));
+		snprintf(sids[i], sizeof(sids[i]), "%s", cmd_sid() ? cmd_sid() : "none");
+	}
+	/* the admin's form is still open */
+	command(ADMIN, "add-contact", admin_sid, "cancel", NULL);
+	CHECK(streq(cmd_status(), "canceled"));
+	/* alice keeps her newest 8; the one before them is gone */
+	command(ALICE, "add-contact", sids[69], "cancel", NULL);
+	CHECK(streq(cmd_status(), "canceled"));
+	command("alice@example.org/laptop", "add-contact", sids[62], "cancel", NULL);
+	CHECK(streq(cmd_status(), "canceled"));
+	command(ALICE, "add-contact", sids[61], "cancel", NULL);
+	CHECK(child(child(last, "error"), "bad-sessionid") != NULL);
+	command("alice@example.org/laptop", "add-contact", sids[0], "cancel", NULL);
+	CHECK(child(child(last, "error"), "bad-sessionid") != NULL);
+}
+
 static void
 test_admin_contacts_and_status(void)
 {
@@ -623,6 +658,48 @@ test_registration(void)
 	gw.cfg.registration = GW_REG_ADMIN;
 }
 
+/*
+ * XEP-0356: only the server the component hangs under (or one of
+ * registration_domains) may grant privileges (issue 15); a grant from any
+ * other domain is ignored and the status still names the real grantor.
+ */
+static void
+grant(const char *from)
+{
+	char xml[1024];
+
+	snprintf(xml, sizeof(xml), "<message from='%s' to='barev.example.org'>"
+	    "<privilege xmlns='urn:xmpp:privilege:2'><perm access='roster' "
+	    "type='both'/><perm access='message' type='outgoing'/></privilege>"
+	    "</message>", from);
+	deliver(bridge_handle_privilege, xml);
+}
+
+static void
+test_privilege_grant_only_from_the_server(void)
+{
+	struct bridge_stats st;
+
+	grant("example.org");
+	bridge_get_stats(&gw, &st);
+	CHECK(st.privileged_roster && streq(st.privileged_host, "example.org"));
+	command(ADMIN, "status", NULL, NULL, NULL);
+	CHECK(strstr(note(), "roster privilege granted by example.org\n") != NULL);
+	/* another component, a remote server, a look-alike: ignored */
+	grant("evil.example.org");
+	grant("example.org.evil.net");
+	grant("barev.example.org");
+	grant("org");
+	bridge_get_stats(&gw, &st);
+	CHECK(st.privileged_roster && streq(st.privileged_host, "example.org"));
+	command(ADMIN, "status", NULL, NULL, NULL);
+	CHECK(strstr(note(), "roster privilege granted by example.org\n") != NULL);
+	/* the parent domain in another case is still the server */
+	grant("Example.ORG");
+	bridge_get_stats(&gw, &st);
+	CHECK(st.privileged_roster);
+}
+
 int
 main(void)
 {
@@ -670,6 +747,7 @@ main(void)
 	}
 
 	test_admin_creates_identity();
+	test_sessions_capped_per_user();
 	test_bad_identity_inputs();
 	test_non_admin_is_forbidden();
 	test_disco_shows_what_one_may_run();
@@ -680,6 +758,7 @@ main(void)
 	test_admin_contacts_and_status();
 	test_chat_commands();
 	test_registration();
+	test_privilege_grant_only_from_the_server();
 
 	reset_sent();
 	comp_free(gw.comp);

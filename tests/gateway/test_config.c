@@ -118,6 +118,13 @@ test_good_file_and_defaults(void)
 	CHECK(!gw_config_may_register(&c, "mallory@example.org.evil"));
 	CHECK(!gw_config_may_register(&c, "mallory@barev.example.org"));
 	CHECK(!gw_config_may_register(&c, "example.org"));
+	/* who may grant XEP-0356 privileges: the server, not a look-alike */
+	CHECK(gw_config_is_server_domain(&c, "example.org"));
+	CHECK(gw_config_is_server_domain(&c, "Example.Org"));
+	CHECK(!gw_config_is_server_domain(&c, "evil.example.org"));
+	CHECK(!gw_config_is_server_domain(&c, "example.org.evil"));
+	CHECK(!gw_config_is_server_domain(&c, "barev.example.org"));
+	CHECK(!gw_config_is_server_domain(&c, ""));
 	/* defaults */
 	CHECK(strcmp(c.server_host, "127.0.0.1") == 0);
 	CHECK(c.server_port == 5347);
@@ -152,6 +159,17 @@ test_good_file_and_defaults(void)
 	CHECK(gw_config_may_register(&c, "a@other.org"));
 	CHECK(gw_config_may_register(&c, "a@example.net/x"));
 	CHECK(!gw_config_may_register(&c, "a@example.org"));
+	/* the server itself may always grant; so may registration_domains */
+	CHECK(gw_config_is_server_domain(&c, "example.org"));
+	CHECK(gw_config_is_server_domain(&c, "example.net"));
+	CHECK(!gw_config_is_server_domain(&c, "third.org"));
+	gw_config_free(&c);
+	/* URL prefixes pin scheme, host and port (issue 15) */
+	CHECK(gw_config_load(&c, write_file("prefix.conf", BASE
+	    "download_hosts = https://Upload.example.org:5281/file_share/, "
+	    "127.0.0.1:5280, [::1]:8080\n"), err, sizeof err) == 0);
+	CHECK(c.download_hosts.n == 3 && strcmp(c.download_hosts.v[0],
+	    "https://upload.example.org:5281/file_share/") == 0);
 	gw_config_free(&c);
 }
 
@@ -177,6 +195,12 @@ test_bad_values_name_their_key(void)
 	    "admins", "\"example.org\"");
 	expect_error(BASE "admins = alice@example.org/phone\n", "admins", NULL);
 	expect_error(BASE "barev_address = 10.0.0.1\n", "barev_address", NULL);
+	expect_error(BASE "download_hosts = ftp://upload.example.org/\n",
+	    "download_hosts", "ftp://");
+	expect_error(BASE "download_hosts = https:///file_share/\n",
+	    "download_hosts", NULL);
+	expect_error(BASE "download_hosts = https://a.org/x y\n",
+	    "download_hosts", NULL);
 	expect_error(BASE "http_listen = 5280\n", "http_listen", NULL);
 	expect_error(BASE "http_public_url = ftp://x\n", "http_public_url",
 	    NULL);

@@ -350,7 +350,8 @@ class Gateway:
         }
         if prosody:
             cfg["upload_service"] = prosody.upload_service
-            cfg["download_hosts"] = "127.0.0.1"
+            # the upload service's URL prefix: scheme, host and port
+            cfg["download_hosts"] = "http://127.0.0.1:%d/" % prosody.http_port
         cfg.update(TEST_TIMERS)
         cfg.update(config or {})
         self.config = {k: v for k, v in cfg.items() if v is not None}

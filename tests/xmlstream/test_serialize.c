@@ -216,6 +216,151 @@ test_evbuffer_and_many_attrs(void)
 	xmpp_stanza_release(x);
 }
 
+/*
+ * Whatever bytes a caller passes in text or an attribute value, the output
+ * is well-formed XML 1.0: ill-formed UTF-8 and characters XML forbids
+ * become U+FFFD (issue 15: one bad file name used to make Prosody close
+ * the component stream and disconnect every user).
+ */
+#define FFFD "\xef\xbf\xbd"
+
+static void
+check_repaired(const char *in, const char *want)
+{
+	xmpp_stanza_t *m = el("message"), *b = el("body");
+	char *s, *w;
+	size_t wl = strlen(want) * 2 + 128;
+
+	xmpp_stanza_set_attribute(m, "a", in);
+	add_text(b, in);
+	xmpp_stanza_add_child_ex(m, b, 0);
+	w = malloc(wl);
+	snprintf(w, wl, "<message a=\"%s\"><body>%s</body></message>", want,
+	    want);
+	s = ser(m, 0);
+	CHECK_STR(s, w);
+	free(s);
+	snprintf(w, wl, "<message a='%s'><body>%s</body></message>", want,
+	    want);
+	s = ser(m, XS_SER_SINGLE_QUOTES);
+	CHECK_STR(s, w);
+	free(s);
+	free(w);
+	xmpp_stanza_release(m);
+}
+
+static void
+test_invalid_utf8_replaced(void)
+{
+	/* the attack: a percent-decoded file name */
+	check_repaired("\xff\xfe" "bad.txt", FFFD FFFD "bad.txt");
+	/* lone continuation, lead without continuation, truncated at end */
+	check_repaired("a\x80z", "a" FFFD "z");
+	check_repaired("a\xc3z", "a" FFFD "z");
+	check_repaired("caf\xc3", "caf" FFFD);
+	check_repaired("x\xe2\x82", "x" FFFD);
+	check_repaired("\xf0\x9f\x98", FFFD);
+	/* maximal subpart: a truncated 3-byte sequence is one U+FFFD */
+	check_repaired("\xe2\x82(", FFFD "(");
+	/* overlong forms, surrogates, beyond U+10FFFF, 5/6-byte leads */
+	check_repaired("\xc0\xaf", FFFD FFFD);
+	check_repaired("\xe0\x80\xaf", FFFD FFFD FFFD);
+	check_repaired("\xed\xa0\x80", FFFD FFFD FFFD);
+	check_repaired("\xf4\x90\x80\x80", FFFD FFFD FFFD FFFD);
+	check_repaired("\xf8\x88\x80\x80\x80", FFFD FFFD FFFD FFFD FFFD);
+	/* well-formed but not XML characters: U+FFFE, U+FFFF */
+	check_repaired("<\xef\xbf\xbe\xef\xbf\xbf>", "&lt;" FFFD FFFD "&gt;");
+	/* C0 controls XML forbids; DEL and U+FFFD itself are fine */
+	check_repaired("a\x01\x08\x0b\x0c\x1b\x1f\x7f" FFFD "b",
+	    "a" FFFD FFFD FFFD FFFD FFFD FFFD "\x7f" FFFD "b");
+	/* the edges that are allowed stay */
+	check_repaired("\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80"
+	    "\xef\xbf\xbd\xf0\x90\x80\x80\xf4\x8f\xbf\xbf",
+	    "\xc2\x80\xdf\xbf\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80"
+	    "\xef\xbf\xbd\xf0\x90\x80\x80\xf4\x8f\xbf\xbf");
+
+	/* xs_escape (barevlink's formatter, the component header) too, and
+	 * a NUL inside the given length */
+	{
+		struct evbuffer *out = evbuffer_new();
+		char buf[64];
+		size_t n;
+
+		CHECK(xs_escape(out, "n\xff" "a\0me", 6, '\'') == 0);
+		n = evbuffer_remove(out, buf, sizeof buf - 1);
+		buf[n] = '\0';
+		CHECK_STR(buf, "n" FFFD "a" FFFD "me");
+		evbuffer_free(out);
+	}
+	/* xs_utf8_repair: the same, for names used outside XML as well */
+	{
+		char *r = xs_utf8_repair("\xff\xfe" "bad\x01.txt caf\xc3\xa9\xe2\x82");
+
+		CHECK_STR(r, FFFD FFFD "bad" FFFD ".txt caf\xc3\xa9" FFFD);
+		free(r);
+	}
+}
+
+static int parsed_ok, parse_closed;
+
+static void
+count_stanza(void *arg, xmpp_stanza_t *st)
+{
+	(void)arg;
+	(void)st;
+	parsed_ok++;
+}
+
+static void
+count_close(void *arg, enum xs_close why, const char *detail)
+{
+	(void)arg;
+	(void)detail;
+	if (why != XS_END_STREAM && why != XS_END_EOF)
+		parse_closed++;
+}
+
+/* Random bytes in, well-formed XML out: our parser (libxml2) takes it. */
+static void
+test_random_bytes_reparse(void)
+{
+	static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+	    "xmlns:stream='http://etherx.jabber.org/streams'>";
+	struct xs_callbacks cb = { NULL, count_stanza, count_close };
+	unsigned seed = 15;
+	char in[65], *s;
+	int round, i, bad = 0;
+
+	for (round = 0; round < 2000; round++) {
+		xmpp_stanza_t *m = el("message"), *b = el("body");
+		struct xs_parser *p;
+
+		for (i = 0; i < 64; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = (char)((seed >> 16) & 0xff);
+			if (in[i] == '\0')
+				in[i] = 'z';
+		}
+		in[64] = '\0';
+		xmpp_stanza_set_attribute(m, "a", in);
+		add_text(b, in);
+		xmpp_stanza_add_child_ex(m, b, 0);
+		s = ser(m, round & 1 ? XS_SER_SINGLE_QUOTES : 0);
+		parsed_ok = parse_closed = 0;
+		p = xs_parser_new(NULL, &cb, NULL);
+		xs_parser_feed(p, hdr, strlen(hdr));
+		xs_parser_feed(p, s, strlen(s));
+		xs_parser_free(p);
+		if (parsed_ok != 1 || parse_closed != 0) {
+			if (bad++ < 3)
+				fprintf(stderr, "not re-parsed: %s\n", s);
+		}
+		free(s);
+		xmpp_stanza_release(m);
+	}
+	CHECK(bad == 0);
+}
+
 int
 main(void)
 {
@@ -226,6 +371,8 @@ main(void)
 	RUN(test_escaping);
 	RUN(test_round_trip);
 	RUN(test_evbuffer_and_many_attrs);
+	RUN(test_invalid_utf8_replaced);
+	RUN(test_random_bytes_reparse);
 	xs_shutdown();
 	return CHECK_EXIT();
 }

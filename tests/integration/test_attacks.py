@@ -1,0 +1,219 @@
+"""Attacks on the gateway through the server (issue 15, security items 1
+and 5).  alice is a user of the gateway; what she types must not cut anyone
+off or make the gateway fetch what it should not:
+
+- a link whose file name holds percent-encoded bytes that are not UTF-8
+  (`.../%FF%FEbad.txt`) used to put invalid UTF-8 into the "was not sent"
+  note, Prosody closed the component stream and every user of the gateway
+  was disconnected; now the name reads "\ufffd\ufffdbad.txt" everywhere;
+- a link to an allowed host on another port (an admin or metrics service
+  on the same machine) used to be fetched and handed to the peer; only the
+  allowed scheme + host + port (the upload service's URL prefix) is.
+
+Everything runs in a private network namespace.
+"""
+# ctest: timeout=300
+import asyncio
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import os
+import sys
+import threading
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+import harness                                   # noqa: E402
+from harness import expect, expect_eq, Client     # noqa: E402
+import barevworld                                # noqa: E402
+from barevworld import BOB, CAROL, store_rows    # noqa: E402
+
+ALICE_ADDR = "201:1::1"
+BOB_ADDR = "201:2::2"
+CAROL_ADDR = "201:3::3"
+BAD = "\ufffd\ufffdbad.txt"     # what %FF%FEbad.txt reads as
+
+
+def says(who, *words):
+    def pred(m):
+        body = m["body"] or ""
+        return m["from"].bare == who and all(w in body for w in words)
+    return pred
+
+
+async def http(method, url, data=None, headers=None, timeout=30):
+    """Blocking urllib in a thread, so slixmpp keeps running."""
+    def run():
+        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, b""
+    return await asyncio.get_running_loop().run_in_executor(None, run)
+
+
+async def upload(alice, p, name, data):
+    """alice puts a file on her server (XEP-0363) and returns the GET URL."""
+    from xml.sax.saxutils import quoteattr
+    r = await alice.iq_query(p.upload_service, "get",
+                             "<request xmlns='urn:xmpp:http:upload:0' filename=%s size='%d'"
+                             " content-type='application/octet-stream'/>"
+                             % (quoteattr(name), len(data)))
+    expect_eq(r["type"], "result", "upload slot for alice")
+    ns = "{urn:xmpp:http:upload:0}"
+    slot = r.xml.find(ns + "slot")
+    put = slot.find(ns + "put")
+    hdrs = {h.get("name"): h.text for h in put.findall(ns + "header")}
+    hdrs["Content-Type"] = "application/octet-stream"
+    status, _ = await http("PUT", put.get("url"), data=data, headers=hdrs)
+    expect(status in (200, 201), "alice's upload", "2xx", status)
+    return slot.find(ns + "get").get("url")
+
+
+async def setup():
+    return await barevworld.start(users=("alice", "admin"))
+
+
+async def nobody_was_cut_off(ctx, gw_since, p_since):
+    """The component link never went down, alice and bob still chat both
+    ways, carol's pipe is up, and another user gets answers from the
+    component."""
+    alice, bob, carol, gw, p = ctx["alice"], ctx["bob"], ctx["carol"], ctx["gw"], ctx["p"]
+    s = await bob.wait_session("alice")
+    alice.send_message(BOB, "still there, bob?")
+    body, _ = await s.wait_message(timeout=10)
+    expect_eq(body, "still there, bob?", "alice's next message reaches bob")
+    alice.mark()
+    await s.send_message("yes")
+    await alice.wait_message(says(BOB, "yes"), what="bob's answer")
+    c = await carol.wait_session("alice")
+    alice.send_message(CAROL, "and you, carol?")
+    body, _ = await c.wait_message(timeout=10)
+    expect_eq(body, "and you, carol?", "carol's pipe is still up")
+    admin = await Client("admin@example.org", "admin", p).connect_and_wait()
+    try:
+        await admin.ping(p.component)      # fails unless the component answers
+    finally:
+        await admin.close()
+    glog = gw.log_text(since=gw_since)
+    expect("retrying in" not in glog and "link up" not in glog,
+           "the component link stayed up", "no reconnect", glog[-2000:])
+    with open(p.log_path, "rb") as f:
+        f.seek(p_since)
+        plog = f.read().decode("utf-8", "replace")
+    expect("not-well-formed" not in plog, "Prosody saw only well-formed XML",
+           "no not-well-formed", plog[-2000:])
+
+
+def plog_size(p):
+    return os.path.getsize(p.log_path)
+
+
+async def test_a_link_with_invalid_utf8_in_its_name_cuts_nobody_off(ctx):
+    """The fetch fails (nothing is there): the note alice gets names the
+    file readably, and the component link stays up."""
+    alice, gw, p = ctx["alice"], ctx["gw"], ctx["p"]
+    await ctx["bob"].wait_session("alice")
+    gw_since, p_since = gw.mark(), plog_size(p)
+    alice.mark()
+    alice.send_message(BOB, "http://127.0.0.1:%d/file_share/nothing/%%FF%%FEbad.txt"
+                       % p.http_port)
+    m = await alice.wait_message(says(BOB, "bad.txt", "not sent"), timeout=20,
+                                 what="the note that the file was not sent")
+    expect(BAD in m["body"], "the note names the file readably", BAD, m["body"])
+    await nobody_was_cut_off(ctx, gw_since, p_since)
+    # the name the gateway recorded (and logged) is repaired UTF-8 too
+    names = [bytes.fromhex(r[0]) for r in store_rows(gw, "SELECT hex(name) FROM transfers")]
+    expect(BAD.encode() in names, "the recorded name", BAD.encode(), names)
+
+
+async def test_a_fetched_file_with_such_a_name_reaches_bob_readably(ctx):
+    """The same name on a link that does fetch: bob (whose parser would
+    drop the pipe on invalid UTF-8) gets the file with the repaired name."""
+    alice, bob, gw, p = ctx["alice"], ctx["bob"], ctx["gw"], ctx["p"]
+    s = await bob.wait_session("alice")
+    url = await upload(alice, p, "ok.txt", b"hello bob")
+    hostile = url.rsplit("/", 1)[0] + "/%FF%FEbad.txt"    # Prosody serves by slot id
+    gw_since, p_since = gw.mark(), plog_size(p)
+    alice.mark()
+    alice.send_message(BOB, hostile)
+    name, data = await bob.wait_file(timeout=30)
+    expect_eq(name, BAD, "the name bob sees")
+    expect_eq(data, b"hello bob", "bob's bytes")
+    await alice.wait_message(says(BOB, BAD, "delivered"), timeout=20, what="the delivery note")
+    expect(not s.closed, "bob's pipe stayed up", "open", s.close_reason)
+    await nobody_was_cut_off(ctx, gw_since, p_since)
+
+
+# ---------------------------------------------------------------- ports
+
+class Witness:
+    """A tiny HTTP service on the upload host (127.0.0.1) but another port,
+    standing for an admin or metrics port: it counts every request."""
+
+    def __init__(self):
+        hits = self.hits = []
+
+        class H(BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                body = b"secret metrics"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+async def test_a_link_to_the_upload_host_on_another_port_is_not_fetched(ctx):
+    alice, bob, gw, p = ctx["alice"], ctx["bob"], ctx["gw"], ctx["p"]
+    s = await bob.wait_session("alice")
+    w = Witness()
+    try:
+        # the witness answers: the test could see a fetch
+        status, _ = await http("GET", "http://127.0.0.1:%d/probe" % w.port)
+        expect_eq((status, w.hits), (200, ["/probe"]), "the witness service answers")
+        del w.hits[:]
+        for url in ("http://127.0.0.1:%d/metrics.txt" % w.port,
+                    # the right port, but a way out of the upload path
+                    "http://127.0.0.1:%d/file_share/%%2e%%2e/admin.txt" % p.http_port):
+            alice.mark()
+            alice.send_message(BOB, url, oob_url=url)
+            m = await alice.wait_message(says(BOB, "as text"), timeout=10,
+                                         what="the note that the link was not fetched")
+            expect("upload service" in m["body"], "the note says why",
+                   "… upload service …", m["body"])
+            body, _ = await s.wait_message(timeout=10)
+            expect_eq(body, url, "bob gets the link as text")
+        expect_eq(w.hits, [], "requests the witness saw from the gateway")
+        expect(not any("admin.txt" in ln for ln in gw.log_text().splitlines()
+                       if "sends" in ln), "no fetch was started", "none", gw.log_text()[-1500:])
+    finally:
+        w.close()
+    # the upload service itself still works
+    url = await upload(alice, p, "fine.txt", b"fine")
+    alice.mark()
+    alice.send_message(BOB, url, oob_url=url)
+    name, data = await bob.wait_file(timeout=30)
+    expect_eq((name, data), ("fine.txt", b"fine"), "a file from the upload service")
+
+
+if __name__ == "__main__":
+    import netns
+    netns.enter([ALICE_ADDR, BOB_ADDR, CAROL_ADDR])
+    harness.main()
