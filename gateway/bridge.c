@@ -37,6 +37,9 @@
 #define NS_GATEWAY "jabber:iq:gateway"
 #define RESOURCE "barev"
 #define RESYNC_GRACE_MS 3000	/* for probe answers after a reconnect */
+#define ROSTER_PUSH_MS 30000	/* a roster push unanswered: refused */
+#define ROSTER_GROUP "Barev"
+#define GATEWAY_NAME "Barev gateway"
 
 static void bl_ev_pipe_up(void *, int64_t, int64_t);
 static void bl_ev_pipe_down(void *, int64_t, int64_t, const char *);
@@ -228,50 +231,153 @@ br_contact_for(struct br_user *u, const char *to)
 
 /* ---- roster (XEP-0356 when granted, else subscription presences) ---- */
 
+/* a roster push in flight: what to do instead if the server refuses it */
+struct roster_op {
+	char user[STORE_JID_MAX];
+	char item[STORE_JID_MAX];
+	char name[STORE_NAME_MAX + 1];
+	int remove;
+	int fell_back;		/* the subscription presences went already */
+};
+
+/* the user's server granted us her roster (whether it works or not) */
 static int
-privileged_for(struct bridge *br, const char *user_jid)
+roster_granted_for(struct bridge *br, const char *user_jid)
 {
 	const char *at = strrchr(user_jid, '@');
 
 	return br->privileged_host && at && strcasecmp(at + 1, br->privileged_host) == 0;
 }
 
-static void
-roster_push(struct bridge *br, struct br_contact *c, int remove)
+/* ... and its pushes are not being refused */
+static int
+privileged_for(struct bridge *br, const char *user_jid)
 {
-	struct gw *gw = br->gw;
-	xmpp_stanza_t *st, *q, *item;
-	char id[32];
+	return !br->roster_refused && roster_granted_for(br, user_jid);
+}
 
-	if (privileged_for(br, c->user->jid)) {
-		st = br_stanza("iq", "set", gw->cfg.component_jid, c->user->jid);
-		snprintf(id, sizeof(id), "roster-%llu", (unsigned long long)++br->next_cookie);
-		xmpp_stanza_set_id(st, id);
-		q = br_stanza("query", NULL, NULL, NULL);
-		xmpp_stanza_set_ns(q, NS_ROSTER);
-		item = br_stanza("item", NULL, NULL, NULL);
-		xmpp_stanza_set_attribute(item, "jid", c->jid);
-		if (remove) {
-			xmpp_stanza_set_attribute(item, "subscription", "remove");
-		} else {
-			xmpp_stanza_set_attribute(item, "name", c->name[0] ? c->name : c->nick);
-			xmpp_stanza_set_attribute(item, "subscription", "both");
-			br_add_text_child(item, "group", NULL, "Barev");
-		}
-		xmpp_stanza_add_child_ex(q, item, 0);
-		xmpp_stanza_add_child_ex(st, q, 0);
-		br_send(gw, st);
-		return;
-	}
-	if (remove) {
-		br_send(gw, br_stanza("presence", "unsubscribe", c->jid, c->user->jid));
-		br_send(gw, br_stanza("presence", "unsubscribed", c->jid, c->user->jid));
+/* Without the privilege: the item asks the user itself (RFC 6121 §3.1).
+ * Harmless when she is subscribed already: her server answers for her. */
+static void
+roster_by_presence(struct gw *gw, const struct roster_op *op)
+{
+	xmpp_stanza_t *st;
+
+	if (op->remove) {
+		br_send(gw, br_stanza("presence", "unsubscribe", op->item, op->user));
+		br_send(gw, br_stanza("presence", "unsubscribed", op->item, op->user));
 		return;
 	}
 	/* XEP-0172: the nick rides on the request, so the client can name it */
-	st = br_stanza("presence", "subscribe", c->jid, c->user->jid);
-	br_add_text_child(st, "nick", NS_NICK, c->name[0] ? c->name : c->nick);
+	st = br_stanza("presence", "subscribe", op->item, op->user);
+	br_add_text_child(st, "nick", NS_NICK, op->name);
 	br_send(gw, st);
+}
+
+/* The answer to a push: a refusal (ejabberd 23.01 answers internal-server-
+ * error, module_not_loaded) or silence makes the privilege unusable until a
+ * push works again; this item falls back to a subscription request. */
+static void
+roster_pushed(struct gw *gw, xmpp_stanza_t *reply, void *arg)
+{
+	struct roster_op *op = arg;
+	struct bridge *br = gw->bridge;
+	const char *type = reply ? xmpp_stanza_get_type(reply) : NULL;
+	char cause[256];
+
+	if (br == NULL || br->stopping)
+		goto out;
+	if (type && strcmp(type, "result") == 0) {
+		if (br->roster_refused) {
+			br->roster_refused = 0;
+			log_info("bridge", "roster pushes work again: contacts go"
+			    " straight into users' rosters");
+		}
+		goto out;
+	}
+	if (!br->roster_refused) {
+		br->roster_refused = 1;
+		log_warn("bridge", "the server refused a roster push to %s (%s):"
+		    " users get subscription requests instead until a push"
+		    " works again", op->user, gw_iq_error_text(reply, cause,
+		    sizeof(cause)));
+	}
+	if (!op->fell_back)
+		roster_by_presence(gw, op);
+out:
+	free(op);
+}
+
+/* Put `item` into (or take it out of) the user's roster. */
+static void
+roster_item(struct bridge *br, const char *user, const char *item,
+    const char *name, int remove)
+{
+	struct gw *gw = br->gw;
+	struct roster_op *op;
+	xmpp_stanza_t *st, *q, *el;
+
+	if ((op = calloc(1, sizeof(*op))) == NULL) {
+		log_error("bridge", "out of memory: %s is not in %s's roster", item, user);
+		return;
+	}
+	snprintf(op->user, sizeof(op->user), "%s", user);
+	snprintf(op->item, sizeof(op->item), "%s", item);
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	op->remove = remove;
+	if (!roster_granted_for(br, user)) {
+		roster_by_presence(gw, op);
+		free(op);
+		return;
+	}
+	if (br->roster_refused) {
+		/* the request now; the push only finds out whether the
+		 * privilege works again */
+		roster_by_presence(gw, op);
+		op->fell_back = 1;
+	}
+	st = br_stanza("iq", "set", gw->cfg.component_jid, user);
+	q = st ? gw_add_child(st, "query", NS_ROSTER) : NULL;
+	el = q ? gw_add_child(q, "item", NULL) : NULL;
+	if (el == NULL || xmpp_stanza_set_attribute(el, "jid", item) != XMPP_EOK ||
+	    (remove && xmpp_stanza_set_attribute(el, "subscription", "remove") != XMPP_EOK) ||
+	    (!remove && (xmpp_stanza_set_attribute(el, "name", name) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(el, "subscription", "both") != XMPP_EOK ||
+	    gw_add_text_child(el, "group", ROSTER_GROUP) == -1)) ||
+	    gw_iq_request(gw, st, GW_IQ_ROSTER, ROSTER_PUSH_MS, roster_pushed, op) == -1) {
+		if (!op->fell_back)
+			roster_by_presence(gw, op);
+		free(op);
+	}
+	if (st)
+		xmpp_stanza_release(st);
+}
+
+static void
+roster_push(struct bridge *br, struct br_contact *c, int remove)
+{
+	roster_item(br, c->user->jid, c->jid, c->name[0] ? c->name : c->nick, remove);
+}
+
+/* ---- the gateway itself in every user's roster ---- */
+
+/* its presence: always available while it runs (`type` NULL) */
+static void
+gateway_presence_send(struct bridge *br, const char *to, const char *type)
+{
+	xmpp_stanza_t *st = br_stanza("presence", type, br->gw->cfg.component_jid, to);
+
+	if (st && type == NULL)
+		br_add_text_child(st, "status", NULL, "Barev gateway: send 'help'");
+	br_send(br->gw, st);
+}
+
+/* in her roster (name "Barev gateway", group "Barev"), and online */
+static void
+gateway_join(struct bridge *br, struct br_user *u)
+{
+	roster_item(br, u->jid, br->gw->cfg.component_jid, GATEWAY_NAME, 0);
+	gateway_presence_send(br, u->jid, NULL);
 }
 
 /* ---- presence toward the user ---- */
@@ -639,6 +745,14 @@ bridge_shutdown(struct gw *gw)
 {
 	if (gw->bridge == NULL)
 		return;
+	/* the server does not say it for a component: the gateway goes
+	 * offline in every roster */
+	if (!gw->bridge->stopping) {
+		struct br_user *u;
+
+		LIST_FOREACH(u, &gw->bridge->users, entry)
+			gateway_presence_send(gw->bridge, u->jid, "unavailable");
+	}
 	gw->bridge->stopping = 1;
 	relay_stop(gw->bridge);
 	transfer_stop(gw);
@@ -690,6 +804,7 @@ bridge_identity_added(struct gw *gw, const struct store_identity *id)
 	/* learn at once whether the user is online: probe from any contact */
 	if (u == NULL)
 		return;
+	gateway_join(gw->bridge, u);
 	if ((c = LIST_FIRST(&u->contacts)) != NULL)
 		br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
 }
@@ -770,6 +885,7 @@ bridge_get_stats(struct gw *gw, struct bridge_stats *st)
 	LIST_FOREACH(c, &gw->bridge->contacts, entry)
 		st->contacts++;
 	st->privileged_roster = gw->bridge->privileged_host != NULL;
+	st->roster_refused = gw->bridge->roster_refused;
 }
 
 /* ---- component link ---- */
@@ -783,8 +899,15 @@ resync_done(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	br->resyncing = 0;
-	LIST_FOREACH(u, &br->users, entry)
+	LIST_FOREACH(u, &br->users, entry) {
 		user_publish(br, u);
+		/* the grant came with the link or not at all: without it, the
+		 * gateway asks to be in her roster (answered by her server if
+		 * it is already) */
+		if (!roster_granted_for(br, u->jid))
+			roster_item(br, u->jid, br->gw->cfg.component_jid,
+			    GATEWAY_NAME, 0);
+	}
 }
 
 
@@ -814,9 +937,11 @@ bridge_component_up(struct gw *gw)
 	} else {
 		br->resyncing = 0;
 	}
-	LIST_FOREACH(u, &br->users, entry)
+	LIST_FOREACH(u, &br->users, entry) {
+		gateway_presence_send(br, u->jid, NULL);
 		if ((c = LIST_FIRST(&u->contacts)) != NULL)
 			br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
+	}
 	LIST_FOREACH(c, &br->contacts, entry)
 		if (c->available)
 			contact_presence_send(br, c, NULL);
@@ -839,6 +964,7 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 	xmpp_stanza_t *priv, *perm;
 	const char *from = xmpp_stanza_get_from(st);
 	struct br_contact *c;
+	struct br_user *u;
 
 	priv = xmpp_stanza_get_child_by_name_and_ns(st, "privilege", NS_PRIV2);
 	if (priv == NULL)
@@ -853,9 +979,14 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 		    (strcmp(type, "both") == 0 || strcmp(type, "set") == 0)) {
 			free(br->privileged_host);
 			br->privileged_host = strdup(from);
+			br->roster_refused = 0;		/* a new grant: try it */
 			log_info("bridge", "%s granted roster privilege (XEP-0356):"
 			    " contacts go straight into users' rosters", from);
 			/* make every roster right, idempotently */
+			LIST_FOREACH(u, &br->users, entry)
+				if (privileged_for(br, u->jid))
+					roster_item(br, u->jid, gw->cfg.component_jid,
+					    GATEWAY_NAME, 0);
 			LIST_FOREACH(c, &br->contacts, entry)
 				if (privileged_for(br, c->user->jid))
 					roster_push(br, c, 0);
@@ -916,6 +1047,34 @@ out:
 	free(bare);
 }
 
+/*
+ * Subscription matters and probes addressed to the gateway JID itself:
+ * anyone may have it in her roster (it is where `register` and `help` are
+ * sent), so it approves every request and answers every probe with its
+ * available presence.  1 = handled; the user's own available/unavailable
+ * presence goes on to the aggregation (0).
+ */
+static int
+gateway_presence(struct bridge *br, xmpp_stanza_t *st, const char *type,
+    const char *from_bare)
+{
+	const char *me = br->gw->cfg.component_jid;
+
+	if (type == NULL || strcmp(type, "unavailable") == 0)
+		return 0;
+	if (strcmp(type, "probe") == 0) {
+		gateway_presence_send(br, xmpp_stanza_get_from(st), NULL);
+	} else if (strcmp(type, "subscribe") == 0) {
+		br_send(br->gw, br_stanza("presence", "subscribed", me, from_bare));
+		gateway_presence_send(br, from_bare, NULL);
+	} else if (strcmp(type, "subscribed") == 0) {
+		/* she approved our request: show her we are here */
+		gateway_presence_send(br, from_bare, NULL);
+	}
+	/* unsubscribe/unsubscribed: her server has updated her roster */
+	return 1;
+}
+
 int
 bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st)
 {
@@ -927,6 +1086,8 @@ bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st)
 	struct br_contact *c;
 
 	if (from == NULL || to == NULL)
+		goto done;
+	if (!strchr(to, '@') && gateway_presence(br, st, type, from))
 		goto done;
 	if ((u = br_user_by_jid(br, from)) == NULL) {
 		/* no identity: a subscription attempt deserves an explanation */

@@ -60,7 +60,8 @@ void bridge_identity_presence_refresh(struct gw *gw, int64_t ident);
 /* for the status command */
 struct bridge_stats {
 	unsigned identities, contacts, users_online;
-	int privileged_roster;
+	int privileged_roster;	/* granted (XEP-0356) */
+	int roster_refused;	/* granted, but the server refuses pushes */
 };
 void bridge_get_stats(struct gw *gw, struct bridge_stats *st);
 

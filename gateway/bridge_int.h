@@ -104,6 +104,8 @@ struct bridge {
 	size_t acc_n, acc_cap;
 	struct event *acc_ev;
 	char *privileged_host;	/* server host that granted roster both/set */
+	int roster_refused;	/* ... but refused a push: until one works,
+				 * subscription requests do the job */
 	uint64_t next_cookie;
 };
 

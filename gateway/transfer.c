@@ -517,7 +517,8 @@ in_request_slot(struct xfer *x)
 	    xmpp_stanza_set_attribute(req, "filename", x->name) != XMPP_EOK ||
 	    xmpp_stanza_set_attribute(req, "size", size) != XMPP_EOK ||
 	    xmpp_stanza_set_attribute(req, "content-type", "application/octet-stream") != XMPP_EOK ||
-	    gw_iq_request(gw, iq, XFER_SLOT_MS, in_slot, (void *)(uintptr_t)x->serial) == -1) {
+	    gw_iq_request(gw, iq, GW_IQ_UPLOAD, XFER_SLOT_MS, in_slot,
+	    (void *)(uintptr_t)x->serial) == -1) {
 		xmpp_stanza_release(iq);
 		return -1;
 	}
@@ -558,6 +559,8 @@ in_upload_failed(struct xfer *x, const char *fmt, ...)
 	x->get_url = NULL;
 	x->up = XU_IDLE;
 	if (x->last_try) {
+		log_warn("transfer", "“%s” from %s for %s: %s", x->name, x->peer,
+		    x->user_jid, why);
 		xfer_fail(x, "%s", why);
 		return;
 	}
@@ -607,13 +610,11 @@ in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	 * while the receive runs (the peer sees the data connection close) */
 	type = xmpp_stanza_get_type(reply);
 	if (type && strcmp(type, "error") == 0) {
-		xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(reply, "error");
-		xmpp_stanza_t *text = err ? xmpp_stanza_get_child_by_name(err, "text") : NULL;
-		char *t = text ? xmpp_stanza_get_text(text) : NULL;
+		char cause[256];
 
-		xfer_fail(x, "your server's upload service refused it%s%s", t ? ": " : "",
-		    t ? t : "");
-		free(t);
+		/* iqtrack logged the cause at WARN; status shows it */
+		xfer_fail(x, "your server's upload service refused it: %s",
+		    gw_iq_error_text(reply, cause, sizeof(cause)));
 		return;
 	}
 	slot = xmpp_stanza_get_child_by_name(reply, "slot");

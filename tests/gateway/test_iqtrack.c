@@ -67,11 +67,11 @@ main(void)
 
 	/* a request without an addressee cannot be matched: refused */
 	req = iq("get", NULL, NULL, NULL);
-	CHECK(gw_iq_request(&gw, req, 5000, answered, NULL) == -1);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_UPLOAD, 5000, answered, NULL) == -1);
 	xmpp_stanza_release(req);
 
 	req = iq("get", "barev.example.org", "upload.example.org", NULL);
-	CHECK(gw_iq_request(&gw, req, 5000, answered, NULL) == 0);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_UPLOAD, 5000, answered, NULL) == 0);
 	xmpp_stanza_release(req);
 	snprintf(first, sizeof(first), "%s", sent_id);
 	CHECK(strncmp(first, "gw-", 3) == 0);
@@ -97,7 +97,7 @@ main(void)
 
 	/* ids are not guessable from the previous one */
 	req = iq("get", NULL, "alice@example.org", NULL);
-	CHECK(gw_iq_request(&gw, req, 1, answered, NULL) == 0);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_UPLOAD, 1, answered, NULL) == 0);
 	xmpp_stanza_release(req);
 	CHECK(strcmp(first, sent_id) != 0);
 	CHECK(strncmp(sent_id, "gw-2-", 5) == 0 && strlen(sent_id) == 13);
