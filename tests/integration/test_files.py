@@ -362,6 +362,41 @@ async def test_shutdown_fails_transfers_in_flight_and_tells_alice(ctx):
 
 
 
+async def test_an_upload_service_that_refuses_is_logged_shown_and_explained(ctx):
+    """A server that refuses the gateway's upload slot request (here the
+    server's own domain, which has no XEP-0363 service) is a WARN line
+    with its condition, a line in --health/status, and a note to alice
+    from the gateway JID saying why her file did not arrive."""
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    service = gw.config["upload_service"]
+    gw.config["upload_service"] = harness.DOMAIN
+    gw.write_config()
+    gw.mark()
+    gw.restart()                        # (stopped by the test before)
+    try:
+        await gw.wait_up()
+        s = await bob.wait_session("alice", timeout=20)
+        alice.mark()
+        since = len(alice.messages)
+        await s.send_file("refused.bin", blob(200000, "refused"), timeout=15)
+        m = await alice.wait_message(says(GATEWAY, "refused.bin", "refused"), timeout=20,
+                                     what="the note that the upload was refused")
+        expect("service-unavailable" in m["body"], "the note names the server's condition",
+               "service-unavailable", m["body"])
+        nothing_from(alice, BOB, since)
+        await gw.wait_log(r"WARN iqtrack: upload slot request \(XEP-0363\) to %s failed: "
+                          r"service-unavailable" % harness.DOMAIN, timeout=5)
+        r = gw.run("--config", gw.config_path, "--health")
+        expect("Server refused: upload slot request (XEP-0363) to %s: service-unavailable"
+               % harness.DOMAIN in r.stdout, "--health shows the refusal",
+               "Server refused: upload slot request…", r.stdout)
+        await wait_spool_empty(gw)
+    finally:
+        gw.stop()
+        gw.config["upload_service"] = service
+        gw.write_config()
+
+
 async def test_without_upload_service_the_gateway_serves_the_file_itself(ctx):
     alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
     port = harness.free_port()
