@@ -1197,6 +1197,10 @@ out_downloaded(void *arg, int ok, const char *why)
 	struct stat st;
 
 	if (!ok) {
+		/* the user's own upload service failing us is the operator's
+		 * matter (a certificate the gateway does not trust, a refusal) */
+		log_warn("transfer", "cannot fetch “%s” that %s sent to %s: %s",
+		    x->name, x->user_jid, x->peer, why);
 		xfer_fail(x, "the gateway could not fetch it (%s)", why);	/* frees x->http */
 		return;
 	}
