@@ -3,7 +3,8 @@
  *
  * The roster is the allowlist (DESIGN.md "Flows"): a contact exists for an
  * identity exactly when it is in the store, and it is in the user's roster
- * as `escaped-nick@addr@component` with the nick as its name.  A user's
+ * as `escaped-nick@addr@component` with the nick as its name (roster.c
+ * writes the items, and puts the gateway JID there too).  A user's
  * resources are aggregated (priority, then most available) into the one
  * presence the identity shows on its pipes; while no resource is online the
  * identity only accepts (messages still reach the server's offline storage).
@@ -31,15 +32,10 @@
 
 #define NS_PRIV1 "urn:xmpp:privilege:1"
 #define NS_PRIV2 "urn:xmpp:privilege:2"
-#define NS_ROSTER "jabber:iq:roster"
-#define NS_NICK "http://jabber.org/protocol/nick"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_GATEWAY "jabber:iq:gateway"
 #define RESOURCE "barev"
 #define RESYNC_GRACE_MS 3000	/* for probe answers after a reconnect */
-#define ROSTER_PUSH_MS 30000	/* a roster push unanswered: refused */
-#define ROSTER_GROUP "Barev"
-#define GATEWAY_NAME "Barev gateway"
 
 static void bl_ev_pipe_up(void *, int64_t, int64_t);
 static void bl_ev_pipe_down(void *, int64_t, int64_t, const char *);
@@ -227,157 +223,6 @@ br_contact_for(struct br_user *u, const char *to)
 		    strcmp(c->address, a.addr) == 0)
 			return c;
 	return NULL;
-}
-
-/* ---- roster (XEP-0356 when granted, else subscription presences) ---- */
-
-/* a roster push in flight: what to do instead if the server refuses it */
-struct roster_op {
-	char user[STORE_JID_MAX];
-	char item[STORE_JID_MAX];
-	char name[STORE_NAME_MAX + 1];
-	int remove;
-	int fell_back;		/* the subscription presences went already */
-};
-
-/* the user's server granted us her roster (whether it works or not) */
-static int
-roster_granted_for(struct bridge *br, const char *user_jid)
-{
-	const char *at = strrchr(user_jid, '@');
-
-	return br->privileged_host && at && strcasecmp(at + 1, br->privileged_host) == 0;
-}
-
-/* ... and its pushes are not being refused */
-static int
-privileged_for(struct bridge *br, const char *user_jid)
-{
-	return !br->roster_refused && roster_granted_for(br, user_jid);
-}
-
-/* Without the privilege: the item asks the user itself (RFC 6121 §3.1).
- * Harmless when she is subscribed already: her server answers for her. */
-static void
-roster_by_presence(struct gw *gw, const struct roster_op *op)
-{
-	xmpp_stanza_t *st;
-
-	if (op->remove) {
-		br_send(gw, br_stanza("presence", "unsubscribe", op->item, op->user));
-		br_send(gw, br_stanza("presence", "unsubscribed", op->item, op->user));
-		return;
-	}
-	/* XEP-0172: the nick rides on the request, so the client can name it */
-	st = br_stanza("presence", "subscribe", op->item, op->user);
-	br_add_text_child(st, "nick", NS_NICK, op->name);
-	br_send(gw, st);
-}
-
-/* The answer to a push: a refusal (ejabberd 23.01 answers internal-server-
- * error, module_not_loaded) or silence makes the privilege unusable until a
- * push works again; this item falls back to a subscription request. */
-static void
-roster_pushed(struct gw *gw, xmpp_stanza_t *reply, void *arg)
-{
-	struct roster_op *op = arg;
-	struct bridge *br = gw->bridge;
-	const char *type = reply ? xmpp_stanza_get_type(reply) : NULL;
-	char cause[256];
-
-	if (br == NULL || br->stopping)
-		goto out;
-	if (type && strcmp(type, "result") == 0) {
-		if (br->roster_refused) {
-			br->roster_refused = 0;
-			log_info("bridge", "roster pushes work again: contacts go"
-			    " straight into users' rosters");
-		}
-		goto out;
-	}
-	if (!br->roster_refused) {
-		br->roster_refused = 1;
-		log_warn("bridge", "the server refused a roster push to %s (%s):"
-		    " users get subscription requests instead until a push"
-		    " works again", op->user, gw_iq_error_text(reply, cause,
-		    sizeof(cause)));
-	}
-	if (!op->fell_back)
-		roster_by_presence(gw, op);
-out:
-	free(op);
-}
-
-/* Put `item` into (or take it out of) the user's roster. */
-static void
-roster_item(struct bridge *br, const char *user, const char *item,
-    const char *name, int remove)
-{
-	struct gw *gw = br->gw;
-	struct roster_op *op;
-	xmpp_stanza_t *st, *q, *el;
-
-	if ((op = calloc(1, sizeof(*op))) == NULL) {
-		log_error("bridge", "out of memory: %s is not in %s's roster", item, user);
-		return;
-	}
-	snprintf(op->user, sizeof(op->user), "%s", user);
-	snprintf(op->item, sizeof(op->item), "%s", item);
-	snprintf(op->name, sizeof(op->name), "%s", name);
-	op->remove = remove;
-	if (!roster_granted_for(br, user)) {
-		roster_by_presence(gw, op);
-		free(op);
-		return;
-	}
-	if (br->roster_refused) {
-		/* the request now; the push only finds out whether the
-		 * privilege works again */
-		roster_by_presence(gw, op);
-		op->fell_back = 1;
-	}
-	st = br_stanza("iq", "set", gw->cfg.component_jid, user);
-	q = st ? gw_add_child(st, "query", NS_ROSTER) : NULL;
-	el = q ? gw_add_child(q, "item", NULL) : NULL;
-	if (el == NULL || xmpp_stanza_set_attribute(el, "jid", item) != XMPP_EOK ||
-	    (remove && xmpp_stanza_set_attribute(el, "subscription", "remove") != XMPP_EOK) ||
-	    (!remove && (xmpp_stanza_set_attribute(el, "name", name) != XMPP_EOK ||
-	    xmpp_stanza_set_attribute(el, "subscription", "both") != XMPP_EOK ||
-	    gw_add_text_child(el, "group", ROSTER_GROUP) == -1)) ||
-	    gw_iq_request(gw, st, GW_IQ_ROSTER, ROSTER_PUSH_MS, roster_pushed, op) == -1) {
-		if (!op->fell_back)
-			roster_by_presence(gw, op);
-		free(op);
-	}
-	if (st)
-		xmpp_stanza_release(st);
-}
-
-static void
-roster_push(struct bridge *br, struct br_contact *c, int remove)
-{
-	roster_item(br, c->user->jid, c->jid, c->name[0] ? c->name : c->nick, remove);
-}
-
-/* ---- the gateway itself in every user's roster ---- */
-
-/* its presence: always available while it runs (`type` NULL) */
-static void
-gateway_presence_send(struct bridge *br, const char *to, const char *type)
-{
-	xmpp_stanza_t *st = br_stanza("presence", type, br->gw->cfg.component_jid, to);
-
-	if (st && type == NULL)
-		br_add_text_child(st, "status", NULL, "Barev gateway: send 'help'");
-	br_send(br->gw, st);
-}
-
-/* in her roster (name "Barev gateway", group "Barev"), and online */
-static void
-gateway_join(struct bridge *br, struct br_user *u)
-{
-	roster_item(br, u->jid, br->gw->cfg.component_jid, GATEWAY_NAME, 0);
-	gateway_presence_send(br, u->jid, NULL);
 }
 
 /* ---- presence toward the user ---- */
@@ -751,7 +596,7 @@ bridge_shutdown(struct gw *gw)
 		struct br_user *u;
 
 		LIST_FOREACH(u, &gw->bridge->users, entry)
-			gateway_presence_send(gw->bridge, u->jid, "unavailable");
+			roster_gateway_presence(gw->bridge, u->jid, "unavailable");
 	}
 	gw->bridge->stopping = 1;
 	relay_stop(gw->bridge);
@@ -804,7 +649,7 @@ bridge_identity_added(struct gw *gw, const struct store_identity *id)
 	/* learn at once whether the user is online: probe from any contact */
 	if (u == NULL)
 		return;
-	gateway_join(gw->bridge, u);
+	roster_gateway_join(gw->bridge, u);
 	if ((c = LIST_FIRST(&u->contacts)) != NULL)
 		br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
 }
@@ -843,7 +688,7 @@ bridge_contact_added(struct gw *gw, const struct store_identity *id,
 	(void)id;
 	if (c == NULL)
 		return;
-	roster_push(gw->bridge, c, 0);
+	roster_contact(gw->bridge, c, 0);
 	/* the peer's current state: offline until its pipe says otherwise */
 	contact_presence_send(gw->bridge, c, NULL);
 	/* and the user's: once the roster shares presence, the answer tells
@@ -864,7 +709,7 @@ bridge_contact_removed(struct gw *gw, const struct store_identity *id,
 	free(c->status);
 	c->status = NULL;
 	contact_presence_send(gw->bridge, c, NULL);
-	roster_push(gw->bridge, c, 1);
+	roster_contact(gw->bridge, c, 1);
 	bl_contact_remove(gw->bl, c->id);
 	contact_free(gw->bridge, c);
 }
@@ -905,8 +750,7 @@ resync_done(evutil_socket_t fd, short what, void *arg)
 		 * gateway asks to be in her roster (answered by her server if
 		 * it is already) */
 		if (!roster_granted_for(br, u->jid))
-			roster_item(br, u->jid, br->gw->cfg.component_jid,
-			    GATEWAY_NAME, 0);
+			roster_gateway_add(br, u);
 	}
 }
 
@@ -938,7 +782,7 @@ bridge_component_up(struct gw *gw)
 		br->resyncing = 0;
 	}
 	LIST_FOREACH(u, &br->users, entry) {
-		gateway_presence_send(br, u->jid, NULL);
+		roster_gateway_presence(br, u->jid, NULL);
 		if ((c = LIST_FIRST(&u->contacts)) != NULL)
 			br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
 	}
@@ -984,12 +828,11 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 			    " contacts go straight into users' rosters", from);
 			/* make every roster right, idempotently */
 			LIST_FOREACH(u, &br->users, entry)
-				if (privileged_for(br, u->jid))
-					roster_item(br, u->jid, gw->cfg.component_jid,
-					    GATEWAY_NAME, 0);
+				if (roster_privileged_for(br, u->jid))
+					roster_gateway_add(br, u);
 			LIST_FOREACH(c, &br->contacts, entry)
-				if (privileged_for(br, c->user->jid))
-					roster_push(br, c, 0);
+				if (roster_privileged_for(br, c->user->jid))
+					roster_contact(br, c, 0);
 			return 1;
 		}
 	}
@@ -1047,34 +890,6 @@ out:
 	free(bare);
 }
 
-/*
- * Subscription matters and probes addressed to the gateway JID itself:
- * anyone may have it in her roster (it is where `register` and `help` are
- * sent), so it approves every request and answers every probe with its
- * available presence.  1 = handled; the user's own available/unavailable
- * presence goes on to the aggregation (0).
- */
-static int
-gateway_presence(struct bridge *br, xmpp_stanza_t *st, const char *type,
-    const char *from_bare)
-{
-	const char *me = br->gw->cfg.component_jid;
-
-	if (type == NULL || strcmp(type, "unavailable") == 0)
-		return 0;
-	if (strcmp(type, "probe") == 0) {
-		gateway_presence_send(br, xmpp_stanza_get_from(st), NULL);
-	} else if (strcmp(type, "subscribe") == 0) {
-		br_send(br->gw, br_stanza("presence", "subscribed", me, from_bare));
-		gateway_presence_send(br, from_bare, NULL);
-	} else if (strcmp(type, "subscribed") == 0) {
-		/* she approved our request: show her we are here */
-		gateway_presence_send(br, from_bare, NULL);
-	}
-	/* unsubscribe/unsubscribed: her server has updated her roster */
-	return 1;
-}
-
 int
 bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st)
 {
@@ -1087,7 +902,7 @@ bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st)
 
 	if (from == NULL || to == NULL)
 		goto done;
-	if (!strchr(to, '@') && gateway_presence(br, st, type, from))
+	if (!strchr(to, '@') && roster_gateway_stanza(br, st, type, from))
 		goto done;
 	if ((u = br_user_by_jid(br, from)) == NULL) {
 		/* no identity: a subscription attempt deserves an explanation */
