@@ -688,12 +688,12 @@ bridge_contact_added(struct gw *gw, const struct store_identity *id,
 	(void)id;
 	if (c == NULL)
 		return;
-	roster_contact(gw->bridge, c, 0);
+	/* the user's presence is probed from the contact once it is in her
+	 * roster (the push's answer, or her approval of our request): then
+	 * the new contact is dialled at once if she is online */
+	roster_contact(gw->bridge, c, 0, 1);
 	/* the peer's current state: offline until its pipe says otherwise */
 	contact_presence_send(gw->bridge, c, NULL);
-	/* and the user's: once the roster shares presence, the answer tells
-	 * us whether she is online, so the new contact is dialled at once */
-	br_send(gw, br_stanza("presence", "probe", c->jid, c->user->jid));
 }
 
 void
@@ -709,7 +709,7 @@ bridge_contact_removed(struct gw *gw, const struct store_identity *id,
 	free(c->status);
 	c->status = NULL;
 	contact_presence_send(gw->bridge, c, NULL);
-	roster_contact(gw->bridge, c, 1);
+	roster_contact(gw->bridge, c, 1, 0);
 	bl_contact_remove(gw->bl, c->id);
 	contact_free(gw->bridge, c);
 }
@@ -832,7 +832,7 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 					roster_gateway_add(br, u);
 			LIST_FOREACH(c, &br->contacts, entry)
 				if (roster_privileged_for(br, c->user->jid))
-					roster_contact(br, c, 0);
+					roster_contact(br, c, 0, 0);
 			return 1;
 		}
 	}
@@ -884,8 +884,12 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 		gw_baddr_format(&a, text, sizeof(text));
 		if (prov_contact_remove(gw, u->jid, text, &r) == -1)
 			log_warn("bridge", "%s unsubscribed from %s: %s", u->jid, text, r.msg);
+	} else if (strcmp(type, "subscribed") == 0 && c != NULL) {
+		/* she approved our request (no XEP-0356 push): her presence
+		 * can be asked for now, and the contact's shown */
+		br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
+		contact_presence_send(gw->bridge, c, NULL);
 	}
-	/* "subscribed" from the user just approves our request: nothing to do */
 out:
 	free(bare);
 }

@@ -153,10 +153,12 @@ void relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 int roster_granted_for(struct bridge *br, const char *user_jid);
 /* ... and it is not refusing pushes: a push alone does the job */
 int roster_privileged_for(struct bridge *br, const char *user_jid);
-/* put `item` (named `name`) into the user's roster, or take it out */
+/* put `item` (named `name`) into the user's roster, or take it out;
+ * `probe`: once a push put it there, probe her presence from it */
 void roster_item(struct bridge *br, const char *user, const char *item,
-    const char *name, int remove);
-void roster_contact(struct bridge *br, struct br_contact *c, int remove);
+    const char *name, int remove, int probe);
+void roster_contact(struct bridge *br, struct br_contact *c, int remove,
+    int probe);
 /* the gateway JID as an item of her roster */
 void roster_gateway_add(struct bridge *br, struct br_user *u);
 /* ... and online for her (roster_gateway_add + available presence) */

@@ -35,6 +35,7 @@ struct roster_op {
 	char item[STORE_JID_MAX];
 	char name[STORE_NAME_MAX + 1];
 	int remove;
+	int probe;		/* ask for her presence once the item is in */
 	int fell_back;		/* the subscription presences went already */
 };
 
@@ -55,7 +56,10 @@ roster_privileged_for(struct bridge *br, const char *user_jid)
 }
 
 /* Without the privilege: the item asks the user itself (RFC 6121 §3.1).
- * Harmless when she is subscribed already: her server answers for her. */
+ * Harmless when she is subscribed already: her server answers for her.
+ * No probe from the item until she approves (bridge.c probes then): a
+ * server answers a probe from a JID she has not approved with
+ * "unsubscribed" (Prosody does), which reads as her removing it. */
 static void
 roster_by_presence(struct gw *gw, const struct roster_op *op)
 {
@@ -91,6 +95,10 @@ roster_pushed(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 			log_info("bridge", "roster pushes work again: contacts go"
 			    " straight into users' rosters");
 		}
+		/* the item shares her presence now: whether she is online
+		 * tells whether to dial a new contact at once */
+		if (op->probe)
+			br_send(gw, br_stanza("presence", "probe", op->item, op->user));
 		goto out;
 	}
 	if (!br->roster_refused) {
@@ -109,7 +117,7 @@ out:
 /* Put `item` into (or take it out of) the user's roster. */
 void
 roster_item(struct bridge *br, const char *user, const char *item,
-    const char *name, int remove)
+    const char *name, int remove, int probe)
 {
 	struct gw *gw = br->gw;
 	struct roster_op *op;
@@ -123,6 +131,7 @@ roster_item(struct bridge *br, const char *user, const char *item,
 	snprintf(op->item, sizeof(op->item), "%s", item);
 	snprintf(op->name, sizeof(op->name), "%s", name);
 	op->remove = remove;
+	op->probe = probe && !remove;
 	if (!roster_granted_for(br, user)) {
 		roster_by_presence(gw, op);
 		free(op);
@@ -152,9 +161,10 @@ roster_item(struct bridge *br, const char *user, const char *item,
 }
 
 void
-roster_contact(struct bridge *br, struct br_contact *c, int remove)
+roster_contact(struct bridge *br, struct br_contact *c, int remove, int probe)
 {
-	roster_item(br, c->user->jid, c->jid, c->name[0] ? c->name : c->nick, remove);
+	roster_item(br, c->user->jid, c->jid, c->name[0] ? c->name : c->nick,
+	    remove, probe);
 }
 
 /* ---- the gateway itself in every user's roster ---- */
@@ -181,7 +191,7 @@ roster_gateway_join(struct bridge *br, struct br_user *u)
 void
 roster_gateway_add(struct bridge *br, struct br_user *u)
 {
-	roster_item(br, u->jid, br->gw->cfg.component_jid, GATEWAY_NAME, 0);
+	roster_item(br, u->jid, br->gw->cfg.component_jid, GATEWAY_NAME, 0, 1);
 }
 
 /*

@@ -36,6 +36,7 @@
 #define GWJID "barev.example.org"
 #define ALICE "alice@example.org"
 #define BOB_JID "bob\\40201\\3a2\\3a\\3a2@" GWJID	/* XEP-0106 */
+#define CAROL_JID "carol\\40201\\3a3\\3a\\3a3@" GWJID
 
 static struct gw gw;
 static xmpp_stanza_t *sent[256];
@@ -246,6 +247,11 @@ test_refused_roster_push_falls_back(void)
 	/* the fallback: each item asks alice itself */
 	CHECK(find_sent("presence", "subscribe", GWJID, ALICE) != NULL);
 	CHECK(find_sent("presence", "subscribe", BOB_JID, ALICE) != NULL);
+	CHECK(find_sent("presence", "probe", BOB_JID, ALICE) == NULL);
+	/* alice accepts bob's request: now her presence is asked for */
+	forget_sent();
+	deliver("<presence type='subscribed' from='" ALICE "' to='" BOB_JID "'/>");
+	CHECK(find_sent("presence", "probe", BOB_JID, ALICE) != NULL);
 	/* status says it */
 	CHECK(strstr(status_text(), "pushes are refused: internal-server-error"
 	    " (module_not_loaded)") != NULL);
@@ -266,14 +272,19 @@ test_roster_privilege_recovers(void)
 
 	forget_sent();
 	CHECK(prov_contact_add(&gw, ALICE, "carol@201:3::3", NULL, &r) == 0);
-	CHECK(find_sent("presence", "subscribe", "carol\\40201\\3a3\\3a\\3a3@" GWJID, ALICE) != NULL);
-	push = find_push("carol\\40201\\3a3\\3a\\3a3@" GWJID);
+	CHECK(find_sent("presence", "subscribe", CAROL_JID, ALICE) != NULL);
+	push = find_push(CAROL_JID);
 	CHECK(push != NULL);
 	if (push == NULL)
 		return;
+	/* no probe from carol before she is in alice's roster: a server
+	 * answers it with "unsubscribed", which reads as alice removing her */
+	CHECK(find_sent("presence", "probe", CAROL_JID, ALICE) == NULL);
 	push = xmpp_stanza_clone(push);
+	forget_sent();
 	answer_result(push);
 	xmpp_stanza_release(push);
+	CHECK(find_sent("presence", "probe", CAROL_JID, ALICE) != NULL);
 	CHECK(strstr(status_text(), "roster privilege granted\n") != NULL);
 	CHECK(strstr(status_text(), "Server requests: all answered") != NULL);
 	CHECK(log_lines(" INFO iqtrack:", "works again", NULL) == 1);
