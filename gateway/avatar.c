@@ -464,15 +464,18 @@ user_fetch_cb(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	}
 	o->fetch = NULL;
 	if (reply == NULL) {
-		/* not settled: the user's next presence asks again */
-		log_warn("avatar", "no vCard from the server for %s", o->jid);
+		/* not settled: the user's next presence asks again (iqtrack
+		 * logged the timeout at WARN) */
+		log_info("avatar", "no vCard from the server for %s", o->jid);
 		o->next[0] = '\0';
 		free(f);
 		return;
 	}
 	type = xmpp_stanza_get_type(reply);
 	if (type == NULL || strcmp(type, "result") != 0) {
-		log_warn("avatar", "the server refused %s's vCard", o->jid);
+		/* iqtrack logged the cause at WARN and `status` shows it */
+		log_info("avatar", "the server refused %s's vCard; peers keep"
+		    " the previous avatar", o->jid);
 		goto done;
 	}
 	b64 = vcard_binval(reply, &has_vcard);
@@ -521,7 +524,8 @@ user_fetch_start(struct av_owner *o, const char *token)
 	f->o = o;
 	snprintf(f->token, sizeof(f->token), "%s", token);
 	o->fetch = f;
-	if (gw_iq_request(gw, iq, SERVER_FETCH_MS, user_fetch_cb, f) == -1) {
+	if (gw_iq_request(gw, iq, GW_IQ_VCARD, SERVER_FETCH_MS,
+	    user_fetch_cb, f) == -1) {
 		log_warn("avatar", "cannot ask the server for %s's vCard", o->jid);
 		o->fetch = NULL;
 		goto fail;

@@ -3,7 +3,8 @@
  *
  * The roster is the allowlist (DESIGN.md "Flows"): a contact exists for an
  * identity exactly when it is in the store, and it is in the user's roster
- * as `escaped-nick@addr@component` with the nick as its name.  A user's
+ * as `escaped-nick@addr@component` with the nick as its name (roster.c
+ * writes the items, and puts the gateway JID there too).  A user's
  * resources are aggregated (priority, then most available) into the one
  * presence the identity shows on its pipes; while no resource is online the
  * identity only accepts (messages still reach the server's offline storage).
@@ -31,8 +32,6 @@
 
 #define NS_PRIV1 "urn:xmpp:privilege:1"
 #define NS_PRIV2 "urn:xmpp:privilege:2"
-#define NS_ROSTER "jabber:iq:roster"
-#define NS_NICK "http://jabber.org/protocol/nick"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_GATEWAY "jabber:iq:gateway"
 #define RESOURCE "barev"
@@ -225,54 +224,6 @@ br_contact_for(struct br_user *u, const char *to)
 		    strcmp(c->address, a.addr) == 0)
 			return c;
 	return NULL;
-}
-
-/* ---- roster (XEP-0356 when granted, else subscription presences) ---- */
-
-static int
-privileged_for(struct bridge *br, const char *user_jid)
-{
-	const char *at = strrchr(user_jid, '@');
-
-	return br->privileged_host && at && strcasecmp(at + 1, br->privileged_host) == 0;
-}
-
-static void
-roster_push(struct bridge *br, struct br_contact *c, int remove)
-{
-	struct gw *gw = br->gw;
-	xmpp_stanza_t *st, *q, *item;
-	char id[32];
-
-	if (privileged_for(br, c->user->jid)) {
-		st = br_stanza("iq", "set", gw->cfg.component_jid, c->user->jid);
-		snprintf(id, sizeof(id), "roster-%llu", (unsigned long long)++br->next_cookie);
-		xmpp_stanza_set_id(st, id);
-		q = br_stanza("query", NULL, NULL, NULL);
-		xmpp_stanza_set_ns(q, NS_ROSTER);
-		item = br_stanza("item", NULL, NULL, NULL);
-		xmpp_stanza_set_attribute(item, "jid", c->jid);
-		if (remove) {
-			xmpp_stanza_set_attribute(item, "subscription", "remove");
-		} else {
-			xmpp_stanza_set_attribute(item, "name", c->name[0] ? c->name : c->nick);
-			xmpp_stanza_set_attribute(item, "subscription", "both");
-			br_add_text_child(item, "group", NULL, "Barev");
-		}
-		xmpp_stanza_add_child_ex(q, item, 0);
-		xmpp_stanza_add_child_ex(st, q, 0);
-		br_send(gw, st);
-		return;
-	}
-	if (remove) {
-		br_send(gw, br_stanza("presence", "unsubscribe", c->jid, c->user->jid));
-		br_send(gw, br_stanza("presence", "unsubscribed", c->jid, c->user->jid));
-		return;
-	}
-	/* XEP-0172: the nick rides on the request, so the client can name it */
-	st = br_stanza("presence", "subscribe", c->jid, c->user->jid);
-	br_add_text_child(st, "nick", NS_NICK, c->name[0] ? c->name : c->nick);
-	br_send(gw, st);
 }
 
 /* ---- presence toward the user ---- */
@@ -641,6 +592,14 @@ bridge_shutdown(struct gw *gw)
 {
 	if (gw->bridge == NULL)
 		return;
+	/* the server does not say it for a component: the gateway goes
+	 * offline in every roster */
+	if (!gw->bridge->stopping) {
+		struct br_user *u;
+
+		LIST_FOREACH(u, &gw->bridge->users, entry)
+			roster_gateway_presence(gw->bridge, u->jid, "unavailable");
+	}
 	gw->bridge->stopping = 1;
 	relay_stop(gw->bridge);
 	transfer_stop(gw);
@@ -692,6 +651,7 @@ bridge_identity_added(struct gw *gw, const struct store_identity *id)
 	/* learn at once whether the user is online: probe from any contact */
 	if (u == NULL)
 		return;
+	roster_gateway_join(gw->bridge, u);
 	if ((c = LIST_FIRST(&u->contacts)) != NULL)
 		br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
 }
@@ -730,12 +690,12 @@ bridge_contact_added(struct gw *gw, const struct store_identity *id,
 	(void)id;
 	if (c == NULL)
 		return;
-	roster_push(gw->bridge, c, 0);
+	/* the user's presence is probed from the contact once it is in her
+	 * roster (the push's answer, or her approval of our request): then
+	 * the new contact is dialled at once if she is online */
+	roster_contact(gw->bridge, c, 0, 1);
 	/* the peer's current state: offline until its pipe says otherwise */
 	contact_presence_send(gw->bridge, c, NULL);
-	/* and the user's: once the roster shares presence, the answer tells
-	 * us whether she is online, so the new contact is dialled at once */
-	br_send(gw, br_stanza("presence", "probe", c->jid, c->user->jid));
 }
 
 void
@@ -751,7 +711,7 @@ bridge_contact_removed(struct gw *gw, const struct store_identity *id,
 	free(c->status);
 	c->status = NULL;
 	contact_presence_send(gw->bridge, c, NULL);
-	roster_push(gw->bridge, c, 1);
+	roster_contact(gw->bridge, c, 1, 0);
 	bl_contact_remove(gw->bl, c->id);
 	contact_free(gw->bridge, c);
 }
@@ -774,6 +734,7 @@ bridge_get_stats(struct gw *gw, struct bridge_stats *st)
 	st->privileged_roster = gw->bridge->privileged_host != NULL;
 	snprintf(st->privileged_host, sizeof(st->privileged_host), "%s",
 	    st->privileged_roster ? gw->bridge->privileged_host : "");
+	st->roster_refused = gw->bridge->roster_refused;
 }
 
 /* ---- component link ---- */
@@ -787,8 +748,14 @@ resync_done(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	br->resyncing = 0;
-	LIST_FOREACH(u, &br->users, entry)
+	LIST_FOREACH(u, &br->users, entry) {
 		user_publish(br, u);
+		/* the grant came with the link or not at all: without it, the
+		 * gateway asks to be in her roster (answered by her server if
+		 * it is already) */
+		if (!roster_granted_for(br, u->jid))
+			roster_gateway_add(br, u);
+	}
 }
 
 
@@ -818,9 +785,11 @@ bridge_component_up(struct gw *gw)
 	} else {
 		br->resyncing = 0;
 	}
-	LIST_FOREACH(u, &br->users, entry)
+	LIST_FOREACH(u, &br->users, entry) {
+		roster_gateway_presence(br, u->jid, NULL);
 		if ((c = LIST_FIRST(&u->contacts)) != NULL)
 			br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
+	}
 	LIST_FOREACH(c, &br->contacts, entry)
 		if (c->available)
 			contact_presence_send(br, c, NULL);
@@ -843,6 +812,7 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 	xmpp_stanza_t *priv, *perm;
 	const char *from = xmpp_stanza_get_from(st);
 	struct br_contact *c;
+	struct br_user *u;
 
 	priv = xmpp_stanza_get_child_by_name_and_ns(st, "privilege", NS_PRIV2);
 	if (priv == NULL)
@@ -868,12 +838,16 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 		    (strcmp(type, "both") == 0 || strcmp(type, "set") == 0)) {
 			free(br->privileged_host);
 			br->privileged_host = strdup(from);
+			br->roster_refused = 0;		/* a new grant: try it */
 			log_info("bridge", "%s granted roster privilege (XEP-0356):"
 			    " contacts go straight into users' rosters", from);
 			/* make every roster right, idempotently */
+			LIST_FOREACH(u, &br->users, entry)
+				if (roster_privileged_for(br, u->jid))
+					roster_gateway_add(br, u);
 			LIST_FOREACH(c, &br->contacts, entry)
-				if (privileged_for(br, c->user->jid))
-					roster_push(br, c, 0);
+				if (roster_privileged_for(br, c->user->jid))
+					roster_contact(br, c, 0, 0);
 			return 1;
 		}
 	}
@@ -925,8 +899,12 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 		gw_baddr_format(&a, text, sizeof(text));
 		if (prov_contact_remove(gw, u->jid, text, &r) == -1)
 			log_warn("bridge", "%s unsubscribed from %s: %s", u->jid, text, r.msg);
+	} else if (strcmp(type, "subscribed") == 0 && c != NULL) {
+		/* she approved our request (no XEP-0356 push): her presence
+		 * can be asked for now, and the contact's shown */
+		br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
+		contact_presence_send(gw->bridge, c, NULL);
 	}
-	/* "subscribed" from the user just approves our request: nothing to do */
 out:
 	free(bare);
 }
@@ -942,6 +920,8 @@ bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st)
 	struct br_contact *c;
 
 	if (from == NULL || to == NULL)
+		goto done;
+	if (!strchr(to, '@') && roster_gateway_stanza(br, st, type, from))
 		goto done;
 	if ((u = br_user_by_jid(br, from)) == NULL) {
 		/* no identity: a subscription attempt deserves an explanation */

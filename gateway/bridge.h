@@ -63,8 +63,9 @@ void bridge_policy_changed(struct gw *gw);
 /* for the status command */
 struct bridge_stats {
 	unsigned identities, contacts, users_online;
-	int privileged_roster;
+	int privileged_roster;	/* granted (XEP-0356) */
 	char privileged_host[256];	/* who granted it; "" if none */
+	int roster_refused;	/* granted, but the server refuses pushes */
 };
 void bridge_get_stats(struct gw *gw, struct bridge_stats *st);
 

@@ -1,7 +1,7 @@
 /*
- * bridge_int — state shared by bridge.c (presence, roster, barevlink events)
- * and relay.c (messages, chat states, receipts, outbox, inbox).  Private to
- * those two files.
+ * bridge_int — state shared by bridge.c (presence, barevlink events),
+ * relay.c (messages, chat states, receipts, outbox, inbox) and roster.c
+ * (roster items, the gateway JID's presence).  Private to those files.
  */
 #ifndef GW_BRIDGE_INT_H
 #define GW_BRIDGE_INT_H
@@ -104,6 +104,8 @@ struct bridge {
 	size_t acc_n, acc_cap;
 	struct event *acc_ev;
 	char *privileged_host;	/* server host that granted roster both/set */
+	int roster_refused;	/* ... but refused a push: until one works,
+				 * subscription requests do the job */
 	uint64_t next_cookie;
 };
 
@@ -149,5 +151,28 @@ void relay_stop(struct bridge *br);
 /* deliver a stanza to XMPP now, or hold it in the inbox if the link is down */
 void relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
     int durable);
+
+/* roster.c */
+/* the user's server granted us her roster (XEP-0356), working or not */
+int roster_granted_for(struct bridge *br, const char *user_jid);
+/* ... and it is not refusing pushes: a push alone does the job */
+int roster_privileged_for(struct bridge *br, const char *user_jid);
+/* put `item` (named `name`) into the user's roster, or take it out;
+ * `probe`: once a push put it there, probe her presence from it */
+void roster_item(struct bridge *br, const char *user, const char *item,
+    const char *name, int remove, int probe);
+void roster_contact(struct bridge *br, struct br_contact *c, int remove,
+    int probe);
+/* the gateway JID as an item of her roster */
+void roster_gateway_add(struct bridge *br, struct br_user *u);
+/* ... and online for her (roster_gateway_add + available presence) */
+void roster_gateway_join(struct bridge *br, struct br_user *u);
+/* the gateway JID's presence to `to` (type NULL = available) */
+void roster_gateway_presence(struct bridge *br, const char *to,
+    const char *type);
+/* a presence to the gateway JID: probes and subscriptions answered (1);
+ * 0 for the user's available/unavailable, which the bridge aggregates */
+int roster_gateway_stanza(struct bridge *br, xmpp_stanza_t *st,
+    const char *type, const char *from_bare);
 
 #endif

@@ -1,17 +1,25 @@
 /*
  * iqtrack — pending iq requests toward the server, matched by id and by
  * sender: a reply counts only if it comes from the JID the request went
- * to, and ids carry random bits, so no other user the server routes to us
- * can answer in its place (a forged upload slot, a forged avatar).
+ * to (or, for a user's account, from her server's domain, which answers in
+ * her place), and ids carry random bits, so no other user the server routes
+ * to us can answer in their place (a forged upload slot, a forged avatar).
  *
  * A short list: the gateway has few requests in flight at once (avatar
- * fetches, upload slots), so a linear search beats a table in clarity.
+ * fetches, upload slots, roster pushes), so a linear search beats a table
+ * in clarity.
+ *
+ * Failures are not left to each caller to mention: an error answer or a
+ * timeout becomes the kind's current problem, logged at WARN when its
+ * cause (condition and text) is new and only counted when it repeats, and
+ * shown by `status` until a request of that kind gets a result.
  */
 #include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/util.h>
@@ -24,14 +32,136 @@ struct pending {
 	LIST_ENTRY(pending) entry;
 	char id[48];
 	char *to;		/* the request's addressee: the only valid sender */
+	enum gw_iq_kind kind;
+	unsigned timeout_ms;
 	struct gw *gw;
 	struct event *timer;
 	gw_iq_cb cb;
 	void *arg;
 };
 
+/* a kind's last failure, until one of its requests succeeds */
+struct problem {
+	char cause[256];	/* "" = none */
+	char to[128];		/* where the last failed request went */
+	unsigned count;
+	time_t since, last;
+};
+
 static LIST_HEAD(, pending) pendings = LIST_HEAD_INITIALIZER(pendings);
 static unsigned long long next_id;
+static struct problem problems[GW_IQ_NKINDS];
+
+static const char *const kind_names[GW_IQ_NKINDS] = {
+	[GW_IQ_ROSTER] = "roster request (XEP-0356)",
+	[GW_IQ_VCARD] = "vCard request",
+	[GW_IQ_UPLOAD] = "upload slot request (XEP-0363)",
+	[GW_IQ_DISCO] = "disco request",
+	[GW_IQ_PING] = "ping",
+};
+
+const char *
+gw_iq_error_text(xmpp_stanza_t *reply, char *buf, size_t len)
+{
+	xmpp_stanza_t *err, *ch;
+	const char *cond = NULL, *name;
+	char *text = NULL;
+
+	if (reply == NULL) {
+		snprintf(buf, len, "no answer");
+		return buf;
+	}
+	err = xmpp_stanza_get_child_by_name(reply, "error");
+	for (ch = err ? xmpp_stanza_get_children(err) : NULL; ch;
+	    ch = xmpp_stanza_get_next(ch)) {
+		if (!xmpp_stanza_is_tag(ch) || (name = xmpp_stanza_get_name(ch)) == NULL)
+			continue;
+		if (strcmp(name, "text") == 0) {
+			if (text == NULL)
+				text = xmpp_stanza_get_text(ch);
+		} else if (cond == NULL && xmpp_stanza_get_ns(ch) &&
+		    strcmp(xmpp_stanza_get_ns(ch), NS_STANZAS) == 0) {
+			cond = name;
+		}
+	}
+	snprintf(buf, len, "%s%s%s%s", cond ? cond : "an error without a condition",
+	    text && *text ? " (" : "", text && *text ? text : "", text && *text ? ")" : "");
+	free(text);
+	return buf;
+}
+
+static void
+problem_failed(enum gw_iq_kind kind, const char *to, const char *cause)
+{
+	struct problem *pr = &problems[kind];
+	time_t now = time(NULL);
+
+	snprintf(pr->to, sizeof(pr->to), "%s", to);
+	pr->last = now;
+	if (strcmp(pr->cause, cause) == 0) {
+		pr->count++;
+		log_debug("iqtrack", "%s to %s failed again: %s (%u times)",
+		    kind_names[kind], to, cause, pr->count);
+		return;
+	}
+	snprintf(pr->cause, sizeof(pr->cause), "%s", cause);
+	pr->count = 1;
+	pr->since = now;
+	log_warn("iqtrack", "%s to %s failed: %s", kind_names[kind], to, cause);
+}
+
+static void
+problem_solved(enum gw_iq_kind kind, const char *to)
+{
+	struct problem *pr = &problems[kind];
+
+	if (pr->cause[0] == '\0')
+		return;
+	log_info("iqtrack", "%s to %s works again (%u failure(s) before: %s)",
+	    kind_names[kind], to, pr->count, pr->cause);
+	memset(pr, 0, sizeof(*pr));
+}
+
+const char *
+gw_iq_problem(enum gw_iq_kind kind, char *buf, size_t len)
+{
+	const struct problem *pr = &problems[kind];
+
+	if (pr->cause[0] == '\0')
+		snprintf(buf, len, "%s", "");
+	else
+		snprintf(buf, len, "%s from %s", pr->cause, pr->to);
+	return buf;
+}
+
+const char *
+gw_iq_track_status(char *buf, size_t len)
+{
+	size_t used = 0;
+	time_t now = time(NULL);
+	int n;
+
+	buf[0] = '\0';
+	for (int k = 0; k < GW_IQ_NKINDS; k++) {
+		const struct problem *pr = &problems[k];
+
+		if (pr->cause[0] == '\0' || used >= len)
+			continue;
+		n = snprintf(buf + used, len - used, "Server refused: %s to %s: %s"
+		    " (%u time(s), last %lds ago)\n", kind_names[k], pr->to,
+		    pr->cause, pr->count, (long)(now - pr->last));
+		used += n > 0 ? (size_t)n : 0;
+	}
+	if (used == 0)
+		snprintf(buf, len, "Server requests: all answered\n");
+	return buf;
+}
+
+void
+gw_iq_track_reset(void)
+{
+	memset(problems, 0, sizeof(problems));
+}
 
 static void
 pending_finish(struct pending *p, xmpp_stanza_t *reply)
@@ -48,16 +178,19 @@ static void
 pending_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct pending *p = arg;
+	char cause[64];
 
 	(void)fd;
 	(void)what;
-	log_debug("iqtrack", "request %s timed out", p->id);
+	snprintf(cause, sizeof(cause), "no answer within %us",
+	    (p->timeout_ms + 999) / 1000);
+	problem_failed(p->kind, p->to, cause);
 	pending_finish(p, NULL);
 }
 
 int
-gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, unsigned timeout_ms,
-    gw_iq_cb cb, void *arg)
+gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, enum gw_iq_kind kind,
+    unsigned timeout_ms, gw_iq_cb cb, void *arg)
 {
 	struct pending *p;
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
@@ -65,11 +198,13 @@ gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, unsigned timeout_ms,
 	const char *to = xmpp_stanza_get_to(iq);
 	uint32_t rnd;
 
-	if (to == NULL || (p = calloc(1, sizeof(*p))) == NULL)
+	if (to == NULL || kind >= GW_IQ_NKINDS || (p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
 	evutil_secure_rng_get_bytes(&rnd, sizeof(rnd));
 	snprintf(p->id, sizeof(p->id), "gw-%llu-%08x", ++next_id, (unsigned)rnd);
 	p->gw = gw;
+	p->kind = kind;
+	p->timeout_ms = timeout_ms;
 	p->cb = cb;
 	p->arg = arg;
 	if ((p->to = strdup(to)) == NULL ||
@@ -86,12 +221,30 @@ gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, unsigned timeout_ms,
 	return 0;
 }
 
+/* the addressee itself, or the domain of a user's JID (bare) */
+static int
+valid_sender(const struct pending *p, const char *from)
+{
+	const char *at = strchr(p->to, '@');
+	size_t n;
+
+	if (from == NULL)
+		return 0;
+	if (strcasecmp(from, p->to) == 0)
+		return 1;
+	if (at == NULL)
+		return 0;
+	n = strcspn(at + 1, "/");
+	return strlen(from) == n && strncasecmp(from, at + 1, n) == 0;
+}
+
 int
 gw_iq_track_route(struct gw *gw, xmpp_stanza_t *iq)
 {
 	const char *type = xmpp_stanza_get_type(iq), *id = xmpp_stanza_get_id(iq);
 	const char *from = xmpp_stanza_get_from(iq);
 	struct pending *p;
+	char cause[256];
 
 	(void)gw;
 	if (type == NULL || id == NULL ||
@@ -99,12 +252,17 @@ gw_iq_track_route(struct gw *gw, xmpp_stanza_t *iq)
 		return 0;
 	LIST_FOREACH(p, &pendings, entry)
 		if (strcmp(p->id, id) == 0) {
-			if (from == NULL || strcasecmp(from, p->to) != 0) {
+			if (!valid_sender(p, from)) {
 				log_warn("iqtrack", "ignoring a reply to %s from %s:"
 				    " the request went to %s", id,
 				    from ? from : "nobody", p->to);
 				return 1;
 			}
+			if (strcmp(type, "error") == 0)
+				problem_failed(p->kind, p->to,
+				    gw_iq_error_text(iq, cause, sizeof(cause)));
+			else
+				problem_solved(p->kind, p->to);
 			pending_finish(p, iq);
 			return 1;
 		}

@@ -1,15 +1,30 @@
 /*
- * iqtrack — iq requests the gateway itself sends to the server (vCard of a
- * user, an XEP-0363 upload slot, a roster get) and the callback that gets
- * their answer.  Every request has a timeout: a server or a service that
- * never answers costs a log line, not a leak.
+ * iqtrack — iq requests the gateway itself sends to the server (a roster
+ * push, the vCard of a user, an XEP-0363 upload slot) and the callback that
+ * gets their answer.  Every request has a timeout: a server or a service
+ * that never answers costs a log line, not a leak.
+ *
+ * No silent failures: an error answer or a timeout is logged at WARN once
+ * per cause (kind, condition and text; a repeat is counted, not logged
+ * again) and stays in `status` until a request of that kind succeeds.
  */
 #ifndef GW_IQTRACK_H
 #define GW_IQTRACK_H
 
+#include <stddef.h>
 #include <strophe.h>
 
 struct gw;
+
+/* what a request is for: each kind has its own problem in `status` */
+enum gw_iq_kind {
+	GW_IQ_ROSTER = 0,	/* XEP-0356 roster push or get */
+	GW_IQ_VCARD,		/* a user's vCard (her avatar) */
+	GW_IQ_UPLOAD,		/* an XEP-0363 upload slot */
+	GW_IQ_DISCO,		/* disco#info/items */
+	GW_IQ_PING,		/* XEP-0199 */
+	GW_IQ_NKINDS
+};
 
 /*
  * Called once: with the result/error iq (borrowed), or with NULL when the
@@ -19,13 +34,29 @@ typedef void (*gw_iq_cb)(struct gw *gw, xmpp_stanza_t *reply, void *arg);
 
 /* Sets a fresh id on `iq`, sends it (does not take ownership); 0 or -1
  * (in which case cb is NOT called).  `iq` must have a `to`: only a reply
- * from that JID is taken as the answer. */
-int gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, unsigned timeout_ms,
-    gw_iq_cb cb, void *arg);
+ * from that JID (or from its server's domain, which answers for a user's
+ * account) is taken as the answer. */
+int gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, enum gw_iq_kind kind,
+    unsigned timeout_ms, gw_iq_cb cb, void *arg);
 /* route.c: a result/error iq; 1 if it carries one of our ids (a reply
  * from anyone but the addressee is then dropped with a log line) */
 int gw_iq_track_route(struct gw *gw, xmpp_stanza_t *iq);
 /* cancel everything (callbacks get NULL) */
 void gw_iq_track_shutdown(struct gw *gw);
+
+/*
+ * An error iq as a short text: "internal-server-error (its text)", the
+ * condition alone when there is no text, "no answer" for NULL.  Into buf;
+ * returns buf.
+ */
+const char *gw_iq_error_text(xmpp_stanza_t *reply, char *buf, size_t len);
+/* a kind's unresolved problem ("" when it works), e.g. "internal-server-
+ * error (module_not_loaded) from example.org"; returns buf */
+const char *gw_iq_problem(enum gw_iq_kind kind, char *buf, size_t len);
+/* the `status` lines: one per kind with a problem, or "all answered";
+ * each line ends in '\n'.  Returns buf. */
+const char *gw_iq_track_status(char *buf, size_t len);
+/* forget every recorded problem (tests; a fresh start) */
+void gw_iq_track_reset(void);
 
 #endif

@@ -20,6 +20,7 @@
 #include "bridge.h"
 #include "component.h"
 #include "gw.h"
+#include "iqtrack.h"
 #include "log.h"
 #include "provision.h"
 #include "store.h"
@@ -520,18 +521,24 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	struct bl_stats bs;
 	struct bridge_stats br;
 	long up = (long)(time(NULL) - gw->started_at);
+	char problem[1024];
 
 	buf[0] = '\0';
 	bl_get_stats(gw->bl, &bs);
 	bridge_get_stats(gw, &br);
 	tb_add(&t, "barev-gateway %s, up %ldd %02ld:%02ld:%02ld\n", BAREV_VERSION,
 	    up / 86400, up % 86400 / 3600, up % 3600 / 60, up % 60);
-	tb_add(&t, "Component link: %s as %s (%s:%u)%s%s\n",
+	tb_add(&t, "Component link: %s as %s (%s:%u)%s%s%s%s%s\n",
 	    comp_state_str(comp_state(gw->comp)), gw->cfg.component_jid,
 	    gw->cfg.server_host, gw->cfg.server_port,
 	    br.privileged_roster ? ", roster privilege granted by " :
 	    ", no roster privilege (subscription requests are used)",
-	    br.privileged_host);
+	    br.privileged_host,
+	    br.roster_refused ? ", but pushes are refused: " : "",
+	    br.roster_refused ? gw_iq_problem(GW_IQ_ROSTER, problem,
+	    sizeof(problem)) : "", br.roster_refused ?
+	    " (subscription requests are used)" : "");
+	tb_add(&t, "%s", gw_iq_track_status(problem, sizeof(problem)));
 	tb_add(&t, "Identities: %u, contacts: %u, users online: %u\n",
 	    br.identities, br.contacts, br.users_online);
 	tb_add(&t, "Listeners: %u (%u failed)\n", bs.listeners, bs.listeners_failed);

@@ -114,6 +114,12 @@ struct xfer {
 	char my_addr[STORE_ADDR_MAX], peer_addr[STORE_ADDR_MAX];
 	char *initiator;		/* the offer's from, for the SOCKS5 hash */
 	char *get_url;			/* the slot's GET url while the PUT runs */
+	/* XMPP -> Barev: the message that carried the link, for its outcome
+	 * (XEP-0184 receipt or a message error on it) */
+	char *msg_from;			/* her full JID */
+	char *msg_to;			/* the contact JID as she wrote it */
+	char *msg_id;			/* NULL: the message had no id */
+	int want_receipt;
 	char **sh_jid;			/* streamhost jids, by index */
 	size_t nsh;
 	struct s5 *s5;
@@ -174,17 +180,27 @@ human_size(uint64_t n, char *buf, size_t len)
 		snprintf(buf, len, "%.2f GiB", n / (1024.0 * 1024 * 1024));
 }
 
-/* ---- telling the user (from the contact's JID, to the bare JID) ---- */
+/* ---- telling the user ----
+ *
+ * What the contact sent (a file's link) comes from the contact's JID; what
+ * the gateway has to say about a transfer (progress, waiting, a file's
+ * name) comes from the gateway JID, so it never looks like the contact
+ * wrote it.  The outcome of a file she sent lands on the message that
+ * carried its link: an XEP-0184 receipt, or a message error.
+ */
 
 static xmpp_stanza_t *
-user_message(struct xfer *x, const char *body)
+user_message(struct xfer *x, const char *body, int from_gateway)
 {
 	xmpp_stanza_t *m = xmpp_stanza_new(xs_ctx());
 	char from[STORE_JID_MAX + 16], id[64];
 
 	if (m == NULL)
 		return NULL;
-	snprintf(from, sizeof(from), "%s/barev", x->contact_jid);
+	if (from_gateway)
+		snprintf(from, sizeof(from), "%s", x->gw->cfg.component_jid);
+	else
+		snprintf(from, sizeof(from), "%s/barev", x->contact_jid);
 	snprintf(id, sizeof(id), "xfer-%llu-%llx", (unsigned long long)x->serial,
 	    (unsigned long long)random());
 	xmpp_stanza_set_name(m, "message");
@@ -199,6 +215,7 @@ user_message(struct xfer *x, const char *body)
 	return m;
 }
 
+/* a note from the gateway JID */
 static void
 tell(struct xfer *x, const char *fmt, ...)
 {
@@ -209,11 +226,69 @@ tell(struct xfer *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if ((m = user_message(x, text)) == NULL) {
+	if ((m = user_message(x, text, 1)) == NULL) {
 		log_warn("transfer", "could not tell %s: %s", x->user_jid, text);
 		return;
 	}
 	bridge_to_user(x->gw, x->contact, m);	/* or the inbox, link down */
+}
+
+/* The peer has the file she sent: a receipt on her message if she asked
+ * for one (XEP-0184 §5.2), else a note. */
+static void
+out_tell_delivered(struct xfer *x)
+{
+	xmpp_stanza_t *m, *rc;
+	char from[STORE_JID_MAX + 16], id[64], size[32];
+
+	if (!x->want_receipt || x->msg_id == NULL || x->msg_from == NULL) {
+		human_size(x->size, size, sizeof(size));
+		tell(x, "“%s” (%s) delivered to %s.", x->name, size, x->peer_name);
+		return;
+	}
+	snprintf(from, sizeof(from), "%s/barev", x->contact_jid);
+	snprintf(id, sizeof(id), "xfer-rcpt-%llu", (unsigned long long)x->serial);
+	if ((m = xmpp_stanza_new(xs_ctx())) == NULL ||
+	    xmpp_stanza_set_name(m, "message") != XMPP_EOK ||
+	    xmpp_stanza_set_from(m, from) != XMPP_EOK ||
+	    xmpp_stanza_set_to(m, x->msg_from) != XMPP_EOK ||
+	    xmpp_stanza_set_id(m, id) != XMPP_EOK ||
+	    (rc = gw_add_child(m, "received", "urn:xmpp:receipts")) == NULL ||
+	    xmpp_stanza_set_id(rc, x->msg_id) != XMPP_EOK) {
+		if (m)
+			xmpp_stanza_release(m);
+		log_warn("transfer", "out of memory: no receipt for “%s” to %s",
+		    x->name, x->msg_from);
+		return;
+	}
+	bridge_to_user(x->gw, x->contact, m);
+}
+
+/* The file she sent did not reach the peer: an error on her message
+ * (RFC 6120 §8.3, same id, from the contact), which clients show on it. */
+static void
+out_tell_failed(struct xfer *x, const char *text)
+{
+	xmpp_stanza_t *orig, *err = NULL;
+
+	if (x->msg_id == NULL || x->msg_from == NULL) {
+		tell(x, "%s", text);	/* nothing to hang an error on */
+		return;
+	}
+	/* her message as it came, answered like any refused stanza */
+	if ((orig = xmpp_stanza_new(xs_ctx())) != NULL &&
+	    xmpp_stanza_set_name(orig, "message") == XMPP_EOK &&
+	    xmpp_stanza_set_from(orig, x->msg_from) == XMPP_EOK &&
+	    xmpp_stanza_set_to(orig, x->msg_to ? x->msg_to : x->contact_jid) == XMPP_EOK &&
+	    xmpp_stanza_set_id(orig, x->msg_id) == XMPP_EOK)
+		err = gw_error_reply(orig, "cancel", "not-acceptable", text);
+	if (orig)
+		xmpp_stanza_release(orig);
+	if (err == NULL) {
+		tell(x, "%s", text);
+		return;
+	}
+	bridge_to_user(x->gw, x->contact, err);
 }
 
 /* ---- life cycle ---- */
@@ -248,6 +323,9 @@ xfer_release(struct xfer *x)
 	free(x->sh_jid);
 	free(x->initiator);
 	free(x->get_url);
+	free(x->msg_from);
+	free(x->msg_to);
+	free(x->msg_id);
 	free(x->name);
 	free(x);
 }
@@ -304,11 +382,14 @@ xfer_fail(struct xfer *x, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	human_size(x->size, size, sizeof(size));
-	if (x->out)
-		tell(x, "The file “%s”%s%s%s was not sent to %s: %s.", x->name,
-		    x->size ? " (" : "", x->size ? size : "", x->size ? ")" : "",
-		    x->peer_name, why);
-	else
+	if (x->out) {
+		char text[1024];
+
+		snprintf(text, sizeof(text), "The file “%s”%s%s%s was not sent to"
+		    " %s: %s.", x->name, x->size ? " (" : "", x->size ? size : "",
+		    x->size ? ")" : "", x->peer_name, why);
+		out_tell_failed(x, text);
+	} else
 		tell(x, "The file “%s” (%s) from %s could not be delivered to you: %s.",
 		    x->name, size, x->peer_name, why);
 	xfer_end(x, 0, why);
@@ -488,12 +569,14 @@ send_to_peer(struct xfer *x, xmpp_stanza_t *st)
 /* ======================= Barev -> XMPP ======================= */
 
 static void in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg);
+static char *name_of_url(const char *url);
 
 /* The URL is ready: the message the user's client turns into a file. */
 static void
 in_deliver(struct xfer *x, const char *url)
 {
-	xmpp_stanza_t *m = user_message(x, url), *oob;
+	xmpp_stanza_t *m = user_message(x, url, 0), *oob;
+	char *shown, size[32];
 
 	if (m && (oob = gw_add_child(m, "x", NS_OOB)) != NULL) {
 		gw_add_text_child(oob, "url", url);
@@ -504,6 +587,13 @@ in_deliver(struct xfer *x, const char *url)
 		    x->user_jid);
 	else
 		bridge_to_user(x->gw, x->contact, m);	/* or the inbox, link down */
+	/* clients that show only the link: its name, when the link lacks it */
+	if ((shown = name_of_url(url)) != NULL && strcmp(shown, x->name) != 0) {
+		human_size(x->size, size, sizeof(size));
+		tell(x, "%s sent you “%s” (%s): the link above.", x->peer_name,
+		    x->name, size);
+	}
+	free(shown);
 	store_transfer_set_state(x->gw->store, x->row, "done", url, NULL, now_s());
 	xfer_end(x, 1, NULL);
 }
@@ -544,7 +634,8 @@ in_request_slot(struct xfer *x)
 	    xmpp_stanza_set_attribute(req, "filename", x->name) != XMPP_EOK ||
 	    xmpp_stanza_set_attribute(req, "size", size) != XMPP_EOK ||
 	    xmpp_stanza_set_attribute(req, "content-type", "application/octet-stream") != XMPP_EOK ||
-	    gw_iq_request(gw, iq, XFER_SLOT_MS, in_slot, (void *)(uintptr_t)x->serial) == -1) {
+	    gw_iq_request(gw, iq, GW_IQ_UPLOAD, XFER_SLOT_MS, in_slot,
+	    (void *)(uintptr_t)x->serial) == -1) {
 		xmpp_stanza_release(iq);
 		return -1;
 	}
@@ -585,6 +676,8 @@ in_upload_failed(struct xfer *x, const char *fmt, ...)
 	x->get_url = NULL;
 	x->up = XU_IDLE;
 	if (x->last_try) {
+		log_warn("transfer", "“%s” from %s for %s: %s", x->name, x->peer,
+		    x->user_jid, why);
 		xfer_fail(x, "%s", why);
 		return;
 	}
@@ -634,13 +727,11 @@ in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	 * while the receive runs (the peer sees the data connection close) */
 	type = xmpp_stanza_get_type(reply);
 	if (type && strcmp(type, "error") == 0) {
-		xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(reply, "error");
-		xmpp_stanza_t *text = err ? xmpp_stanza_get_child_by_name(err, "text") : NULL;
-		char *t = text ? xmpp_stanza_get_text(text) : NULL;
+		char cause[256];
 
-		xfer_fail(x, "your server's upload service refused it%s%s", t ? ": " : "",
-		    t ? t : "");
-		free(t);
+		/* iqtrack logged the cause at WARN; status shows it */
+		xfer_fail(x, "your server's upload service refused it: %s",
+		    gw_iq_error_text(reply, cause, sizeof(cause)));
 		return;
 	}
 	slot = xmpp_stanza_get_child_by_name(reply, "slot");
@@ -1130,7 +1221,6 @@ static void
 out_s5_done(void *arg, int ok, const char *why)
 {
 	struct xfer *x = arg;
-	char size[32];
 
 	s5_free(x->s5);
 	x->s5 = NULL;
@@ -1138,8 +1228,7 @@ out_s5_done(void *arg, int ok, const char *why)
 		xfer_fail(x, "%s", why);
 		return;
 	}
-	human_size(x->size, size, sizeof(size));
-	tell(x, "“%s” (%s) delivered to %s.", x->name, size, x->peer_name);
+	out_tell_delivered(x);
 	xfer_end(x, 1, NULL);
 }
 
@@ -1258,6 +1347,10 @@ out_downloaded(void *arg, int ok, const char *why)
 	struct stat st;
 
 	if (!ok) {
+		/* the user's own upload service failing us is the operator's
+		 * matter (a certificate the gateway does not trust, a refusal) */
+		log_warn("transfer", "cannot fetch “%s” that %s sent to %s: %s",
+		    x->name, x->user_jid, x->peer, why);
 		xfer_fail(x, "the gateway could not fetch it (%s)", why);	/* frees x->http */
 		return;
 	}
@@ -1329,6 +1422,21 @@ name_of_url(const char *url)
 	return out;
 }
 
+/* Where the outcome goes: her message's sender, addressee and id, and
+ * whether she asked for a receipt (XEP-0184 §5.1). */
+static void
+out_remember_message(struct xfer *x, xmpp_stanza_t *msg)
+{
+	const char *from = xmpp_stanza_get_from(msg), *to = xmpp_stanza_get_to(msg);
+	const char *id = xmpp_stanza_get_id(msg);
+
+	x->msg_from = from ? strdup(from) : NULL;
+	x->msg_to = to ? strdup(to) : NULL;
+	x->msg_id = id && *id ? strdup(id) : NULL;
+	x->want_receipt = xmpp_stanza_get_child_by_name_and_ns(msg, "request",
+	    "urn:xmpp:receipts") != NULL;
+}
+
 int
 transfer_user_message(struct gw *gw, int64_t contact, xmpp_stanza_t *msg)
 {
@@ -1361,6 +1469,7 @@ transfer_user_message(struct gw *gw, int64_t contact, xmpp_stanza_t *msg)
 	}
 	x->name = name_of_url(url);
 	x->state = XS_OUT_DOWNLOADING;
+	out_remember_message(x, msg);
 	if (x->name == NULL || spool_create(x) == -1) {
 		free(url);
 		xfer_fail(x, "the gateway could not prepare its spool");

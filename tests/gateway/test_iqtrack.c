@@ -2,7 +2,9 @@
  * test_iqtrack — the gateway's own requests to the server (a user's vCard,
  * an upload slot) take their answer only from the JID they went to: any
  * other user the server routes to the component cannot answer in their
- * place, even with the right id.  Requests time out with a NULL reply.
+ * place, even with the right id (a user's own server may answer for her
+ * account).  Requests time out with a NULL reply.  Errors and timeouts
+ * become the kind's problem, shown in status, until a request succeeds.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,11 +69,11 @@ main(void)
 
 	/* a request without an addressee cannot be matched: refused */
 	req = iq("get", NULL, NULL, NULL);
-	CHECK(gw_iq_request(&gw, req, 5000, answered, NULL) == -1);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_UPLOAD, 5000, answered, NULL) == -1);
 	xmpp_stanza_release(req);
 
 	req = iq("get", "barev.example.org", "upload.example.org", NULL);
-	CHECK(gw_iq_request(&gw, req, 5000, answered, NULL) == 0);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_UPLOAD, 5000, answered, NULL) == 0);
 	xmpp_stanza_release(req);
 	snprintf(first, sizeof(first), "%s", sent_id);
 	CHECK(strncmp(first, "gw-", 3) == 0);
@@ -97,7 +99,7 @@ main(void)
 
 	/* ids are not guessable from the previous one */
 	req = iq("get", NULL, "alice@example.org", NULL);
-	CHECK(gw_iq_request(&gw, req, 1, answered, NULL) == 0);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_UPLOAD, 1, answered, NULL) == 0);
 	xmpp_stanza_release(req);
 	CHECK(strcmp(first, sent_id) != 0);
 	CHECK(strncmp(sent_id, "gw-2-", 5) == 0 && strlen(sent_id) == 13);
@@ -105,6 +107,61 @@ main(void)
 	/* unanswered: the callback gets NULL at the timeout */
 	event_base_dispatch(gw.base);
 	CHECK(calls == 2 && got == NULL);
+
+	/* the timeout is the kind's problem until a request of it succeeds */
+	{
+		char buf[512];
+
+		CHECK(strstr(gw_iq_problem(GW_IQ_UPLOAD, buf, sizeof(buf)),
+		    "no answer within 1s from alice@example.org") != NULL);
+		CHECK(strstr(gw_iq_track_status(buf, sizeof(buf)),
+		    "Server refused: upload slot request (XEP-0363) to alice@example.org:"
+		    " no answer within 1s (1 time(s)") != NULL);
+	}
+
+	/* a user's server answers for her account; its error is recorded with
+	 * the condition and the text */
+	req = iq("get", NULL, "bob@example.org", NULL);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_VCARD, 5000, answered, NULL) == 0);
+	xmpp_stanza_release(req);
+	real = xmpp_stanza_new_from_string(xs_ctx(), "<iq type='error' from='example.org'>"
+	    "<error type='cancel'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+	    "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>no vCards for you</text>"
+	    "</error></iq>");
+	xmpp_stanza_set_id(real, sent_id);
+	CHECK(gw_iq_track_route(&gw, real) == 1);
+	CHECK(calls == 3 && got != NULL);
+	if (got)
+		xmpp_stanza_release(got);
+	{
+		char buf[512];
+
+		CHECK_STR(gw_iq_error_text(real, buf, sizeof(buf)),
+		    "forbidden (no vCards for you)");
+		CHECK_STR(gw_iq_problem(GW_IQ_VCARD, buf, sizeof(buf)),
+		    "forbidden (no vCards for you) from bob@example.org");
+	}
+	xmpp_stanza_release(real);
+
+	/* a result clears the kind's problem */
+	req = iq("get", NULL, "upload.example.org", NULL);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_UPLOAD, 5000, answered, NULL) == 0);
+	xmpp_stanza_release(req);
+	real = iq("result", "upload.example.org", "barev.example.org", sent_id);
+	CHECK(gw_iq_track_route(&gw, real) == 1);
+	xmpp_stanza_release(real);
+	if (got)
+		xmpp_stanza_release(got);
+	{
+		char buf[512];
+
+		CHECK_STR(gw_iq_problem(GW_IQ_UPLOAD, buf, sizeof(buf)), "");
+		CHECK(strstr(gw_iq_track_status(buf, sizeof(buf)), "upload") == NULL);
+		CHECK(strstr(buf, "vCard request") != NULL);
+		gw_iq_track_reset();
+		CHECK_STR(gw_iq_track_status(buf, sizeof(buf)),
+		    "Server requests: all answered\n");
+	}
 
 	/* not ours, or not a reply: left to the other rules */
 	real = iq("result", "alice@example.org", "barev.example.org", "other");

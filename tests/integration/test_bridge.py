@@ -41,6 +41,22 @@ async def setup():
                                   subscribe_peers=False)
 
 
+async def test_the_gateway_is_in_alices_roster_and_online_from_start_up(ctx):
+    """alice's identity was in the store when the gateway started: it put
+    itself into her roster (XEP-0356) and answered her server's probe."""
+    alice = ctx["alice"]
+    roster = await alice.roster_items()
+    item = roster.get(COMPONENT)
+    expect(item is not None and item["name"] == "Barev gateway" and item["groups"] == ["Barev"]
+           and item["subscription"] == "both", "the gateway in alice's roster",
+           "Barev gateway, group Barev, both", item)
+    alice.mark()
+    await alice.close()
+    alice = ctx["alice"] = await Client("alice@example.org", "alice", ctx["p"]).connect_and_wait()
+    await alice.wait_presence(lambda pr: pr["from"].bare == COMPONENT and pr["type"] == "available",
+                              what="the gateway online when alice logs in")
+
+
 async def test_alice_adds_bob_and_sees_his_presence(ctx):
     alice, bob = ctx["alice"], ctx["bob"]
     await subscribe(alice, BOB)

@@ -34,6 +34,7 @@ CAROL_ADDR = "201:3::3"
 EVE_ADDR = "201:5::5"           # a stranger on the mesh
 BOB = contact_jid("bob", BOB_ADDR)
 CAROL = contact_jid("carol", CAROL_ADDR)
+GATEWAY = harness.COMPONENT     # notes about transfers come from here
 MIB = 1024 * 1024
 LIMIT = 8 * MIB                 # the gateway's max_file_size in this run
 PER_CONTACT, TOTAL = 3, 5       # max_incoming_per_contact / _total in this run
@@ -177,7 +178,7 @@ async def test_oversize_offer_is_declined_and_alice_is_told(ctx):
     alice.mark()
     res = await s.send_file("huge.iso", b"\0" * (LIMIT + 1), timeout=15)
     expect_eq(res["reason"], "declined", "bob's offer was declined")
-    m = await alice.wait_message(says(BOB, "huge.iso", "larger"), what="the decline note")
+    m = await alice.wait_message(says(GATEWAY, "huge.iso", "larger"), what="the decline note")
     expect("8.0 MiB" in m["body"], "the note names the limit", "8.0 MiB", m["body"])
 
 
@@ -318,7 +319,7 @@ async def bob_got_it(alice, bob, gw, name, data):
     got_name, got = await bob.wait_file(timeout=30)
     expect_eq(got_name, name, "the real file name at bob")
     expect(got == data, "bob's bytes are identical", len(data), len(got))
-    await alice.wait_message(says(BOB, name, "delivered"), timeout=20,
+    await alice.wait_message(says(GATEWAY, name, "delivered"), timeout=20,
                              what="the delivery note")
     await wait_spool_empty(gw)
 
@@ -346,7 +347,7 @@ async def test_a_file_for_bob_while_his_pipe_is_down_waits_for_him(ctx):
     url = await upload(alice, p, "later.bin", data)
     alice.mark()
     alice.send_message(BOB, url, oob_url=url)
-    await alice.wait_message(says(BOB, "later.bin", "not connected right now"), timeout=20,
+    await alice.wait_message(says(GATEWAY, "later.bin", "not connected right now"), timeout=20,
                              what="the note that the file waits for bob")
     await bob.start()
     await bob_got_it(alice, bob, gw, "later.bin", data)
@@ -362,7 +363,7 @@ async def test_empty_file_with_quotes_and_unicode_in_its_name_reaches_pascal(ctx
     got_name, got = await carol.wait_file(timeout=20)
     expect_eq(got_name, name, "the name at carol")
     expect_eq(got, b"", "an empty file")
-    await alice.wait_message(says(CAROL, "delivered"), timeout=20, what="the delivery note")
+    await alice.wait_message(says(GATEWAY, "delivered"), timeout=20, what="the delivery note")
     # and a non-empty one with the same name to bob
     data = blob(70000, "names")
     url = await upload(alice, p, name, data)
@@ -380,17 +381,55 @@ async def test_links_elsewhere_stay_plain_messages(ctx):
     expect_eq(body, "https://example.com/cat.png", "a link to another host is text")
 
 
-async def test_bob_declines_and_alice_is_told(ctx):
+def nothing_from(alice, who, since):
+    """No message with a body from `who` among alice's messages since
+    index `since` (the transfer's outcome arrived after any note, on the
+    same stream, so whatever would have come is here)."""
+    notes = [m["body"] for m in alice.messages[since:]
+             if m["from"].bare == who and m["body"] and not m["body"].startswith("http")]
+    expect_eq(notes, [], "no note from %s's JID" % who)
+
+
+async def test_a_file_bob_has_gets_a_receipt_on_alices_message(ctx):
+    """XEP-0184: her client asked for a receipt on the message with the
+    link; once bob has every byte it arrives, for that message's id."""
+    alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
+    data = blob(300000, "receipt")
+    url = await upload(alice, p, "signed.pdf", data)
+    alice.mark()
+    since = len(alice.messages)
+    mid = alice.send_message(BOB, url, oob_url=url, receipt=True)
+    got_name, got = await bob.wait_file(timeout=30)
+    expect(got_name == "signed.pdf" and got == data, "bob has the file", "signed.pdf",
+           got_name)
+
+    def receipt(m):
+        r = m.xml.find("{urn:xmpp:receipts}received")
+        return m["from"].bare == BOB and r is not None and r.get("id") == mid
+    await alice.wait_message(receipt, timeout=20, what="the receipt for her message %s" % mid)
+    nothing_from(alice, BOB, since)
+    await wait_spool_empty(gw)
+
+
+async def test_bob_declines_and_alices_message_gets_an_error(ctx):
+    """A failure lands on the message that carried the link: a message
+    error with its id, from bob's JID, saying why."""
     alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
     bob.accept_files = False
     try:
         url = await upload(alice, p, "unwanted.bin", b"x" * 1000)
         alice.mark()
-        alice.send_message(BOB, url)
-        await alice.wait_message(says(BOB, "unwanted.bin", "declined"), timeout=20,
-                                 what="the decline note")
+        since = len(alice.messages)
+        mid = alice.send_message(BOB, url, receipt=True)
+        m = await alice.wait_message(lambda m: m["type"] == "error" and m["id"] == mid,
+                                     timeout=20, what="the error on her message %s" % mid)
     finally:
         bob.accept_files = True
+    expect_eq(m["from"].bare, BOB, "the error comes from bob's JID")
+    text = m["error"]["text"] or ""
+    expect("unwanted.bin" in text and "declined" in text, "the error says why",
+           "…unwanted.bin… declined…", text)
+    nothing_from(alice, BOB, since)
     await wait_spool_empty(gw)
 
 
@@ -427,7 +466,7 @@ async def test_foreign_data_connection_is_refused_and_the_transfer_completes(ctx
     expect(seen.get("eve_got") in (b"",) or isinstance(seen.get("eve_got"), ConnectionResetError),
            "eve's connection is closed without a byte", b"", seen.get("eve_got"))
     expect(got == data, "bob still gets the file", len(data), len(got))
-    await alice.wait_message(says(BOB, "secret.bin", "delivered"), timeout=20,
+    await alice.wait_message(says(GATEWAY, "secret.bin", "delivered"), timeout=20,
                              what="the delivery note")
     await gw.wait_log(r"data connection from 201:5::5 refused", timeout=5, since=0)
 
@@ -453,7 +492,7 @@ async def test_peer_vanishing_mid_transfer_tells_alice_and_leaks_nothing(ctx):
     await gw.wait_log(r"half\.bin", timeout=10)
     await bob.stop()                    # bob's node goes away...
     conn.close()                        # ...with the data connection
-    m = await alice.wait_message(says(BOB, "half.bin"), timeout=20, what="the failure note")
+    m = await alice.wait_message(says(GATEWAY, "half.bin"), timeout=20, what="the failure note")
     expect("could not be delivered" in m["body"], "alice hears it failed", "could not be delivered",
            m["body"])
     await wait_spool_empty(gw)
@@ -475,10 +514,45 @@ async def test_shutdown_fails_transfers_in_flight_and_tells_alice(ctx):
     rc = gw.stop()
     conn.close()
     expect_eq(rc, 0, "the gateway stops cleanly")
-    m = await alice.wait_message(says(BOB, "cut.bin"), timeout=10, what="the shutdown note")
+    m = await alice.wait_message(says(GATEWAY, "cut.bin"), timeout=10, what="the shutdown note")
     expect("shutting down" in m["body"], "alice hears why", "shutting down", m["body"])
     expect_eq(spool_tmp(gw), [], "the spool is empty after the stop")
 
+
+
+async def test_an_upload_service_that_refuses_is_logged_shown_and_explained(ctx):
+    """A server that refuses the gateway's upload slot request (here the
+    server's own domain, which has no XEP-0363 service) is a WARN line
+    with its condition, a line in --health/status, and a note to alice
+    from the gateway JID saying why her file did not arrive."""
+    alice, bob, gw = ctx["alice"], ctx["bob"], ctx["gw"]
+    service = gw.config["upload_service"]
+    gw.config["upload_service"] = harness.DOMAIN
+    gw.write_config()
+    gw.mark()
+    gw.restart()                        # (stopped by the test before)
+    try:
+        await gw.wait_up()
+        s = await bob.wait_session("alice", timeout=20)
+        alice.mark()
+        since = len(alice.messages)
+        await s.send_file("refused.bin", blob(200000, "refused"), timeout=15)
+        m = await alice.wait_message(says(GATEWAY, "refused.bin", "refused"), timeout=20,
+                                     what="the note that the upload was refused")
+        expect("service-unavailable" in m["body"], "the note names the server's condition",
+               "service-unavailable", m["body"])
+        nothing_from(alice, BOB, since)
+        await gw.wait_log(r"WARN iqtrack: upload slot request \(XEP-0363\) to %s failed: "
+                          r"service-unavailable" % harness.DOMAIN, timeout=5)
+        r = gw.run("--config", gw.config_path, "--health")
+        expect("Server refused: upload slot request (XEP-0363) to %s: service-unavailable"
+               % harness.DOMAIN in r.stdout, "--health shows the refusal",
+               "Server refused: upload slot request…", r.stdout)
+        await wait_spool_empty(gw)
+    finally:
+        gw.stop()
+        gw.config["upload_service"] = service
+        gw.write_config()
 
 
 async def test_without_upload_service_the_gateway_serves_the_file_itself(ctx):

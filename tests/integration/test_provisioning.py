@@ -483,6 +483,36 @@ async def test_registration_open_register_and_unregister(ctx):
     expect_eq(r["type"], "result", "XEP-0077 unregistration again")
 
 
+async def test_after_register_the_gateway_is_in_her_roster_and_online(ctx):
+    """Gajim and Dino cannot open a chat with a JID without '@': the
+    gateway puts itself into the roster of whoever gets an identity (name
+    "Barev gateway", group "Barev") and is online there, probes answered."""
+    zoe, gw, p = ctx["zoe"], ctx["gw"], ctx["p"]
+    r = await zoe.iq_query(None, "set", "<query xmlns='jabber:iq:roster'><item jid='%s'"
+                           " subscription='remove'/></query>" % COMPONENT)
+    expect(r["type"] == "result" or r["error"]["condition"] == "item-not-found",
+           "zoe removes the gateway from her roster first", "result", str(r))
+    await wait_roster(zoe, lambda r: COMPONENT not in r, "the gateway is out of zoe's roster")
+    zoe.mark()
+    r = await register_iq(zoe, "set", "<nick>zoe</nick>")
+    expect_eq(r["type"], "result", "zoe registers")
+    roster = await wait_roster(zoe, lambda r: COMPONENT in r, "the gateway in zoe's roster")
+    item = roster[COMPONENT]
+    expect_eq((item["name"], item["groups"], item["subscription"]),
+              ("Barev gateway", ["Barev"], "both"), "the gateway's roster item")
+    online = lambda pr: pr["from"].bare == COMPONENT and pr["type"] not in (  # noqa: E731
+        "unavailable", "error", "subscribe", "subscribed", "unsubscribe", "unsubscribed")
+    await zoe.wait_presence(online, what="the gateway's available presence")
+    # logging in again, her server probes the gateway: it answers
+    again = await Client("zoe@example.org", "zoe", p, resource="dino").connect_and_wait()
+    try:
+        await again.wait_presence(online, what="the gateway online after a new login")
+    finally:
+        await again.close()
+    r = await register_iq(zoe, "set", "<remove/>")
+    expect_eq(r["type"], "result", "zoe unregisters")
+
+
 async def test_open_registration_is_for_the_servers_own_users(ctx):
     """registration = open lets the users of example.org (the domain the
     component hangs under) take identities, not any JID that can reach

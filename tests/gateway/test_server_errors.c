@@ -1,0 +1,428 @@
+/*
+ * test_server_errors — a server that answers the gateway's own requests
+ * with errors (ejabberd 23.01 answers a privileged roster push with
+ * internal-server-error, module_not_loaded).  For each kind of request the
+ * gateway sends: one WARN line with the server's condition and text (a
+ * repeat is counted, not logged again), `status` says it, the fallback
+ * happens (a refused roster push -> a subscription request from the same
+ * JID), and everything else keeps working.  Also: the gateway puts its own
+ * JID in every user's roster and is online there.
+ *
+ * The fake server is gw->send_fn: it keeps what the gateway sends, and the
+ * test answers the iqs through the router as the server would.  Log lines
+ * are read back from stderr, redirected to a file.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "bridge.h"
+#include "component.h"
+#include "gw.h"
+#include "iqtrack.h"
+#include "log.h"
+#include "provision.h"
+#include "store.h"
+#include "xmlstream.h"
+#include "../xmlstream/check.h"
+
+#define GWJID "barev.example.org"
+#define ALICE "alice@example.org"
+#define BOB_JID "bob\\40201\\3a2\\3a\\3a2@" GWJID	/* XEP-0106 */
+#define CAROL_JID "carol\\40201\\3a3\\3a\\3a3@" GWJID
+
+static struct gw gw;
+static xmpp_stanza_t *sent[256];
+static int nsent;
+static char logpath[512];
+
+static int
+capture(struct gw *g, xmpp_stanza_t *st)
+{
+	(void)g;
+	if (nsent < (int)(sizeof(sent) / sizeof(sent[0])))
+		sent[nsent++] = xmpp_stanza_clone(st);
+	return 0;
+}
+
+static void
+forget_sent(void)
+{
+	for (int i = 0; i < nsent; i++)
+		xmpp_stanza_release(sent[i]);
+	nsent = 0;
+}
+
+static int
+streq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* the first stanza sent since forget_sent() with this name/type/from/to
+ * (NULL = any; type "" = no type) */
+static xmpp_stanza_t *
+find_sent(const char *name, const char *type, const char *from, const char *to)
+{
+	for (int i = 0; i < nsent; i++) {
+		xmpp_stanza_t *s = sent[i];
+		const char *t = xmpp_stanza_get_type(s);
+
+		if ((name == NULL || streq(xmpp_stanza_get_name(s), name)) &&
+		    (type == NULL || (*type == '\0' ? t == NULL : streq(t, type))) &&
+		    (from == NULL || streq(xmpp_stanza_get_from(s), from)) &&
+		    (to == NULL || streq(xmpp_stanza_get_to(s), to)))
+			return s;
+	}
+	return NULL;
+}
+
+/* the roster push for `item` among what was sent */
+static xmpp_stanza_t *
+find_push(const char *item)
+{
+	for (int i = 0; i < nsent; i++) {
+		xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(sent[i],
+		    "query", "jabber:iq:roster");
+		xmpp_stanza_t *it = q ? xmpp_stanza_get_child_by_name(q, "item") : NULL;
+
+		if (it && streq(xmpp_stanza_get_attribute(it, "jid"), item) &&
+		    streq(xmpp_stanza_get_type(sent[i]), "set"))
+			return sent[i];
+	}
+	return NULL;
+}
+
+static void
+deliver(const char *xml)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xs_ctx(), xml);
+
+	if (st == NULL) {
+		fprintf(stderr, "cannot parse %s\n", xml);
+		exit(2);
+	}
+	gw_route_stanza(&gw, st);
+	xmpp_stanza_release(st);
+}
+
+/* the server answers `req` (one of ours) with an error */
+static void
+answer_error(xmpp_stanza_t *req, const char *cond, const char *text)
+{
+	char xml[2048];
+
+	snprintf(xml, sizeof(xml), "<iq type='error' id='%s' from='%s' to='%s'>"
+	    "<error type='cancel'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+	    "%s%s%s</error></iq>", xmpp_stanza_get_id(req), xmpp_stanza_get_to(req),
+	    xmpp_stanza_get_from(req), cond,
+	    text ? "<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>" : "",
+	    text ? text : "", text ? "</text>" : "");
+	deliver(xml);
+}
+
+static void
+answer_result(xmpp_stanza_t *req)
+{
+	char xml[1024];
+
+	snprintf(xml, sizeof(xml), "<iq type='result' id='%s' from='%s' to='%s'/>",
+	    xmpp_stanza_get_id(req), xmpp_stanza_get_to(req), xmpp_stanza_get_from(req));
+	deliver(xml);
+}
+
+/* how many log lines so far contain every one of the words */
+static int
+log_lines(const char *w1, const char *w2, const char *w3)
+{
+	FILE *f = fopen(logpath, "r");
+	char line[4096];
+	int n = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, w1) && (!w2 || strstr(line, w2)) && (!w3 || strstr(line, w3)))
+			n++;
+	fclose(f);
+	return n;
+}
+
+static const char *
+status_text(void)
+{
+	static char buf[8192];
+
+	prov_status(&gw, buf, sizeof(buf));
+	return buf;
+}
+
+static int
+free_port(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET6, SOCK_STREAM, 0), port;
+
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sa, len) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1) {
+		perror("free_port");
+		exit(2);
+	}
+	port = ntohs(sa.sin6_port);
+	close(fd);
+	return port;
+}
+
+/* ---- scenarios ---- */
+
+/* alice gets an identity: the gateway is in her roster (by subscription
+ * request while no privilege is granted) and online for her */
+static void
+test_new_identity_gets_the_gateway(void)
+{
+	struct prov_result r;
+	char port[16];
+	xmpp_stanza_t *sub, *nick;
+
+	forget_sent();
+	snprintf(port, sizeof(port), "%d", free_port());
+	CHECK(prov_identity_create(&gw, ALICE, "alice", "::1", port, &r) == 0);
+	sub = find_sent("presence", "subscribe", GWJID, ALICE);
+	CHECK(sub != NULL);
+	nick = sub ? xmpp_stanza_get_child_by_name(sub, "nick") : NULL;
+	CHECK(nick != NULL && streq(xmpp_stanza_get_ns(nick), "http://jabber.org/protocol/nick"));
+	CHECK(find_sent("presence", "", GWJID, ALICE) != NULL);
+
+	/* her client probes the gateway and subscribes to it: approved, online */
+	forget_sent();
+	deliver("<presence type='probe' from='" ALICE "' to='" GWJID "'/>");
+	CHECK(find_sent("presence", "", GWJID, ALICE) != NULL);
+	forget_sent();
+	deliver("<presence type='subscribe' from='someone@example.net' to='" GWJID "'/>");
+	CHECK(find_sent("presence", "subscribed", GWJID, "someone@example.net") != NULL);
+	CHECK(find_sent("presence", "", GWJID, "someone@example.net") != NULL);
+}
+
+/* The server grants the roster, then refuses every push (ejabberd 23.01). */
+static void
+test_refused_roster_push_falls_back(void)
+{
+	struct prov_result r;
+	xmpp_stanza_t *gwpush, *bobpush;
+	int warns;
+
+	CHECK(prov_contact_add(&gw, ALICE, "bob@201:2::2", NULL, &r) == 0);
+	forget_sent();
+	deliver("<message from='example.org' to='" GWJID "'>"
+	    "<privilege xmlns='urn:xmpp:privilege:2'>"
+	    "<perm access='roster' type='both'/>"
+	    "<perm access='message' type='outgoing'/></privilege></message>");
+	CHECK(strstr(status_text(), "roster privilege granted by example.org\n") != NULL);
+	gwpush = find_push(GWJID);
+	bobpush = find_push(BOB_JID);
+	CHECK(gwpush != NULL && bobpush != NULL);
+	CHECK(gwpush && streq(xmpp_stanza_get_to(gwpush), ALICE));
+	/* no subscription request yet: the push does the job */
+	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
+	if (gwpush == NULL || bobpush == NULL)
+		return;
+	gwpush = xmpp_stanza_clone(gwpush);
+	bobpush = xmpp_stanza_clone(bobpush);
+	forget_sent();
+
+	answer_error(gwpush, "internal-server-error", "module_not_loaded");
+	answer_error(bobpush, "internal-server-error", "module_not_loaded");
+	/* one WARN with the condition and text, for two refusals */
+	warns = log_lines(" WARN iqtrack:", "internal-server-error (module_not_loaded)", "roster");
+	CHECK(warns == 1);
+	CHECK(log_lines(" WARN bridge:", "refused a roster push", "subscription requests") == 1);
+	/* the fallback: each item asks alice itself */
+	CHECK(find_sent("presence", "subscribe", GWJID, ALICE) != NULL);
+	CHECK(find_sent("presence", "subscribe", BOB_JID, ALICE) != NULL);
+	CHECK(find_sent("presence", "probe", BOB_JID, ALICE) == NULL);
+	/* alice accepts bob's request: now her presence is asked for */
+	forget_sent();
+	deliver("<presence type='subscribed' from='" ALICE "' to='" BOB_JID "'/>");
+	CHECK(find_sent("presence", "probe", BOB_JID, ALICE) != NULL);
+	/* status says it */
+	CHECK(strstr(status_text(), "pushes are refused: internal-server-error"
+	    " (module_not_loaded)") != NULL);
+	CHECK(strstr(status_text(), "Server refused: roster request") != NULL);
+	if (warns != 1)
+		fprintf(stderr, "status:\n%s", status_text());
+	xmpp_stanza_release(gwpush);
+	xmpp_stanza_release(bobpush);
+}
+
+/* While refused, a new contact is asked for at once; a push that works
+ * again ends the fallback. */
+static void
+test_roster_privilege_recovers(void)
+{
+	struct prov_result r;
+	xmpp_stanza_t *push;
+
+	forget_sent();
+	CHECK(prov_contact_add(&gw, ALICE, "carol@201:3::3", NULL, &r) == 0);
+	CHECK(find_sent("presence", "subscribe", CAROL_JID, ALICE) != NULL);
+	push = find_push(CAROL_JID);
+	CHECK(push != NULL);
+	if (push == NULL)
+		return;
+	/* no probe from carol before she is in alice's roster: a server
+	 * answers it with "unsubscribed", which reads as alice removing her */
+	CHECK(find_sent("presence", "probe", CAROL_JID, ALICE) == NULL);
+	push = xmpp_stanza_clone(push);
+	forget_sent();
+	answer_result(push);
+	xmpp_stanza_release(push);
+	CHECK(find_sent("presence", "probe", CAROL_JID, ALICE) != NULL);
+	CHECK(strstr(status_text(), "roster privilege granted by example.org\n") != NULL);
+	CHECK(strstr(status_text(), "Server requests: all answered") != NULL);
+	CHECK(log_lines(" INFO iqtrack:", "works again", NULL) == 1);
+	/* the next contact goes by push alone */
+	forget_sent();
+	CHECK(prov_contact_add(&gw, ALICE, "dave@201:4::4", NULL, &r) == 0);
+	CHECK(find_push("dave\\40201\\3a4\\3a\\3a4@" GWJID) != NULL);
+	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
+}
+
+/* alice's avatar: the server refuses her vCard, twice */
+static void
+test_refused_vcard(void)
+{
+	xmpp_stanza_t *get;
+
+	for (int round = 0; round < 2; round++) {
+		char xml[512];
+
+		forget_sent();
+		snprintf(xml, sizeof(xml), "<presence from='" ALICE "/phone' to='%s'>"
+		    "<x xmlns='vcard-temp:x:update'><photo>%s</photo></x></presence>",
+		    BOB_JID, round ? "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" :
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+		deliver(xml);
+		get = find_sent("iq", "get", GWJID, ALICE);
+		CHECK(get != NULL && xmpp_stanza_get_child_by_name_and_ns(get,
+		    "vCard", "vcard-temp") != NULL);
+		if (get == NULL)
+			return;
+		get = xmpp_stanza_clone(get);
+		answer_error(get, "service-unavailable", "vCards are off here");
+		xmpp_stanza_release(get);
+	}
+	CHECK(log_lines(" WARN iqtrack:", "vCard", "service-unavailable (vCards are off here)") == 1);
+	CHECK(strstr(status_text(), "vCard request to " ALICE ": service-unavailable"
+	    " (vCards are off here) (2 time(s)") != NULL);
+}
+
+/* after all that, the rest works: a contact's disco, the status check */
+static void
+test_nothing_else_breaks(void)
+{
+	xmpp_stanza_t *res;
+
+	forget_sent();
+	deliver("<iq type='get' id='d1' from='" ALICE "/phone' to='" BOB_JID "'>"
+	    "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+	res = find_sent("iq", "result", BOB_JID, ALICE "/phone");
+	CHECK(res != NULL);
+	forget_sent();
+	deliver("<iq type='get' id='p1' from='" ALICE "/phone' to='" GWJID "'>"
+	    "<ping xmlns='urn:xmpp:ping'/></iq>");
+	CHECK(find_sent("iq", "result", GWJID, ALICE "/phone") != NULL);
+	/* an unrelated error to the gateway is not taken for an answer */
+	forget_sent();
+	deliver("<iq type='error' id='gw-999-00000000' from='" ALICE "' to='" GWJID "'>"
+	    "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+	    "</error></iq>");
+	CHECK(nsent == 0);
+}
+
+int
+main(void)
+{
+	const char *dir = getenv("TEST_TMPDIR");
+	char path[512], conf[1024], err[512];
+	int saved, fd;
+	FILE *f;
+
+	if (dir == NULL)
+		dir = ".";
+	snprintf(path, sizeof(path), "%s/server_errors.sqlite", dir);
+	unlink(path);
+	snprintf(logpath, sizeof(logpath), "%s/server_errors.log", dir);
+	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
+	if ((f = fopen(conf, "w")) == NULL) {
+		perror(conf);
+		return 2;
+	}
+	fprintf(f, "component_jid = " GWJID "\ncomponent_secret = s\n"
+	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
+	    "barev_port = %d\nspool_dir = %s/spool\n", path, free_port(), dir);
+	fclose(f);
+	if (gw_config_load(&gw.cfg, conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "config: %s\n", err);
+		return 2;
+	}
+	if (xs_init() == -1 || (gw.base = event_base_new()) == NULL ||
+	    (gw.store = store_open(path, err, sizeof(err))) == NULL ||
+	    bridge_start(&gw) == -1) {
+		fprintf(stderr, "setup failed: %s\n", err);
+		return 2;
+	}
+	gw.send_fn = capture;
+	gw.started_at = time(NULL);
+	{
+		struct comp_config cc = { .jid = GWJID, .secret = "s",
+		    .host = "127.0.0.1", .port = 1 };
+		struct comp_events ce = { 0 };
+
+		gw.comp = comp_new(gw.base, &cc, &ce, &gw);
+	}
+	/* the log (stderr) goes to a file the checks read */
+	fflush(stderr);
+	saved = dup(2);
+	if ((fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1 ||
+	    dup2(fd, 2) == -1) {
+		perror(logpath);
+		return 2;
+	}
+	close(fd);
+	log_set_level(LOG_LVL_INFO);
+
+	RUN(test_new_identity_gets_the_gateway);
+	RUN(test_refused_roster_push_falls_back);
+	RUN(test_roster_privilege_recovers);
+	RUN(test_refused_vcard);
+	RUN(test_nothing_else_breaks);
+
+	forget_sent();
+	comp_free(gw.comp);
+	bridge_shutdown(&gw);
+	bridge_free(&gw);
+	store_close(gw.store);
+	event_base_free(gw.base);
+	gw_config_free(&gw.cfg);
+	xs_shutdown();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	/* the run's log, checks included, for whoever reads the test output */
+	if ((f = fopen(logpath, "r")) != NULL) {
+		char line[4096];
+
+		while (fgets(line, sizeof(line), f))
+			fputs(line, stderr);
+		fclose(f);
+	}
+	return CHECK_EXIT();
+}
