@@ -367,7 +367,8 @@ main(void)
 	}
 	fprintf(f, "component_jid = " GWJID "\ncomponent_secret = s\n"
 	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
-	    "barev_port = %d\nspool_dir = %s/spool\n", path, free_port(), dir);
+	    "barev_port = %d\nspool_dir = %s/spool\n"
+	    "refuse_outside_yggdrasil = false\n", path, free_port(), dir);
 	fclose(f);
 	if (gw_config_load(&gw.cfg, conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "config: %s\n", err);

@@ -34,7 +34,16 @@ from barevworld import BOB, CAROL, store_rows    # noqa: E402
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
 CAROL_ADDR = "201:3::3"
+GATEWAY = harness.COMPONENT     # notes about transfers come from here
 BAD = "\ufffd\ufffdbad.txt"     # what %FF%FEbad.txt reads as
+
+
+def refused(who, *words):
+    """The message error (issue 10) the gateway puts on her message."""
+    def pred(m):
+        text = m["error"]["text"] or "" if m["type"] == "error" else ""
+        return m["from"].bare == who and all(w in text for w in words)
+    return pred
 
 
 def says(who, *words):
@@ -122,9 +131,10 @@ async def test_a_link_with_invalid_utf8_in_its_name_cuts_nobody_off(ctx):
     alice.mark()
     alice.send_message(BOB, "http://127.0.0.1:%d/file_share/nothing/%%FF%%FEbad.txt"
                        % p.http_port)
-    m = await alice.wait_message(says(BOB, "bad.txt", "not sent"), timeout=20,
-                                 what="the note that the file was not sent")
-    expect(BAD in m["body"], "the note names the file readably", BAD, m["body"])
+    m = await alice.wait_message(refused(BOB, "bad.txt", "not sent"), timeout=20,
+                                 what="the error on her message saying the file was not sent")
+    expect(BAD in m["error"]["text"], "the error names the file readably", BAD,
+           m["error"]["text"])
     await nobody_was_cut_off(ctx, gw_since, p_since)
     # the name the gateway recorded (and logged) is repaired UTF-8 too
     names = [bytes.fromhex(r[0]) for r in store_rows(gw, "SELECT hex(name) FROM transfers")]
@@ -144,7 +154,7 @@ async def test_a_fetched_file_with_such_a_name_reaches_bob_readably(ctx):
     name, data = await bob.wait_file(timeout=30)
     expect_eq(name, BAD, "the name bob sees")
     expect_eq(data, b"hello bob", "bob's bytes")
-    await alice.wait_message(says(BOB, BAD, "delivered"), timeout=20, what="the delivery note")
+    await alice.wait_message(says(GATEWAY, BAD, "delivered"), timeout=20, what="the delivery note")
     expect(not s.closed, "bob's pipe stayed up", "open", s.close_reason)
     await nobody_was_cut_off(ctx, gw_since, p_since)
 
@@ -194,7 +204,7 @@ async def test_a_link_to_the_upload_host_on_another_port_is_not_fetched(ctx):
                     "http://127.0.0.1:%d/file_share/%%2e%%2e/admin.txt" % p.http_port):
             alice.mark()
             alice.send_message(BOB, url, oob_url=url)
-            m = await alice.wait_message(says(BOB, "as text"), timeout=10,
+            m = await alice.wait_message(says(GATEWAY, "as text"), timeout=10,
                                          what="the note that the link was not fetched")
             expect("upload service" in m["body"], "the note says why",
                    "… upload service …", m["body"])
