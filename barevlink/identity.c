@@ -554,4 +554,5 @@ bl_get_stats(struct bl *bl, struct bl_stats *st)
 			st->pipes_handshake++;
 	}
 	st->rejected_unknown = bl->rejected_unknown;
+	st->accepted = bl->accepted;
 }

@@ -162,6 +162,7 @@ struct bl {
 	struct evbuffer		*scratch;	/* formatting, emptied after use */
 	int			 shutting_down;
 	unsigned long long	 rejected_unknown;
+	unsigned long long	 accepted;	/* inbound pipes ever made */
 };
 
 /* addr.c */

@@ -120,6 +120,9 @@ bl_pipe_inbound(struct bl_listener *l, int fd, const struct in6_addr *src)
 		close(fd);
 		return (NULL);
 	}
+	/* counted here, where reading can start: the tests check that no
+	 * stranger ever gets this far (BAREV.md §2) */
+	bl->accepted++;
 	p->listener = l;
 	p->src = *src;
 	p->state = BL_P_HANDSHAKE;
