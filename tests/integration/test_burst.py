@@ -325,8 +325,9 @@ async def test_kill9_during_burst_no_duplicates_committed_delivered(ctx):
     lost_to_bob = set(b.alice_ids.values()) - b.bounced - set(b.at_bob)
     lost_to_alice = set(b.bob_sent) - set(b.at_alice)
     print("kill -9 burst: committed at the kill and delivered after the restart: %d to"
-          " carol, %d to bob, %d to alice (bob wrote %d); lost in kernel buffers: %d"
-          " alice->bob, %d bob->alice (no acks in XEP-0114 or Barev)" % (
+          " carol, %d to bob, %d to alice (bob wrote %d); never arrived (in a client,"
+          " server or kernel buffer at the stop or the kill): %d alice->bob, %d"
+          " bob->alice (no acks in XEP-0114 or Barev)" % (
               len(must_carol), len(must_bob), len(must_alice), bob_stopped,
               len(lost_to_bob), len(lost_to_alice)))
     expect_eq(dup, {}, "messages delivered twice")
