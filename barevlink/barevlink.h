@@ -129,6 +129,7 @@ struct bl_stats {
 	unsigned pipes_up, pipes_handshake, dials_in_flight;
 	unsigned long long rejected_unknown;	/* accepts closed before a read */
 	unsigned long long rejected_policy;	/* allowlisted, but permit() said no */
+	unsigned long long accepted;	/* accepts handed to a pipe (read) */
 };
 void bl_get_stats(struct bl *bl, struct bl_stats *st);
 /* calls fn once per listener */

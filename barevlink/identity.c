@@ -555,4 +555,5 @@ bl_get_stats(struct bl *bl, struct bl_stats *st)
 	}
 	st->rejected_unknown = bl->rejected_unknown;
 	st->rejected_policy = bl->rejected_policy;
+	st->accepted = bl->accepted;
 }

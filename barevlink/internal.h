@@ -163,6 +163,7 @@ struct bl {
 	int			 shutting_down;
 	unsigned long long	 rejected_unknown;
 	unsigned long long	 rejected_policy;
+	unsigned long long	 accepted;	/* inbound pipes ever made */
 };
 
 /* addr.c */

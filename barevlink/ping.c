@@ -164,6 +164,14 @@ bl_ping_tick(struct bl_pipe *p)
 	}
 	if (p->ka_seq != 0 && now >= p->ka_sent + bl->cfg.ping_timeout_ms) {
 		p->ka_seq = 0;
+		if (p->last_rx <= p->ka_sent)
+			/* the schedule, for the log and the tests' timing */
+			log_debug("barevlink", "%s@%s: ping %u of %u unanswered"
+			    " after %u ms (pinged after %u ms idle)",
+			    p->contact->nick, p->contact->addrtxt,
+			    (unsigned)p->misses + 1, (unsigned)bl->cfg.ping_misses,
+			    (unsigned)bl->cfg.ping_timeout_ms,
+			    (unsigned)bl->cfg.ping_idle_ms);
 		if (p->last_rx <= p->ka_sent && ++p->misses >= bl->cfg.ping_misses) {
 			snprintf(why, sizeof(why), "no answer to %u pings",
 			    (unsigned)p->misses);

@@ -120,6 +120,9 @@ bl_pipe_inbound(struct bl_listener *l, int fd, const struct in6_addr *src)
 		close(fd);
 		return (NULL);
 	}
+	/* counted here, where reading can start: the tests check that no
+	 * stranger ever gets this far (BAREV.md §2) */
+	bl->accepted++;
 	p->listener = l;
 	p->src = *src;
 	p->state = BL_P_HANDSHAKE;
@@ -518,17 +521,14 @@ tokens_poll(evutil_socket_t fd, short what, void *arg)
 	tokens_check(arg);
 }
 
-/* `sent` for every unit the kernel has taken entirely */
+/* `sent` for every unit that ends at or before byte `written` */
 static void
-tokens_check(struct bl_pipe *p)
+tokens_sent(struct bl_pipe *p, uint64_t written)
 {
 	struct bl	*bl = p->bl;
 	struct bl_token	*t;
-	uint64_t	 written, token;
+	uint64_t	 token;
 
-	if (p->conn == NULL || p->state != BL_P_UP)
-		return;
-	written = p->queued - xs_conn_pending(p->conn);
 	while ((t = TAILQ_FIRST(&p->tokens)) != NULL && t->end <= written) {
 		token = t->token;
 		TAILQ_REMOVE(&p->tokens, t, entry);
@@ -539,7 +539,18 @@ tokens_check(struct bl_pipe *p)
 		if (p->state != BL_P_UP)
 			return;
 	}
-	if (TAILQ_EMPTY(&p->tokens))
+}
+
+/* `sent` for every unit the kernel has taken entirely */
+static void
+tokens_check(struct bl_pipe *p)
+{
+	struct bl	*bl = p->bl;
+
+	if (p->conn == NULL || p->state != BL_P_UP)
+		return;
+	tokens_sent(p, p->queued - xs_conn_pending(p->conn));
+	if (p->state != BL_P_UP || TAILQ_EMPTY(&p->tokens))
 		return;
 	/* xs_conn has no write-done callback: look again shortly */
 	if (p->pollev == NULL &&
@@ -600,6 +611,19 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 
 	if (p->state >= BL_P_CLOSING)
 		return;
+	/*
+	 * `sent` is only polled for, so units the kernel already has may
+	 * still wait for it; on an orderly close so do units still queued
+	 * here, which go out before our </stream:stream>.  All of those can
+	 * reach the peer: told now, before pipe_down, the gateway never
+	 * queues them again (at most once, like a crash).
+	 */
+	if (was_up && p->conn != NULL) {
+		tokens_sent(p, how == BL_CLOSE_ORDERLY ? p->queued :
+		    p->queued - xs_conn_pending(p->conn));
+		if (p->state >= BL_P_CLOSING)
+			return;		/* a `sent` callback closed it */
+	}
 	pending_uncount(p);
 	if (c != NULL) {
 		cid = c->id;

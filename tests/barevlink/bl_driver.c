@@ -27,7 +27,7 @@
  *   state ID                         "ok state none|dialing|handshake|up"
  *   stats                            "ok stats listeners=N listeners_failed=N
  *                                     pipes_up=N pipes_handshake=N dials=N
- *                                     rejected_unknown=N"
+ *                                     rejected_unknown=N accepted=N"
  *   listeners                        one `listener ...` line each, then ok
  *   rss                              "ok rss KIB" (VmRSS) for the benchmark
  *   shutdown                         bl_shutdown
@@ -322,9 +322,10 @@ command(struct driver *d, char *line)
 	} else if (strcmp(cmd, "stats") == 0) {
 		bl_get_stats(d->bl, &st);
 		printf("ok stats listeners=%u listeners_failed=%u pipes_up=%u "
-		    "pipes_handshake=%u dials=%u rejected_unknown=%llu\n",
-		    st.listeners, st.listeners_failed, st.pipes_up,
-		    st.pipes_handshake, st.dials_in_flight, st.rejected_unknown);
+		    "pipes_handshake=%u dials=%u rejected_unknown=%llu "
+		    "accepted=%llu\n", st.listeners, st.listeners_failed,
+		    st.pipes_up, st.pipes_handshake, st.dials_in_flight,
+		    st.rejected_unknown, st.accepted);
 		return (0);
 	} else if (strcmp(cmd, "listeners") == 0) {
 		bl_foreach_listener(d->bl, list_cb, d);

@@ -141,6 +141,11 @@ class Driver:
         r = await self.cmd("msg %d %s" % (contact, esc_cmd(text)))
         return int(r.split()[2])
 
+    def log_text(self):
+        """The driver's stderr (its log) so far.  pread: the driver
+        shares the file offset, which must stay where it writes."""
+        return os.pread(self.err.fileno(), 1 << 24, 0).decode(errors="replace")
+
     async def stop(self):
         """quit; exit status 0 and no sanitizer report, else AssertionError."""
         if self.proc.returncode is None:
@@ -196,6 +201,55 @@ async def read_until_closed(s, timeout=T, limit=1 << 20):
         data += chunk
         if len(data) > limit:
             raise AssertionError("too much data")
+
+
+async def close_kind(s, timeout=T):
+    """How the other side ends the connection: ("reset", data) when it
+    closed with our bytes still unread in its receive queue (the kernel
+    then sends RST, RFC 2525 §2.17), ("eof", data) for an orderly FIN."""
+    loop = asyncio.get_running_loop()
+    data = bytearray()
+    end = loop.time() + timeout
+    while True:
+        left = end - loop.time()
+        if left <= 0:
+            raise TimeoutError("socket still open after %ss" % timeout)
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(s, 65536), left)
+        except ConnectionResetError:
+            return "reset", bytes(data)
+        except asyncio.TimeoutError:
+            continue
+        if not chunk:
+            return "eof", bytes(data)
+        data += chunk
+
+
+def tcp6_rx_queue(local_port, remote_port):
+    """rx_queue of our namespace's TCP socket [*]:local_port <->
+    [*]:remote_port (/proc/net/tcp6), None when there is none."""
+    with open("/proc/net/tcp6") as f:
+        next(f)
+        for line in f:
+            w = line.split()
+            lp = int(w[1].rsplit(":", 1)[1], 16)
+            rp = int(w[2].rsplit(":", 1)[1], 16)
+            if lp == local_port and rp == remote_port:
+                return int(w[4].split(":")[1], 16)
+    return None
+
+
+async def wait_unread(local_port, remote_port, n, timeout=T):
+    """Until the socket [*]:local_port <- remote_port holds >= n unread
+    bytes (in its accept queue too: the kernel finishes the handshake and
+    queues data before the application accepts)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while (tcp6_rx_queue(local_port, remote_port) or 0) < n:
+        if loop.time() > end:
+            raise TimeoutError("%d unread bytes never queued at port %d" %
+                               (n, local_port))
+        await asyncio.sleep(0.01)
 
 
 def run(main, addrs):

@@ -22,6 +22,8 @@ API (asyncio; every wait is bounded and raises TimeoutError):
     set_avatar(png) / await publish_avatar(png)   avatar_hash: purple SHA1 of
         the bytes, pascal SHA1 of the base64 text (BAREV.md §5)
     accept_files: True | False | max size in bytes
+    hold_pings = True: pings received are not answered but kept in
+        held_pings [(session, answer)] until await release_pings()
     await wait_file(timeout=10) -> (name, data)   files: list of dicts
     sessions (live), all_sessions, rejected [(ip, reason)], presence_sent
   Session
@@ -758,6 +760,10 @@ class Session:
             # purple shows the pinger as available again (BAREV.md §5)
             self.ping_resets += 1
             self.remote_presence.update(available=True, show=None)
+        if self.peer.hold_pings:
+            self.peer.held_pings.append((self, x))
+            self.peer._changes.notify()
+            return
         await self.send_raw(x)
 
     def _new_id(self, kind):
@@ -1185,6 +1191,8 @@ class Peer:
         self.purple_reject = "error"         # or "silent": header, then drop all
         self.sender_shutdown_wr = False
         self.file_timeout = 15
+        self.hold_pings = False              # True: pings wait for release_pings()
+        self.held_pings = []                 # [(session, answer)] not yet sent
         self.on_stanza = None                # callback(session, el, raw)
         self.buddies = []
         self.sessions = []
@@ -1209,6 +1217,15 @@ class Peer:
     @property
     def jid(self):
         return "%s@%s" % (self.nick, self.addr)
+
+    async def release_pings(self):
+        """Stop holding ping answers; send the held ones, in order, on the
+        sessions still open."""
+        self.hold_pings = False
+        held, self.held_pings = self.held_pings, []
+        for s, x in held:
+            if not s.closed:
+                await s.send_raw(x)
 
     async def start(self):
         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)

@@ -72,6 +72,19 @@ class TestFailure(AssertionError):
     """A scenario saw something other than what it expected."""
 
 
+class Skip(Exception):
+    """Raised by skip(): the test did not run (never counted as passed)."""
+
+
+SKIP_EXIT = 77      # CTest's SKIP_RETURN_CODE for every integration script
+
+
+def skip(reason):
+    """Stop this test here: reported as SKIP, and the script exits
+    SKIP_EXIT (CTest shows it as skipped) unless something failed."""
+    raise Skip(reason)
+
+
 def expect(cond, what, expected=None, seen=None):
     """Fail with `what: expected X, seen Y` unless cond holds."""
     if not cond:
@@ -705,7 +718,8 @@ def main(test_timeout=120):
 
     Optional module-level `async def setup()` returns a context passed to
     every test that takes a parameter; `async def teardown(ctx)` runs last.
-    argv: `-k SUBSTRING` runs only matching tests.  A test may set
+    argv: `-k SUBSTRING` runs only matching tests (none matching fails).
+    A test calling skip(reason) prints SKIP and the script exits SKIP_EXIT.  A test may set
     `test_x.timeout = 300` to get more than `test_timeout` seconds.
     """
     module = sys.modules["__main__"]
@@ -715,6 +729,10 @@ def main(test_timeout=120):
     if os.environ.get("BAREV_TEST_VERBOSE") == "1":
         logging.basicConfig(level=logging.DEBUG)
     tests = [t for t in _tests(module) if not only or only in t.__name__]
+    if not tests:
+        # a filter that selects nothing must not look like a green run
+        print("FAIL: no test matches -k %r; 0 passed, 0 failed" % only, flush=True)
+        sys.exit(1)
     # SIGTERM (a CTest timeout, Ctrl-C in a wrapper) still runs the atexit
     # cleanup that kills Prosody and the gateways.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -725,7 +743,7 @@ def main(test_timeout=120):
 
 async def _run(module, tests, test_timeout):
     global _failed
-    passed = failed = 0
+    passed = failed = skipped = 0
     ctx = None
     try:
         setup = getattr(module, "setup", None)
@@ -743,6 +761,10 @@ async def _run(module, tests, test_timeout):
                 print("FAIL %s: did not finish within %ss" % (t.__name__, limit))
                 break
             e = task.exception()
+            if isinstance(e, Skip):
+                skipped += 1
+                print("SKIP %s: %s" % (t.__name__, e), flush=True)
+                continue
             if e is not None:
                 failed += 1
                 print("FAIL %s (%.1fs): %s" % (t.__name__, time.monotonic() - t0,
@@ -773,5 +795,8 @@ async def _run(module, tests, test_timeout):
         _print_logs()
         if _root:
             print("---- files kept in %s" % _root)
-    print("%d passed, %d failed" % (passed, failed), flush=True)
-    return 1 if failed else 0
+    print("%d passed, %d failed%s" % (passed, failed,
+          ", %d skipped" % skipped if skipped else ""), flush=True)
+    if failed:
+        return 1
+    return SKIP_EXIT if skipped else 0

@@ -7,9 +7,15 @@ middle of a burst of 500 messages each way between alice (XMPP) and bob
   her server (Prosody does not queue for components): those are not
   "accepted", and her client was told.
 - kill -9: no duplicates, and every message committed to the outbox or the
-  inbox at the moment of the kill is delivered after the restart.  What was
-  still in kernel buffers is lost: neither XEP-0114 nor Barev acknowledges
-  anything.  The test prints that count.
+  inbox at the moment of the kill is delivered after the restart.  Rows are
+  certainly there at the kill: 50 messages to carol, whose peer is not
+  running, wait in the outbox, and bob keeps writing after the server went
+  away, so the inbox holds his messages.  What was still in kernel buffers
+  is lost: neither XEP-0114 nor Barev acknowledges anything.  The test
+  prints those counts.
+
+Duplicates are counted only after the paths have settled: a last "fence"
+message each way, behind everything the gateway could still resend.
 """
 # ctest: timeout=600
 import asyncio
@@ -26,12 +32,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from barevworld import store_rows                # noqa: E402
+from barevworld import contact_jid, store_rows, wait_count, wait_inbox  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
+CAROL_ADDR = "201:3::3"
 BOB = "bob\\40201\\3a2\\3a\\3a2@" + harness.COMPONENT
+CAROL = contact_jid("carol", CAROL_ADDR)
 N = 500
+NQ = 50                 # messages certainly queued for carol at the kill
 
 
 async def until(pred, timeout, what, detail=lambda: None):
@@ -55,8 +64,12 @@ class Burst:
         self.bob_sent = []            # written by bob while his pipe was up
         self.alice_ids = {}           # xmpp id -> text
         self.bounced = set()
-        alice.add_event_handler("message", self._alice_msg)
-        alice.add_event_handler("message_error", self._alice_err)
+        self.watch(alice)
+
+    def watch(self, client):
+        """Count what this client of alice's receives too."""
+        client.add_event_handler("message", self._alice_msg)
+        client.add_event_handler("message_error", self._alice_err)
 
     def _alice_msg(self, m):
         b = m["body"] or ""
@@ -69,11 +82,7 @@ class Burst:
 
     def count_bob(self, _session=None):
         """Everything bob received, over every pipe he ever had."""
-        self.at_bob.clear()
-        for session in self.bob.all_sessions:
-            for body, _el in session.messages:
-                if body and body.startswith(self.tag + " alice "):
-                    self.at_bob[body] += 1
+        self.at_bob = count_at(self.bob, self.tag + " alice ")
 
     async def alice_sends(self, start, stop):
         for i in range(start, stop):
@@ -82,9 +91,13 @@ class Burst:
             if i % 20 == 0:
                 await asyncio.sleep(0)    # let slixmpp write
 
-    async def bob_sends(self, session, start, stop):
-        """Bob writes until his pipe closes; returns where he stopped."""
+    async def bob_sends(self, session, start, stop, pace=False):
+        """Bob writes until his pipe closes; returns where he stopped.
+        pace: about 1000 a second, so that he is still writing whatever
+        the test does meanwhile (load, not synchronisation)."""
         for i in range(start, stop):
+            if pace and i % 10 == 0:
+                await asyncio.sleep(0.01)
             if session.closed:
                 return i
             text = "%s bob %d" % (self.tag, i)
@@ -99,6 +112,50 @@ class Burst:
                 return i + 1
             self.bob_sent.append(text)
         return stop
+
+    async def bob_keeps_writing(self, start, stopped):
+        """Bob writes, paced, on whichever pipe to alice is up (he or the
+        gateway may dial, and a crossing closes one), until stopped()."""
+        def pipe():
+            return next((s for s in self.bob.sessions if s.up and not s.closed
+                         and (s.remote_nick or "").lower() == "alice"), None)
+        i = start
+        while not stopped():
+            s = pipe()
+            if s is None:
+                await self.bob.wait_until(lambda: pipe() or stopped(), 20,
+                                          "a pipe for bob to write on")
+                continue
+            n = await self.bob_sends(s, i, i + 10, pace=True)
+            i = n
+        return i
+
+
+def count_at(peer, prefix):
+    """Bodies starting with prefix a peer received, over all its pipes."""
+    c = collections.Counter()
+    for session in peer.all_sessions:
+        for body, _el in session.messages:
+            if body and body.startswith(prefix):
+                c[body] += 1
+    return c
+
+
+async def settle(alice, peers, tag):
+    """A fence each way: alice -> every peer, every peer -> alice.  The
+    gateway sends in order (outbox rows, inbox rows, then new ones), so
+    once a fence arrives nothing it still held from before can follow."""
+    for peer in peers:
+        nick = peer.nick
+        text = "%s fence to %s" % (tag, nick)
+        alice.send_message(contact_jid(nick, peer.addr), text)
+        await peer.wait_until(lambda: count_at(peer, text)[text] > 0, 20,
+                              "the fence at %s" % nick)
+        s = await peer.wait_session("alice", timeout=10)
+        back = "%s fence from %s" % (tag, nick)
+        await s.send_message(back)
+        await alice.wait_message(lambda m: m["body"] == back, timeout=20,
+                                 what="the fence from %s" % nick)
 
 
 async def setup():
@@ -122,6 +179,10 @@ async def setup():
     await alice.connect_and_wait()
     alice.send_message(harness.COMPONENT, "add bob@" + BOB_ADDR)
     await alice.wait_message(lambda m: "was added" in (m["body"] or ""), what="bob added")
+    # carol's peer runs only in the kill -9 test, after the restart
+    alice.send_message(harness.COMPONENT, "add carol@" + CAROL_ADDR)
+    await alice.wait_message(lambda m: "carol" in (m["body"] or "") and
+                             "was added" in (m["body"] or ""), what="carol added")
     return {"p": p, "gw": gw, "bob": bob, "alice": alice}
 
 
@@ -171,6 +232,8 @@ async def test_sigterm_during_burst_delivers_everything_exactly_once(ctx):
         return "missing at bob %d %s; missing at alice %d %s; bounced %d" % (
             len(mb), mb[:5], len(ma), ma[:5], len(b.bounced))
     await until(delivered, 90, "every accepted message delivered", missing)
+    await settle(b.alice, [b.bob], "T")
+    b.count_bob()
     dup_bob = {k: v for k, v in b.at_bob.items() if v > 1}
     dup_alice = {k: v for k, v in b.at_alice.items() if v > 1}
     print("SIGTERM burst: alice->bob %d accepted, %d bounced by the server while the"
@@ -183,47 +246,96 @@ test_sigterm_during_burst_delivers_everything_exactly_once.timeout = 300
 
 
 async def test_kill9_during_burst_no_duplicates_committed_delivered(ctx):
-    committed = {}
-
-    def kill9(gw):
-        gw.kill()
-        committed["outbox"] = [r[0] for r in store_rows(gw, "SELECT body FROM outbox WHERE state='queued'")]
-        committed["inbox"] = store_rows(gw, "SELECT xml FROM inbox")
-        return None
-    b, s2, _ = await run_burst(ctx, "K", kill9)
-    must_bob = set(committed["outbox"])
+    p, gw, bob, alice = ctx["p"], ctx["gw"], ctx["bob"], ctx["alice"]
+    carol = bp.Peer("carol", CAROL_ADDR, profile="purple")
+    carol.add_buddy("alice", ALICE_ADDR)
+    # 1. carol's peer is not running: her messages certainly wait
+    for i in range(NQ):
+        alice.send_message(CAROL, "K carol %d" % i)
+    await wait_count(gw, "outbox WHERE body LIKE 'K carol %' AND state = 'queued'",
+                     lambda n: n == NQ, "carol's messages queued in the outbox")
+    # 2. a burst each way with bob; the server goes away in the middle of
+    #    it, and bob keeps writing: the gateway holds that in its inbox
+    b = Burst("K", alice, bob)
+    s = await bob.wait_session("alice", timeout=20)
+    bob_task = asyncio.ensure_future(b.bob_sends(s, 0, N, pace=True))
+    await b.alice_sends(0, N // 2)
+    await until(lambda: len(b.bob_sent) >= N // 5, 30, "bob under way")
+    p.stop()
+    # alice went offline with the server, so her identity closed bob's
+    # pipe; bob dials again and goes on writing (the gateway may dial him
+    # too, for what it still has for him: he writes on whatever is up)
+    bob_next = await asyncio.wait_for(bob_task, 30)
+    await s.wait_closed(timeout=15)
+    try:
+        await bob.dial("alice", ALICE_ADDR)
+    except (TimeoutError, ConnectionError, OSError):
+        pass                    # crossed the gateway's own dial
+    killed = []
+    writer = asyncio.ensure_future(b.bob_keeps_writing(bob_next, lambda: killed))
+    await wait_inbox(gw, 20, "bob's messages held while the server is away", timeout=30)
+    expect(not writer.done(), "bob is still writing at the kill", None,
+           writer.exception() if writer.done() else None)
+    # 3. the crash, with rows certainly committed
+    gw.kill()
+    killed.append(True)
+    must_carol = set(r[0] for r in store_rows(
+        gw, "SELECT body FROM outbox WHERE state = 'queued' AND body LIKE 'K carol %'"))
+    must_bob = set(r[0] for r in store_rows(
+        gw, "SELECT body FROM outbox WHERE state = 'queued' AND body LIKE 'K alice %'"))
     must_alice = set()
-    for (xml,) in committed["inbox"]:
-        for i in range(N):
-            t = "K bob %d" % i
-            if ">%s<" % t in xml:
-                must_alice.add(t)
-    resent_bob = set("K bob %d" % i for i in range(N)) & set(b.bob_sent)
-    sent_after = set(b.alice_ids[i] for i in list(b.alice_ids)[N // 2 + 20:])
+    for (xml,) in store_rows(gw, "SELECT xml FROM inbox"):
+        t = xml.split("<body>", 1)[-1].split("</body>", 1)[0]
+        if t.startswith("K bob "):
+            must_alice.add(t)
+    bob_stopped = await asyncio.wait_for(writer, 30)
+    expect_eq(len(must_carol), NQ, "carol's rows committed at the kill")
+    expect(len(must_alice) >= 20, "bob's messages committed to the inbox at the kill",
+           ">= 20", len(must_alice))
+    # 4. everything back: the server, alice, the gateway, carol
+    p.start()
+    alice2 = Client("alice@example.org", "alice", p)
+    b.watch(alice2)
+    await alice2.connect_and_wait()
+    ctx["alice"] = alice2
+    gw.start()
+    await gw.wait_up(timeout=20)
+    s2 = await bob.wait_session("alice", timeout=30, exclude=(s,))
+    await carol.start()
+    try:
+        await carol.wait_session("alice", timeout=30)
 
-    def delivered():
+        def delivered():
+            b.count_bob()
+            return (must_bob <= set(b.at_bob) and must_alice <= set(b.at_alice)
+                    and must_carol <= set(count_at(carol, "K carol ")))
+
+        def missing():
+            return "missing: bob %d, alice %d, carol %d" % (
+                len(must_bob - set(b.at_bob)), len(must_alice - set(b.at_alice)),
+                len(must_carol - set(count_at(carol, "K carol "))))
+        await until(delivered, 90, "every committed message delivered", missing)
+        # 5. settle, then count: nothing committed comes twice
+        await settle(alice2, [bob, carol], "K")
         b.count_bob()
-        return ((must_bob | sent_after) - b.bounced <= set(b.at_bob)
-                and must_alice <= set(b.at_alice))
-    await until(delivered, 90, "every committed message delivered")
-    # everything bob wrote on the new pipe arrives
-    await until(lambda: set(b.after_restart) <= set(b.at_alice), 30,
-                "bob's messages after the restart",
-                lambda: sorted(set(b.after_restart) - set(b.at_alice)))
-    dup_bob = {k: v for k, v in b.at_bob.items() if v > 1}
-    dup_alice = {k: v for k, v in b.at_alice.items() if v > 1}
-    accepted_bob = set(b.alice_ids.values()) - b.bounced
-    lost_to_bob = accepted_bob - set(b.at_bob)
-    lost_to_alice = resent_bob - set(b.at_alice)
-    print("kill -9 burst: committed and delivered after restart: %d to bob, %d to alice;"
-          " lost in kernel buffers: %d alice->bob, %d bob->alice (no acks in XEP-0114"
-          " or Barev)" % (len(must_bob), len(must_alice), len(lost_to_bob), len(lost_to_alice)))
-    expect_eq(dup_bob, {}, "duplicates at bob")
-    expect_eq(dup_alice, {}, "duplicates at alice")
+        at_carol = count_at(carol, "K carol ")
+    finally:
+        await carol.stop()
+    dup = {k: v for c in (b.at_bob, b.at_alice, at_carol) for k, v in c.items() if v > 1}
+    lost_to_bob = set(b.alice_ids.values()) - b.bounced - set(b.at_bob)
+    lost_to_alice = set(b.bob_sent) - set(b.at_alice)
+    print("kill -9 burst: committed at the kill and delivered after the restart: %d to"
+          " carol, %d to bob, %d to alice (bob wrote %d); never arrived (in a client,"
+          " server or kernel buffer at the stop or the kill): %d alice->bob, %d"
+          " bob->alice (no acks in XEP-0114 or Barev)" % (
+              len(must_carol), len(must_bob), len(must_alice), bob_stopped,
+              len(lost_to_bob), len(lost_to_alice)))
+    expect_eq(dup, {}, "messages delivered twice")
+    expect_eq(sorted(at_carol.values()), [1] * NQ, "each of carol's messages exactly once")
 test_kill9_during_burst_no_duplicates_committed_delivered.timeout = 300
 
 
 if __name__ == "__main__":
     import netns
-    netns.enter([ALICE_ADDR, BOB_ADDR])
+    netns.enter([ALICE_ADDR, BOB_ADDR, CAROL_ADDR])
     harness.main()

@@ -433,9 +433,8 @@ def build_container_image():
 
 async def test_container_builds_and_its_healthcheck_passes(ctx):
     if not CONTAINER:
-        print("SKIP container test: set BAREV_TEST_CONTAINER=1 (needs podman, debootstrap, "
-              "runc; builds deploy/Containerfile from a debootstrapped bookworm)")
-        return
+        harness.skip("set BAREV_TEST_CONTAINER=1 to run it (needs podman, debootstrap, "
+                     "runc; builds deploy/Containerfile from a debootstrapped bookworm)")
     p = ctx["p"]
     if not p.proc:
         p.start()
