@@ -43,7 +43,7 @@
 #define COMP_HANDSHAKE_TIMEOUT_S	5
 #define COMP_RESET_AFTER_UP_S		60	/* a link this old resets backoff */
 #define COMP_ID_MAX			1024	/* longest stream id we hash */
-#define COMP_DRAIN_MS			1500	/* reading on after our goodbye */
+#define COMP_DRAIN_MS			5000	/* reading on after our goodbye */
 #define NS_STREAMS	"http://etherx.jabber.org/streams"
 #define NS_XMPP_STREAMS	"urn:ietf:params:xml:ns:xmpp-streams"
 
