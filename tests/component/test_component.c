@@ -432,7 +432,7 @@ test_handshake_stanzas_keepalive_and_hangup(void)
 	fk.inlen = 0;
 	fk.in[0] = '\0';
 	comp_shutdown(c);
-	CHECK(wait_for(closed1, 3000));
+	CHECK(wait_for(closed1, 8000));
 	CHECK(wait_for(server_got_close, 2000));
 	CHECK(comp_state(c) == COMP_DISCONNECTED);
 	CHECK(ow.downs == 1);
