@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Two gateways on one machine share nothing by default.
+"""Two gateways on one machine share nothing by default (issue 12).
 
 An operator runs two instances (barev.example.org and barev2.example.org,
 e.g. shards or two test servers) with their databases side by side in one
-state directory and no spool_dir set.  Each instance gets its own spool
-beside its own database, so the second one's start (which empties its
+state directory and neither spool_dir nor status_socket set.  Each
+instance gets its own spool and status socket beside its own database, so
+both answer --health, and the second one's start (which empties its
 spool's tmp/) leaves the first one's file transfer in flight alone: bob's
 file still reaches alice intact.
 """
@@ -91,6 +92,16 @@ async def test_a_second_instance_leaves_the_first_ones_transfer_alone(ctx):
     expect(os.path.isdir(os.path.join(spool2, "tmp")),
            "the second instance made its own spool beside its database", spool2,
            sorted(os.listdir(state)))
+
+    # Each answers --health on its own status socket.
+    for gw, component in ((gw1, harness.COMPONENT), (gw2, COMPONENT2)):
+        r = gw.run("--config", gw.config_path, "--health")
+        expect(r.returncode == 0 and r.stdout.startswith(
+            "ok: component link up as %s\n" % component),
+            "--health of %s" % component, "exit 0, ok: … as %s" % component,
+            (r.returncode, r.stdout, r.stderr))
+    expect("another process answers" not in gw2.log_text(),
+           "gateway 2 found no other gateway on its status socket", "", gw2.log_text())
 
     alice.mark()
     await loop.sock_sendall(conn, data[half:])
