@@ -82,7 +82,7 @@ def check_tun():
                 if e.errno in (errno.ENOENT, errno.EPERM, errno.EACCES) else "")
         raise WorldError("TUN is missing: cannot open /dev/net/tun: %s %s; the "
                          "Yggdrasil tests need it and do not skip"
-                         % (os.strerror(e.errno), hint))
+                         % (os.strerror(e.errno), hint)) from None
     os.close(fd)
 
 
