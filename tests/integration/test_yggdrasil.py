@@ -5,7 +5,8 @@ addresses.  Node A runs Prosody and the gateway; the admin gives alice an
 identity on node A's address and dave one on an address of node A's routed
 300::/64 subnet, made local with the command docs/operators.md gives.  Node
 B runs bob, the Barev test peer (purple profile), on node B's address.
-Presence, messages and a file each way work for both identities, and node
+Presence with status and messages both ways and a file each way work for
+both identities, and node
 A's TUN byte counters show that the bytes crossed Yggdrasil.
 """
 # ctest: timeout=300
@@ -155,6 +156,17 @@ async def test_presence_with_status_reaches_both_users(ctx):
             lambda p: p["from"].bare == bob_jid and p["show"] == "away",
             timeout=15, what="bob away, at %s" % user)
         expect_eq(pr["status"], "über Yggdrasil", "bob's status at %s" % user)
+
+
+async def test_presence_with_status_reaches_bob_from_both_users(ctx):
+    bob = ctx["bob"]
+    for user in ("alice", "dave"):
+        s = await bob.wait_session(user)
+        status = "%s über Yggdrasil" % user
+        ctx[user].send_presence(pshow="dnd", pstatus=status)
+        pr = await s.wait_presence(lambda el: el.findtext("{jabber:client}show") == "dnd",
+                                   timeout=15)
+        expect_eq(pr.findtext("{jabber:client}status"), status, "%s's status at bob" % user)
 
 
 async def test_messages_both_ways_for_both_identities(ctx):
