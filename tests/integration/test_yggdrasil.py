@@ -6,8 +6,8 @@ identity on node A's address and dave one on an address of node A's routed
 300::/64 subnet, made local with the command docs/operators.md gives.  Node
 B runs bob, the Barev test peer (purple profile), on node B's address.
 Presence with status and messages both ways and a file each way work for
-both identities, and node
-A's TUN byte counters show that the bytes crossed Yggdrasil.
+both identities, and node A's TUN byte counters show that the bytes
+crossed Yggdrasil.
 """
 # ctest: timeout=300
 import asyncio
