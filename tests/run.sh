@@ -9,7 +9,10 @@
 # 2. release build with -Werror in build/, ASan+UBSan build in build-asan/;
 # 3. every test (unit + integration) in the ASan build, then the unit tests
 #    (everything not labelled "integration") in the release build.
-# Exits non-zero if anything fails.  Integration tests run their own Prosody
+# Exits non-zero if anything fails.  Integration tests need root (network
+# namespaces); the Yggdrasil ones (yggdrasil, federation) also need TUN
+# (/dev/net/tun; in a container --device /dev/net/tun) and fail, never
+# skip, without it.  Integration tests run their own Prosody
 # in a private network namespace on random loopback ports, so a system
 # Prosody (Debian starts one when the package is installed) is never
 # touched and never in the way.
