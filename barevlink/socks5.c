@@ -276,7 +276,13 @@ r_try_host(struct s5 *s)
 		nonblock_nodelay(s->fd);
 		if (s->src[0] && ss.ss_family == AF_INET6) {
 			struct sockaddr_in6 src = { .sin6_family = AF_INET6 };
+			int one = 1;
 
+			/* As for pipes (dial.c): an identity on a routed
+			 * subnet is local by a `local` route, not an interface
+			 * address, and IPv6 binds those only with FREEBIND. */
+			(void)setsockopt(s->fd, IPPROTO_IPV6, IPV6_FREEBIND, &one,
+			    sizeof(one));
 			if (inet_pton(AF_INET6, s->src, &src.sin6_addr) != 1 ||
 			    bind(s->fd, (struct sockaddr *)&src, sizeof(src)) == -1) {
 				log_info("socks5", "cannot bind the data connection to %s: %s",
@@ -883,6 +889,8 @@ s5_send_start(struct event_base *base, const struct s5_send_params *p,
 		goto fail;
 	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	setsockopt(s->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	/* the identity's address may be local only by a route (see above) */
+	setsockopt(s->lfd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
 	for (unsigned pt = lo; pt <= hi; pt++) {
 		sa.sin6_port = htons((uint16_t)pt);
 		if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {

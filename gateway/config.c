@@ -90,7 +90,8 @@ static const struct config_key config_keys[] = {
 	KEY("http_listen", http_listen, CT_LISTEN, "", 0),
 	KEY("http_public_url", http_public_url, CT_URL, "", CK_RELOAD),
 	KEY("served_files_ttl", served_files_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
-	KEY("spool_dir", spool_dir, CT_STR, "/var/lib/barev-gateway/spool", 0),
+	/* "" = DATABASE.spool: see config_derive() */
+	KEY("spool_dir", spool_dir, CT_STR, "", 0),
 	KEY("status_socket", status_socket, CT_STR, "", 0),	/* status.h */
 	/* test-only: integration tests shorten Barev timers with these */
 	KEY("barev_ping_idle", barev_ping_idle_ms, CT_DURATION, "60s", 0),
@@ -773,6 +774,28 @@ config_where(const char *path, int line, const char *key, char *buf,
 	snprintf(buf, len, " (from %s)", env);
 }
 
+/*
+ * Defaults that belong to one instance, derived from its database path.
+ * A fixed default directory would be shared by every gateway on the host,
+ * and each empties SPOOL/tmp at start: a second instance (a shard, a test
+ * server) would delete the first one's transfers in flight.  The raw text
+ * stays "" so a reload diff compares what the operator wrote.
+ */
+static int
+config_derive(struct gw_config *c)
+{
+	size_t n;
+
+	if (c->spool_dir != NULL && *c->spool_dir != '\0')
+		return 0;
+	n = strlen(c->database) + sizeof ".spool";
+	free(c->spool_dir);
+	if ((c->spool_dir = malloc(n)) == NULL)
+		return -1;
+	snprintf(c->spool_dir, n, "%s.spool", c->database);
+	return 0;
+}
+
 int
 gw_config_load(struct gw_config *c, const char *path, char *err,
     size_t errlen)
@@ -873,6 +896,8 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	}
 	if (c->component_secret_file == NULL &&
 	    (c->component_secret_file = strdup("")) == NULL)
+		goto nomem;
+	if (config_derive(c) == -1)
 		goto nomem;
 	return 0;
 

@@ -54,8 +54,8 @@ struct gw_config {
 	char *http_listen;		/* [""] ADDR:PORT or [ADDR6]:PORT */
 	char *http_public_url;		/* [""] http(s)://... */
 	uint64_t served_files_ttl_ms;	/* [7d] files our listener serves */
-	char *spool_dir;		/* [/var/lib/barev-gateway/spool] */
-	char *status_socket;		/* [""] = status.sock beside the database; "off" */
+	char *spool_dir;		/* [""] = DATABASE.spool, per instance */
+	char *status_socket;		/* [""] = DATABASE.sock, per instance; "off" */
 
 	/* test-only timer overrides (integration tests shorten them) */
 	uint64_t barev_ping_idle_ms;	/* [60s] */

@@ -54,19 +54,17 @@ int
 status_socket_path(const struct gw_config *cfg, char *buf, size_t len)
 {
 	const char *set = cfg->status_socket != NULL ? cfg->status_socket : "";
-	const char *slash;
 	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path);
 	int n;
 
 	if (strcmp(set, "off") == 0)
 		return 0;
+	/* unset: DATABASE.sock, one per instance like the spool (config.c),
+	 * so two gateways with databases side by side both answer --health */
 	if (*set != '\0')
 		n = snprintf(buf, len, "%s", set);
-	else if ((slash = strrchr(cfg->database, '/')) == NULL)
-		n = snprintf(buf, len, "status.sock");
 	else
-		n = snprintf(buf, len, "%.*s/status.sock",
-		    (int)(slash - cfg->database), cfg->database);
+		n = snprintf(buf, len, "%s.sock", cfg->database);
 	if (n < 0 || (size_t)n >= len || (size_t)n >= max) {
 		snprintf(buf, len, "status socket path is longer than %zu "
 		    "bytes; set status_socket to a shorter one", max - 1);
@@ -241,7 +239,7 @@ status_start(struct gw *gw)
 	switch (status_in_use(s->path)) {
 	case 1:
 		log_error("status", "another process answers on %s (a second "
-		    "gateway on the same state directory?); no status socket",
+		    "gateway on the same database?); no status socket",
 		    s->path);
 		goto fail;
 	case -1:

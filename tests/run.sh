@@ -9,7 +9,10 @@
 # 2. release build with -Werror in build/, ASan+UBSan build in build-asan/;
 # 3. every test (unit + integration) in the ASan build, then the unit tests
 #    (everything not labelled "integration") in the release build.
-# Exits non-zero if anything fails.  Integration tests run their own Prosody
+# Exits non-zero if anything fails.  Integration tests need root (network
+# namespaces); the Yggdrasil ones (yggdrasil, federation) also need TUN
+# (/dev/net/tun; in a container --device /dev/net/tun) and fail, never
+# skip, without it.  Integration tests run their own Prosody
 # in a private network namespace on random loopback ports, so a system
 # Prosody (Debian starts one when the package is installed) is never
 # touched and never in the way.
@@ -26,12 +29,13 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
           prosody-modules python3 python3-slixmpp python3-yaml iproute2 util-linux
-          systemd valgrind)
+          systemd valgrind yggdrasil)
 
 say() { printf '\n=== %s\n' "$*"; }
 
+missing=()
 install_missing() {
-	local missing=() p
+	local p
 	for p in "${PACKAGES[@]}"; do
 		if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
 			missing+=("$p")
@@ -49,6 +53,24 @@ install_missing() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
 	apt-get install -y -q "${missing[@]}" </dev/null
+}
+
+# The Yggdrasil tests start their own yggdrasil daemons in private network
+# namespaces (tests/lib/ygg.py).  When we just installed the package and
+# Debian enabled and started its system service, stop and disable it: the
+# test machine's real network must not join a mesh because of the tests.
+# A yggdrasil the machine had before is the operator's and stays as it is
+# (the tests' daemons never touch it).
+stop_system_yggdrasil() {
+	case " ${missing[*]:-} " in *" yggdrasil "*) ;; *) return 0 ;; esac
+	if ! command -v systemctl >/dev/null || [ ! -d /run/systemd/system ]; then
+		return 0
+	fi
+	if systemctl is-enabled --quiet yggdrasil 2>/dev/null ||
+	   systemctl is-active --quiet yggdrasil 2>/dev/null; then
+		echo "stopping and disabling the yggdrasil service the package started (tests run their own)"
+		systemctl disable --now yggdrasil >/dev/null 2>&1 || true
+	fi
 }
 
 build() {	# build DIR cmake-args...; a failure is recorded, not fatal
@@ -76,6 +98,7 @@ run_ctest() {	# run_ctest DIR what ctest-args...
 
 main() {
 install_missing
+stop_system_yggdrasil
 if [ "${1:-}" = --deps-only ]; then
 	exit 0
 fi

@@ -130,7 +130,8 @@ test_good_file_and_defaults(void)
 	CHECK(c.server_port == 5347);
 	CHECK(c.barev_port == 1337);
 	CHECK(strcmp(c.upload_service, "") == 0);
-	CHECK(strcmp(c.spool_dir, "/var/lib/barev-gateway/spool") == 0);
+	/* per instance: beside the database, never a directory shared by default */
+	CHECK(strcmp(c.spool_dir, "/var/lib/gw.sqlite.spool") == 0);
 	CHECK(c.barev_ping_timeout_ms == 10000);
 	CHECK(c.barev_header_timeout_ms == 15000);
 	CHECK(c.barev_silent_initiator_ms == 2000);
@@ -151,6 +152,13 @@ test_good_file_and_defaults(void)
 	CHECK(c.spool_quota == 1ULL << 30);
 	CHECK(c.admins.n == 0);
 	CHECK(strcmp(c.barev_address, "") == 0);
+	CHECK(strcmp(c.spool_dir, "/tmp/gw.sqlite.spool") == 0);
+	gw_config_free(&c);
+
+	/* an explicit spool_dir is kept as written */
+	CHECK(gw_config_load(&c, write_file("spool.conf", BASE
+	    "spool_dir = /srv/spool\n"), err, sizeof err) == 0);
+	CHECK(strcmp(c.spool_dir, "/srv/spool") == 0);
 	gw_config_free(&c);
 
 	CHECK(gw_config_load(&c, write_file("dom.conf", BASE

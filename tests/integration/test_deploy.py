@@ -149,7 +149,7 @@ async def test_gateway_links_up_with_the_example_settings(ctx):
     r = gw.run("--config", gw.config_path, "--test-config")
     expect_eq((r.returncode, r.stdout.strip()), (0, "config OK"), "--test-config on the example")
     gw.start()
-    await gw.wait_log(r"status: status socket %s/status\.sock" % re.escape(d))
+    await gw.wait_log(r"status: status socket %s/gateway\.sqlite\.sock" % re.escape(d))
     await gw.wait_up()
     # --health asks the daemon: ok, with the admin status text, and the
     # example's privileged_entities grant arrived.
@@ -184,7 +184,7 @@ async def test_health_fails_while_the_link_is_down(ctx):
     expect(rc == 1 and "cannot connect" in err,
            "--health with no daemon running", "exit 1, cannot connect …",
            "exit %d\n%s%s" % (rc, out, err))
-    expect(not os.path.exists(os.path.join(gw.dir, "status.sock")),
+    expect(not os.path.exists(os.path.join(gw.dir, "gateway.sqlite.sock")),
            "the status socket is removed on a clean stop")
 
 

@@ -279,7 +279,7 @@ async def test_status_socket_at_a_custom_path(ctx):
         await asyncio.sleep(0.1)
     expect(out.startswith("ok: component link up as "), "--health's verdict",
            "ok: component link up as …", out)
-    expect(not os.path.exists(os.path.join(d, "status.sock")),
+    expect(not os.path.exists(os.path.join(d, "gateway.sqlite.sock")),
            "no socket at the default place when a path is set")
     gw.stop()
     expect(not os.path.exists(sock), "the custom socket is removed on a clean stop")

@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""Two XMPP servers, one Barev mesh (issue 12): alice@a.example and
+bob@b.example chat through two gateways over real Yggdrasil, with no DNS,
+no certificates and no s2s between the servers.
+
+Node A (the test's own network namespace) runs Prosody for a.example and
+gateway barev.a.example with alice's identity on node A's Yggdrasil
+address; node B (tests/lib/ygg.py) runs Prosody for b.example and gateway
+barev.b.example with bob's identity on node B's address.  Each user adds
+the other by Barev address.  They see each other's presence and status,
+exchange messages with markup characters and non-ASCII, typing
+notifications, delivery receipts and avatars, and a file each way ends as
+a link on the receiver's own server's upload service with identical bytes.
+"""
+# ctest: timeout=300
+import asyncio
+import base64
+import hashlib
+import os
+import struct
+import sys
+import urllib.request
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+import harness                                   # noqa: E402
+from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
+from barevworld import contact_jid               # noqa: E402
+import ygg                                       # noqa: E402
+
+MIB = 1024 * 1024
+NS_UPDATE = "vcard-temp:x:update"
+NS_VCARD = "vcard-temp"
+
+
+# ---------------------------------------------------------------- helpers
+
+def blob(n, seed):
+    out, block = bytearray(), hashlib.sha256(seed.encode()).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block * 64
+    return bytes(out[:n])
+
+
+def png(width, height, seed):
+    """A small RGB PNG (a tinted gradient)."""
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)
+        for x in range(width):
+            rows += bytes((x * 255 // (width - 1), y * 255 // (height - 1), seed * 37 % 256))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b""))
+
+
+async def http(node, method, url, data=None, headers=None):
+    """urllib in a worker thread that enters `node`'s namespace (each
+    server's HTTP is on its own node's 127.0.0.1)."""
+    def run():
+        with node.netns():
+            req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read()
+    return await asyncio.get_running_loop().run_in_executor(None, run)
+
+
+async def upload(user, name, data):
+    """The user puts a file on her own server (XEP-0363): the GET URL."""
+    c, p, node = user["client"], user["p"], user["node"]
+    r = await c.iq_query(p.upload_service, "get",
+                         "<request xmlns='urn:xmpp:http:upload:0' filename='%s' size='%d'"
+                         " content-type='application/octet-stream'/>" % (name, len(data)))
+    expect_eq(r["type"], "result", "upload slot on %s" % p.upload_service)
+    ns = "{urn:xmpp:http:upload:0}"
+    slot = r.xml.find(ns + "slot")
+    put = slot.find(ns + "put")
+    hdrs = {h.get("name"): h.text for h in put.findall(ns + "header")}
+    hdrs["Content-Type"] = "application/octet-stream"
+    status, _ = await http(node, "PUT", put.get("url"), data=data, headers=hdrs)
+    expect(status in (200, 201), "the upload", "2xx", status)
+    return slot.find(ns + "get").get("url")
+
+
+async def chat(client, component, text):
+    client.mark()
+    client.send_message(component, text)
+    m = await client.wait_message(lambda m: m["from"].bare == component and m["body"],
+                                  what="the answer to %r" % text)
+    return m["body"]
+
+
+def photo_of(presence):
+    ph = presence.xml.find("{%s}x/{%s}photo" % (NS_UPDATE, NS_UPDATE))
+    return None if ph is None else (ph.text or "").strip()
+
+
+async def vcard_photo(client, jid):
+    r = await client.iq_query(jid, "get", "<vCard xmlns='vcard-temp'/>")
+    expect_eq(r["type"], "result", "vCard get on %s" % jid)
+    ph = r.xml.find("{%s}vCard/{%s}PHOTO" % (NS_VCARD, NS_VCARD))
+    if ph is None:
+        return None
+    return base64.b64decode("".join((ph.findtext("{%s}BINVAL" % NS_VCARD) or "").split()))
+
+
+# ---------------------------------------------------------------- the world
+
+async def server(node, name, domain):
+    """Prosody for `domain` and its gateway barev.<domain>, on `node`; an
+    admin gives `name` an identity on the node's Yggdrasil address."""
+    with node.netns():                   # children and sockets live on node
+        p = Prosody(harness.tmpdir("prosody-" + name), domain=domain,
+                    component="barev." + domain)
+        p.start()
+        gw = Gateway(p, harness.tmpdir("gw-" + name)).start()
+        for u in (name, "admin"):
+            p.create_user(u, u)
+        await gw.wait_up()
+        admin = await Client("admin@" + domain, "admin", p).connect_and_wait()
+        c = await Client("%s@%s" % (name, domain), name, p).connect_and_wait()
+    gw.mark()
+    answer = await chat(admin, p.component, "admin create %s@%s %s %s"
+                        % (name, domain, name, node.address))
+    expect("%s@%s" % (name, node.address) in answer, "%s's identity" % name,
+           "%s@%s" % (name, node.address), answer)
+    await gw.wait_log(r"listening for Barev peers on \[%s\]:1337" % node.address)
+    await admin.close()
+    return {"name": name, "node": node, "p": p, "gw": gw, "client": c}
+
+
+async def setup():
+    world = ygg.World(harness.tmpdir("ygg"))
+    a, b = world.start(2)
+    for node in (a, b):
+        harness._logs.append(("yggdrasil " + node.name, node.log_path))
+    alice = await server(a, "alice", "a.example")
+    bob = await server(b, "bob", "b.example")
+    # how each sees the other: a contact JID on their own gateway
+    alice["peer"] = contact_jid("bob", b.address, alice["p"].component)
+    bob["peer"] = contact_jid("alice", a.address, bob["p"].component)
+    for me, other in ((alice, bob), (bob, alice)):
+        answer = await chat(me["client"], me["p"].component,
+                            "add %s@%s" % (other["name"], other["node"].address))
+        expect("added" in answer, "%s adds %s" % (me["name"], other["name"]), "added", answer)
+    for me, other in ((alice, bob), (bob, alice)):
+        await me["gw"].wait_log(r"bridge: pipe up: %s@%s <-> %s@" % (
+            me["name"], me["p"].domain, other["name"]), timeout=30, since=0)
+    return {"a": a, "b": b, "alice": alice, "bob": bob}
+
+
+def both(ctx):
+    return ((ctx["alice"], ctx["bob"]), (ctx["bob"], ctx["alice"]))
+
+
+# ---------------------------------------------------------------- tests
+
+async def test_each_server_and_gateway_runs_on_its_own_node(ctx):
+    for user in (ctx["alice"], ctx["bob"]):
+        node = user["node"]
+        want = node.run(["readlink", "/proc/self/ns/net"]).stdout.strip()
+        for what, pid in (("Prosody", user["p"].proc.pid), ("gateway", user["gw"].pid)):
+            expect_eq(os.readlink("/proc/%d/ns/net" % pid), want,
+                      "%s's %s runs on node %s" % (user["name"], what, node.name))
+    ctx["tun0"] = ctx["a"].tun_bytes()
+
+
+async def test_presence_with_status_both_ways(ctx):
+    for me, other in both(ctx):
+        status = "%s is à la plage <3 & ☀" % me["name"]
+        other["client"].mark()
+        me["client"].send_presence(pshow="away", pstatus=status)
+        pr = await other["client"].wait_presence(
+            lambda p: p["from"].bare == other["peer"] and p["show"] == "away",
+            timeout=20, what="%s away" % me["name"])
+        expect_eq(pr["status"], status, "%s's status at %s" % (me["name"], other["name"]))
+
+
+async def test_messages_with_markup_and_non_ascii_both_ways(ctx):
+    for me, other in both(ctx):
+        text = "<b>hi</b> & 'q' \"dq\" <![CDATA[x]]> — %s: ünïcødé ✓ 𝄞 日本" % me["name"]
+        other["client"].mark()
+        me["client"].send_message(me["peer"], text)
+        m = await other["client"].wait_message(
+            lambda m: m["from"].bare == other["peer"] and m["body"], timeout=20,
+            what="%s's message" % me["name"])
+        expect_eq(m["body"], text, "%s's message at %s" % (me["name"], other["name"]))
+
+
+async def test_chat_states_both_ways(ctx):
+    for me, other in both(ctx):
+        other["client"].mark()
+        me["client"].send_message(me["peer"], None, chat_state="composing")
+        await other["client"].wait_message(
+            lambda m: m["from"].bare == other["peer"] and m["chat_state"] == "composing",
+            timeout=20, what="%s is typing" % me["name"])
+
+
+async def test_receipts_both_ways(ctx):
+    for me, other in both(ctx):
+        me["client"].mark()
+        mid = me["client"].send_message(me["peer"], "receipt please", receipt=True)
+        r = await me["client"].wait_message(lambda m: m["receipt"] == mid, timeout=20,
+                                            what="the receipt for %s's message" % me["name"])
+        expect_eq(r["from"].bare, me["peer"], "the receipt comes from the contact")
+        await other["client"].wait_message(
+            lambda m: m["from"].bare == other["peer"] and m["body"] == "receipt please",
+            timeout=20, what="the message itself")
+
+
+async def test_avatars_both_ways(ctx):
+    for i, (me, other) in enumerate(both(ctx)):
+        picture = png(48, 48, seed=i + 1)
+        want = hashlib.sha1(picture).hexdigest()
+        other["client"].mark()
+        await me["client"]["xep_0153"].set_avatar(avatar=picture, mtype="image/png", timeout=10)
+        await other["client"].wait_presence(
+            lambda p: p["from"].bare == other["peer"] and photo_of(p) == want,
+            timeout=30, what="%s's presence with her avatar's hash" % me["name"])
+        got = await vcard_photo(other["client"], other["peer"])
+        expect(got == picture, "%s's avatar in her vCard at %s" % (me["name"], other["name"]),
+               len(picture), None if got is None else len(got))
+test_avatars_both_ways.timeout = 120
+
+
+async def test_a_file_each_way_ends_on_the_receivers_own_upload_service(ctx):
+    for me, other in both(ctx):
+        data = blob(MIB, "from " + me["name"])
+        url = await upload(me, "from-%s.bin" % me["name"], data)
+        other["client"].mark()
+        me["client"].send_message(me["peer"], url, oob_url=url)
+        m = await other["client"].wait_message(
+            lambda m: m["from"].bare == other["peer"] and (m["body"] or "").startswith("http"),
+            timeout=60, what="the link to %s's file" % me["name"])
+        own = "http://127.0.0.1:%d/" % other["p"].http_port
+        expect(m["body"].startswith(own) and m["body"] != url,
+               "the link is on %s's own upload service" % other["name"], own + "…", m["body"])
+        status, got = await http(other["node"], "GET", m["body"])
+        expect(status == 200 and got == data, "%s downloads identical bytes" % other["name"],
+               len(data), (status, len(got)))
+test_a_file_each_way_ends_on_the_receivers_own_upload_service.timeout = 180
+
+
+async def test_it_all_crossed_yggdrasil(ctx):
+    """A file of 1 MiB each way went through node A's TUN."""
+    rx0, tx0 = ctx["tun0"]
+    rx, tx = ctx["a"].tun_bytes()
+    expect(rx - rx0 >= MIB and tx - tx0 >= MIB, "node A's TUN carried both files",
+           ">= %d bytes each way" % MIB, (rx - rx0, tx - tx0))
+
+
+if __name__ == "__main__":
+    import netns
+    netns.enter()
+    harness.main()
