@@ -91,6 +91,8 @@ static const struct config_key config_keys[] = {
 	KEY("served_files_ttl", served_files_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
 	KEY("spool_dir", spool_dir, CT_STR, "/var/lib/barev-gateway/spool", 0),
 	KEY("status_socket", status_socket, CT_STR, "", 0),	/* status.h */
+	KEY("max_concurrent_dials", max_concurrent_dials, CT_COUNT, "64", 0),
+	KEY("metrics_path", metrics_path, CT_STR, "", 0),	/* metrics.h */
 	/* test-only: integration tests shorten Barev timers with these */
 	KEY("barev_ping_idle", barev_ping_idle_ms, CT_DURATION, "60s", 0),
 	KEY("barev_ping_timeout", barev_ping_timeout_ms, CT_DURATION, "10s", 0),

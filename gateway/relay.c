@@ -25,6 +25,7 @@
 #include "component.h"
 #include "gw.h"
 #include "log.h"
+#include "metrics.h"
 #include "transfer.h"
 #include "xmlstream.h"
 
@@ -338,6 +339,8 @@ handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
 		return -1;
 	}
 	TAILQ_INSERT_TAIL(&c->inflight, in, entry);
+	gw_counters.msgs_to_barev++;
+	gw_counters.bytes_to_barev += strlen(m->body);
 	return 0;
 }
 
@@ -686,6 +689,8 @@ relay_message_from_peer(struct bridge *br, struct br_contact *c,
 			xmpp_stanza_add_child_ex(out, el, 0);
 		}
 		relay_to_user(br, c, out, 1);
+		gw_counters.msgs_to_xmpp++;
+		gw_counters.bytes_to_xmpp += strlen(body);
 	} else if (state) {
 		log_debug("relay", "%s from %s@%s", state, c->nick, c->address);
 		/* typing notifications are transient: never stored */
@@ -780,6 +785,13 @@ expire_one(void *arg, const struct store_outmsg *m)
 		store_outbox_delete(br->gw->store, m->id);
 		log_info("relay", "outbox message %lld expired; %s told",
 		    (long long)m->id, m->from_jid);
+		/* an expired row no longer keeps its contact dialled */
+		if (c && c->outbox_queued > 0) {
+			int left = store_outbox_queued_of(br->gw->store, c->id);
+
+			c->outbox_queued = left < 0 ? c->outbox_queued : left;
+			br_update_want(br, c);
+		}
 	}
 	xmpp_stanza_release(st);
 	return 0;
