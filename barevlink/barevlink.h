@@ -141,6 +141,7 @@ struct bl_stats {
 	unsigned pipes_up, pipes_handshake, dials_in_flight;
 	unsigned dials_waiting;		/* ready, held back by max_dials */
 	unsigned dials_max;		/* the cap in force */
+	unsigned dials_peak;		/* most in flight at once, since bl_new() */
 	unsigned contacts_wanted;	/* contacts we keep a pipe to */
 	unsigned long long dials_started;	/* since bl_new() */
 	unsigned long long rejected_unknown;	/* accepts closed before a read */

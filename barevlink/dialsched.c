@@ -96,7 +96,8 @@ void
 bl_dial_slot_take(struct bl_pipe *p)
 {
 	p->dial_slot = 1;
-	p->bl->dials_inflight++;
+	if (++p->bl->dials_inflight > p->bl->dials_peak)
+		p->bl->dials_peak = p->bl->dials_inflight;
 	p->bl->dials_started++;
 }
 

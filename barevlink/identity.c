@@ -602,6 +602,7 @@ bl_get_stats(struct bl *bl, struct bl_stats *st)
 	st->rejected_policy = bl->rejected_policy;
 	st->dials_waiting = bl->dials_waiting;
 	st->dials_max = bl->cfg.max_dials;
+	st->dials_peak = bl->dials_peak;
 	st->contacts_wanted = bl->wanted;
 	st->dials_started = bl->dials_started;
 }

@@ -174,6 +174,7 @@ struct bl {
 	/* dialsched.c */
 	TAILQ_HEAD(, bl_ident)	 dial_ring;	/* identities with ready contacts */
 	unsigned		 dials_inflight;	/* slots taken */
+	unsigned		 dials_peak;
 	unsigned		 dials_waiting;		/* contacts ready */
 	unsigned		 wanted;		/* contacts with want set */
 	unsigned long long	 dials_started;

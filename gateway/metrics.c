@@ -91,6 +91,7 @@ metrics_snapshot(struct gw *gw, struct metrics_snap *m)
 		m->dials_in_flight = bs.dials_in_flight;
 		m->dials_waiting = bs.dials_waiting;
 		m->dials_max = bs.dials_max;
+		m->dials_peak = bs.dials_peak;
 		m->contacts_wanted = bs.contacts_wanted;
 		m->dials_started = bs.dials_started;
 	}
@@ -160,6 +161,8 @@ metrics_openmetrics(const struct metrics_snap *m, size_t *lenp)
 	    m->dials_waiting);
 	om_add(b, "gauge", "barev_dials_max", "max_concurrent_dials.",
 	    "barev_dials_max %u\n", m->dials_max);
+	om_add(b, "gauge", "barev_dials_peak", "Most dials in flight at once"
+	    " since the start.", "barev_dials_peak %u\n", m->dials_peak);
 	om_add(b, "counter", "barev_dials_started", "Outgoing dials started.",
 	    "barev_dials_started_total %llu\n", m->dials_started);
 	om_add(b, "gauge", "barev_queued_messages", "Messages waiting in the"

@@ -27,7 +27,8 @@ struct metrics_snap {
 	int link_up;
 	unsigned users, users_online, contacts;
 	unsigned pipes_up, pipes_handshake;
-	unsigned dials_in_flight, dials_waiting, dials_max, contacts_wanted;
+	unsigned dials_in_flight, dials_waiting, dials_max, dials_peak;
+	unsigned contacts_wanted;
 	unsigned long long dials_started;
 	long outbox, inbox;		/* -1: the store could not count */
 	long fds_used;			/* -1: unknown */

@@ -543,9 +543,10 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	    " unknown sources refused: %llu, outside Yggdrasil refused: %llu\n",
 	    bs.pipes_up, bs.pipes_handshake, bs.dials_in_flight,
 	    bs.rejected_unknown, bs.rejected_policy);
-	tb_add(&t, "Dials: %u in flight, %u waiting for a slot (max %u);"
-	    " contacts wanted: %u\n", m.dials_in_flight, m.dials_waiting,
-	    m.dials_max, m.contacts_wanted);
+	tb_add(&t, "Dials: %u in flight, %u waiting for a slot (max %u, peak"
+	    " %u, started %llu); contacts wanted: %u\n", m.dials_in_flight,
+	    m.dials_waiting, m.dials_max, m.dials_peak, m.dials_started,
+	    m.contacts_wanted);
 	tb_add(&t, "Queued: %ld to Barev (outbox), %ld to XMPP (inbox)\n",
 	    m.outbox, m.inbox);
 	tb_add(&t, "Relayed: %llu messages (%llu bytes) to Barev, %llu (%llu"

@@ -106,7 +106,7 @@ async def test_status_shows_counters_and_the_raised_fd_limit(ctx):
     m = status_field(text, r"File descriptors: (\d+) used, limit (\d+)")
     expect_eq(int(m.group(2)), hard, "the fd limit (raised to the hard limit)")
     expect(int(m.group(1)) > 3, "fds in use", "> 3", m.group(1))
-    status_field(text, r"Dials: \d+ in flight, \d+ waiting for a slot \(max 7\)")
+    status_field(text, r"Dials: \d+ in flight, \d+ waiting for a slot \(max 7, peak \d+, started \d+\)")
     status_field(text, r"Identities: 1, contacts: 0, users online: \d+ \(users: 1\)")
 
 
