@@ -843,6 +843,18 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	if (c->component_secret_file == NULL &&
 	    (c->component_secret_file = strdup("")) == NULL)
 		goto nomem;
+	/* metrics are served on http_listen, at a path of their own */
+	if (c->metrics_path[0] != '\0' && (c->metrics_path[0] != '/' ||
+	    strpbrk(c->metrics_path, "?# \t") != NULL)) {
+		config_err(err, errlen, "metrics_path: \"%s\" is not a URL path"
+		    " such as /metrics", c->metrics_path);
+		goto fail;
+	}
+	if (c->metrics_path[0] != '\0' && c->http_listen[0] == '\0') {
+		config_err(err, errlen, "metrics_path is set but http_listen is"
+		    " not: the metrics are served on http_listen");
+		goto fail;
+	}
 	return 0;
 
 nomem:

@@ -248,17 +248,9 @@ metrics_start(struct gw *gw)
 {
 	const char *path = gw->cfg.metrics_path;
 
+	/* config.c made sure a set path has http_listen to live on */
 	if (path == NULL || *path == '\0' || metrics_attached)
 		return 0;
-	if (*path != '/') {
-		log_error("metrics", "metrics_path must start with '/': %s", path);
-		return -1;
-	}
-	if (gw->cfg.http_listen == NULL || gw->cfg.http_listen[0] == '\0') {
-		log_error("metrics", "metrics_path is set but http_listen is not;"
-		    " no metrics are served");
-		return 0;
-	}
 	/* the transfer module serves files only without an upload service;
 	 * the listener is started for the metrics alone then */
 	return xfer_serve_start(gw);

@@ -144,6 +144,8 @@ test_good_file_and_defaults(void)
 	CHECK(c.spool_quota == 1ULL << 30);
 	CHECK(c.admins.n == 0);
 	CHECK(strcmp(c.barev_address, "") == 0);
+	CHECK(c.max_concurrent_dials == 64);	/* issue 13 */
+	CHECK(strcmp(c.metrics_path, "") == 0);	/* metrics off */
 	gw_config_free(&c);
 
 	CHECK(gw_config_load(&c, write_file("dom.conf", BASE
@@ -191,6 +193,12 @@ test_bad_values_name_their_key(void)
 	expect_error(BASE "server_port = 5347\nserver_port = 5348\n",
 	    "server_port", "twice");
 	expect_error(BASE "just some words\n", "bad.conf:4", "key = value");
+	expect_error(BASE "max_concurrent_dials = 0\n", "max_concurrent_dials",
+	    NULL);
+	expect_error(BASE "http_listen = 127.0.0.1:5281\nmetrics_path = metrics\n",
+	    "metrics_path", "URL path");
+	expect_error(BASE "metrics_path = /metrics\n", "metrics_path",
+	    "http_listen");
 }
 
 static void
