@@ -338,9 +338,8 @@ handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
 		free(in);
 		return -1;
 	}
+	in->body_len = strlen(m->body);
 	TAILQ_INSERT_TAIL(&c->inflight, in, entry);
-	gw_counters.msgs_to_barev++;
-	gw_counters.bytes_to_barev += strlen(m->body);
 	return 0;
 }
 
@@ -563,6 +562,10 @@ relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 			break;
 	if (in == NULL)
 		return;
+	/* counted here, not at the hand-over: a row requeued by a dying pipe
+	 * is handed over again but relayed once */
+	gw_counters.msgs_to_barev++;
+	gw_counters.bytes_to_barev += in->body_len;
 	forget_row(br, in->row);
 	if (in->want_receipt && in->xmpp_id && (r = calloc(1, sizeof(*r))) != NULL) {
 		r->cookie = ++br->next_cookie;
