@@ -32,6 +32,8 @@ struct bl_config {
 	unsigned pace_ms;		/* [20] gap between stanzas to one pipe */
 	size_t max_stanza;		/* [262144] */
 	unsigned max_depth;		/* [16] */
+	unsigned max_dials;		/* [64] outgoing dials in flight at once */
+	unsigned dial_jitter_ms;	/* [250] first dials spread over [0, this] */
 };
 
 /* Presence of one identity as Barev peers see it (BAREV.md §3). */
@@ -108,6 +110,16 @@ int bl_contact_remove(struct bl *bl, int64_t contact);	/* closes its pipe */
 int bl_contact_want(struct bl *bl, int64_t contact, int want);
 enum bl_pipe_state bl_contact_state(struct bl *bl, int64_t contact);
 
+/* what barevlink is doing about one contact (status, tests) */
+struct bl_contact_info {
+	enum bl_pipe_state state;
+	int want;
+	int redial_pending;	/* a (re)dial timer is armed */
+	int dial_waiting;	/* ready, waiting for a free dial slot */
+	unsigned backoff_ms;	/* bound of the next redial; 0 = none yet */
+};
+int bl_contact_info(struct bl *bl, int64_t contact, struct bl_contact_info *out);
+
 /* --- output (all fail with -1 when the pipe is not up) --- */
 
 /* <message to from type="chat"><body>TEXT</body></message> */
@@ -127,6 +139,11 @@ int bl_ping(struct bl *bl, int64_t contact, uint64_t cookie);
 struct bl_stats {
 	unsigned listeners, listeners_failed;
 	unsigned pipes_up, pipes_handshake, dials_in_flight;
+	unsigned dials_waiting;		/* ready, held back by max_dials */
+	unsigned dials_max;		/* the cap in force */
+	unsigned dials_peak;		/* most in flight at once, since bl_new() */
+	unsigned contacts_wanted;	/* contacts we keep a pipe to */
+	unsigned long long dials_started;	/* since bl_new() */
 	unsigned long long rejected_unknown;	/* accepts closed before a read */
 	unsigned long long rejected_policy;	/* allowlisted, but permit() said no */
 	unsigned long long accepted;	/* accepts handed to a pipe (read) */

@@ -56,13 +56,17 @@ bl_dial_schedule(struct bl_contact *c, int now)
 	struct timeval	 tv;
 	unsigned	 ms = 0;
 
-	if (!c->want || c->pipe != NULL || c->dial != NULL ||
+	if (!c->want || c->pipe != NULL || c->dial != NULL || c->ready ||
 	    bl->shutting_down)
 		return;
 	if (!now) {
 		c->backoff = bl_backoff_next(c->backoff, bl->cfg.backoff_min_ms,
 		    bl->cfg.backoff_max_ms);
 		ms = bl_backoff_delay(c->backoff, arc4random());
+	} else {
+		/* two gateways restarted together must not dial each other
+		 * in the same millisecond (crossing dials, BAREV.md §2) */
+		ms = arc4random() % (bl->cfg.dial_jitter_ms + 1);
 	}
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;

@@ -74,7 +74,7 @@ redial_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	bl_dial_start(arg);
+	bl_dialq_ready(arg);	/* dials when a slot is free (dialsched.c) */
 }
 
 #define DEF(f, v) do { if (bl->cfg.f == 0) bl->cfg.f = (v); } while (0)
@@ -101,6 +101,8 @@ bl_new(struct event_base *base, const struct bl_config *cfg,
 	DEF(pace_ms, 20);
 	DEF(max_stanza, 262144);
 	DEF(max_depth, 16);
+	DEF(max_dials, 64);
+	DEF(dial_jitter_ms, 250);
 	if (ev != NULL)
 		bl->ev = *ev;
 	bl->arg = arg;
@@ -108,6 +110,7 @@ bl_new(struct event_base *base, const struct bl_config *cfg,
 	TAILQ_INIT(&bl->pipes);
 	TAILQ_INIT(&bl->reap);
 	event_assign(&bl->reaper, base, -1, 0, reaper_cb, bl);
+	bl_dialq_init(bl);
 	if ((bl->scratch = evbuffer_new()) == NULL) {
 		free(bl);
 		return (NULL);
@@ -161,6 +164,7 @@ bl_free(struct bl *bl)
 	tdestroy(bl->allow, free);
 	bl_listeners_free(bl);
 	event_del(&bl->reaper);
+	event_del(&bl->dialpump);
 	evbuffer_free(bl->scratch);
 	free(bl);
 }
@@ -205,6 +209,7 @@ bl_identity_add(struct bl *bl, int64_t ident, const char *nick,
 	id->port = port != 0 ? port : BL_DEFAULT_PORT;
 	id->available = 1;
 	TAILQ_INIT(&id->contacts);
+	TAILQ_INIT(&id->ready);
 	if ((id->nick = strdup(nick)) == NULL)
 		goto fail;
 	if ((id->listener = bl_listener_get(bl, &a, id->port)) == NULL)
@@ -266,6 +271,15 @@ bl_ident_presence(const struct bl_ident *id, struct bl_presence *p)
 	p->photo = id->photo;
 }
 
+/* NULL and "" are the same absent value */
+static int
+same_opt(const char *a, const char *b)
+{
+	if (a == NULL || *a == '\0')
+		return (b == NULL || *b == '\0');
+	return (b != NULL && strcmp(a, b) == 0);
+}
+
 static int
 dup_opt(const char *s, char **out)
 {
@@ -285,6 +299,12 @@ bl_identity_set_presence(struct bl *bl, int64_t ident,
 
 	if ((id = bl_ident_find(bl, ident)) == NULL)
 		return (-1);
+	/* the gateway republishes on every change of a resource, most of
+	 * which Barev peers cannot see: what they would see again is not sent */
+	if ((p->available != 0) == (id->available != 0) &&
+	    same_opt(p->show, id->show) && same_opt(p->status, id->status) &&
+	    same_opt(p->photo, id->photo))
+		return (0);
 	if (dup_opt(p->show, &show) == -1 || dup_opt(p->status, &status) == -1 ||
 	    dup_opt(p->photo, &photo) == -1) {
 		free(show);
@@ -300,11 +320,14 @@ bl_identity_set_presence(struct bl *bl, int64_t ident,
 	TAILQ_FOREACH_SAFE(c, &id->contacts, entry, tc) {
 		if (c->pipe == NULL)
 			continue;
-		if (!p->available)
+		if (!p->available) {
 			/* unavailable, then </stream:stream> (BAREV.md §3) */
 			bl_pipe_kill(c->pipe, "we went offline",
 			    BL_CLOSE_ORDERLY);
-		else if (bl_pipe_send_presence(c->pipe) == -1)
+			/* our own choice, not a failure of the peer: the
+			 * redial it scheduled must not raise the backoff */
+			c->backoff = 0;
+		} else if (bl_pipe_send_presence(c->pipe) == -1)
 			bl_pipe_kill(c->pipe, "cannot send our presence",
 			    BL_CLOSE_ABORT);
 	}
@@ -384,8 +407,11 @@ bl_contact_remove(struct bl *bl, int64_t contact)
 
 	if ((c = bl_contact_find(bl, contact)) == NULL)
 		return (-1);
+	if (c->want)
+		bl->wanted--;
 	c->want = 0;
 	evtimer_del(&c->redial);
+	bl_dialq_cancel(c);
 	if (c->dial != NULL)
 		bl_pipe_kill(c->dial, "contact removed", BL_CLOSE_ABORT);
 	if (c->pipe != NULL)
@@ -407,11 +433,30 @@ bl_contact_want(struct bl *bl, int64_t contact, int want)
 
 	if ((c = bl_contact_find(bl, contact)) == NULL)
 		return (-1);
+	if (c->want != (want != 0))
+		bl->wanted += want != 0 ? 1 : -1;
 	c->want = want != 0;
-	if (!c->want)
+	if (!c->want) {
 		evtimer_del(&c->redial);
-	else if (!evtimer_pending(&c->redial, NULL))
+		bl_dialq_cancel(c);
+	} else if (!evtimer_pending(&c->redial, NULL) && !c->ready)
 		bl_dial_schedule(c, 1);
+	return (0);
+}
+
+int
+bl_contact_info(struct bl *bl, int64_t contact, struct bl_contact_info *out)
+{
+	struct bl_contact *c;
+
+	memset(out, 0, sizeof(*out));
+	if ((c = bl_contact_find(bl, contact)) == NULL)
+		return (-1);
+	out->state = bl_contact_state(bl, contact);
+	out->want = c->want;
+	out->redial_pending = evtimer_pending(&c->redial, NULL) != 0;
+	out->dial_waiting = c->ready;
+	out->backoff_ms = c->backoff;
 	return (0);
 }
 
@@ -556,4 +601,9 @@ bl_get_stats(struct bl *bl, struct bl_stats *st)
 	st->rejected_unknown = bl->rejected_unknown;
 	st->rejected_policy = bl->rejected_policy;
 	st->accepted = bl->accepted;
+	st->dials_waiting = bl->dials_waiting;
+	st->dials_max = bl->cfg.max_dials;
+	st->dials_peak = bl->dials_peak;
+	st->contacts_wanted = bl->wanted;
+	st->dials_started = bl->dials_started;
 }

@@ -51,6 +51,11 @@ struct bl_ident {
 	char			*photo;
 	TAILQ_HEAD(, bl_contact) contacts;
 	TAILQ_ENTRY(bl_ident)	 entry;	/* in listener->idents */
+	/* dialsched.c: contacts waiting for a dial slot, and our place in
+	 * bl->dial_ring while there are any */
+	TAILQ_HEAD(, bl_contact) ready;
+	TAILQ_ENTRY(bl_ident)	 ring_entry;
+	int			 in_ring;
 };
 
 struct bl_contact {
@@ -66,6 +71,8 @@ struct bl_contact {
 	unsigned		 backoff;	/* next redial's upper bound, ms */
 	struct event		 redial;
 	TAILQ_ENTRY(bl_contact)	 entry;	/* in ident->contacts */
+	TAILQ_ENTRY(bl_contact)	 ready_entry;	/* in ident->ready */
+	int			 ready;		/* waiting for a dial slot */
 };
 
 struct bl_listener {
@@ -134,6 +141,7 @@ struct bl_pipe {
 	uint8_t			 misses;
 	uint8_t			 was_up;
 	uint8_t			 draining;	/* bl_shutdown(): said goodbye, still reading */
+	uint8_t			 dial_slot;	/* holds one of cfg.max_dials */
 	uint64_t		 ka_seq;	/* keepalive ping in flight, 0 = none */
 	uint64_t		 ka_sent;	/* ms */
 	uint64_t		 last_rx;	/* ms */
@@ -164,6 +172,14 @@ struct bl {
 	unsigned long long	 rejected_unknown;
 	unsigned long long	 rejected_policy;
 	unsigned long long	 accepted;	/* inbound pipes ever made */
+	/* dialsched.c */
+	TAILQ_HEAD(, bl_ident)	 dial_ring;	/* identities with ready contacts */
+	unsigned		 dials_inflight;	/* slots taken */
+	unsigned		 dials_peak;
+	unsigned		 dials_waiting;		/* contacts ready */
+	unsigned		 wanted;		/* contacts with want set */
+	unsigned long long	 dials_started;
+	struct event		 dialpump;
 };
 
 /* addr.c */
@@ -193,6 +209,13 @@ unsigned bl_backoff_delay(unsigned bound, uint32_t rnd);
 unsigned bl_backoff_next(unsigned bound, unsigned min, unsigned max);
 void	 bl_dial_schedule(struct bl_contact *c, int now);
 void	 bl_dial_start(struct bl_contact *c);
+
+/* dialsched.c */
+void	 bl_dialq_init(struct bl *bl);
+void	 bl_dialq_ready(struct bl_contact *c);
+void	 bl_dialq_cancel(struct bl_contact *c);
+void	 bl_dial_slot_take(struct bl_pipe *p);
+void	 bl_dial_slot_release(struct bl_pipe *p);
 
 /* listener.c */
 struct bl_listener *bl_listener_get(struct bl *bl, const struct in6_addr *a,

@@ -154,6 +154,7 @@ bl_pipe_outbound(struct bl_contact *c, int fd)
 	p->fd = fd;
 	p->state = BL_P_CONNECT;
 	c->dial = p;
+	bl_dial_slot_take(p);
 	bl_timer_in(&p->timer, bl->cfg.dial_timeout_ms);
 	return (p);
 }
@@ -213,6 +214,8 @@ go_up(struct bl_pipe *p)
 		bl_pipe_kill(c->pipe, "replaced by a newer stream", BL_CLOSE_ABORT);
 	if (c->dial == p)
 		c->dial = NULL;
+	bl_dial_slot_release(p);
+	bl_dialq_cancel(c);	/* up by an inbound pipe: no dial needed */
 	c->pipe = p;
 	c->backoff = 0;
 	evtimer_del(&c->redial);
@@ -625,6 +628,7 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 			return;		/* a `sent` callback closed it */
 	}
 	pending_uncount(p);
+	bl_dial_slot_release(p);
 	if (c != NULL) {
 		cid = c->id;
 		iid = c->ident->id;
@@ -685,6 +689,7 @@ bl_pipe_free(struct bl_pipe *p)
 	struct bl_token	*t;
 
 	pending_uncount(p);
+	bl_dial_slot_release(p);
 	if (p->contact != NULL) {
 		if (p->contact->pipe == p)
 			p->contact->pipe = NULL;

@@ -576,6 +576,7 @@ bridge_start(struct gw *gw)
 	bc.ping_timeout_ms = (unsigned)gw->cfg.barev_ping_timeout_ms;
 	bc.backoff_min_ms = (unsigned)gw->cfg.barev_backoff_min_ms;
 	bc.backoff_max_ms = (unsigned)gw->cfg.barev_backoff_max_ms;
+	bc.max_dials = gw->cfg.max_concurrent_dials;
 	if ((gw->bl = bl_new(gw->base, &bc, &bridge_bl_events, br)) == NULL)
 		return -1;
 	if (store_identity_foreach(gw->store, load_identity, br) != STORE_OK ||
@@ -866,6 +867,7 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 	struct prov_result r = { .msg = "not a Barev address" };
 	const char *to = xmpp_stanza_get_to(st);
 	char *bare = br_bare(to), *at;
+	int added = 0;
 
 	if (strcmp(type, "subscribe") == 0) {
 		if (c == NULL && bare && (at = strrchr(bare, '@')) != NULL) {
@@ -877,7 +879,7 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 			if (gw_baddr_from_localpart(bare, &a) == 0 &&
 			    gw_baddr_format(&a, text, sizeof(text)) == 0 &&
 			    prov_contact_add(gw, u->jid, text, NULL, &r) == 0)
-				c = br_contact_for(u, to);
+				added = (c = br_contact_for(u, to)) != NULL;
 			if (c == NULL) {
 				log_info("bridge", "%s subscribed to %s: %s", u->jid,
 				    to, r.msg);
@@ -888,7 +890,9 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 		if (c == NULL)
 			goto out;
 		br_send(gw, br_stanza("presence", "subscribed", c->jid, u->jid));
-		contact_presence_send(gw->bridge, c, NULL);
+		/* a new contact's presence went out with it (bridge_contact_added) */
+		if (!added)
+			contact_presence_send(gw->bridge, c, NULL);
 	} else if (strcmp(type, "unsubscribe") == 0 || strcmp(type, "unsubscribed") == 0) {
 		if (c == NULL)
 			goto out;

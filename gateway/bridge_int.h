@@ -55,6 +55,7 @@ struct br_inflight {
 	int want_receipt;
 	char *xmpp_id;
 	char *from_jid;
+	size_t body_len;	/* counted as relayed once in the kernel */
 };
 
 struct br_contact {

@@ -93,6 +93,8 @@ static const struct config_key config_keys[] = {
 	/* "" = DATABASE.spool: see config_derive() */
 	KEY("spool_dir", spool_dir, CT_STR, "", 0),
 	KEY("status_socket", status_socket, CT_STR, "", 0),	/* status.h */
+	KEY("max_concurrent_dials", max_concurrent_dials, CT_COUNT, "64", 0),
+	KEY("metrics_path", metrics_path, CT_STR, "", 0),	/* metrics.h */
 	/* test-only: integration tests shorten Barev timers with these */
 	KEY("barev_ping_idle", barev_ping_idle_ms, CT_DURATION, "60s", 0),
 	KEY("barev_ping_timeout", barev_ping_timeout_ms, CT_DURATION, "10s", 0),
@@ -897,6 +899,18 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	if (c->component_secret_file == NULL &&
 	    (c->component_secret_file = strdup("")) == NULL)
 		goto nomem;
+	/* metrics are served on http_listen, at a path of their own */
+	if (c->metrics_path[0] != '\0' && (c->metrics_path[0] != '/' ||
+	    strpbrk(c->metrics_path, "?# \t") != NULL)) {
+		config_err(err, errlen, "metrics_path: \"%s\" is not a URL path"
+		    " such as /metrics", c->metrics_path);
+		goto fail;
+	}
+	if (c->metrics_path[0] != '\0' && c->http_listen[0] == '\0') {
+		config_err(err, errlen, "metrics_path is set but http_listen is"
+		    " not: the metrics are served on http_listen");
+		goto fail;
+	}
 	if (config_derive(c) == -1)
 		goto nomem;
 	return 0;

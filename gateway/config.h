@@ -56,6 +56,8 @@ struct gw_config {
 	uint64_t served_files_ttl_ms;	/* [7d] files our listener serves */
 	char *spool_dir;		/* [""] = DATABASE.spool, per instance */
 	char *status_socket;		/* [""] = DATABASE.sock, per instance; "off" */
+	unsigned max_concurrent_dials;	/* [64] Barev dials in flight at once */
+	char *metrics_path;		/* [""] = off; "/metrics" on http_listen */
 
 	/* test-only timer overrides (integration tests shorten them) */
 	uint64_t barev_ping_idle_ms;	/* [60s] */

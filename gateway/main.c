@@ -32,9 +32,11 @@
 #include "commands.h"
 #include "gw.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "service.h"
 #include "status.h"
+#include "upkeep.h"
 #include "xmlstream.h"
 
 #define GW_STOP_BOUND_MS	3000	/* longest a graceful stop may take */
@@ -273,8 +275,13 @@ gw_run(struct gw *gw)
 		log_error("gateway", "%s", err);
 		goto out;
 	}
+	metrics_raise_nofile();
 	if (bridge_start(gw) == -1) {
 		log_error("gateway", "cannot start the Barev side");
+		goto out;
+	}
+	if (metrics_start(gw) == -1 || upkeep_start(gw) == -1) {
+		log_error("gateway", "cannot start metrics and upkeep");
 		goto out;
 	}
 	if (gw_discovery_setup(gw) == -1) {
@@ -317,6 +324,7 @@ gw_run(struct gw *gw)
 	rc = 0;
 out:
 	status_stop(status);
+	upkeep_stop();
 	bridge_free(gw);
 	store_close(gw->store);
 	comp_free(gw->comp);

@@ -22,6 +22,7 @@
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
+#include "metrics.h"
 #include "provision.h"
 #include "store.h"
 
@@ -520,6 +521,7 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	struct textbuf t = { buf, len, 0, 0 };
 	struct bl_stats bs;
 	struct bridge_stats br;
+	struct metrics_snap m;
 	long up = (long)(time(NULL) - gw->started_at);
 	char problem[1024];
 
@@ -539,16 +541,29 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	    sizeof(problem)) : "", br.roster_refused ?
 	    " (subscription requests are used)" : "");
 	tb_add(&t, "%s", gw_iq_track_status(problem, sizeof(problem)));
-	tb_add(&t, "Identities: %u, contacts: %u, users online: %u\n",
-	    br.identities, br.contacts, br.users_online);
+	metrics_snapshot(gw, &m);
+	tb_add(&t, "Identities: %u, contacts: %u, users online: %u"
+	    " (users: %u)\n", br.identities, br.contacts, br.users_online,
+	    m.users);
 	tb_add(&t, "Listeners: %u (%u failed)\n", bs.listeners, bs.listeners_failed);
 	bl_foreach_listener(gw->bl, status_listener, &t);
 	tb_add(&t, "Pipes up: %u, in handshake: %u, dials in flight: %u,"
 	    " unknown sources refused: %llu, outside Yggdrasil refused: %llu\n",
 	    bs.pipes_up, bs.pipes_handshake, bs.dials_in_flight,
 	    bs.rejected_unknown, bs.rejected_policy);
-	tb_add(&t, "Queued: %d to Barev (outbox), %d to XMPP (inbox)\n",
-	    store_outbox_count(gw->store), store_inbox_count(gw->store));
+	tb_add(&t, "Dials: %u in flight, %u waiting for a slot (max %u, peak"
+	    " %u, started %llu); contacts wanted: %u\n", m.dials_in_flight,
+	    m.dials_waiting, m.dials_max, m.dials_peak, m.dials_started,
+	    m.contacts_wanted);
+	tb_add(&t, "Queued: %ld to Barev (outbox), %ld to XMPP (inbox)\n",
+	    m.outbox, m.inbox);
+	tb_add(&t, "Relayed: %llu messages (%llu bytes) to Barev, %llu (%llu"
+	    " bytes) to XMPP; transfers: %llu done, %llu failed; store errors:"
+	    " %llu\n", m.c.msgs_to_barev, m.c.bytes_to_barev, m.c.msgs_to_xmpp,
+	    m.c.bytes_to_xmpp, m.transfers_done, m.transfers_failed,
+	    m.store_errors);
+	tb_add(&t, "File descriptors: %ld used, limit %llu\n", m.fds_used,
+	    m.fds_limit);
 	return 0;
 }
 

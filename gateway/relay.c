@@ -25,6 +25,7 @@
 #include "component.h"
 #include "gw.h"
 #include "log.h"
+#include "metrics.h"
 #include "transfer.h"
 #include "xmlstream.h"
 
@@ -337,6 +338,7 @@ handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
 		free(in);
 		return -1;
 	}
+	in->body_len = strlen(m->body);
 	TAILQ_INSERT_TAIL(&c->inflight, in, entry);
 	return 0;
 }
@@ -560,6 +562,10 @@ relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 			break;
 	if (in == NULL)
 		return;
+	/* counted here, not at the hand-over: a row requeued by a dying pipe
+	 * is handed over again but relayed once */
+	gw_counters.msgs_to_barev++;
+	gw_counters.bytes_to_barev += in->body_len;
 	forget_row(br, in->row);
 	if (in->want_receipt && in->xmpp_id && (r = calloc(1, sizeof(*r))) != NULL) {
 		r->cookie = ++br->next_cookie;
@@ -686,6 +692,8 @@ relay_message_from_peer(struct bridge *br, struct br_contact *c,
 			xmpp_stanza_add_child_ex(out, el, 0);
 		}
 		relay_to_user(br, c, out, 1);
+		gw_counters.msgs_to_xmpp++;
+		gw_counters.bytes_to_xmpp += strlen(body);
 	} else if (state) {
 		log_debug("relay", "%s from %s@%s", state, c->nick, c->address);
 		/* typing notifications are transient: never stored */
@@ -780,6 +788,13 @@ expire_one(void *arg, const struct store_outmsg *m)
 		store_outbox_delete(br->gw->store, m->id);
 		log_info("relay", "outbox message %lld expired; %s told",
 		    (long long)m->id, m->from_jid);
+		/* an expired row no longer keeps its contact dialled */
+		if (c && c->outbox_queued > 0) {
+			int left = store_outbox_queued_of(br->gw->store, c->id);
+
+			c->outbox_queued = left < 0 ? c->outbox_queued : left;
+			br_update_want(br, c);
+		}
 	}
 	xmpp_stanza_release(st);
 	return 0;

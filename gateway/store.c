@@ -30,12 +30,12 @@ enum stmt_id {
 	S_CONT_ADD, S_CONT_GET, S_CONT_FIND, S_CONT_DEL,
 	S_CONT_ALL, S_CONT_OF,
 	S_OUT_ADD, S_OUT_QUEUED, S_OUT_STATE, S_OUT_DEL, S_OUT_EXPIRED,
-	S_OUT_DROP_SENDING, S_OUT_CONTACTS, S_OUT_COUNT,
+	S_OUT_DROP_SENDING, S_OUT_CONTACTS, S_OUT_COUNT, S_OUT_QUEUED_OF,
 	S_IN_ADD, S_IN_ALL, S_IN_DEL, S_IN_COUNT,
 	S_KV_SET, S_KV_GET,
 	S_AV_SET, S_AV_TOKEN, S_AV_GET, S_AV_DEL, S_AV_ALL, S_AV_ORPHANS,
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_XFER_ADD, S_XFER_STATE, S_XFER_FAIL_OPEN,
+	S_XFER_ADD, S_XFER_STATE, S_XFER_FAIL_OPEN, S_XFER_PRUNE,
 	S_MAX
 };
 
@@ -60,16 +60,17 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_CONT_OF] = "SELECT id, identity_id, nick, address, port, name FROM contacts"
 	    " WHERE identity_id = ? ORDER BY id",
 	[S_OUT_ADD] = "INSERT INTO outbox (contact_id, body, xmpp_id, from_jid, want_receipt, created_at,"
-	    " state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	    " state) VALUES (?, ?, ?, ?, ?, ?, ?)",
 	[S_OUT_QUEUED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at"
 	    " FROM outbox WHERE contact_id = ? AND state = 'queued' ORDER BY id",
-	[S_OUT_STATE] = "UPDATE outbox SET state = ?, attempts = attempts + (? = 'sending') WHERE id = ?",
+	[S_OUT_STATE] = "UPDATE outbox SET state = ? WHERE id = ?",
 	[S_OUT_DEL] = "DELETE FROM outbox WHERE id = ?",
 	[S_OUT_EXPIRED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at"
 	    " FROM outbox WHERE created_at < ? ORDER BY id",
 	[S_OUT_DROP_SENDING] = "DELETE FROM outbox WHERE state = 'sending'",
 	[S_OUT_CONTACTS] = "SELECT DISTINCT contact_id FROM outbox WHERE state = 'queued'",
 	[S_OUT_COUNT] = "SELECT count(*) FROM outbox",
+	[S_OUT_QUEUED_OF] = "SELECT count(*) FROM outbox WHERE contact_id = ? AND state = 'queued'",
 	[S_IN_ADD] = "INSERT INTO inbox (contact_id, stanza_id, xml, created_at) VALUES (?, ?, ?, ?)",
 	[S_IN_ALL] = "SELECT id, stanza_id, xml FROM inbox ORDER BY id",
 	[S_IN_DEL] = "DELETE FROM inbox WHERE id = ?",
@@ -98,6 +99,8 @@ static const char *const stmt_sql[S_MAX] = {
 	    " error = coalesce(?, error), updated_at = ? WHERE id = ?",
 	[S_XFER_FAIL_OPEN] = "UPDATE transfers SET state = 'failed', error = ?, updated_at = ?"
 	    " WHERE state NOT IN ('done', 'failed')",
+	[S_XFER_PRUNE] = "DELETE FROM transfers WHERE state IN ('done', 'failed')"
+	    " AND updated_at < ?",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -106,7 +109,14 @@ static const char *const stmt_sql[S_MAX] = {
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_MAX];
+	struct store_counters n;
 };
+
+/* every store error is logged and counted (status, /metrics) */
+#define store_err(s, ...) do {					\
+	(s)->n.errors++;					\
+	log_error("store", __VA_ARGS__);			\
+} while (0)
 
 static sqlite3_stmt *
 stmt_get(struct store *s, enum stmt_id id)
@@ -114,7 +124,7 @@ stmt_get(struct store *s, enum stmt_id id)
 	if (s->stmt[id] == NULL &&
 	    sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 	    &s->stmt[id], NULL) != SQLITE_OK) {
-		log_error("store", "prepare failed: %s", sqlite3_errmsg(s->db));
+		store_err(s, "prepare failed: %s", sqlite3_errmsg(s->db));
 		return NULL;
 	}
 	return s->stmt[id];
@@ -160,7 +170,7 @@ step_done(struct store *s, sqlite3_stmt *st)
 	if (rc == SQLITE_CONSTRAINT && (ext == SQLITE_CONSTRAINT_UNIQUE ||
 	    ext == SQLITE_CONSTRAINT_PRIMARYKEY))
 		return STORE_DUP;
-	log_error("store", "%s: %s", sqlite3_sql(st), sqlite3_errmsg(s->db));
+	store_err(s, "%s: %s", sqlite3_sql(st), sqlite3_errmsg(s->db));
 	return STORE_ERR;
 }
 
@@ -317,7 +327,7 @@ one_row(struct store *s, sqlite3_stmt *st, void (*row)(sqlite3_stmt *, void *),
 	} else if (rc == SQLITE_DONE) {
 		ret = STORE_NOTFOUND;
 	} else {
-		log_error("store", "%s lookup: %s", what, sqlite3_errmsg(s->db));
+		store_err(s, "%s lookup: %s", what, sqlite3_errmsg(s->db));
 		ret = STORE_ERR;
 	}
 	sqlite3_reset(st);
@@ -553,7 +563,6 @@ store_outbox_add(struct store *s, int64_t contact_id, const char *body,
 	sqlite3_bind_int(st, 5, want_receipt != 0);
 	sqlite3_bind_int64(st, 6, now);
 	bind_text(st, 7, sending ? "sending" : "queued");
-	sqlite3_bind_int(st, 8, sending != 0);
 	if ((rc = step_done(s, st)) == STORE_OK && idp)
 		*idp = sqlite3_last_insert_rowid(s->db);
 	return rc;
@@ -629,7 +638,7 @@ outbox_each(struct store *s, sqlite3_stmt *st,
 		n++;
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		log_error("store", "outbox read: %s", sqlite3_errmsg(s->db));
+		store_err(s, "outbox read: %s", sqlite3_errmsg(s->db));
 		ret = STORE_ERR;
 	}
 	sqlite3_reset(st);
@@ -667,8 +676,7 @@ store_outbox_set_sending(struct store *s, int64_t id, int sending)
 	if (st == NULL)
 		return STORE_ERR;
 	bind_text(st, 1, state);
-	bind_text(st, 2, state);
-	sqlite3_bind_int64(st, 3, id);
+	sqlite3_bind_int64(st, 2, id);
 	return step_done(s, st);
 }
 
@@ -728,7 +736,7 @@ store_outbox_foreach_contact(struct store *s, void (*fn)(void *, int64_t),
 		ids[n++] = sqlite3_column_int64(st, 0);
 	}
 	if (ret == STORE_OK && rc != SQLITE_DONE) {
-		log_error("store", "outbox read: %s", sqlite3_errmsg(s->db));
+		store_err(s, "outbox read: %s", sqlite3_errmsg(s->db));
 		ret = STORE_ERR;	/* the rows read so far still get fn */
 	}
 	sqlite3_reset(st);
@@ -739,6 +747,17 @@ store_outbox_foreach_contact(struct store *s, void (*fn)(void *, int64_t),
 }
 
 int store_outbox_count(struct store *s) { return count_of(s, S_OUT_COUNT); }
+
+int
+store_outbox_queued_of(struct store *s, int64_t contact_id)
+{
+	sqlite3_stmt *st = stmt_get(s, S_OUT_QUEUED_OF);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, contact_id);
+	return count_of(s, S_OUT_QUEUED_OF);
+}
 
 /* ---- inbox ---- */
 
@@ -783,7 +802,7 @@ store_inbox_foreach(struct store *s, int (*fn)(void *, const struct store_inmsg 
 			stop = fn(arg, &m);
 	}
 	if (!stop && rc != SQLITE_DONE) {
-		log_error("store", "inbox read: %s", sqlite3_errmsg(s->db));
+		store_err(s, "inbox read: %s", sqlite3_errmsg(s->db));
 		sqlite3_reset(st);
 		return STORE_ERR;
 	}
@@ -909,7 +928,7 @@ store_avatar_get(struct store *s, const char *kind, int64_t owner,
 		out->len = (size_t)sqlite3_column_bytes(st, 6);
 		if (blob != NULL && out->len > 0) {
 			if ((out->data = malloc(out->len)) == NULL) {
-				log_error("store", "avatar: out of memory");
+				store_err(s, "avatar: out of memory");
 				ret = STORE_ERR;
 			} else {
 				memcpy(out->data, blob, out->len);
@@ -920,7 +939,7 @@ store_avatar_get(struct store *s, const char *kind, int64_t owner,
 	} else if (rc == SQLITE_DONE) {
 		ret = STORE_NOTFOUND;
 	} else {
-		log_error("store", "avatar lookup: %s", sqlite3_errmsg(s->db));
+		store_err(s, "avatar lookup: %s", sqlite3_errmsg(s->db));
 		ret = STORE_ERR;
 	}
 	sqlite3_reset(st);
@@ -956,7 +975,7 @@ store_avatar_foreach(struct store *s,
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
-		log_error("store", "avatar list: %s", sqlite3_errmsg(s->db));
+		store_err(s, "avatar list: %s", sqlite3_errmsg(s->db));
 		return STORE_ERR;
 	}
 	return STORE_OK;
@@ -1003,6 +1022,7 @@ store_transfer_set_state(struct store *s, int64_t id, const char *state,
     const char *url, const char *error, int64_t now)
 {
 	sqlite3_stmt *st = stmt_get(s, S_XFER_STATE);
+	int rc;
 
 	if (st == NULL)
 		return STORE_ERR;
@@ -1011,7 +1031,13 @@ store_transfer_set_state(struct store *s, int64_t id, const char *state,
 	bind_text(st, 3, error);
 	sqlite3_bind_int64(st, 4, now);
 	sqlite3_bind_int64(st, 5, id);
-	return step_done(s, st);
+	if ((rc = step_done(s, st)) == STORE_OK && state != NULL) {
+		if (strcmp(state, "done") == 0)
+			s->n.transfers_done++;
+		else if (strcmp(state, "failed") == 0)
+			s->n.transfers_failed++;
+	}
+	return rc;
 }
 
 int
@@ -1026,7 +1052,31 @@ store_transfer_fail_unfinished(struct store *s, const char *error, int64_t now,
 	bind_text(st, 1, error);
 	sqlite3_bind_int64(st, 2, now);
 	rc = step_done(s, st);
-	if (rc == STORE_OK && failed)
-		*failed = sqlite3_changes(s->db);
+	if (rc == STORE_OK) {
+		s->n.transfers_failed += (unsigned long long)sqlite3_changes(s->db);
+		if (failed)
+			*failed = sqlite3_changes(s->db);
+	}
 	return rc;
+}
+
+int
+store_transfer_prune(struct store *s, int64_t before, int *pruned)
+{
+	sqlite3_stmt *st = stmt_get(s, S_XFER_PRUNE);
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, before);
+	rc = step_done(s, st);
+	if (rc == STORE_OK && pruned)
+		*pruned = sqlite3_changes(s->db);
+	return rc;
+}
+
+void
+store_get_counters(struct store *s, struct store_counters *out)
+{
+	*out = s->n;
 }

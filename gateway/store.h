@@ -121,6 +121,8 @@ int store_outbox_drop_sending(struct store *s, int *dropped);
 int store_outbox_foreach_contact(struct store *s,
     void (*fn)(void *arg, int64_t contact_id), void *arg);
 int store_outbox_count(struct store *s);
+/* queued rows of one contact (the partial index counts them); -1 on error */
+int store_outbox_queued_of(struct store *s, int64_t contact_id);
 
 /* ---- inbox (Barev -> XMPP while the component link is down) ---- */
 int store_inbox_add(struct store *s, int64_t contact_id, const char *stanza_id,
@@ -179,5 +181,16 @@ int store_transfer_set_state(struct store *s, int64_t id, const char *state,
 /* at start: rows a crash left in flight become 'failed' with `error` */
 int store_transfer_fail_unfinished(struct store *s, const char *error,
     int64_t now, int *failed);
+/* finished rows (done, failed) last changed before `before` are deleted;
+ * nothing reads them after the end, they only grow the file */
+int store_transfer_prune(struct store *s, int64_t before, int *pruned);
+
+/* ---- counters since store_open() (status, /metrics) ---- */
+struct store_counters {
+	unsigned long long errors;		/* every logged store error */
+	unsigned long long transfers_done;	/* rows set to 'done' */
+	unsigned long long transfers_failed;	/* rows set to 'failed' */
+};
+void store_get_counters(struct store *s, struct store_counters *out);
 
 #endif

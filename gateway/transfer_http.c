@@ -36,6 +36,7 @@
 
 #include "gw.h"
 #include "log.h"
+#include "metrics.h"
 #include "transfer.h"
 
 #define PUT_CHUNK	(1u << 20)	/* refill when the output drops below this */
@@ -728,6 +729,7 @@ xfer_serve_start(struct gw *gw)
 		return -1;
 	}
 	log_info("transfer", "serving files on %s as %s", l, gw->cfg.http_public_url);
+	metrics_attach(gw, xh_server);	/* metrics_path, when set */
 	return 0;
 bad:
 	log_error("transfer", "http_listen: %s is not ADDR:PORT or [ADDR6]:PORT", l);

@@ -6,7 +6,8 @@
  * Usage: bl-driver [--header-timeout MS] [--silent-initiator MS]
  *     [--ping-idle MS] [--ping-timeout MS] [--ping-misses N]
  *     [--dial-timeout MS] [--backoff-min MS] [--backoff-max MS] [--pace MS]
- *     [--max-stanza BYTES] [--max-depth N] [--log-level debug|info|...]
+ *     [--max-stanza BYTES] [--max-depth N] [--max-dials N]
+ *     [--dial-jitter MS] [--log-level debug|info|...]
  *
  * Commands (one per line; words split on blanks; TEXT is the rest of the
  * line with \n and \\ escapes).  Each command is answered with one line,
@@ -25,9 +26,13 @@
  *   stanza ID XML                    bl_send_stanza -> "ok stanza TOKEN"
  *   ping ID COOKIE                   bl_ping
  *   state ID                         "ok state none|dialing|handshake|up"
+ *   info ID                          "ok info want=0|1 redial=0|1
+ *                                     waiting=0|1 backoff=MS"
  *   stats                            "ok stats listeners=N listeners_failed=N
  *                                     pipes_up=N pipes_handshake=N dials=N
- *                                     rejected_unknown=N accepted=N"
+ *                                     rejected_unknown=N accepted=N
+ *                                     dials_waiting=N dials_max=N wanted=N
+ *                                     dials_started=N"
  *   listeners                        one `listener ...` line each, then ok
  *   rss                              "ok rss KIB" (VmRSS) for the benchmark
  *   shutdown                         bl_shutdown
@@ -319,13 +324,26 @@ command(struct driver *d, char *line)
 			    state_names[bl_contact_state(d->bl, x)]);
 			return (0);
 		}
+	} else if (strcmp(cmd, "info") == 0) {
+		struct bl_contact_info ci;
+
+		x = num(word(&rest), &ok);
+		if (ok && bl_contact_info(d->bl, x, &ci) == 0) {
+			printf("ok info want=%d redial=%d waiting=%d backoff=%u\n",
+			    ci.want, ci.redial_pending, ci.dial_waiting,
+			    ci.backoff_ms);
+			return (0);
+		}
+		rv = -1;
 	} else if (strcmp(cmd, "stats") == 0) {
 		bl_get_stats(d->bl, &st);
 		printf("ok stats listeners=%u listeners_failed=%u pipes_up=%u "
 		    "pipes_handshake=%u dials=%u rejected_unknown=%llu "
-		    "accepted=%llu\n", st.listeners, st.listeners_failed,
+		    "accepted=%llu dials_waiting=%u dials_max=%u wanted=%u "
+		    "dials_started=%llu\n", st.listeners, st.listeners_failed,
 		    st.pipes_up, st.pipes_handshake, st.dials_in_flight,
-		    st.rejected_unknown, st.accepted);
+		    st.rejected_unknown, st.accepted, st.dials_waiting,
+		    st.dials_max, st.contacts_wanted, st.dials_started);
 		return (0);
 	} else if (strcmp(cmd, "listeners") == 0) {
 		bl_foreach_listener(d->bl, list_cb, d);
@@ -398,6 +416,8 @@ main(int argc, char **argv)
 		{ "pace", required_argument, NULL, 'p' },
 		{ "max-stanza", required_argument, NULL, 's' },
 		{ "max-depth", required_argument, NULL, 'd' },
+		{ "max-dials", required_argument, NULL, 'x' },
+		{ "dial-jitter", required_argument, NULL, 'j' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -435,6 +455,8 @@ main(int argc, char **argv)
 		case 'p': cfg.pace_ms = v; break;
 		case 's': cfg.max_stanza = v; break;
 		case 'd': cfg.max_depth = v; break;
+		case 'x': cfg.max_dials = v; break;
+		case 'j': cfg.dial_jitter_ms = v; break;
 		}
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -161,6 +161,11 @@ test_good_file_and_defaults(void)
 	CHECK(strcmp(c.spool_dir, "/srv/spool") == 0);
 	gw_config_free(&c);
 
+	CHECK(gw_config_load(&c, write_file("dials.conf", BASE), err, sizeof err) == 0);
+	CHECK(c.max_concurrent_dials == 64);	/* issue 13 */
+	CHECK(strcmp(c.metrics_path, "") == 0);	/* metrics off */
+	gw_config_free(&c);
+
 	CHECK(gw_config_load(&c, write_file("dom.conf", BASE
 	    "registration_domains = other.org, Example.NET\n"), err,
 	    sizeof err) == 0);
@@ -223,6 +228,12 @@ test_bad_values_name_their_key(void)
 	expect_error(BASE "server_port = 5347\nserver_port = 5348\n",
 	    "server_port", "twice");
 	expect_error(BASE "just some words\n", "bad.conf:4", "key = value");
+	expect_error(BASE "max_concurrent_dials = 0\n", "max_concurrent_dials",
+	    NULL);
+	expect_error(BASE "http_listen = 127.0.0.1:5281\nmetrics_path = metrics\n",
+	    "metrics_path", "URL path");
+	expect_error(BASE "metrics_path = /metrics\n", "metrics_path",
+	    "http_listen");
 }
 
 static void

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 
 static int failed;
@@ -20,6 +22,50 @@ count_queued(void *arg, const struct store_outmsg *m)
 	(void)m;
 	(*(int *)arg)++;
 	return 0;
+}
+
+/* issue 13: finished transfers are pruned; the counters /metrics shows */
+static void
+test_transfers(struct store *s)
+{
+	struct store_counters n0, n1;
+	int64_t ident, contact, a, b, c;
+	int pruned = -1;
+
+	store_get_counters(s, &n0);
+	CHECK(store_identity_add(s, "xfer@example.org", "xfer", "201:9::1", 1337, &ident) == STORE_OK);
+	CHECK(store_contact_add(s, ident, "peer", "201:9::2", 1337, NULL, &contact) == STORE_OK);
+	CHECK(store_transfer_add(s, contact, "in", "s1", "old.txt", 3, "offered", NULL, 100, &a) == STORE_OK);
+	CHECK(store_transfer_set_state(s, a, "done", NULL, NULL, 100) == STORE_OK);
+	CHECK(store_transfer_add(s, contact, "out", "s2", "open.txt", 3, "sending", NULL, 100, &b) == STORE_OK);
+	CHECK(store_transfer_add(s, contact, "in", "s3", "new.txt", 3, "offered", NULL, 100, &c) == STORE_OK);
+	CHECK(store_transfer_set_state(s, c, "failed", NULL, "x", 5000) == STORE_OK);
+	store_get_counters(s, &n1);
+	CHECK(n1.transfers_done == n0.transfers_done + 1);
+	CHECK(n1.transfers_failed == n0.transfers_failed + 1);
+	/* only finished rows older than the cut go; one in flight stays */
+	CHECK(store_transfer_prune(s, 1000, &pruned) == STORE_OK && pruned == 1);
+	CHECK(store_transfer_prune(s, 1000, &pruned) == STORE_OK && pruned == 0);
+	/* a failing statement is counted (outbox row for no contact) */
+	CHECK(store_outbox_add(s, 999999, "x", NULL, "a@b/c", 0, 1, 0, NULL) == STORE_ERR);
+	store_get_counters(s, &n0);
+	CHECK(n0.errors == n1.errors + 1);
+	CHECK(store_identity_delete(s, ident) == STORE_OK);
+}
+
+/* 003: outbox.attempts is gone (written, never read) */
+static void
+test_no_attempts(const char *db)
+{
+	sqlite3 *h;
+	sqlite3_stmt *st;
+
+	CHECK(sqlite3_open(db, &h) == SQLITE_OK);
+	CHECK(sqlite3_prepare_v2(h, "SELECT count(*) FROM pragma_table_info('outbox')"
+	    " WHERE name = 'attempts'", -1, &st, NULL) == SQLITE_OK);
+	CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
 }
 
 int
@@ -72,11 +118,14 @@ main(void)
 	CHECK(store_outbox_drop_sending(s, &dropped) == STORE_OK && dropped == 1);
 	CHECK(store_outbox_count(s) == 1);
 
+	test_transfers(s);
+
 	/* deleting the identity takes its contacts and queues with it */
 	CHECK(store_identity_delete(s, ident) == STORE_OK);
 	CHECK(store_contact_get(s, contact, &c) == STORE_NOTFOUND);
 	CHECK(store_outbox_count(s) == 0);
 	store_close(s);
+	test_no_attempts(db);
 
 	unlink(db);
 	snprintf(err, sizeof(err), "rm -rf %s", path);

@@ -1,0 +1,57 @@
+/*
+ * metrics — the gateway's counters, as `status` text and as OpenMetrics
+ * on the HTTP listener (config metrics_path, off by default), plus the
+ * file-descriptor limit the daemon runs with.
+ *
+ * Gauges are read when asked (users, contacts, pipes, dials, queues, fds);
+ * the few event counters (messages and bytes each way) are bumped where the
+ * event happens, transfer outcomes and store errors are counted by the
+ * store.  One gateway per process, so the counters are process-wide.
+ */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stddef.h>
+
+struct gw;
+struct evhttp;
+
+/* bumped by relay.c: bodies handed to a pipe / sent to the user */
+struct gw_counters {
+	unsigned long long msgs_to_barev, bytes_to_barev;
+	unsigned long long msgs_to_xmpp, bytes_to_xmpp;
+};
+extern struct gw_counters gw_counters;
+
+struct metrics_snap {
+	int link_up;
+	unsigned users, users_online, contacts;
+	unsigned pipes_up, pipes_handshake;
+	unsigned dials_in_flight, dials_waiting, dials_max, dials_peak;
+	unsigned contacts_wanted;
+	unsigned long long dials_started;
+	long outbox, inbox;		/* -1: the store could not count */
+	long fds_used;			/* -1: unknown */
+	unsigned long long fds_limit;
+	struct gw_counters c;
+	unsigned long long transfers_done, transfers_failed, store_errors;
+};
+void metrics_snapshot(struct gw *gw, struct metrics_snap *m);
+
+/*
+ * At start: raise RLIMIT_NOFILE's soft limit to the hard limit (every
+ * pipe, dial and transfer is a descriptor) and log the figure.
+ */
+void metrics_raise_nofile(void);
+
+/*
+ * The HTTP side: metrics_attach() registers metrics_path on an evhttp
+ * server (transfer_http.c calls it for its listener); metrics_start()
+ * starts that listener when metrics_path is set and nothing else did.
+ */
+void metrics_attach(struct gw *gw, struct evhttp *http);
+int metrics_start(struct gw *gw);
+/* OpenMetrics text of `m` (malloc'd, NUL-terminated), NULL on no memory */
+char *metrics_openmetrics(const struct metrics_snap *m, size_t *len);
+
+#endif
