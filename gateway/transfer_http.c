@@ -14,6 +14,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -148,23 +149,63 @@ dns(struct gw *gw)
 	return xh_dns;
 }
 
-/* A client TLS bufferevent for `host`, certificate verified (SNI + name). */
+/*
+ * The client TLS context: the system's CAs (OpenSSL's default paths, so
+ * SSL_CERT_FILE / SSL_CERT_DIR work too) plus ca_file, for an upload
+ * service whose certificate comes from a private CA (the demo's, a
+ * company's).  Built once at start so a bad ca_file stops the gateway with
+ * its reason instead of failing every transfer later.
+ */
+int
+xfer_http_tls_init(struct gw *gw)
+{
+	const char *ca = gw->cfg.ca_file;
+	char buf[160];
+
+	if (xh_ssl != NULL)
+		return 0;
+	if ((xh_ssl = SSL_CTX_new(TLS_client_method())) == NULL) {
+		log_error("transfer", "cannot create the TLS context");
+		return -1;
+	}
+	if (SSL_CTX_set_default_verify_paths(xh_ssl) != 1)
+		log_warn("transfer", "cannot load the system's CA certificates");
+	if (ca != NULL && ca[0] != '\0') {
+		ERR_clear_error();
+		if (SSL_CTX_load_verify_locations(xh_ssl, ca, NULL) != 1) {
+			ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+			log_error("transfer", "ca_file: cannot load CA certificates "
+			    "from %s: %s", ca, buf);
+			SSL_CTX_free(xh_ssl);
+			xh_ssl = NULL;
+			return -1;
+		}
+		log_info("transfer", "HTTPS trusts the system's CAs and %s", ca);
+	}
+	SSL_CTX_set_verify(xh_ssl, SSL_VERIFY_PEER, NULL);
+	return 0;
+}
+
+/* A client TLS bufferevent for `host`, certificate verified: the name (or
+ * an IP literal, which SSL_set1_host checks against IP SANs) and SNI,
+ * which RFC 6066 allows for host names only. */
 static struct bufferevent *
 tls_bev(struct gw *gw, const char *host)
 {
+	unsigned char a[16];
 	SSL *ssl;
 	struct bufferevent *bev;
 
-	if (xh_ssl == NULL) {
-		if ((xh_ssl = SSL_CTX_new(TLS_client_method())) == NULL)
-			return NULL;
-		SSL_CTX_set_default_verify_paths(xh_ssl);
-		SSL_CTX_set_verify(xh_ssl, SSL_VERIFY_PEER, NULL);
-	}
+	if (xh_ssl == NULL && xfer_http_tls_init(gw) == -1)
+		return NULL;
 	if ((ssl = SSL_new(xh_ssl)) == NULL)
 		return NULL;
-	SSL_set_tlsext_host_name(ssl, host);
-	SSL_set1_host(ssl, host);
+	if (inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1)
+		SSL_set_tlsext_host_name(ssl, host);
+	if (SSL_set1_host(ssl, host) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
 	bev = bufferevent_openssl_socket_new(gw->base, -1, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (bev == NULL) {
