@@ -67,6 +67,8 @@ struct xfer_http {
 	uint64_t queued;		/* body bytes handed to the output buffer */
 	uint64_t avail;			/* body bytes on disk (<= size) */
 	int status;
+	int tls;			/* h->bev is an OpenSSL bufferevent */
+	char host[256];			/* the URL's host, for reasons */
 };
 
 struct xh_url {
@@ -216,6 +218,39 @@ tls_bev(struct gw *gw, const char *host)
 	return bev;
 }
 
+/*
+ * Why TLS on `bev` failed, for the user's note and a WARN line: a
+ * certificate the gateway does not trust is by far the commonest cause (an
+ * upload service with a private CA), and "connection closed" would hide
+ * it.  0 if TLS did not fail.
+ */
+static int
+tls_why(struct bufferevent *bev, const char *host, char *why, size_t len)
+{
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	unsigned long e = bev ? bufferevent_get_openssl_error(bev) : 0;
+	long vr;
+	char buf[120];
+
+	if (ssl == NULL)
+		return 0;
+	vr = SSL_get_verify_result(ssl);
+	if (vr != X509_V_OK) {
+		snprintf(why, len, "the certificate of %s is not trusted (%s)", host,
+		    X509_verify_cert_error_string(vr));
+		log_warn("transfer", "HTTPS to %s: certificate not trusted: %s; if the "
+		    "server's CA is private, set ca_file (or SSL_CERT_FILE)", host,
+		    X509_verify_cert_error_string(vr));
+		return 1;
+	}
+	if (e == 0)
+		return 0;
+	ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(why, len, "TLS to %s failed: %s", host, buf);
+	log_warn("transfer", "HTTPS to %s: %s", host, buf);
+	return 1;
+}
+
 /* ---- the end of a request, always from a fresh loop iteration ---- */
 
 static void
@@ -356,6 +391,10 @@ get_error(enum evhttp_request_error err, void *arg)
 		[EVREQ_HTTP_DATA_TOO_LONG] = "the file is larger than the gateway's limit",
 	};
 
+	if (h->why[0] == '\0' && h->conn != NULL &&
+	    tls_why(evhttp_connection_get_bufferevent(h->conn), h->host, h->why,
+	    sizeof(h->why)))
+		return;
 	if (h->why[0] == '\0' && (unsigned)err < sizeof(what) / sizeof(what[0]) && what[err])
 		snprintf(h->why, sizeof(h->why), "%s", what[err]);
 }
@@ -388,6 +427,7 @@ xfer_http_get(struct gw *gw, const char *url, int fd, uint64_t max,
 	if (url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
 		return NULL;
 	h->max = max;
+	snprintf(h->host, sizeof(h->host), "%s", u.host);
 	if (u.tls && (bev = tls_bev(gw, u.host)) == NULL)
 		goto fail;
 	h->conn = evhttp_connection_base_bufferevent_new(gw->base, dns(gw), bev,
@@ -544,7 +584,9 @@ put_event(struct bufferevent *bev, short what, void *arg)
 		finish(h, 0, "the upload timed out");
 		return;
 	}
-	if ((e = bufferevent_get_openssl_error(h->bev)) != 0) {
+	if (tls_why(h->tls ? h->bev : NULL, h->host, h->why, sizeof(h->why))) {
+		/* named above */
+	} else if ((e = bufferevent_get_openssl_error(h->bev)) != 0) {
 		char buf[120];
 
 		ERR_error_string_n(e, buf, sizeof(buf));
@@ -578,7 +620,9 @@ xfer_http_put_growing(struct gw *gw, const char *url, const char *const *hdrs,
 		return NULL;
 	h->size = size;
 	h->avail = avail < size ? avail : size;
+	snprintf(h->host, sizeof(h->host), "%s", u.host);
 	if (u.tls) {
+		h->tls = 1;
 		h->bev = tls_bev(gw, u.host);
 	} else {
 		h->bev = bufferevent_socket_new(gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
