@@ -299,6 +299,23 @@ async def test_a_file_passes_the_gateway_to_a_barev_peer_over_https(ctx):
 test_a_file_passes_the_gateway_to_a_barev_peer_over_https.timeout = 120
 
 
+async def test_a_ca_file_without_a_certificate_stops_the_gateway_with_the_reason(ctx):
+    d = harness.tmpdir("bad-ca")
+    bad = os.path.join(d, "not-a-ca.crt")
+    with open(bad, "w") as f:
+        f.write("this is no PEM certificate\n")
+    gw = harness.Gateway(None, d, config={"ca_file": bad, "server_port": "9"})
+    r = gw.run("--config", gw.config_path)
+    expect_eq(r.returncode, 1, "exit status with an unusable ca_file")
+    expect(re.search(r"ERROR transfer: ca_file: cannot load CA certificates from %s"
+                     % re.escape(bad), r.stderr), "the log names ca_file and the file",
+           "ERROR transfer: ca_file: …", r.stderr[-1500:])
+    os.unlink(bad)
+    r = gw.run("--config", gw.config_path, "--test-config")
+    expect(r.returncode == 1 and "ca_file: cannot read %s" % bad in r.stderr,
+           "--test-config names a missing ca_file", "ca_file: cannot read …", r.stderr)
+
+
 async def test_ctrl_c_stops_the_demo(ctx):
     await ctx["bob"].stop()
     await ctx["alice"].close()
