@@ -39,41 +39,64 @@ export BAREV_SOURCE_DIR=$SRC
 # this disk cannot be used to impersonate anyone else.  One server
 # certificate covers the XMPP domain, the upload host and DEMO_HOST (the
 # upload URLs name it); it is remade when DEMO_HOST changes.
+# run a command quietly, but show what it said if it fails
+demo_quiet() {
+	local out
+	if ! out=$("$@" 2>&1); then
+		printf '%s\n' "$out" >&2
+		echo "demo: failed: $*" >&2
+		return 1
+	fi
+}
+
 demo_is_ip() {
 	[[ $1 =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ || $1 == *:* ]]
 }
 
 demo_certs() {
-	local dir=$1 host=$2 dom=$3 san
+	local dir=$1 host=$2 dom=$3 san own nc
 	install -d -m 0700 "$dir"
-	if [ ! -s "$dir/ca.crt" ] || [ ! -s "$dir/ca.key" ]; then
-		echo "=== making a throw-away CA in $dir"
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	if demo_is_ip "$host"; then
+		san="DNS:$dom,DNS:upload.$dom,IP:$host"
+		if [[ $host == *:* ]]; then
+			own="IP:$host/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+		else
+			own="IP:$host/255.255.255.255"
+		fi
+	else
+		san="DNS:$dom,DNS:upload.$dom,DNS:$host"
+		own="DNS:$host"
+	fi
+	# what the CA may vouch for: the demo's domain, private and loopback
+	# addresses, and DEMO_HOST (a new DEMO_HOST outside them: a new CA)
+	nc="permitted;DNS:$dom,permitted;IP:127.0.0.0/255.0.0.0,permitted;IP:10.0.0.0/255.0.0.0"
+	nc+=",permitted;IP:172.16.0.0/255.240.0.0,permitted;IP:192.168.0.0/255.255.0.0"
+	nc+=",permitted;IP:::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff,permitted;IP:fc00::/fe00::"
+	nc+=",permitted;IP:fe80::/ffc0::,permitted;$own"
+	if [ ! -s "$dir/ca.crt" ] || [ ! -s "$dir/ca.key" ] ||
+	   [ "$(cat "$dir/ca.constraints" 2>/dev/null)" != "$nc" ]; then
+		echo "=== making a throw-away CA in $dir (clients must trust this one anew)"
+		demo_quiet openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 			-keyout "$dir/ca.key" -out "$dir/ca.crt" -days 3650 \
 			-subj "/O=barev-gateway demo/CN=barev-gateway demo CA (throw-away)" \
 			-addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
 			-addext "keyUsage=critical,keyCertSign,cRLSign" \
-			-addext "nameConstraints=critical,permitted;DNS:$dom,permitted;IP:127.0.0.0/255.0.0.0,permitted;IP:10.0.0.0/255.0.0.0,permitted;IP:172.16.0.0/255.240.0.0,permitted;IP:192.168.0.0/255.255.0.0,permitted;IP:::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff,permitted;IP:fc00::/fe00::,permitted;IP:fe80::/ffc0::" \
-			2>/dev/null
+			-addext "nameConstraints=critical,$nc"
+		printf '%s' "$nc" >"$dir/ca.constraints"
 		rm -f "$dir/$dom.crt"
-	fi
-	if demo_is_ip "$host"; then
-		san="DNS:$dom,DNS:upload.$dom,IP:$host"
-	else
-		san="DNS:$dom,DNS:upload.$dom,DNS:$host"
 	fi
 	if [ -s "$dir/$dom.crt" ] && [ "$(cat "$dir/server.san" 2>/dev/null)" = "$san" ] &&
 	   openssl x509 -in "$dir/$dom.crt" -noout -checkend $((30 * 86400)) >/dev/null; then
 		return 0
 	fi
 	echo "=== making the server certificate for $san"
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$dir/$dom.key" -out "$dir/server.csr" -subj "/CN=$dom" 2>/dev/null
+	demo_quiet openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$dir/$dom.key" -out "$dir/server.csr" -subj "/CN=$dom"
 	printf 'subjectAltName=%s\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
 		"$san" >"$dir/server.ext"
-	openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
-		-CAcreateserial -days 365 -extfile "$dir/server.ext" -out "$dir/$dom.crt" 2>/dev/null
-	openssl verify -CAfile "$dir/ca.crt" "$dir/$dom.crt" >/dev/null
+	demo_quiet openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+		-CAcreateserial -days 365 -extfile "$dir/server.ext" -out "$dir/$dom.crt"
+	demo_quiet openssl verify -CAfile "$dir/ca.crt" "$dir/$dom.crt"
 	printf '%s' "$san" >"$dir/server.san"
 	rm -f "$dir/server.csr" "$dir/server.ext"
 }
