@@ -81,7 +81,7 @@ static const struct config_key config_keys[] = {
 	KEY("avatar_max_bytes", avatar_max_bytes, CT_SIZE, "65536", CK_RELOAD),
 	KEY("upload_service", upload_service, CT_DOMAIN, "", CK_RELOAD),
 	KEY("download_hosts", download_hosts, CT_HOSTLIST, "", CK_RELOAD),
-	KEY("ca_file", ca_file, CT_STR, "", 0),
+	KEY("ca_file", ca_file, CT_STR, "", CK_RELOAD),
 	KEY("http_listen", http_listen, CT_LISTEN, "", 0),
 	KEY("http_public_url", http_public_url, CT_URL, "", CK_RELOAD),
 	KEY("served_files_ttl", served_files_ttl_ms, CT_DURATION, "7d", CK_RELOAD),

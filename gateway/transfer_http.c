@@ -46,6 +46,7 @@
 /* shared by every request of the process (one gateway per process) */
 static struct evdns_base *xh_dns;
 static SSL_CTX *xh_ssl;
+static char *xh_ssl_ca;			/* the ca_file xh_ssl was built with */
 static struct evhttp *xh_server;
 
 struct xfer_http {
@@ -89,6 +90,8 @@ xfer_http_shutdown(void)
 		SSL_CTX_free(xh_ssl);
 		xh_ssl = NULL;
 	}
+	free(xh_ssl_ca);
+	xh_ssl_ca = NULL;
 }
 
 static int
@@ -155,36 +158,46 @@ dns(struct gw *gw)
  * The client TLS context: the system's CAs (OpenSSL's default paths, so
  * SSL_CERT_FILE / SSL_CERT_DIR work too) plus ca_file, for an upload
  * service whose certificate comes from a private CA (the demo's, a
- * company's).  Built once at start so a bad ca_file stops the gateway with
- * its reason instead of failing every transfer later.
+ * company's).  Built at start so a bad ca_file stops the gateway with its
+ * reason instead of failing every transfer later; rebuilt when a SIGHUP
+ * changed ca_file (connections in flight keep the old one: each SSL holds
+ * a reference to its context).
  */
 int
 xfer_http_tls_init(struct gw *gw)
 {
-	const char *ca = gw->cfg.ca_file;
-	char buf[160];
+	const char *ca = gw->cfg.ca_file ? gw->cfg.ca_file : "";
+	SSL_CTX *ctx;
+	char *copy, buf[160];
 
-	if (xh_ssl != NULL)
+	if (xh_ssl != NULL && xh_ssl_ca != NULL && strcmp(xh_ssl_ca, ca) == 0)
 		return 0;
-	if ((xh_ssl = SSL_CTX_new(TLS_client_method())) == NULL) {
+	if ((copy = strdup(ca)) == NULL || (ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		free(copy);
 		log_error("transfer", "cannot create the TLS context");
 		return -1;
 	}
-	if (SSL_CTX_set_default_verify_paths(xh_ssl) != 1)
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
 		log_warn("transfer", "cannot load the system's CA certificates");
-	if (ca != NULL && ca[0] != '\0') {
+	if (ca[0] != '\0') {
 		ERR_clear_error();
-		if (SSL_CTX_load_verify_locations(xh_ssl, ca, NULL) != 1) {
+		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
 			ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
 			log_error("transfer", "ca_file: cannot load CA certificates "
 			    "from %s: %s", ca, buf);
-			SSL_CTX_free(xh_ssl);
-			xh_ssl = NULL;
+			SSL_CTX_free(ctx);
+			free(copy);
 			return -1;
 		}
 		log_info("transfer", "HTTPS trusts the system's CAs and %s", ca);
-	}
-	SSL_CTX_set_verify(xh_ssl, SSL_VERIFY_PEER, NULL);
+	} else if (xh_ssl != NULL)
+		log_info("transfer", "HTTPS trusts the system's CAs only");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (xh_ssl != NULL)
+		SSL_CTX_free(xh_ssl);
+	free(xh_ssl_ca);
+	xh_ssl = ctx;
+	xh_ssl_ca = copy;
 	return 0;
 }
 
@@ -198,7 +211,9 @@ tls_bev(struct gw *gw, const char *host)
 	SSL *ssl;
 	struct bufferevent *bev;
 
-	if (xh_ssl == NULL && xfer_http_tls_init(gw) == -1)
+	/* a reload may have changed ca_file; a bad new one fails this
+	 * transfer with the reason logged, and is tried again next time */
+	if (xfer_http_tls_init(gw) == -1)
 		return NULL;
 	if ((ssl = SSL_new(xh_ssl)) == NULL)
 		return NULL;

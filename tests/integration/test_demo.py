@@ -299,6 +299,82 @@ async def test_a_file_passes_the_gateway_to_a_barev_peer_over_https(ctx):
 test_a_file_passes_the_gateway_to_a_barev_peer_over_https.timeout = 120
 
 
+def gateway_pid(ctx):
+    """The demo's gateway: the child of demo.sh running its config."""
+    conf = ctx["env"]["gateway_config"]
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if conf.encode() in argv and b"--config" in argv:
+            return int(pid)
+    raise TestFailure("the demo's gateway process is not running")
+
+
+async def wait_out(ctx, regex, timeout=15):
+    """A line of the demo's output (the gateway logs there) after the last
+    one found."""
+    rx = re.compile(regex, re.M)
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(ctx["out"], "rb") as f:
+            f.seek(ctx.get("out_pos", 0))
+            text = f.read().decode("utf-8", "replace")
+        m = rx.search(text)
+        if m:
+            ctx["out_pos"] = ctx.get("out_pos", 0) + len(text[:m.end()].encode())
+            return m
+        expect(time.monotonic() < deadline, "demo output /%s/" % regex, regex,
+               harness.tail(ctx["out"], 15))
+        await asyncio.sleep(0.05)
+
+
+async def test_without_ca_file_alice_is_told_the_certificate_is_not_trusted(ctx):
+    """What an operator meets with a private-CA upload service and no
+    ca_file: the user is told why, the log says what to set; ca_file
+    takes effect on SIGHUP."""
+    alice, bob, env = ctx["alice"], ctx["bob"], ctx["env"]
+    bob_jid = contact_jid("bob", BOB_ADDR, env["component"])
+    conf = env["gateway_config"]
+    with open(conf) as f:
+        text = f.read()
+    without = re.sub(r"^ca_file = .*\n", "", text, flags=re.M)
+    expect(without != text, "the demo's gateway config has ca_file", "ca_file = …", text)
+    with open(conf, "w") as f:
+        f.write(without)
+    os.kill(gateway_pid(ctx), signal.SIGHUP)
+    await wait_out(ctx, r'config: ca_file: ".+" -> ""')
+    _, get = await upload(alice, env, "untrusted.bin", blob(5000, "untrusted"))
+    alice.mark()
+    alice.send_message(bob_jid, get, oob_url=get)
+
+    def told(m):
+        said = (m["body"] or "") + " " + (m["error"]["text"] or "")
+        return "untrusted.bin" in said and "is not trusted" in said
+    m = await alice.wait_message(told, timeout=30, what="why the file did not go")
+    said = (m["body"] or "") + " " + (m["error"]["text"] or "")
+    expect("certificate of %s is not trusted" % env["host"] in said,
+           "alice is told the upload host's certificate is not trusted",
+           "the certificate of %s is not trusted" % env["host"], said)
+    await wait_out(ctx, r"WARN transfer: HTTPS to %s: certificate not trusted: .*set ca_file"
+                   % re.escape(env["host"]))
+    with open(conf, "w") as f:
+        f.write(text)
+    os.kill(gateway_pid(ctx), signal.SIGHUP)
+    await wait_out(ctx, r'config: ca_file: "" -> ".+"')
+    data = blob(9000, "trusted again")
+    _, get = await upload(alice, env, "trusted.bin", data)
+    alice.send_message(bob_jid, get, oob_url=get)
+    name, got = await bob.wait_file(timeout=30)
+    expect(name == "trusted.bin" and got == data, "with ca_file back, files pass again",
+           "trusted.bin", name)
+test_without_ca_file_alice_is_told_the_certificate_is_not_trusted.timeout = 90
+
+
 async def test_a_ca_file_without_a_certificate_stops_the_gateway_with_the_reason(ctx):
     d = harness.tmpdir("bad-ca")
     bad = os.path.join(d, "not-a-ca.crt")
