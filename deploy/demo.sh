@@ -136,12 +136,14 @@ libc = ctypes.CDLL(None)
 def die_with_us():
     libc.prctl(1, signal.SIGKILL)        # PR_SET_PDEATHSIG
 
-def free_port(preferred):
-    """`preferred` if nobody listens there, else any free port."""
+def free_port(preferred, on=None):
+    """`preferred` if nobody listens there (on DEMO_HOST, or `on`), else
+    any free port."""
+    v6 = on is None and is_ip and is_ip.version == 6
     for p in (preferred, 0):
-        s = socket.socket(socket.AF_INET6 if is_ip and is_ip.version == 6 else socket.AF_INET)
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
         try:
-            s.bind((host if is_ip else "", p))
+            s.bind((on or (host if is_ip else ""), p))
             return s.getsockname()[1]
         except OSError:
             continue
@@ -156,7 +158,7 @@ def listening(h, port):
     except OSError:
         return False
 
-c2s, comp, https = free_port(5222), free_port(5347), free_port(5281)
+c2s, comp, https = free_port(5222), free_port(5347, on="127.0.0.1"), free_port(5281)
 secret = secrets.token_hex(24)
 pdir, gdir = os.path.join(root, "prosody"), os.path.join(root, "gateway")
 for d in (pdir, os.path.join(pdir, "data"), gdir, os.path.join(gdir, "spool")):
