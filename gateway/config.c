@@ -87,6 +87,7 @@ static const struct config_key config_keys[] = {
 	KEY("avatar_max_bytes", avatar_max_bytes, CT_SIZE, "65536", CK_RELOAD),
 	KEY("upload_service", upload_service, CT_DOMAIN, "", CK_RELOAD),
 	KEY("download_hosts", download_hosts, CT_PREFIXLIST, "", CK_RELOAD),
+	KEY("ca_file", ca_file, CT_STR, "", CK_RELOAD),
 	KEY("http_listen", http_listen, CT_LISTEN, "", 0),
 	KEY("http_public_url", http_public_url, CT_URL, "", CK_RELOAD),
 	KEY("served_files_ttl", served_files_ttl_ms, CT_DURATION, "7d", CK_RELOAD),
@@ -899,6 +900,20 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	if (c->component_secret_file == NULL &&
 	    (c->component_secret_file = strdup("")) == NULL)
 		goto nomem;
+	/* --test-config should catch an unreadable CA file, not the first
+	 * transfer (its contents are checked when the gateway starts) */
+	if (c->ca_file[0] != '\0') {
+		FILE *f = fopen(c->ca_file, "re");
+
+		if (f == NULL) {
+			config_where(path, lines[config_key_find("ca_file")],
+			    "ca_file", where, sizeof where);
+			config_err(err, errlen, "ca_file: cannot read %s: %s%s",
+			    c->ca_file, strerror(errno), where);
+			goto fail;
+		}
+		fclose(f);
+	}
 	/* metrics are served on http_listen, at a path of their own */
 	if (c->metrics_path[0] != '\0' && (c->metrics_path[0] != '/' ||
 	    strpbrk(c->metrics_path, "?# \t") != NULL)) {

@@ -51,6 +51,8 @@ struct gw_config {
 	uint64_t avatar_max_bytes;	/* [65536] */
 	char *upload_service;		/* [""] XEP-0363 service JID */
 	struct gw_strlist download_hosts; /* [""] link prefixes we fetch files from */
+	char *ca_file;			/* [""] extra CAs (PEM) for outgoing HTTPS;
+					 * reloadable */
 	char *http_listen;		/* [""] ADDR:PORT or [ADDR6]:PORT */
 	char *http_public_url;		/* [""] http(s)://... */
 	uint64_t served_files_ttl_ms;	/* [7d] files our listener serves */

@@ -1704,6 +1704,8 @@ transfer_start(struct gw *gw)
 	if (store_transfer_fail_unfinished(gw->store, "the gateway restarted", now_s(),
 	    &failed) == STORE_OK && failed)
 		log_info("transfer", "%d transfer(s) cut by the last stop marked failed", failed);
+	if (xfer_http_tls_init(gw) == -1)
+		return -1;
 	if (gw->cfg.upload_service[0] == '\0' && gw->cfg.http_listen[0])
 		return xfer_serve_start(gw) == -1 || sweep_start(gw) == -1 ? -1 : 0;
 	return 0;

@@ -38,7 +38,7 @@ void transfer_forget_contact(struct gw *gw, int64_t contact);
  * HTTP both ways, streamed between a socket and a spool file: memory per
  * request is a bounded buffer whatever the size.  http:// and https://
  * (OpenSSL bufferevents, the peer's certificate verified against the
- * system's CAs and the URL's host).
+ * system's CAs plus ca_file, and the URL's host).
  */
 struct xfer_http;
 /* once per request: ok, or a short reason for the user; may free `h` */
@@ -84,6 +84,8 @@ int xfer_url_allowed(const struct gw_strlist *allowed,
  * SPOOL/served/TOKEN */
 int xfer_serve_start(struct gw *gw);
 void xfer_serve_stop(struct gw *gw);
+/* the client TLS context (system CAs + ca_file); 0, or -1 logged */
+int xfer_http_tls_init(struct gw *gw);
 /* shared state of the module's files, freed by transfer_stop() */
 void xfer_http_shutdown(void);
 

@@ -14,6 +14,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,7 @@
 /* shared by every request of the process (one gateway per process) */
 static struct evdns_base *xh_dns;
 static SSL_CTX *xh_ssl;
+static char *xh_ssl_ca;			/* the ca_file xh_ssl was built with */
 static struct evhttp *xh_server;
 
 struct xfer_http {
@@ -67,6 +69,8 @@ struct xfer_http {
 	uint64_t queued;		/* body bytes handed to the output buffer */
 	uint64_t avail;			/* body bytes on disk (<= size) */
 	int status;
+	int tls;			/* h->bev is an OpenSSL bufferevent */
+	char host[256];			/* the URL's host, for reasons */
 };
 
 
@@ -81,6 +85,8 @@ xfer_http_shutdown(void)
 		SSL_CTX_free(xh_ssl);
 		xh_ssl = NULL;
 	}
+	free(xh_ssl_ca);
+	xh_ssl_ca = NULL;
 }
 
 static struct evdns_base *
@@ -91,23 +97,75 @@ dns(struct gw *gw)
 	return xh_dns;
 }
 
-/* A client TLS bufferevent for `host`, certificate verified (SNI + name). */
+/*
+ * The client TLS context: the system's CAs (OpenSSL's default paths, so
+ * SSL_CERT_FILE / SSL_CERT_DIR work too) plus ca_file, for an upload
+ * service whose certificate comes from a private CA (the demo's, a
+ * company's).  Built at start so a bad ca_file stops the gateway with its
+ * reason instead of failing every transfer later; rebuilt when a SIGHUP
+ * changed ca_file (connections in flight keep the old one: each SSL holds
+ * a reference to its context).
+ */
+int
+xfer_http_tls_init(struct gw *gw)
+{
+	const char *ca = gw->cfg.ca_file ? gw->cfg.ca_file : "";
+	SSL_CTX *ctx;
+	char *copy, buf[160];
+
+	if (xh_ssl != NULL && xh_ssl_ca != NULL && strcmp(xh_ssl_ca, ca) == 0)
+		return 0;
+	if ((copy = strdup(ca)) == NULL || (ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		free(copy);
+		log_error("transfer", "cannot create the TLS context");
+		return -1;
+	}
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		log_warn("transfer", "cannot load the system's CA certificates");
+	if (ca[0] != '\0') {
+		ERR_clear_error();
+		if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+			ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+			log_error("transfer", "ca_file: cannot load CA certificates "
+			    "from %s: %s", ca, buf);
+			SSL_CTX_free(ctx);
+			free(copy);
+			return -1;
+		}
+		log_info("transfer", "HTTPS trusts the system's CAs and %s", ca);
+	} else if (xh_ssl != NULL)
+		log_info("transfer", "HTTPS trusts the system's CAs only");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (xh_ssl != NULL)
+		SSL_CTX_free(xh_ssl);
+	free(xh_ssl_ca);
+	xh_ssl = ctx;
+	xh_ssl_ca = copy;
+	return 0;
+}
+
+/* A client TLS bufferevent for `host`, certificate verified: the name (or
+ * an IP literal, which SSL_set1_host checks against IP SANs) and SNI,
+ * which RFC 6066 allows for host names only. */
 static struct bufferevent *
 tls_bev(struct gw *gw, const char *host)
 {
+	unsigned char a[16];
 	SSL *ssl;
 	struct bufferevent *bev;
 
-	if (xh_ssl == NULL) {
-		if ((xh_ssl = SSL_CTX_new(TLS_client_method())) == NULL)
-			return NULL;
-		SSL_CTX_set_default_verify_paths(xh_ssl);
-		SSL_CTX_set_verify(xh_ssl, SSL_VERIFY_PEER, NULL);
-	}
+	/* a reload may have changed ca_file; a bad new one fails this
+	 * transfer with the reason logged, and is tried again next time */
+	if (xfer_http_tls_init(gw) == -1)
+		return NULL;
 	if ((ssl = SSL_new(xh_ssl)) == NULL)
 		return NULL;
-	SSL_set_tlsext_host_name(ssl, host);
-	SSL_set1_host(ssl, host);
+	if (inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1)
+		SSL_set_tlsext_host_name(ssl, host);
+	if (SSL_set1_host(ssl, host) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
 	bev = bufferevent_openssl_socket_new(gw->base, -1, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (bev == NULL) {
@@ -116,6 +174,39 @@ tls_bev(struct gw *gw, const char *host)
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
+}
+
+/*
+ * Why TLS on `bev` failed, for the user's note and a WARN line: a
+ * certificate the gateway does not trust is by far the commonest cause (an
+ * upload service with a private CA), and "connection closed" would hide
+ * it.  0 if TLS did not fail.
+ */
+static int
+tls_why(struct bufferevent *bev, const char *host, char *why, size_t len)
+{
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	unsigned long e = bev ? bufferevent_get_openssl_error(bev) : 0;
+	long vr;
+	char buf[120];
+
+	if (ssl == NULL)
+		return 0;
+	vr = SSL_get_verify_result(ssl);
+	if (vr != X509_V_OK) {
+		snprintf(why, len, "the certificate of %s is not trusted (%s)", host,
+		    X509_verify_cert_error_string(vr));
+		log_warn("transfer", "HTTPS to %s: certificate not trusted: %s; if the "
+		    "server's CA is private, set ca_file (or SSL_CERT_FILE)", host,
+		    X509_verify_cert_error_string(vr));
+		return 1;
+	}
+	if (e == 0)
+		return 0;
+	ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(why, len, "TLS to %s failed: %s", host, buf);
+	log_warn("transfer", "HTTPS to %s: %s", host, buf);
+	return 1;
 }
 
 /* ---- the end of a request, always from a fresh loop iteration ---- */
@@ -258,6 +349,10 @@ get_error(enum evhttp_request_error err, void *arg)
 		[EVREQ_HTTP_DATA_TOO_LONG] = "the file is larger than the gateway's limit",
 	};
 
+	if (h->why[0] == '\0' && h->conn != NULL &&
+	    tls_why(evhttp_connection_get_bufferevent(h->conn), h->host, h->why,
+	    sizeof(h->why)))
+		return;
 	if (h->why[0] == '\0' && (unsigned)err < sizeof(what) / sizeof(what[0]) && what[err])
 		snprintf(h->why, sizeof(h->why), "%s", what[err]);
 }
@@ -290,6 +385,7 @@ xfer_http_get(struct gw *gw, const char *url, int fd, uint64_t max,
 	if (xfer_url_parse(url, &u) == -1 || (h = xh_new(gw, fd, cb, arg)) == NULL)
 		return NULL;
 	h->max = max;
+	snprintf(h->host, sizeof(h->host), "%s", u.host);
 	if (u.tls && (bev = tls_bev(gw, u.host)) == NULL)
 		goto fail;
 	h->conn = evhttp_connection_base_bufferevent_new(gw->base, dns(gw), bev,
@@ -446,7 +542,9 @@ put_event(struct bufferevent *bev, short what, void *arg)
 		finish(h, 0, "the upload timed out");
 		return;
 	}
-	if ((e = bufferevent_get_openssl_error(h->bev)) != 0) {
+	if (tls_why(h->tls ? h->bev : NULL, h->host, h->why, sizeof(h->why))) {
+		/* named above */
+	} else if ((e = bufferevent_get_openssl_error(h->bev)) != 0) {
 		char buf[120];
 
 		ERR_error_string_n(e, buf, sizeof(buf));
@@ -480,7 +578,9 @@ xfer_http_put_growing(struct gw *gw, const char *url, const char *const *hdrs,
 		return NULL;
 	h->size = size;
 	h->avail = avail < size ? avail : size;
+	snprintf(h->host, sizeof(h->host), "%s", u.host);
 	if (u.tls) {
+		h->tls = 1;
 		h->bev = tls_bev(gw, u.host);
 	} else {
 		h->bev = bufferevent_socket_new(gw->base, -1, BEV_OPT_CLOSE_ON_FREE);

@@ -1389,6 +1389,29 @@ def _parse_buddy(s):
     return nick, addr, port or 1337
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+async def _cli_avatar(peer, arg):
+    """`avatar PATH|none`: publish a PNG as this peer's avatar (every open
+    pipe gets the presence with its hash, then fetches the vCard as the
+    profile does), or withdraw it.  Returns the line to print."""
+    if not arg:
+        return "usage: avatar PATH|none"
+    if arg.lower() == "none":
+        await peer.publish_avatar(None)
+        return "none (withdrawn)"
+    try:
+        with open(arg, "rb") as f:
+            png = f.read()
+    except OSError as e:
+        return "cannot read %s: %s" % (arg, e.strerror)
+    if not png.startswith(PNG_MAGIC):
+        return "%s is not a PNG (the vCard says image/png)" % arg
+    await peer.publish_avatar(png)
+    return "%s, %d bytes, hash %s" % (arg, len(png), peer.avatar_hash)
+
+
 async def _cli(args):
     import sys
     peer = Peer(args.nick, args.addr, args.port, args.profile, ping_idle=args.ping_idle)
@@ -1420,6 +1443,10 @@ async def _cli(args):
                 show, _, status = rest.partition(" ")
                 await peer.set_presence(show or None, status or None)
                 continue
+            if cmd == "avatar":
+                # the whole rest is the path (it may contain spaces)
+                print("avatar: %s" % await _cli_avatar(peer, rest.strip()), flush=True)
+                continue
             s = sess(nick)
             if s is None:
                 print("no session with %r" % nick, flush=True)
@@ -1437,8 +1464,8 @@ async def _cli(args):
             elif cmd == "raw":
                 await s.send_raw(arg)
             else:
-                print("commands: msg|typing|ping|vcard|file|raw NICK ..., presence [SHOW [STATUS]], quit",
-                      flush=True)
+                print("commands: msg|typing|ping|vcard|file|raw NICK ..., presence [SHOW [STATUS]], "
+                      "avatar PATH|none, quit", flush=True)
         except (ConnectionError, OSError) as e:
             print("error: %s" % e, flush=True)
     await peer.stop()

@@ -489,6 +489,66 @@ async def replay(pa, pb):
         await b.stop()
 
 
+async def t_cli_avatar():
+    """The CLI's `avatar PATH|none`, as a person types it: alice (in
+    process) sees bob's presence hash and fetches the PNG; `none` withdraws
+    it; a bad path or a non-PNG is refused with a reason."""
+    import hashlib
+    import tempfile
+    png = transcript_avatar()
+    if not png.startswith(bp.PNG_MAGIC):
+        png = bp.PNG_MAGIC + png                # the stand-in gets a PNG signature
+    tmp = tempfile.mkdtemp(prefix="barevpeer-avatar-")
+    path = os.path.join(tmp, "my avatar.png")
+    with open(path, "wb") as f:
+        f.write(png)
+    with open(os.path.join(tmp, "not.png"), "wb") as f:
+        f.write(b"GIF89a")
+    a = bp.Peer("alice", A_ADDR)
+    a.add_buddy("bob", B_ADDR)
+    await a.start()
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, os.path.join(HERE, "barevpeer.py"), "--nick", "bob", "--addr", B_ADDR,
+        "--buddy", "alice@" + A_ADDR, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+
+    async def line_with(prefix):
+        while True:
+            ln = (await asyncio.wait_for(cli.stdout.readline(), T)).decode()
+            check(ln, "the CLI ended before printing %r" % prefix)
+            if ln.startswith(prefix):
+                return ln.strip()
+
+    async def say(cmd):
+        cli.stdin.write(cmd.encode() + b"\n")
+        await cli.stdin.drain()
+    try:
+        await line_with("listening on")
+        s = await a.dial("bob", B_ADDR, timeout=T)
+        await say("avatar " + path)
+        out = await line_with("avatar:")
+        want = hashlib.sha1(png).hexdigest()
+        check(want in out and str(len(png)) in out, "the CLI reports the hash: %r" % out)
+        await a.wait_until(lambda: s.remote_presence.get("photo") == want and s.remote_avatar == png,
+                           T, "alice sees bob's avatar hash and fetches the PNG")
+        await say("avatar none")
+        check("none" in await line_with("avatar:"), "the CLI confirms the withdrawal")
+        await a.wait_until(lambda: s.remote_presence.get("photo") == "", T,
+                           "an empty <photo/> withdraws it")
+        check(await s.request_vcard() is None, "the vCard has no photo any more")
+        await say("avatar " + os.path.join(tmp, "missing.png"))
+        check("cannot read" in await line_with("avatar:"), "a missing file is named")
+        await say("avatar " + os.path.join(tmp, "not.png"))
+        check("not a PNG" in await line_with("avatar:"), "a non-PNG is refused")
+        await say("quit")
+        check(await asyncio.wait_for(cli.wait(), T) == 0, "the CLI exits 0 on quit")
+    finally:
+        if cli.returncode is None:
+            cli.kill()
+            await cli.wait()
+        await a.stop()
+
+
 async def main():
     await scenario("formats", t_formats)
     await scenario("streaming parser", t_parser)
@@ -512,6 +572,7 @@ async def main():
     await scenario("pascal: double-quoted result dropped, presence quirks", t_pascal_drops_double_quoted_result)
     await scenario("replacement and declined file", t_replacement_and_decline)
     await scenario("purple idle ping", t_purple_idle_ping)
+    await scenario("CLI: avatar PATH|none", t_cli_avatar)
     print("%d failure(s)%s" % (len(failures),
           ", %d skipped" % len(skipped) if skipped else ""))
     if failures:

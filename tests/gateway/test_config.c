@@ -318,6 +318,32 @@ test_secret_file(void)
 	expect_error(text, "component_secret_file", "cannot read");
 }
 
+/* ca_file: unset is "", a readable file loads, a missing one is named by
+ * --test-config (the key, the path, the line) rather than by a transfer */
+static void
+test_ca_file(void)
+{
+	struct gw_config c;
+	char err[512], text[1024], ca[512];
+
+	CHECK(gw_config_load(&c, write_file("ca0.conf", BASE), err,
+	    sizeof err) == 0);
+	CHECK(c.ca_file != NULL && c.ca_file[0] == '\0');
+	gw_config_free(&c);
+
+	snprintf(ca, sizeof ca, "%s", write_file("ca.crt", "not checked here\n"));
+	snprintf(text, sizeof text, BASE "ca_file = %s\n", ca);
+	CHECK(gw_config_load(&c, write_file("ca1.conf", text), err,
+	    sizeof err) == 0);
+	CHECK(c.ca_file != NULL && strcmp(c.ca_file, ca) == 0);
+	gw_config_free(&c);
+
+	snprintf(text, sizeof text, BASE "ca_file = %s/no-such-ca.crt\n",
+	    tmpdir);
+	expect_error(text, "ca_file", "no-such-ca.crt");
+	expect_error(text, "ca_file", ":4)");
+}
+
 static void
 test_reload_applies_safe_keys_only(void)
 {
@@ -378,6 +404,7 @@ main(void)
 	test_missing_required_named();
 	test_env_overrides_file();
 	test_secret_file();
+	test_ca_file();
 	test_reload_applies_safe_keys_only();
 
 	if (failures > 0) {

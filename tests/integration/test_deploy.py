@@ -432,9 +432,6 @@ def build_container_image():
 
 
 async def test_container_builds_and_its_healthcheck_passes(ctx):
-    if not CONTAINER:
-        harness.skip("set BAREV_TEST_CONTAINER=1 to run it (needs podman, debootstrap, "
-                     "runc; builds deploy/Containerfile from a debootstrapped bookworm)")
     p = ctx["p"]
     if not p.proc:
         p.start()
@@ -493,6 +490,16 @@ async def test_container_builds_and_its_healthcheck_passes(ctx):
 
 
 test_container_builds_and_its_healthcheck_passes.timeout = 300
+
+
+# Not enabled: said so once, and left out of the run rather than
+# counted as passed.
+if not CONTAINER:
+    if os.environ.get("BAREV_TEST_NETNS") in (None, ""):
+        print("SKIP test_container_builds_and_its_healthcheck_passes: set "
+              "BAREV_TEST_CONTAINER=1 (needs podman, debootstrap, runc; builds "
+              "deploy/Containerfile from a debootstrapped bookworm)", flush=True)
+    del test_container_builds_and_its_healthcheck_passes
 
 
 if __name__ == "__main__":
