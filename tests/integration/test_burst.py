@@ -249,6 +249,12 @@ async def test_kill9_during_burst_no_duplicates_committed_delivered(ctx):
     p, gw, bob, alice = ctx["p"], ctx["gw"], ctx["bob"], ctx["alice"]
     carol = bp.Peer("carol", CAROL_ADDR, profile="purple")
     carol.add_buddy("alice", ALICE_ADDR)
+    # the gateway (restarted by the test before) knows alice is online once
+    # her probe's answer is published, RESYNC_GRACE_MS after the link is up:
+    # only then does the server going away close her pipes
+    with open(gw.log_path, "rb") as f:
+        started = max(f.read().rfind(b" starting: "), 0)
+    await gw.wait_log(r"alice@example\.org is online", timeout=20, since=started)
     # 1. carol's peer is not running: her messages certainly wait
     for i in range(NQ):
         alice.send_message(CAROL, "K carol %d" % i)
