@@ -30,7 +30,10 @@ from harness import Gateway, Prosody
 
 src = os.environ["BAREV_SOURCE_DIR"]
 addr = os.environ["DEMO_BAREV_ADDR"]
-p = Prosody(harness.tmpdir("prosody"), ports={"c2s": 5222, "component": 5347, "http": 5280},
+# Debian's stock prosody.cfg.lua + prosody.cfg.example, as the tests run it
+# (tests/integration/servers.py): STARTTLS required, uploads over https.
+p = Prosody(harness.tmpdir("prosody"),
+            ports={"c2s": 5222, "component": 5347, "http": 5280, "https": 5281},
             log_level="info")
 p.start()
 p.create_user("alice", "alice")
@@ -43,10 +46,13 @@ gw = Gateway(p, harness.tmpdir("gateway"), config=cfg)
 
 print(f"""
 ================================================================ barev-gateway demo
-XMPP server   127.0.0.1 port {p.c2s_port}  (plaintext on loopback; domain example.org)
+XMPP server   127.0.0.1 port {p.c2s_port}  (STARTTLS; domain example.org)
+TLS           certificates from a throw-away CA: {p.ca_file}
+              (trust it in your client; example.org and {p.upload_service}
+              must resolve to 127.0.0.1, e.g. a line in /etc/hosts)
 users         alice@example.org / alice      admin@example.org / admin (gateway admin)
 gateway       {p.component}  (send it "help" in a chat, or use its ad-hoc commands)
-upload        {p.upload_service}  (http://127.0.0.1:{p.http_port}/)
+upload        {p.upload_service}  (https://{p.upload_service}:{p.https_port}/)
 files         {harness._root}
               gateway config: {gw.config_path}
 

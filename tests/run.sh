@@ -10,9 +10,10 @@
 # 3. every test (unit + integration) in the ASan build, then the unit tests
 #    (everything not labelled "integration") in the release build.
 # Exits non-zero if anything fails.  Integration tests run their own Prosody
-# in a private network namespace on random loopback ports, so a system
-# Prosody (Debian starts one when the package is installed) is never
-# touched and never in the way.
+# and ejabberd in a private network namespace on random loopback ports, so a
+# system Prosody is never touched and never in the way.  The system ejabberd
+# that Debian starts when the package is installed is stopped and disabled
+# (it would only cost memory and CPU; the tests never use it).
 #
 # Env: BAREV_CTEST_ARGS  extra ctest arguments, e.g. "-R foundation"
 #      BAREV_SKIP_RELEASE=1 / BAREV_SKIP_ASAN=1  skip one of the builds
@@ -25,8 +26,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
-          prosody-modules python3 python3-slixmpp python3-yaml iproute2 util-linux
-          systemd valgrind)
+          prosody-modules ejabberd openssl python3 python3-slixmpp python3-yaml
+          iproute2 util-linux systemd valgrind)
 
 say() { printf '\n=== %s\n' "$*"; }
 
@@ -49,6 +50,17 @@ install_missing() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
 	apt-get install -y -q "${missing[@]}" </dev/null
+}
+
+# The package's own ejabberd (started by the install where an init system
+# runs) is not what the tests use: stop it and keep it from coming back.
+stop_system_ejabberd() {
+	if [ -d /run/systemd/system ]; then
+		systemctl disable --now ejabberd.service >/dev/null 2>&1 || true
+	elif [ -x /etc/init.d/ejabberd ]; then
+		/etc/init.d/ejabberd stop >/dev/null 2>&1 || true
+		update-rc.d ejabberd disable >/dev/null 2>&1 || true
+	fi
 }
 
 build() {	# build DIR cmake-args...; a failure is recorded, not fatal
@@ -76,6 +88,9 @@ run_ctest() {	# run_ctest DIR what ctest-args...
 
 main() {
 install_missing
+if [ "$(id -u)" -eq 0 ]; then
+	stop_system_ejabberd
+fi
 if [ "${1:-}" = --deps-only ]; then
 	exit 0
 fi

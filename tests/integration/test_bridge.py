@@ -204,10 +204,14 @@ async def test_component_link_cut_loses_nothing(ctx):
     s = await bob.wait_session("alice", timeout=20)
     p.stop()
     await gw.wait_log(r"retrying in", timeout=10)
-    # the server's shutdown logged alice out, so her identity said goodbye;
-    # bob dials again (the listener stays) and writes while it is down
-    await s.wait_closed(timeout=10)
-    s = await bob.dial("alice", ALICE_ADDR)
+    if harness.server_kind() == "prosody":
+        # Prosody's shutdown logs alice out before it closes the component
+        # link, so her identity says goodbye; bob dials again (the
+        # listener stays) and writes while the server is down
+        await s.wait_closed(timeout=10)
+        s = await bob.dial("alice", ALICE_ADDR)
+    # (ejabberd closes the component link first: the gateway never hears
+    # alice leave, bob's pipe stays up and he writes on it)
     for i in range(20):
         await s.send_message("while the server is down %d" % i)
     # every message is in the inbox before the server comes back
