@@ -54,12 +54,21 @@ install_missing() {
 
 # The package's own ejabberd (started by the install where an init system
 # runs) is not what the tests use: stop it and keep it from coming back.
+# (systemd stops the whole service cgroup, epmd included; the init script's
+# ejabberdctl starts an epmd even to stop a node that is not running, so it
+# is called only for a running node, and that epmd is stopped after it.)
 stop_system_ejabberd() {
+	local pid
 	if [ -d /run/systemd/system ]; then
 		systemctl disable --now ejabberd.service >/dev/null 2>&1 || true
-	elif [ -x /etc/init.d/ejabberd ]; then
+		return
+	fi
+	[ -x /etc/init.d/ejabberd ] || return 0
+	update-rc.d ejabberd disable >/dev/null 2>&1 || true
+	pid=$(cat /run/ejabberd/ejabberd.pid 2>/dev/null || true)
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		/etc/init.d/ejabberd stop >/dev/null 2>&1 || true
-		update-rc.d ejabberd disable >/dev/null 2>&1 || true
+		epmd -kill >/dev/null 2>&1 || true
 	fi
 }
 

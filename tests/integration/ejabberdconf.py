@@ -20,6 +20,7 @@ def _base(srv, log_level):
         "loglevel": log_level,
         "log_rotate_count": 0,
         "certfiles": [srv.pem],
+        "ca_file": srv.ca_file,
         "auth_password_format": "scram",
         "listen": [{
             "port": srv.c2s_port,
@@ -40,6 +41,7 @@ def _base(srv, log_level):
         },
         "modules": {
             "mod_adhoc": {},
+            "mod_admin_extra": {},
             "mod_avatar": {},
             "mod_blocking": {},
             "mod_caps": {},

@@ -305,7 +305,7 @@ class Ejabberd(_Base):
     kind = "ejabberd"
 
     def __init__(self, tmpdir, domain=harness.DOMAIN, component=harness.COMPONENT,
-                 secret=harness.SECRET, ports=None, log_level="info", domains=()):
+                 secret=harness.SECRET, ports=None, log_level=os.environ.get("BAREV_EJABBERD_LOGLEVEL", "info"), domains=()):
         super().__init__(tmpdir, domain, component, secret, ports)
         self.hosts = [domain] + list(domains)
         self.config_path = os.path.join(tmpdir, "ejabberd.yml")
