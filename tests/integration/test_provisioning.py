@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Server, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
+import barevworld                                # noqa: E402
 from barevworld import contact_jid, store_rows, answer_contact_requests, expect_no_requests, gone  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
@@ -298,6 +299,8 @@ async def test_alice_adds_bob_by_chat_command_and_bob_reaches_her(ctx):
     body = await chat(alice, "add bob@201:2::2 Bob Barev")
     expect("added" in body, "alice is told bob was added", "… added …", body)
     roster = await wait_roster(alice, lambda r: BOB in r, "bob appears in alice's roster")
+    # Prosody (stock config + prosody.cfg.example): a roster push, nothing
+    # for alice to accept; ejabberd 23.01: she accepted the gateway's request
     expect_no_requests(alice, BOB)
     expect_eq(roster[BOB]["name"], "Bob Barev", "bob's roster name")
     # bob is allowlisted now: his dial to alice's identity is answered
@@ -352,6 +355,11 @@ async def test_admin_chat_commands(ctx):
     c = await command(admin, "status")
     expect(c.status == "completed" and "201:1::1" in (c.note or ""),
            "status lists the listener", "[201:1::1]:1337 listening", c)
+    # what the shipped server example grants: Prosody's roster write,
+    # ejabberd 23.01's read only (deploy/ejabberd.yml.example)
+    want = ("roster privilege granted" if barevworld.ROSTER_PUSH
+            else "no roster privilege (subscription requests are used)")
+    expect(want in c.note, "status tells the roster privilege", want, c.note)
     body = await chat(admin, "frobnicate")
     expect("help" in body.lower(), "unknown input gets the help text", "help", body)
 
