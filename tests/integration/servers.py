@@ -70,7 +70,7 @@ def ca():
         d = harness.tmpdir("ca")
         crt, key = os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")
         _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                 "-nodes", "-keyout", key, "-out", crt, "-days", "3",
+                 "-nodes", "-keyout", key, "-out", crt, "-days", "365",
                  "-subj", "/CN=barev-gateway test CA",
                  "-addext", "basicConstraints=critical,CA:TRUE",
                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
@@ -93,7 +93,7 @@ def certificate(d, names):
     _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
              "-keyout", key, "-out", csr, "-subj", "/CN=" + names[0])
     _openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
-             "-CAcreateserial", "-days", "3", "-out", crt, "-extfile", ext)
+             "-CAcreateserial", "-days", "365", "-out", crt, "-extfile", ext)
     return crt, key
 
 
@@ -305,8 +305,10 @@ class Ejabberd(_Base):
     kind = "ejabberd"
 
     def __init__(self, tmpdir, domain=harness.DOMAIN, component=harness.COMPONENT,
-                 secret=harness.SECRET, ports=None, log_level=os.environ.get("BAREV_EJABBERD_LOGLEVEL", "info"), domains=()):
+                 secret=harness.SECRET, ports=None, log_level=None, domains=()):
         super().__init__(tmpdir, domain, component, secret, ports)
+        # BAREV_EJABBERD_LOGLEVEL=debug logs every stanza (for a hunt)
+        log_level = log_level or os.environ.get("BAREV_EJABBERD_LOGLEVEL", "info")
         self.hosts = [domain] + list(domains)
         self.config_path = os.path.join(tmpdir, "ejabberd.yml")
         self.log_path = os.path.join(tmpdir, "ejabberd.log")
