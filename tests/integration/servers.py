@@ -165,6 +165,27 @@ class _Base:
 
 # ---------------------------------------------------------------- Prosody
 
+_stock_ok = set()
+
+
+def _check_stock(path, text):
+    """The copy must start from the file as the package shipped it: a
+    locally edited prosody.cfg.lua would test a world nobody installs."""
+    if path in _stock_ok:
+        return
+    import hashlib
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Conffiles}\n", "prosody"],
+                       capture_output=True, text=True, timeout=30)
+    shipped = {ln.split()[0]: ln.split()[1] for ln in r.stdout.splitlines()
+               if len(ln.split()) >= 2}
+    have = hashlib.md5(text.encode()).hexdigest()
+    if shipped.get(path) != have:
+        raise TestFailure("%s is not the prosody package's own (md5 %s, the package "
+                          "says %s): the tests start from the stock file; restore it "
+                          "(apt-get install --reinstall -o Dpkg::Options::=--force-confask "
+                          "prosody)" % (path, have, shipped.get(path)))
+    _stock_ok.add(path)
+
 # Options the stock config leaves at their defaults that a private test
 # server must set: where state lives, which ports, running as root.  Each
 # goes in once, right after the stock pidfile line; the harness fails if
@@ -222,6 +243,7 @@ class Prosody(_Base):
     def _global(self, log_level):
         with open(STOCK_PROSODY_CFG) as f:
             text = f.read()
+        _check_stock(STOCK_PROSODY_CFG, text)
         for opt in _PROSODY_ADDED:
             if re.search(r"^\s*%s\s*=" % opt, text, re.M):
                 raise TestFailure("%s now sets %s: replace it where it stands"
