@@ -208,12 +208,7 @@ modules_enabled = {{
 \t"roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time";
 \t"pep"; "vcard4"; "vcard_legacy"; "private"; "blocklist"; "bookmarks";
 \t"offline"; "mam"; "carbons"; "csi_simple"; "smacks";
-\t-- XEP-0356 on the user host too, so the example's roster grant takes
-\t-- effect and Barev contacts land in the roster at once.  (Without it
-\t-- the gateway falls back to subscription requests, and its presence
-\t-- probe sent before alice accepts is answered "unsubscribed" by
-\t-- Prosody, which drops the contact again.)
-\t"privilege";
+\t-- (mod_privilege: prosody.cfg.example loads it on the user host itself)
 }}
 modules_disabled = {{ "s2s" }}
 
@@ -289,7 +284,7 @@ log_level = info
 registration = open
 barev_address = {addr}
 upload_service = {upload}
-download_hosts = {host}
+download_hosts = https://{url_host}:{https}/
 ca_file = {ca}
 """)
 os.chmod(gwconf, 0o600)

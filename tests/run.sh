@@ -12,10 +12,11 @@
 # Exits non-zero if anything fails.  Integration tests need root (network
 # namespaces); the Yggdrasil ones (yggdrasil, federation) also need TUN
 # (/dev/net/tun; in a container --device /dev/net/tun) and fail, never
-# skip, without it.  Integration tests run their own Prosody
+# skip, without it.  Integration tests run their own Prosody and ejabberd
 # in a private network namespace on random loopback ports, so a system
-# Prosody (Debian starts one when the package is installed) is never
-# touched and never in the way.
+# Prosody is never touched and never in the way.  The system ejabberd
+# that Debian starts when the package is installed is stopped and disabled
+# (it would only cost memory and CPU; the tests never use it).
 #
 # Env: BAREV_CTEST_ARGS  extra ctest arguments, e.g. "-R foundation"
 #      BAREV_SKIP_RELEASE=1 / BAREV_SKIP_ASAN=1  skip one of the builds
@@ -28,8 +29,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 
 PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
-          prosody-modules python3 python3-slixmpp python3-yaml iproute2 util-linux
-          systemd valgrind yggdrasil openssl gnutls-bin)
+          prosody-modules ejabberd python3 python3-slixmpp python3-yaml iproute2
+          util-linux systemd valgrind yggdrasil openssl gnutls-bin)
 
 say() { printf '\n=== %s\n' "$*"; }
 
@@ -73,6 +74,26 @@ stop_system_yggdrasil() {
 	fi
 }
 
+# The package's own ejabberd (started by the install where an init system
+# runs) is not what the tests use: stop it and keep it from coming back.
+# (systemd stops the whole service cgroup, epmd included; the init script's
+# ejabberdctl starts an epmd even to stop a node that is not running, so it
+# is called only for a running node, and that epmd is stopped after it.)
+stop_system_ejabberd() {
+	local pid
+	if [ -d /run/systemd/system ]; then
+		systemctl disable --now ejabberd.service >/dev/null 2>&1 || true
+		return
+	fi
+	[ -x /etc/init.d/ejabberd ] || return 0
+	update-rc.d ejabberd disable >/dev/null 2>&1 || true
+	pid=$(cat /run/ejabberd/ejabberd.pid 2>/dev/null || true)
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		/etc/init.d/ejabberd stop >/dev/null 2>&1 || true
+		epmd -kill >/dev/null 2>&1 || true
+	fi
+}
+
 build() {	# build DIR cmake-args...; a failure is recorded, not fatal
 	local dir=$1; shift
 	say "build $dir ($*)"
@@ -99,6 +120,9 @@ run_ctest() {	# run_ctest DIR what ctest-args...
 main() {
 install_missing
 stop_system_yggdrasil
+if [ "$(id -u)" -eq 0 ]; then
+	stop_system_ejabberd
+fi
 if [ "${1:-}" = --deps-only ]; then
 	exit 0
 fi

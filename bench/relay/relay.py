@@ -171,13 +171,13 @@ def vm(pid, key):
 async def main(sizes, use_sink):
     tmp = harness.tmpdir("bench")
     biggest = max(sizes) * MIB
-    extra = "http_file_share_daily_quota = %d\n" % (biggest * 10)
+    upload = {"http_file_share_size_limit": biggest + MIB,
+              "http_file_share_daily_quota": biggest * 10}
     sink = None
     if use_sink:
         sink = Sink(os.path.join(tmp, "uploaded.bin"))
-        extra += 'http_file_share_base_url = "http://[::1]:%d/"\n' % sink.port
-    p = Prosody(harness.tmpdir("prosody"), upload_limit=biggest + MIB, log_level="info",
-                extra=extra)
+        upload["http_file_share_base_url"] = '"http://[::1]:%d/"' % sink.port
+    p = Prosody(harness.tmpdir("prosody"), log_level="info", bench_upload=upload)
     p.start()
     print("upload HTTP side: %s" % ("bench sink (Prosody issues the slots)" if use_sink
                                     else "Prosody mod_http_file_share"))

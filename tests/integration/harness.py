@@ -50,7 +50,6 @@ import re
 import shutil
 import signal
 import socket
-import string
 import subprocess
 import sys
 import tempfile
@@ -216,86 +215,9 @@ def tail(path, n=30):
     return "\n".join(lines[-n:])
 
 
-# ---------------------------------------------------------------- Prosody
-
-class Prosody:
-    """A private Prosody on 127.0.0.1: c2s, the component, http_file_share.
-
-    Users on `domain`; the component `component` (secret `secret`) has
-    XEP-0356 privileges (roster both, message outgoing, presence roster);
-    the upload service is `upload_service`, serving http://127.0.0.1:http_port/.
-    `ports` may ask for preferred ports: {"c2s": 5222, "component": 5347,
-    "http": 5280} (used when free, else random). `extra` is Lua appended to
-    the config.
-    """
-
-    def __init__(self, tmpdir, domain=DOMAIN, component=COMPONENT, secret=SECRET,
-                 ports=None, upload_limit=10 * 1024 * 1024, log_level="debug",
-                 extra=""):
-        ports = ports or {}
-        self.dir = tmpdir
-        self.domain = domain
-        self.component = component
-        self.secret = secret
-        self.upload_service = "upload." + domain
-        self.c2s_port = free_port(ports.get("c2s"))
-        self.component_port = free_port(ports.get("component"))
-        self.http_port = free_port(ports.get("http"))
-        self.config_path = os.path.join(tmpdir, "prosody.cfg.lua")
-        self.log_path = os.path.join(tmpdir, "prosody.log")
-        self.proc = None
-        os.makedirs(os.path.join(tmpdir, "data"), exist_ok=True)
-        os.makedirs(os.path.join(tmpdir, "certs"), exist_ok=True)
-        with open(os.path.join(HERE, "prosody.cfg.lua.in")) as f:
-            tpl = string.Template(f.read())
-        with open(self.config_path, "w") as f:
-            f.write(tpl.substitute(
-                dir=tmpdir, domain=domain, component=component, secret=secret,
-                upload_host=self.upload_service, c2s_port=self.c2s_port,
-                component_port=self.component_port, http_port=self.http_port,
-                upload_limit=int(upload_limit), log_level=log_level,
-                extra=extra))
-        _logs.append(("prosody", self.log_path))
-
-    def start(self, timeout=15):
-        """Start and wait until c2s and component ports accept connections."""
-        self.proc = _spawn(["prosody", "-F", "--config", self.config_path],
-                           os.path.join(self.dir, "prosody.stdout"))
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise TestFailure("prosody exited with %s during start:\n%s"
-                                  % (self.proc.returncode, tail(self.log_path)))
-            if _port_open(self.c2s_port) and _port_open(self.component_port):
-                return
-            if time.monotonic() > deadline:
-                raise TestFailure("prosody not listening on c2s %d / component "
-                                  "%d after %ss:\n%s" % (self.c2s_port,
-                                  self.component_port, timeout, tail(self.log_path)))
-            time.sleep(0.05)
-
-    def stop(self, timeout=10):
-        if self.proc:
-            _stop_proc(self.proc, timeout)
-            self.proc = None
-
-    def restart(self):
-        self.stop()
-        self.start()
-
-    def create_user(self, name, password, domain=None):
-        """Register name@domain (works whether or not Prosody runs);
-        `domain` another VirtualHost of this Prosody (see `extra`)."""
-        domain = domain or self.domain
-        r = subprocess.run(["prosodyctl", "--config", self.config_path,
-                            "register", name, domain, password],
-                           stdin=subprocess.DEVNULL, capture_output=True,
-                           text=True, timeout=30)
-        if r.returncode != 0:
-            raise TestFailure("prosodyctl register %s@%s failed: %s%s"
-                              % (name, domain, r.stdout, r.stderr))
-        return "%s@%s" % (name, domain)
-
+# ---------------------------------------------------------------- servers
+# Prosody, Ejabberd, Server() and server_kind() live in servers.py (imported
+# at the end of this file: they use the helpers above).
 
 # ---------------------------------------------------------------- Gateway
 
@@ -363,8 +285,7 @@ class Gateway:
         }
         if prosody:
             cfg["upload_service"] = prosody.upload_service
-            # the upload service's URL prefix: scheme, host and port
-            cfg["download_hosts"] = "http://127.0.0.1:%d/" % prosody.http_port
+            cfg["download_hosts"] = prosody.download_host
         cfg.update(TEST_TIMERS)
         cfg.update(config or {})
         self.config = {k: v for k, v in cfg.items() if v is not None}
@@ -517,7 +438,8 @@ def _summary(st):
 
 
 class Client(slixmpp.ClientXMPP):
-    """A logged-in XMPP user (slixmpp, plaintext on loopback).
+    """A logged-in XMPP user (slixmpp, STARTTLS on loopback, the server's
+    certificate checked against the run's test CA).
 
     Everything it receives is recorded: `messages`, `presences` (lists of
     stanzas, arrival order).  Construct inside the running asyncio loop.
@@ -568,8 +490,9 @@ class Client(slixmpp.ClientXMPP):
         """Connect, authenticate, fetch the roster and (by default) send
         available presence."""
         self._session = asyncio.get_running_loop().create_future()
+        self.ca_certs = self.prosody.ca_file
         self.connect(("127.0.0.1", self.prosody.c2s_port), use_ssl=False,
-                     force_starttls=False, disable_starttls=True)
+                     force_starttls=True, disable_starttls=False)
         try:
             await asyncio.wait_for(self._session, timeout)
         except asyncio.TimeoutError:
@@ -800,3 +723,6 @@ async def _run(module, tests, test_timeout):
     if failed:
         return 1
     return SKIP_EXIT if skipped else 0
+
+
+from servers import Prosody, Ejabberd, Server, server_kind  # noqa: E402,F401

@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -136,8 +137,7 @@ async def setup():
                                   gw_config={"max_file_size": "8M",
                                              "max_incoming_per_contact": str(PER_CONTACT),
                                              "max_incoming_total": str(TOTAL),
-                                             "spool_quota": "24M"},
-                                  prosody_kwargs={"upload_limit": 20 * MIB})
+                                             "spool_quota": "24M"})
 
 
 # ---------------------------------------------------------------- Barev -> XMPP
@@ -358,19 +358,34 @@ test_a_file_for_bob_while_his_pipe_is_down_waits_for_him.timeout = 90
 async def test_empty_file_with_quotes_and_unicode_in_its_name_reaches_pascal(ctx):
     alice, carol, p = ctx["alice"], ctx["carol"], ctx["p"]
     name = "it's \"quoted\" – ünïcødé ✓.txt"
-    url = await upload(alice, p, name, b"")
-    alice.mark()
-    alice.send_message(CAROL, url)          # the whole body is the link
-    got_name, got = await carol.wait_file(timeout=20)
-    expect_eq(got_name, name, "the name at carol")
-    expect_eq(got, b"", "an empty file")
-    await alice.wait_message(says(GATEWAY, "delivered"), timeout=20, what="the delivery note")
+    if p.kind == "ejabberd":
+        # ejabberd 23.01's XEP-0363 codec takes size='0' for a bad value:
+        # alice's client gets no slot, so there is no empty link to relay.
+        r = await alice.iq_query(p.upload_service, "get",
+                                 "<request xmlns='urn:xmpp:http:upload:0' filename='e.txt'"
+                                 " size='0' content-type='text/plain'/>")
+        expect_eq(r["error"]["condition"], "bad-request", "ejabberd's answer to size 0")
+        print("SKIP the empty-file half of %s: ejabberd 23.01 hands out no upload "
+              "slot for 0 bytes (bad-request)" % test_empty_file_with_quotes_and_unicode_in_its_name_reaches_pascal.__name__,
+              flush=True)
+    else:
+        url = await upload(alice, p, name, b"")
+        alice.mark()
+        alice.send_message(CAROL, url)          # the whole body is the link
+        got_name, got = await carol.wait_file(timeout=20)
+        expect_eq(got_name, name, "the name at carol")
+        expect_eq(got, b"", "an empty file")
+        await alice.wait_message(says(GATEWAY, "delivered"), timeout=20, what="the delivery note")
     # and a non-empty one with the same name to bob
     data = blob(70000, "names")
     url = await upload(alice, p, name, data)
     alice.send_message(BOB, url, oob_url=url)
     got_name, got = await ctx["bob"].wait_file(timeout=20)
-    expect_eq(got_name, name, "the name at bob")
+    # The name is the link's: Prosody keeps alice's file name in the URL,
+    # ejabberd's mod_http_upload turns every character but letters, digits,
+    # '.', '-' into '_' when it makes the slot.
+    want = name if p.kind == "prosody" else urllib.parse.unquote(url.rsplit("/", 1)[1])
+    expect_eq(got_name, want, "the name at bob")
     expect(got == data, "bob's bytes", len(data), len(got))
 
 

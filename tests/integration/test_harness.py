@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The test bed itself, without the gateway: the private Prosody lets users
 log in and chat, keeps messages for offline users, hands out upload slots
-that really work over HTTP, and grants the component its XEP-0356
+that really work over HTTPS, and grants the component its XEP-0356
 privileges.  When this fails, the other integration tests can't mean
 anything — look here first.
 """
@@ -46,7 +46,7 @@ async def test_offline_message_is_delivered_at_login(p):
     await bob.close()
 
 
-async def test_upload_slot_works_over_http(p):
+async def test_upload_slot_works_over_https(p):
     alice = await Client("alice@example.org", "alice", p).connect_and_wait()
     data = b"barev file\n"
     r = await alice.iq_query(p.upload_service, "get",
@@ -58,8 +58,10 @@ async def test_upload_slot_works_over_http(p):
     headers = {h.get("name"): h.text for h in put_el}   # the slot's auth token
     headers["Content-Type"] = "text/plain"
     get = r.xml.find(".//{urn:xmpp:http:upload:0}get").get("url")
-    expect(put.startswith("http://127.0.0.1:%d/" % p.http_port), "slot on loopback",
-           "http://127.0.0.1:%d/..." % p.http_port, put)
+    # Prosody's own URL (no http_external_url): https on the upload host,
+    # which resolves to loopback in the test and has a test-CA certificate.
+    want = "https://%s:%d/" % (p.upload_service, p.https_port)
+    expect(put.startswith(want), "slot on the upload host over https", want + "...", put)
 
     def http():
         req = urllib.request.Request(put, data=data, method="PUT", headers=headers)
