@@ -161,9 +161,16 @@ async def test_metrics_move_when_a_message_crosses(ctx):
     expect_eq(before["barev_contacts"], 2, "barev_contacts (bob, dave)")
     expect(before["barev_pipes{state=\"up\"}"] >= 1, "a pipe up", ">= 1",
            before["barev_pipes{state=\"up\"}"])
-    alice.send_message(BOB, "héllo")            # 6 bytes of UTF-8
+    alice.mark()
+    mid = alice.send_message(BOB, "héllo", receipt=True)   # 6 bytes of UTF-8
     body, _ = await s.wait_message(timeout=10)
     expect_eq(body, "héllo", "alice's message at bob")
+    # A message to Barev is counted when barevlink reports it in the kernel
+    # (relay_sent), which it learns by polling a few ms later: bob can read
+    # it and answer before that.  The receipt is asked for only after that
+    # report, so once alice has it the counter must have moved.
+    await alice.wait_message(lambda m: m["receipt"] == mid, timeout=15,
+                             what="the receipt for alice's message")
     alice.mark()
     await s.send_message("back")
     await alice.wait_message(lambda m: m["from"].bare == BOB and m["body"],
