@@ -44,11 +44,13 @@
 
 #include "barevlink.h"
 #include "bridge.h"
+#include "clock.h"
 #include "component.h"
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
 #include "provision.h"
+#include "rng.h"
 #include "socks5.h"
 #include "store.h"
 #include "xmlstream.h"
@@ -147,15 +149,6 @@ now_s(void)
 	return (int64_t)time(NULL);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct xfer *
 xfer_by_serial(uint64_t serial)
 {
@@ -201,8 +194,8 @@ user_message(struct xfer *x, const char *body, int from_gateway)
 		snprintf(from, sizeof(from), "%s", x->gw->cfg.component_jid);
 	else
 		snprintf(from, sizeof(from), "%s/barev", x->contact_jid);
-	snprintf(id, sizeof(id), "xfer-%llu-%llx", (unsigned long long)x->serial,
-	    (unsigned long long)random());
+	snprintf(id, sizeof(id), "xfer-%llu-%08x", (unsigned long long)x->serial,
+	    (unsigned)cm_random_u32());
 	xmpp_stanza_set_name(m, "message");
 	xmpp_stanza_set_type(m, "chat");
 	xmpp_stanza_set_from(m, from);
@@ -798,14 +791,11 @@ url_escape(const char *in, char *out, size_t len)
 static void
 in_serve(struct xfer *x)
 {
-	unsigned char rnd[16];
 	char token[33], dst[PATH_MAX], url[4096], esc[2048];
 	const char *base = x->gw->cfg.http_public_url;
 	size_t bl = strlen(base);
 
-	evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
-	for (int i = 0; i < 16; i++)
-		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+	cm_random_hex(token, sizeof(token), 16);
 	snprintf(dst, sizeof(dst), "%s/served/%s", x->gw->cfg.spool_dir, token);
 	if (rename(x->path, dst) == -1) {
 		xfer_fail(x, "the gateway could not keep the file (%s)", strerror(errno));
@@ -1093,7 +1083,7 @@ in_refuse(struct xfer *x, enum xl_verdict v)
 		    "for it right now", quota);
 		break;
 	}
-	if (xl_note_due(&refusal_notes, x->contact, (int)v, mono_ms(), XFER_REFUSAL_NOTE_MS))
+	if (xl_note_due(&refusal_notes, x->contact, (int)v, (int64_t)cm_now_ms(), XFER_REFUSAL_NOTE_MS))
 		xfer_fail(x, "%s; it was declined (more offers declined for this "
 		    "within a minute are not reported one by one)", why);
 	else
@@ -1302,7 +1292,7 @@ out_offer(struct xfer *x)
 		}
 		return;
 	}
-	evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
+	cm_random_bytes(rnd, sizeof(rnd));
 	snprintf(x->sid, sizeof(x->sid), "gwft-%llu-%02x%02x%02x%02x%02x%02x",
 	    (unsigned long long)x->serial, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)x->size);
