@@ -314,31 +314,30 @@ comp_stream_error(struct comp *c, xmpp_stanza_t *st)
 		    tbuf[0] != '\0' ? "\")" : "");
 }
 
-/* XEP-0114 §3: <handshake> = lower-case hex SHA1(stream id + secret) */
+/* XEP-0114 §3: <handshake> = lower-case hex SHA1(stream id + secret),
+ * hashed and hex-encoded by libstrophe (xmpp_sha1) */
 static int
 comp_send_handshake(struct comp *c, const char *id)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char digest[20];
 	char buf[COMP_ID_MAX + 4096 + 1];
 	char out[sizeof "<handshake></handshake>" + 40];
-	size_t il = strlen(id), sl = strlen(c->secret), i, p;
-	int rc;
+	size_t il = strlen(id), sl = strlen(c->secret);
+	char *hex;
+	int rc, n;
 
 	if (il + sl > sizeof buf)
 		return -1;
 	memcpy(buf, id, il);
 	memcpy(buf + il, c->secret, sl);
-	xmpp_sha1_digest((const unsigned char *)buf, il + sl, digest);
+	hex = xmpp_sha1(xs_ctx(), (const unsigned char *)buf, il + sl);
 	explicit_bzero(buf, il + sl);
-	p = (size_t)snprintf(out, sizeof out, "<handshake>");
-	for (i = 0; i < sizeof digest; i++) {
-		out[p++] = hex[digest[i] >> 4];
-		out[p++] = hex[digest[i] & 0xf];
-	}
-	memcpy(out + p, "</handshake>", sizeof "</handshake>");
-	p += sizeof "</handshake>" - 1;
-	rc = xs_conn_send_raw(c->xs, out, p);
+	if (hex == NULL)
+		return -1;
+	n = snprintf(out, sizeof out, "<handshake>%s</handshake>", hex);
+	explicit_bzero(hex, strlen(hex));
+	xmpp_free(xs_ctx(), hex);
+	rc = n > 0 && (size_t)n < sizeof out ?
+	    xs_conn_send_raw(c->xs, out, (size_t)n) : -1;
 	explicit_bzero(out, sizeof out);
 	return rc;
 }
