@@ -767,46 +767,42 @@ in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	}
 }
 
-static void
-url_escape(const char *in, char *out, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (; *in && o + 4 < len; in++) {
-		unsigned char c = (unsigned char)*in;
-
-		if (isalnum(c) || strchr("-._~", c)) {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
-}
-
 /* No upload service: the file moves to SPOOL/served and our listener has it. */
 static void
 in_serve(struct xfer *x)
 {
-	char token[33], dst[PATH_MAX], url[4096], esc[2048];
+	char token[33], dst[PATH_MAX], *url, *esc;
 	const char *base = x->gw->cfg.http_public_url;
-	size_t bl = strlen(base);
+	size_t bl = strlen(base), ul;
 
 	cm_random_hex(token, sizeof(token), 16);
+	/* libevent percent-encodes all but RFC 3986's unreserved characters,
+	 * however long the name (our own url_escape cut it off at 2 KiB) */
+	if ((esc = evhttp_uriencode(x->name, -1, 0)) == NULL) {
+		xfer_fail(x, "the gateway ran out of memory");
+		return;
+	}
+	if (bl > 0 && base[bl - 1] == '/')
+		bl--;
+	ul = bl + 1 + sizeof(token) + strlen(esc) + 1;
+	url = malloc(ul);
+	if (url != NULL)
+		snprintf(url, ul, "%.*s/%s/%s", (int)bl, base, token, esc);
+	free(esc);
+	if (url == NULL) {
+		xfer_fail(x, "the gateway ran out of memory");
+		return;
+	}
 	snprintf(dst, sizeof(dst), "%s/served/%s", x->gw->cfg.spool_dir, token);
 	if (rename(x->path, dst) == -1) {
+		free(url);
 		xfer_fail(x, "the gateway could not keep the file (%s)", strerror(errno));
 		return;
 	}
 	x->path[0] = '\0';
 	served_bytes += x->size;
-	url_escape(x->name, esc, sizeof(esc));
-	snprintf(url, sizeof(url), "%.*s/%s/%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl),
-	    base, token, esc);
 	in_deliver(x, url);
+	free(url);
 }
 
 /* Every byte is in the spool; the upload may still be on its way. */
