@@ -14,7 +14,8 @@ layer or in one the layer may use.  A header found in no layer, or in two
 layers but not the file's own, is an error too: an include the check cannot
 place is an include nobody can reason about.  Each layer's CMakeLists.txt
 may link (target_link_libraries) only the libraries of the layers it may
-use, plus EXTERNAL targets.
+use, plus EXTERNAL targets, and must name exactly the layers it includes
+from (no missing link, no link it does not use).
 
     layering.py [--root DIR]     exit 0 = clean, 1 = violations (listed)
     layering.py --self-test      plants back edges in temp copies and checks
@@ -71,7 +72,8 @@ def headers_by_layer(root):
     return where
 
 
-def check_includes(root, errors):
+def check_includes(root, errors, used):
+    """used[folder] collects the layers folder/ really includes from."""
     where = headers_by_layer(root)
     for folder, (_, uses) in LAYERS.items():
         d = os.path.join(root, folder)
@@ -104,6 +106,8 @@ def check_includes(root, errors):
                                 "in several layers (%s)" % ", ".join(found)))
                             continue
                         target = found[0]
+                    if target != folder:
+                        used.setdefault(folder, set()).add(target)
                     if target != folder and target not in uses:
                         errors.append("%s:%d: %s/ includes \"%s\" from %s/, "
                                       "against the layer order (%s/ may use: "
@@ -112,7 +116,7 @@ def check_includes(root, errors):
                                                "nothing"))
 
 
-def check_links(root, errors):
+def check_links(root, errors, used):
     lib_of = {f: lib for f, (lib, _) in LAYERS.items()}
     lib_of.update(LIBS_WITHOUT_HEADERS)
     folder_of = {lib: f for f, lib in lib_of.items()}
@@ -127,12 +131,14 @@ def check_links(root, errors):
         if not re.search(r"add_library\(\s*%s\b" % re.escape(lib), text):
             errors.append("%s/CMakeLists.txt: does not define library %s" %
                           (folder, lib))
+        linked = set()
         for m in LINK.finditer(text):
             if m.group(1) != lib:
                 continue
             for dep in m.group(2).split():
                 if EXTERNAL.match(dep):
                     continue
+                linked.add(folder_of.get(dep))
                 if dep not in folder_of:
                     errors.append("%s/CMakeLists.txt: %s links %s, which is "
                                   "neither a layer nor external" %
@@ -141,6 +147,15 @@ def check_links(root, errors):
                     errors.append("%s/CMakeLists.txt: %s links %s (%s/), "
                                   "against the layer order" %
                                   (folder, lib, dep, folder_of[dep]))
+        # names exactly what it uses: every layer it includes from, and
+        # no layer it does not (schema/ has no headers: exempt)
+        for dep in sorted(used.get(folder, set()) - linked):
+            errors.append("%s/CMakeLists.txt: %s includes from %s/ but does "
+                          "not link %s" % (folder, lib, dep, lib_of[dep]))
+        for dep in sorted(d for d in linked - used.get(folder, set())
+                          if d is not None and d not in LIBS_WITHOUT_HEADERS):
+            errors.append("%s/CMakeLists.txt: %s links %s but includes "
+                          "nothing from %s/" % (folder, lib, lib_of[dep], dep))
 
 
 def check_docs(root, errors):
@@ -160,9 +175,9 @@ def check_docs(root, errors):
 
 
 def run(root):
-    errors = []
-    check_includes(root, errors)
-    check_links(root, errors)
+    errors, used = [], {}
+    check_includes(root, errors, used)
+    check_links(root, errors, used)
     check_docs(root, errors)
     for e in errors:
         print(e)
@@ -188,6 +203,10 @@ PLANTS = [
      "\"no_such_header.h\" is in no layer"),
     ("barevlink/CMakeLists.txt", "target_link_libraries(barevlink PUBLIC gwcore)\n",
      "barevlink links gwcore (gateway/), against the layer order"),
+    ("xmlstream/init.c", '#include "log.h"\n',
+     "xmlstream includes from common/ but does not link barevcommon"),
+    ("xmlstream/CMakeLists.txt", "target_link_libraries(xmlstream PUBLIC barevcommon)\n",
+     "xmlstream links barevcommon but includes nothing from common/"),
 ]
 
 
