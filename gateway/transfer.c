@@ -1275,7 +1275,7 @@ out_offer(struct xfer *x)
 {
 	xmpp_stanza_t *iq, *si, *file, *f, *xd, *fld, *opt;
 	char size[32];
-	unsigned char rnd[6];
+	char rnd[13];
 
 	if (bl_contact_state(x->gw->bl, x->contact) != BL_PIPE_UP) {
 		/* a pipe being re-dialled: offer once it is up (transfer_pipe_up) */
@@ -1288,9 +1288,9 @@ out_offer(struct xfer *x)
 		}
 		return;
 	}
-	cm_random_bytes(rnd, sizeof(rnd));
-	snprintf(x->sid, sizeof(x->sid), "gwft-%llu-%02x%02x%02x%02x%02x%02x",
-	    (unsigned long long)x->serial, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	cm_random_hex(rnd, sizeof(rnd), 6);
+	snprintf(x->sid, sizeof(x->sid), "gwft-%llu-%s",
+	    (unsigned long long)x->serial, rnd);
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)x->size);
 	if ((iq = xmpp_stanza_new(xs_ctx())) == NULL)
 		goto fail;
