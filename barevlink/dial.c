@@ -20,28 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "internal.h"
 #include "log.h"
-
-/* a delay in [bound/2, bound]: half fixed, half jitter */
-unsigned
-bl_backoff_delay(unsigned bound, uint32_t rnd)
-{
-	unsigned half = bound / 2;
-
-	return (half + rnd % (bound - half + 1));
-}
-
-/* the next bound: min first, then doubling up to max */
-unsigned
-bl_backoff_next(unsigned bound, unsigned min, unsigned max)
-{
-	if (bound == 0 || bound < min)
-		return (min);
-	if (bound >= max / 2)
-		return (max);
-	return (bound * 2);
-}
+#include "rng.h"
 
 static struct bl *
 contact_bl(const struct bl_contact *c)
@@ -60,13 +42,12 @@ bl_dial_schedule(struct bl_contact *c, int now)
 	    bl->shutting_down)
 		return;
 	if (!now) {
-		c->backoff = bl_backoff_next(c->backoff, bl->cfg.backoff_min_ms,
+		ms = cm_backoff_step(&c->backoff, bl->cfg.backoff_min_ms,
 		    bl->cfg.backoff_max_ms);
-		ms = bl_backoff_delay(c->backoff, arc4random());
 	} else {
 		/* two gateways restarted together must not dial each other
 		 * in the same millisecond (crossing dials, BAREV.md §2) */
-		ms = arc4random() % (bl->cfg.dial_jitter_ms + 1);
+		ms = cm_random_u32() % (bl->cfg.dial_jitter_ms + 1);
 	}
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;

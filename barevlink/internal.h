@@ -205,8 +205,6 @@ int	 bl_fmt_ping_result(struct evbuffer *out, const char *id,
 int	 bl_fmt_jid(char *out, size_t len, const char *nick, const char *addr);
 
 /* dial.c */
-unsigned bl_backoff_delay(unsigned bound, uint32_t rnd);
-unsigned bl_backoff_next(unsigned bound, unsigned min, unsigned max);
 void	 bl_dial_schedule(struct bl_contact *c, int now);
 void	 bl_dial_start(struct bl_contact *c);
 
@@ -251,7 +249,6 @@ int	 bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf,
 	    uint64_t token);
 int	 bl_pipe_send_presence(struct bl_pipe *p);
 int	 bl_pipe_ping(struct bl_pipe *p, uint64_t cookie);
-uint64_t bl_now_ms(void);
 void	 bl_timer_in(struct event *ev, uint64_t ms);
 
 /* ping.c */

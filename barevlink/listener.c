@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "backoff.h"
 #include "internal.h"
 #include "log.h"
 
@@ -138,7 +139,7 @@ listener_retry(evutil_socket_t fd, short what, void *arg)
 	if (strcmp(before, l->err) != 0)
 		log_error("barevlink", "cannot listen on [%s]:%u: %s",
 		    l->addrtxt, l->port, l->err);
-	l->retry_ms = bl_backoff_next(l->retry_ms, RETRY_MIN_MS, RETRY_MAX_MS);
+	l->retry_ms = cm_backoff_next(l->retry_ms, RETRY_MIN_MS, RETRY_MAX_MS);
 	tv.tv_sec = l->retry_ms / 1000;
 	tv.tv_usec = (l->retry_ms % 1000) * 1000;
 	evtimer_add(l->retry, &tv);

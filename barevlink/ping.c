@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 
+#include "clock.h"
 #include "internal.h"
 #include "log.h"
 
@@ -131,7 +132,7 @@ bl_ping_arm(struct bl_pipe *p)
 {
 	struct bl	*bl = p->bl;
 	struct bl_ping	*pg;
-	uint64_t	 now = bl_now_ms(), next;
+	uint64_t	 now = cm_now_ms(), next;
 
 	if (p->ka_seq != 0)
 		next = p->ka_sent + bl->cfg.ping_timeout_ms;
@@ -149,7 +150,7 @@ bl_ping_tick(struct bl_pipe *p)
 {
 	struct bl	*bl = p->bl;
 	struct bl_ping	*pg;
-	uint64_t	 now = bl_now_ms(), cookie;
+	uint64_t	 now = cm_now_ms(), cookie;
 	char		 why[64];
 
 	while ((pg = TAILQ_FIRST(&p->pings)) != NULL && pg->deadline <= now) {
@@ -204,7 +205,7 @@ bl_pipe_ping(struct bl_pipe *p, uint64_t cookie)
 		return (-1);
 	pg->seq = ++p->bl->ping_seq;
 	pg->cookie = cookie;
-	pg->deadline = bl_now_ms() + p->bl->cfg.ping_timeout_ms;
+	pg->deadline = cm_now_ms() + p->bl->cfg.ping_timeout_ms;
 	if (send_ping(p, pg->seq) == -1) {
 		free(pg);
 		return (-1);

@@ -25,6 +25,7 @@
 
 #include <event2/buffer.h>
 
+#include "clock.h"
 #include "internal.h"
 #include "xmlstream.h"
 #include "log.h"
@@ -41,15 +42,6 @@ static void	 pipe_timer(evutil_socket_t, short, void *);
 static const struct xs_callbacks pipe_cb = {
 	pipe_on_header, pipe_on_stanza, pipe_on_close
 };
-
-uint64_t
-bl_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
 
 int
 bl_jid_me(const struct bl_pipe *p, char *out, size_t len)
@@ -222,7 +214,7 @@ go_up(struct bl_pipe *p)
 	p->state = BL_P_UP;
 	p->was_up = 1;
 	evtimer_del(&p->timer);
-	p->last_rx = bl_now_ms();
+	p->last_rx = cm_now_ms();
 	/* presence at once after the headers (BAREV.md §3) */
 	if (bl_pipe_send_presence(p) == -1) {
 		bl_pipe_kill(p, "cannot send our presence", BL_CLOSE_ABORT);
@@ -385,7 +377,7 @@ pipe_on_stanza(void *arg, xmpp_stanza_t *st)
 
 	if (p->state != BL_P_UP)
 		return;
-	p->last_rx = bl_now_ms();
+	p->last_rx = cm_now_ms();
 	p->misses = 0;
 	if ((name = xmpp_stanza_get_name(st)) == NULL)
 		return;

@@ -31,6 +31,8 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "backoff.h"
+#include "clock.h"
 #include "component.h"
 #include "log.h"
 #include "xmlstream.h"
@@ -76,7 +78,7 @@ struct comp {
 	struct event *closed_ev;	/* tells the owner after comp_shutdown */
 	struct event *drain_timer;	/* bounds the read after our goodbye */
 	int draining;		/* our </stream:stream> is out; still reading */
-	unsigned backoff_ms;	/* base of the next delay */
+	unsigned backoff_ms;	/* bound of the last delay; 0 = start over */
 	uint64_t up_since_ms;
 	uint64_t last_tx_ms;
 
@@ -86,15 +88,6 @@ struct comp {
 };
 
 static void comp_connect(struct comp *);
-
-static uint64_t
-comp_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct timeval
 comp_tv(unsigned ms)
@@ -166,23 +159,21 @@ comp_teardown(struct comp *c)
 	c->got_header = 0;
 }
 
+/*
+ * The next wait, on common/'s backoff: its bound starts at twice the
+ * minimum so that even the low half of the jitter ([bound/2, bound]) never
+ * retries sooner than backoff_min (Prosody keeps a dead session a while and
+ * answers a too-fast reconnect with "conflict").
+ */
 static unsigned
 comp_next_delay(struct comp *c)
 {
-	uint32_t r;
-	unsigned base, delay;
+	unsigned first = c->backoff_min_ms > c->backoff_max_ms / 2 ?
+	    c->backoff_max_ms : c->backoff_min_ms * 2;
+	unsigned delay = cm_backoff_step(&c->backoff_ms, first,
+	    c->backoff_max_ms);
 
-	evutil_secure_rng_get_bytes(&r, sizeof r);
-	base = c->backoff_ms;
-	/* up to +50 %: never sooner than the minimum */
-	delay = base + r % (base / 2 + 1);
-	if (delay > c->backoff_max_ms)
-		delay = c->backoff_max_ms - r % (c->backoff_max_ms / 5 + 1);
-	if (delay < c->backoff_min_ms)
-		delay = c->backoff_min_ms;
-	c->backoff_ms = base > c->backoff_max_ms / 2 ? c->backoff_max_ms :
-	    base * 2;
-	return delay;
+	return delay < c->backoff_min_ms ? c->backoff_min_ms : delay;
 }
 
 static void
@@ -192,7 +183,7 @@ comp_fail_cb(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv;
 	unsigned delay;
 	int was_up = c->state == COMP_UP;
-	uint64_t up_ms = was_up ? comp_now_ms() - c->up_since_ms : 0;
+	uint64_t up_ms = was_up ? cm_now_ms() - c->up_since_ms : 0;
 
 	(void)fd;
 	(void)what;
@@ -202,7 +193,7 @@ comp_fail_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->stopped)
 		return;
 	if (was_up && up_ms >= COMP_RESET_AFTER_UP_S * 1000)
-		c->backoff_ms = c->backoff_min_ms;
+		c->backoff_ms = 0;
 	delay = comp_next_delay(c);
 	log_msg(c->fail_lvl, "component", "%s; retrying in %u.%u s",
 	    c->fail_why, delay / 1000, delay % 1000 / 100);
@@ -241,10 +232,10 @@ comp_up(struct comp *c)
 
 	event_del(c->hs_timer);
 	c->state = COMP_UP;
-	c->up_since_ms = c->last_tx_ms = comp_now_ms();
+	c->up_since_ms = c->last_tx_ms = cm_now_ms();
 	if (!c->ever_up) {
 		c->ever_up = 1;
-		c->backoff_ms = c->backoff_min_ms;
+		c->backoff_ms = 0;
 	}
 	evtimer_add(c->ka_timer, &tv);
 	log_info("component", "link up as %s", c->jid);
@@ -323,31 +314,30 @@ comp_stream_error(struct comp *c, xmpp_stanza_t *st)
 		    tbuf[0] != '\0' ? "\")" : "");
 }
 
-/* XEP-0114 §3: <handshake> = lower-case hex SHA1(stream id + secret) */
+/* XEP-0114 §3: <handshake> = lower-case hex SHA1(stream id + secret),
+ * hashed and hex-encoded by libstrophe (xmpp_sha1) */
 static int
 comp_send_handshake(struct comp *c, const char *id)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char digest[20];
 	char buf[COMP_ID_MAX + 4096 + 1];
 	char out[sizeof "<handshake></handshake>" + 40];
-	size_t il = strlen(id), sl = strlen(c->secret), i, p;
-	int rc;
+	size_t il = strlen(id), sl = strlen(c->secret);
+	char *hex;
+	int rc, n;
 
 	if (il + sl > sizeof buf)
 		return -1;
 	memcpy(buf, id, il);
 	memcpy(buf + il, c->secret, sl);
-	xmpp_sha1_digest((const unsigned char *)buf, il + sl, digest);
+	hex = xmpp_sha1(xs_ctx(), (const unsigned char *)buf, il + sl);
 	explicit_bzero(buf, il + sl);
-	p = (size_t)snprintf(out, sizeof out, "<handshake>");
-	for (i = 0; i < sizeof digest; i++) {
-		out[p++] = hex[digest[i] >> 4];
-		out[p++] = hex[digest[i] & 0xf];
-	}
-	memcpy(out + p, "</handshake>", sizeof "</handshake>");
-	p += sizeof "</handshake>" - 1;
-	rc = xs_conn_send_raw(c->xs, out, p);
+	if (hex == NULL)
+		return -1;
+	n = snprintf(out, sizeof out, "<handshake>%s</handshake>", hex);
+	explicit_bzero(hex, strlen(hex));
+	xmpp_free(xs_ctx(), hex);
+	rc = n > 0 && (size_t)n < sizeof out ?
+	    xs_conn_send_raw(c->xs, out, (size_t)n) : -1;
 	explicit_bzero(out, sizeof out);
 	return rc;
 }
@@ -465,7 +455,7 @@ static void
 comp_ka_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct comp *c = arg;
-	uint64_t now = comp_now_ms();
+	uint64_t now = cm_now_ms();
 
 	(void)fd;
 	(void)what;
@@ -658,7 +648,7 @@ comp_new(struct event_base *base, const struct comp_config *cfg,
 	    60000;
 	if (c->backoff_max_ms < c->backoff_min_ms)
 		c->backoff_max_ms = c->backoff_min_ms;
-	c->backoff_ms = c->backoff_min_ms;
+	c->backoff_ms = 0;
 	c->max_stanza = cfg->max_stanza != 0 ? cfg->max_stanza : 512 * 1024;
 	if (ev != NULL)
 		c->ev = *ev;
@@ -723,7 +713,7 @@ comp_send(struct comp *c, xmpp_stanza_t *st)
 	free(s);
 	if (rc == -1)
 		return -1;
-	c->last_tx_ms = comp_now_ms();
+	c->last_tx_ms = cm_now_ms();
 	return 0;
 }
 
@@ -754,7 +744,7 @@ comp_uptime(const struct comp *c)
 {
 	if (c->state != COMP_UP || c->failing)
 		return 0;
-	return (long)((comp_now_ms() - c->up_since_ms) / 1000);
+	return (long)((cm_now_ms() - c->up_since_ms) / 1000);
 }
 
 int

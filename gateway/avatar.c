@@ -164,8 +164,12 @@ owner_set_image(struct av_owner *o, const char *token, const unsigned char *data
 {
 	char sha1[41] = "";
 
-	if (data != NULL)
-		avatar_image_sha1(data, len, sha1);
+	if (data != NULL && avatar_image_sha1(data, len, sha1) == -1) {
+		/* an image stored without its hash would look like none */
+		log_error("avatar", "cannot hash the avatar of %s %lld (out of"
+		    " memory)", kind_name(o->kind), (long long)o->id);
+		return 0;
+	}
 	if (store_avatar_set(av->gw->store, kind_name(o->kind), o->id, token,
 	    sha1, mime, data, len, (int64_t)time(NULL)) != STORE_OK) {
 		log_error("avatar", "cannot store the avatar of %s %lld",

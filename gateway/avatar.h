@@ -59,8 +59,9 @@ void avatar_forget_identity(struct gw *gw, int64_t ident);
 const char *avatar_image_sniff(const unsigned char *data, size_t len);
 /* width and height from the header, without decoding; 0 or -1 */
 int avatar_image_dims(const unsigned char *data, size_t len, int *w, int *h);
-/* lower-case hex SHA1 of the bytes (XEP-0153's hash) into hex[41] */
-void avatar_image_sha1(const unsigned char *data, size_t len, char hex[41]);
+/* lower-case hex SHA1 of the bytes (XEP-0153's hash) into hex[41]; -1 (and
+ * "") when out of memory */
+int avatar_image_sha1(const unsigned char *data, size_t len, char hex[41]);
 /*
  * An image a Barev peer accepts: at most max_side x max_side pixels
  * (aspect kept, never enlarged) and max_bytes bytes.  A source already

@@ -121,18 +121,18 @@ avatar_image_dims(const unsigned char *d, size_t len, int *w, int *h)
 	return *w > 0 && *h > 0 ? 0 : -1;
 }
 
-void
+int
 avatar_image_sha1(const unsigned char *data, size_t len, char hex[41])
 {
-	static const char digits[] = "0123456789abcdef";
-	unsigned char md[20];
+	/* libstrophe hashes and hex-encodes (lower case, as XEP-0153 wants) */
+	char *h = xmpp_sha1(xs_ctx(), data, len);
 
-	xmpp_sha1_digest(data, len, md);
-	for (int i = 0; i < 20; i++) {
-		hex[2 * i] = digits[md[i] >> 4];
-		hex[2 * i + 1] = digits[md[i] & 15];
-	}
-	hex[40] = '\0';
+	hex[0] = '\0';
+	if (h == NULL)
+		return -1;
+	snprintf(hex, 41, "%s", h);
+	xmpp_free(xs_ctx(), h);
+	return 0;
 }
 
 /* libgd reports through this instead of writing to stderr */

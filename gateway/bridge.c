@@ -79,6 +79,22 @@ br_resource_of(const char *jid)
 	return slash ? strdup(slash + 1) : NULL;
 }
 
+/*
+ * The node (localpart) of a contact JID, lower-cased like the stored nicks;
+ * NULL if there is none.  libstrophe splits the JID (xmpp_jid_node: resource
+ * stripped first, RFC 7622 §3.2), so a '@' in a resource is not mistaken for
+ * the node's end.  Free with xmpp_free(xs_ctx(), ...).
+ */
+static char *
+br_node(const char *jid)
+{
+	char *node = jid != NULL ? xmpp_jid_node(xs_ctx(), jid) : NULL;
+
+	for (char *p = node; p != NULL && *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return node;
+}
+
 xmpp_stanza_t *
 br_stanza(const char *name, const char *type, const char *from, const char *to)
 {
@@ -207,18 +223,15 @@ br_contact_for(struct br_user *u, const char *to)
 {
 	struct gw_baddr a;
 	struct br_contact *c;
-	char *bare = br_bare(to), *at;
+	char *node = br_node(to);
+	int rc;
 
-	if (bare == NULL || (at = strrchr(bare, '@')) == NULL) {
-		free(bare);
+	if (node == NULL)
 		return NULL;
-	}
-	*at = '\0';
-	if (gw_baddr_from_localpart(bare, &a) == -1) {
-		free(bare);
+	rc = gw_baddr_from_localpart(node, &a);
+	xmpp_free(xs_ctx(), node);
+	if (rc == -1)
 		return NULL;
-	}
-	free(bare);
 	LIST_FOREACH(c, &u->contacts, user_entry)
 		if (strcasecmp(c->nick, a.nick) == 0 &&
 		    strcmp(c->address, a.addr) == 0)
@@ -866,17 +879,16 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 {
 	struct prov_result r = { .msg = "not a Barev address" };
 	const char *to = xmpp_stanza_get_to(st);
-	char *bare = br_bare(to), *at;
+	char *node = br_node(to);
 	int added = 0;
 
 	if (strcmp(type, "subscribe") == 0) {
-		if (c == NULL && bare && (at = strrchr(bare, '@')) != NULL) {
+		if (c == NULL && node != NULL) {
 			struct gw_baddr a;
 			char text[GW_NICK_MAX + GW_ADDR_TEXT + 16];
 
 			/* the roster is the allowlist: subscribing adds the peer */
-			*at = '\0';
-			if (gw_baddr_from_localpart(bare, &a) == 0 &&
+			if (gw_baddr_from_localpart(node, &a) == 0 &&
 			    gw_baddr_format(&a, text, sizeof(text)) == 0 &&
 			    prov_contact_add(gw, u->jid, text, NULL, &r) == 0)
 				added = (c = br_contact_for(u, to)) != NULL;
@@ -910,7 +922,8 @@ user_subscription(struct gw *gw, struct br_user *u, struct br_contact *c,
 		contact_presence_send(gw->bridge, c, NULL);
 	}
 out:
-	free(bare);
+	if (node != NULL)
+		xmpp_free(xs_ctx(), node);
 }
 
 int

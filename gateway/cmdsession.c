@@ -11,12 +11,13 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "cmdsession.h"
 #include "commands.h"
 #include "log.h"
+#include "rng.h"
 
 #define CMD_SESSIONS	64
 #define CMD_SESSIONS_USER 8		/* per bare JID */
@@ -29,10 +30,8 @@ static long clock_skew;		/* commands_test_clock_skew() */
 static time_t
 now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + clock_skew + 1;	/* never 0: 0 marks a free slot */
+	/* never 0: 0 marks a free slot */
+	return (time_t)(cm_now_ms() / 1000) + clock_skew + 1;
 }
 
 void
@@ -129,23 +128,13 @@ session_slot(const char *owner, time_t now)
 struct cmd_session *
 cmd_session_new(const char *owner, const struct cmd_def *def)
 {
-	static unsigned long counter;
 	static unsigned long long seq;
-	unsigned char rnd[CMD_SID_BYTES];
 	struct cmd_session *s;
 	time_t now = now_s();
 
 	s = session_slot(owner, now);
-	/* Ids need only be unguessable enough not to collide: a session
-	 * also has to match its owner's full JID. */
-	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
-		unsigned long mix = (unsigned long)now * 2654435761u + ++counter;
-
-		for (size_t i = 0; i < sizeof(rnd); i++)
-			rnd[i] = (unsigned char)(mix >> (8 * (i % sizeof(mix))));
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
+	/* unguessable, and a session also has to match its owner's full JID */
+	cm_random_hex(s->id, sizeof(s->id), CMD_SID_BYTES);
 	snprintf(s->owner, sizeof(s->owner), "%s", owner);
 	s->def = def;
 	s->expires = now + CMD_TTL_S;

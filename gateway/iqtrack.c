@@ -27,6 +27,7 @@
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
+#include "rng.h"
 
 struct pending {
 	LIST_ENTRY(pending) entry;
@@ -194,14 +195,12 @@ gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, enum gw_iq_kind kind,
 {
 	struct pending *p;
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
 	const char *to = xmpp_stanza_get_to(iq);
-	uint32_t rnd;
 
 	if (to == NULL || kind >= GW_IQ_NKINDS || (p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
-	evutil_secure_rng_get_bytes(&rnd, sizeof(rnd));
-	snprintf(p->id, sizeof(p->id), "gw-%llu-%08x", ++next_id, (unsigned)rnd);
+	snprintf(p->id, sizeof(p->id), "gw-%llu-%08x", ++next_id,
+	    (unsigned)cm_random_u32());
 	p->gw = gw;
 	p->kind = kind;
 	p->timeout_ms = timeout_ms;

@@ -23,6 +23,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "component.h"
 #include "config.h"
 #include "gw.h"
@@ -302,20 +303,16 @@ status_stop(struct status *s)
 /* ---- client ---- */
 
 static long
-status_ms_left(const struct timespec *deadline)
+status_ms_left(uint64_t deadline_ms)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)(deadline->tv_sec - now.tv_sec) * 1000 +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return (long)((int64_t)deadline_ms - (int64_t)cm_now_ms());
 }
 
 int
 status_query(const char *path, int timeout_ms, FILE *out, FILE *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timespec deadline;
+	uint64_t deadline_ms;
 	struct pollfd pfd;
 	char *buf = NULL;
 	size_t len = 0;
@@ -340,15 +337,9 @@ status_query(const char *path, int timeout_ms, FILE *out, FILE *err)
 		    path, strerror(errno));
 		goto out;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
+	deadline_ms = cm_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
-		if ((left = status_ms_left(&deadline)) <= 0) {
+		if ((left = status_ms_left(deadline_ms)) <= 0) {
 			fprintf(err, "health: no complete answer from %s "
 			    "within %d ms (event loop stuck?)\n", path,
 			    timeout_ms);

@@ -44,11 +44,13 @@
 
 #include "barevlink.h"
 #include "bridge.h"
+#include "clock.h"
 #include "component.h"
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
 #include "provision.h"
+#include "rng.h"
 #include "socks5.h"
 #include "store.h"
 #include "xmlstream.h"
@@ -147,15 +149,6 @@ now_s(void)
 	return (int64_t)time(NULL);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct xfer *
 xfer_by_serial(uint64_t serial)
 {
@@ -201,8 +194,8 @@ user_message(struct xfer *x, const char *body, int from_gateway)
 		snprintf(from, sizeof(from), "%s", x->gw->cfg.component_jid);
 	else
 		snprintf(from, sizeof(from), "%s/barev", x->contact_jid);
-	snprintf(id, sizeof(id), "xfer-%llu-%llx", (unsigned long long)x->serial,
-	    (unsigned long long)random());
+	snprintf(id, sizeof(id), "xfer-%llu-%08x", (unsigned long long)x->serial,
+	    (unsigned)cm_random_u32());
 	xmpp_stanza_set_name(m, "message");
 	xmpp_stanza_set_type(m, "chat");
 	xmpp_stanza_set_from(m, from);
@@ -774,49 +767,42 @@ in_slot(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	}
 }
 
-static void
-url_escape(const char *in, char *out, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (; *in && o + 4 < len; in++) {
-		unsigned char c = (unsigned char)*in;
-
-		if (isalnum(c) || strchr("-._~", c)) {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
-}
-
 /* No upload service: the file moves to SPOOL/served and our listener has it. */
 static void
 in_serve(struct xfer *x)
 {
-	unsigned char rnd[16];
-	char token[33], dst[PATH_MAX], url[4096], esc[2048];
+	char token[33], dst[PATH_MAX], *url, *esc;
 	const char *base = x->gw->cfg.http_public_url;
-	size_t bl = strlen(base);
+	size_t bl = strlen(base), ul;
 
-	evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
-	for (int i = 0; i < 16; i++)
-		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+	cm_random_hex(token, sizeof(token), 16);
+	/* libevent percent-encodes all but RFC 3986's unreserved characters,
+	 * however long the name (our own url_escape cut it off at 2 KiB) */
+	if ((esc = evhttp_uriencode(x->name, -1, 0)) == NULL) {
+		xfer_fail(x, "the gateway ran out of memory");
+		return;
+	}
+	if (bl > 0 && base[bl - 1] == '/')
+		bl--;
+	ul = bl + 1 + sizeof(token) + strlen(esc) + 1;
+	url = malloc(ul);
+	if (url != NULL)
+		snprintf(url, ul, "%.*s/%s/%s", (int)bl, base, token, esc);
+	free(esc);
+	if (url == NULL) {
+		xfer_fail(x, "the gateway ran out of memory");
+		return;
+	}
 	snprintf(dst, sizeof(dst), "%s/served/%s", x->gw->cfg.spool_dir, token);
 	if (rename(x->path, dst) == -1) {
+		free(url);
 		xfer_fail(x, "the gateway could not keep the file (%s)", strerror(errno));
 		return;
 	}
 	x->path[0] = '\0';
 	served_bytes += x->size;
-	url_escape(x->name, esc, sizeof(esc));
-	snprintf(url, sizeof(url), "%.*s/%s/%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl),
-	    base, token, esc);
 	in_deliver(x, url);
+	free(url);
 }
 
 /* Every byte is in the spool; the upload may still be on its way. */
@@ -1093,7 +1079,7 @@ in_refuse(struct xfer *x, enum xl_verdict v)
 		    "for it right now", quota);
 		break;
 	}
-	if (xl_note_due(&refusal_notes, x->contact, (int)v, mono_ms(), XFER_REFUSAL_NOTE_MS))
+	if (xl_note_due(&refusal_notes, x->contact, (int)v, (int64_t)cm_now_ms(), XFER_REFUSAL_NOTE_MS))
 		xfer_fail(x, "%s; it was declined (more offers declined for this "
 		    "within a minute are not reported one by one)", why);
 	else
@@ -1289,7 +1275,7 @@ out_offer(struct xfer *x)
 {
 	xmpp_stanza_t *iq, *si, *file, *f, *xd, *fld, *opt;
 	char size[32];
-	unsigned char rnd[6];
+	char rnd[13];
 
 	if (bl_contact_state(x->gw->bl, x->contact) != BL_PIPE_UP) {
 		/* a pipe being re-dialled: offer once it is up (transfer_pipe_up) */
@@ -1302,9 +1288,9 @@ out_offer(struct xfer *x)
 		}
 		return;
 	}
-	evutil_secure_rng_get_bytes(rnd, sizeof(rnd));
-	snprintf(x->sid, sizeof(x->sid), "gwft-%llu-%02x%02x%02x%02x%02x%02x",
-	    (unsigned long long)x->serial, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	cm_random_hex(rnd, sizeof(rnd), 6);
+	snprintf(x->sid, sizeof(x->sid), "gwft-%llu-%s",
+	    (unsigned long long)x->serial, rnd);
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)x->size);
 	if ((iq = xmpp_stanza_new(xs_ctx())) == NULL)
 		goto fail;

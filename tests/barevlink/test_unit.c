@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "backoff.h"
 #include "internal.h"
 #include "xmlstream.h"
 
@@ -160,22 +161,22 @@ test_backoff(void)
 {
 	unsigned b = 0, i, d;
 
-	b = bl_backoff_next(b, 1000, 300000);
+	b = cm_backoff_next(b, 1000, 300000);
 	CHECK(b == 1000);
-	CHECK(bl_backoff_next(b, 1000, 300000) == 2000);
+	CHECK(cm_backoff_next(b, 1000, 300000) == 2000);
 	for (i = 0; i < 40; i++)
-		b = bl_backoff_next(b, 1000, 300000);
+		b = cm_backoff_next(b, 1000, 300000);
 	CHECK(b == 300000);
-	CHECK(bl_backoff_next(0xffffffffu, 1000, 0xffffffffu) == 0xffffffffu);
+	CHECK(cm_backoff_next(0xffffffffu, 1000, 0xffffffffu) == 0xffffffffu);
 	/* jitter stays within [bound/2, bound] */
 	for (i = 0; i < 1000; i++) {
-		d = bl_backoff_delay(1000, i * 2654435761u);
+		d = cm_backoff_jitter(1000, i * 2654435761u);
 		CHECK(d >= 500 && d <= 1000);
 	}
-	CHECK(bl_backoff_delay(1000, 0) == 500);
-	CHECK(bl_backoff_delay(1000, 500) == 1000);
-	CHECK(bl_backoff_delay(0, 12345) == 0);
-	CHECK(bl_backoff_delay(1, 1) == 1);
+	CHECK(cm_backoff_jitter(1000, 0) == 500);
+	CHECK(cm_backoff_jitter(1000, 500) == 1000);
+	CHECK(cm_backoff_jitter(0, 12345) == 0);
+	CHECK(cm_backoff_jitter(1, 1) == 1);
 }
 
 int

@@ -589,6 +589,9 @@ async def test_without_upload_service_the_gateway_serves_the_file_itself(ctx):
     expect(m["body"].startswith("http://127.0.0.1:%d/files/" % port), "a link on our listener",
            "http://127.0.0.1:%d/files/..." % port, m["body"])
     expect_eq(m["oob"]["desc"], "served file ü.bin", "the original file name")
+    expect(m["body"].endswith("/served%20file%20%C3%BC.bin"),
+           "the name percent-encoded in the link (RFC 3986)",
+           ".../served%20file%20%C3%BC.bin", m["body"])
     _, got = await http("GET", m["body"])
     expect(got == data, "the served bytes are identical", len(data), len(got))
     await wait_spool_empty(gw)
