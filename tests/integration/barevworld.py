@@ -74,16 +74,17 @@ ROSTER_PUSH = harness.server_kind() == "prosody"
 
 def answer_contact_requests(client):
     """Where the gateway cannot write rosters, accept every subscription
-    request from a contact JID the way Gajim's "Accept" does: name the item
-    after the request's XEP-0172 nick, allow, and subscribe back.  Where it
-    can (ROSTER_PUSH), leave requests unanswered: expect_no_requests()
-    then fails the test, as contacts must appear with nothing to accept."""
+    request from a contact JID or from the gateway JID itself the way
+    Gajim's "Accept" does: name the item after the request's XEP-0172 nick,
+    allow, and subscribe back.  Where it can (ROSTER_PUSH), leave requests
+    unanswered: expect_no_requests() then fails the test, as contacts must
+    appear with nothing to accept."""
     if ROSTER_PUSH:
         return
 
     def on_subscribe(pres):
         jid = pres["from"].bare
-        if not jid.endswith("@" + harness.COMPONENT):
+        if jid != harness.COMPONENT and not jid.endswith("@" + harness.COMPONENT):
             return
         nick = pres.xml.find("{http://jabber.org/protocol/nick}nick")
         name = nick.text if nick is not None and nick.text else ""
@@ -102,6 +103,49 @@ def expect_no_requests(client, jid):
              if p["type"] == "subscribe" and p["from"].bare == jid]
     expect(not asked, "%s reached %s's roster with nothing to accept"
            % (jid, client.boundjid.bare), "no subscription request", asked)
+
+
+GATEWAY_NAME = "Barev gateway"
+
+
+async def gateway_in_roster(client, since=0, timeout=10):
+    """Wait until the gateway JID is in the client's roster with both
+    subscriptions (it sees her presence, she sees it online); returns the
+    item after checking how it got there.  With the roster privilege
+    (Prosody) the gateway pushed it, named "Barev gateway" in group
+    "Barev", with nothing for her to accept.  Without (ejabberd 23.01) the
+    gateway asked with a subscription request from its own JID carrying
+    the nick "Barev gateway", and answer_contact_requests() accepted it as
+    Gajim would: the item is named from the nick, in no group.  `since`:
+    the request must be among client.presences[since:]."""
+    me = harness.COMPONENT
+    pushed = asyncio.Event()
+    client.add_event_handler("roster_update", lambda _iq: pushed.set())
+    deadline = time.monotonic() + timeout
+    while True:
+        roster = await client.roster_items()
+        item = roster.get(me)
+        if item is not None and item["subscription"] == "both":
+            break
+        left = deadline - time.monotonic()
+        expect(left > 0, "the gateway in %s's roster" % client.boundjid.bare,
+               "subscription both", item)
+        pushed.clear()
+        try:
+            await asyncio.wait_for(pushed.wait(), min(left, 1.0))
+        except asyncio.TimeoutError:
+            pass
+    groups = ["Barev"] if ROSTER_PUSH else []
+    expect((item["name"], item["groups"]) == (GATEWAY_NAME, groups),
+           "the gateway's roster item", (GATEWAY_NAME, groups, "both"), item)
+    expect_no_requests(client, me)
+    if not ROSTER_PUSH:
+        asked = [p for p in client.presences[since:]
+                 if p["type"] == "subscribe" and p["from"].bare == me]
+        nicks = [p.xml.findtext("{http://jabber.org/protocol/nick}nick") for p in asked]
+        expect(GATEWAY_NAME in nicks, "the gateway asked %s with a subscription request"
+               % client.boundjid.bare, "subscribe with nick %r" % GATEWAY_NAME, nicks)
+    return item
 
 
 def gone(roster, jid):

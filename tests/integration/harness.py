@@ -120,22 +120,33 @@ def tmpdir(name):
     return d
 
 
+_ports_given = set()
+
+
 def free_port(preferred=None):
-    """A loopback TCP port nobody listens on (`preferred` if it is free)."""
-    if preferred:
+    """A loopback TCP port nobody listens on (`preferred` if it is free),
+    never one this process handed out before: nothing listens on a port
+    until the server it is for starts, so the kernel may offer the same
+    free port twice in a row (Prosody once got http_ports and https_ports
+    equal, and served plain HTTP where the upload links said https)."""
+    if preferred and preferred not in _ports_given:
         s = socket.socket()
         try:
             s.bind(("127.0.0.1", preferred))
+            _ports_given.add(preferred)
             return preferred
         except OSError:
             pass
         finally:
             s.close()
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def _port_open(port):

@@ -8,7 +8,9 @@ off or make the gateway fetch what it should not:
   was disconnected; now the name reads "\ufffd\ufffdbad.txt" everywhere;
 - a link to an allowed host on another port (an admin or metrics service
   on the same machine) used to be fetched and handed to the peer; only the
-  allowed scheme + host + port (the upload service's URL prefix) is.
+  allowed scheme + host + port (the upload service's URL prefix,
+  download_hosts = https://upload.example.org:PORT/ as the harness sets it)
+  is.
 
 Everything runs in a private network namespace.
 """
@@ -16,6 +18,7 @@ Everything runs in a private network namespace.
 import asyncio
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
+import ssl
 import sys
 import threading
 import urllib.error
@@ -27,6 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness                                   # noqa: E402
+import servers                                   # noqa: E402
 from harness import expect, expect_eq, Client     # noqa: E402
 import barevworld                                # noqa: E402
 from barevworld import BOB, CAROL, store_rows    # noqa: E402
@@ -129,8 +133,11 @@ async def test_a_link_with_invalid_utf8_in_its_name_cuts_nobody_off(ctx):
     await ctx["bob"].wait_session("alice")
     gw_since, p_since = gw.mark(), plog_size(p)
     alice.mark()
-    alice.send_message(BOB, "http://127.0.0.1:%d/file_share/nothing/%%FF%%FEbad.txt"
-                       % p.http_port)
+    # on the allowed prefix (download_hosts), so the gateway does try it
+    url = "%sfile_share/nothing/%%FF%%FEbad.txt" % p.download_host
+    expect(url.startswith("https://%s:%d/" % (p.upload_service, p.https_port)),
+           "the link is on the upload service", "https://upload host:https port/", url)
+    alice.send_message(BOB, url)
     m = await alice.wait_message(refused(BOB, "bad.txt", "not sent"), timeout=20,
                                  what="the error on her message saying the file was not sent")
     expect(BAD in m["error"]["text"], "the error names the file readably", BAD,
@@ -162,10 +169,13 @@ async def test_a_fetched_file_with_such_a_name_reaches_bob_readably(ctx):
 # ---------------------------------------------------------------- ports
 
 class Witness:
-    """A tiny HTTP service on the upload host (127.0.0.1) but another port,
-    standing for an admin or metrics port: it counts every request."""
+    """A tiny HTTPS service on the upload host (upload.example.org, which
+    the test's private /etc/hosts points at 127.0.0.1) but another port,
+    standing for an admin or metrics port: it counts every request.  Same
+    scheme, same host name, a certificate from the run's CA: only the port
+    differs from the upload service's URLs."""
 
-    def __init__(self):
+    def __init__(self, host):
         hits = self.hits = []
 
         class H(BaseHTTPRequestHandler):
@@ -182,6 +192,11 @@ class Witness:
 
         self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.port = self.srv.server_address[1]
+        crt, key = servers.certificate(harness.tmpdir("witness"), [host])
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(crt, key)
+        self.srv.socket = tls.wrap_socket(self.srv.socket, server_side=True)
+        self.url = "https://%s:%d/" % (host, self.port)
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
 
@@ -193,15 +208,15 @@ class Witness:
 async def test_a_link_to_the_upload_host_on_another_port_is_not_fetched(ctx):
     alice, bob, gw, p = ctx["alice"], ctx["bob"], ctx["gw"], ctx["p"]
     s = await bob.wait_session("alice")
-    w = Witness()
+    w = Witness(p.upload_service)
     try:
-        # the witness answers: the test could see a fetch
-        status, _ = await http("GET", "http://127.0.0.1:%d/probe" % w.port)
+        # the witness answers, by the upload host's name: the test could see a fetch
+        status, _ = await http("GET", w.url + "probe")
         expect_eq((status, w.hits), (200, ["/probe"]), "the witness service answers")
         del w.hits[:]
-        for url in ("http://127.0.0.1:%d/metrics.txt" % w.port,
+        for url in (w.url + "metrics.txt",
                     # the right port, but a way out of the upload path
-                    "http://127.0.0.1:%d/file_share/%%2e%%2e/admin.txt" % p.http_port):
+                    "%sfile_share/%%2e%%2e/admin.txt" % p.download_host):
             alice.mark()
             alice.send_message(BOB, url, oob_url=url)
             m = await alice.wait_message(says(GATEWAY, "as text"), timeout=10,

@@ -241,7 +241,13 @@ async def test_a_file_each_way_ends_on_the_receivers_own_upload_service(ctx):
         m = await other["client"].wait_message(
             lambda m: m["from"].bare == other["peer"] and (m["body"] or "").startswith("http"),
             timeout=60, what="the link to %s's file" % me["name"])
-        own = "http://127.0.0.1:%d/" % other["p"].http_port
+        # the receiver's upload service as her server hands it out (and as
+        # her gateway's download_hosts names it): https://upload.<her
+        # domain>:<her https port>/
+        own = other["p"].download_host
+        expect(own.startswith("https://%s:" % other["p"].upload_service),
+               "%s's upload service URL prefix" % other["name"],
+               "https://%s:…" % other["p"].upload_service, own)
         expect(m["body"].startswith(own) and m["body"] != url,
                "the link is on %s's own upload service" % other["name"], own + "…", m["body"])
         status, got = await http(other["node"], "GET", m["body"])
