@@ -264,12 +264,19 @@ relay_commit_accepted(struct bridge *br)
 				br_update_want(br, c);	/* dial */
 		}
 	} else {
-		log_error("relay", "%zu message(s) could not be stored; their"
-		    " senders are told", n);
+		struct store *store = br->gw->store;
+		char text[256];
+
+		/* the cause in the user's words: a full disk is hers to report */
+		snprintf(text, sizeof(text), "The message was not sent: %s, so"
+		    " the gateway could not store it. Try again later.",
+		    store_error_reason(store));
+		log_error("relay", "%zu message(s) could not be stored (%s);"
+		    " their senders are told", n, store_error_reason(store));
 		for (i = 0; i < n; i++)
 			br_error_reply(br->gw, v[i].st, "wait",
-			    "internal-server-error", "The gateway could not store"
-			    " the message; it was not sent.");
+			    store_error_is_full(store) ? "resource-constraint" :
+			    "internal-server-error", text);
 	}
 	for (i = 0; i < n; i++) {
 		free(v[i].body);
