@@ -41,6 +41,8 @@ PENDING_LIMIT = 8             # BL_MAX_PENDING_PER_ADDR
 HEADER_TIMEOUT = float(harness.TEST_TIMERS["barev_header_timeout"].rstrip("s"))
 RSS_SLACK = 1024 * 1024       # "flat": less than 1 MiB over 9,000 connections
 SOL_IPV6, IPV6_FREEBIND = 41, 78
+STUCK_MSGS, STUCK_BODY = 2000, 8 * 1024   # ~16 MiB of bodies (purple: twice on the wire)
+STUCK_RSS_BOUND = 4 * 1024 * 1024   # the second half (8 MiB of bodies) adds less
 HEADER = b"<?xml version='1.0' encoding='UTF-8'?><stream:stream xmlns='jabber:client'"
 
 
@@ -51,6 +53,11 @@ def status(gw):
                   r" unknown sources refused: (\d+)", r.stdout)
     expect(m, "the pipe counters in --health", "Pipes up: …", r.stdout + r.stderr)
     return {"up": int(m.group(1)), "handshake": int(m.group(2)), "refused": int(m.group(4))}
+
+
+def asan_build(gw):
+    r = subprocess.run(["ldd", gw.binary], capture_output=True, text=True)
+    return "libasan" in r.stdout
 
 
 def rss(gw):
@@ -93,7 +100,9 @@ async def stranger(i):
 
 async def setup():
     subprocess.run(["ip", "-6", "route", "add", "local", "202::/16", "dev", "lo"], check=True)
-    return await barevworld.start()
+    # a keepalive with 30 s of patience: alice's whole burst reaches a
+    # stuck pipe before it is dropped
+    return await barevworld.start(gw_config={"barev_ping_timeout": "10s"})
 
 
 async def test_10000_strangers_are_closed_unread_and_rss_stays_flat(ctx):
@@ -186,6 +195,74 @@ async def test_1000_slow_headers_are_cut_at_the_timeout_and_limited_per_address(
                         timeout=10, what="alice's message at carol")
     _ = BOB
 test_1000_slow_headers_are_cut_at_the_timeout_and_limited_per_address.timeout = 180
+
+
+async def test_a_peer_that_never_reads_costs_bounded_memory_and_is_dropped(ctx):
+    gw, alice, bob, carol = ctx["gw"], ctx["alice"], ctx["bob"], ctx["carol"]
+    sb = await bob.wait_session("alice")
+    sc = await carol.wait_session("alice")
+    # bob stops reading: his window fills (a small receive buffer, so the
+    # kernel takes little of what the gateway writes)
+    sock = sb.writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sb.writer.transport.pause_reading()
+    log_pos = gw.mark()
+    body = "x" * (STUCK_BODY - 8)
+
+    def processed():
+        return len(re.findall(r"message \d+ (?:handed to bob@|to bob@\S+ waits in the outbox)",
+                              gw.log_text(log_pos)))
+
+    async def send_half(start):
+        for i in range(start, start + STUCK_MSGS // 2):
+            alice.send_message(BOB, "%07d %s" % (i, body))
+            if i % 10 == 0:
+                await asyncio.sleep(0.01)
+        deadline = time.monotonic() + 60
+        while processed() < start + STUCK_MSGS // 2:
+            expect(time.monotonic() < deadline, "the gateway took alice's messages",
+                   start + STUCK_MSGS // 2, processed())
+            await asyncio.sleep(0.1)
+        return rss(gw)
+    base = rss(gw)
+    half = await send_half(0)
+    full = await send_half(STUCK_MSGS // 2)
+    expect(not sb.closed, "bob's stuck pipe is still there while alice writes", True,
+           sb.close_reason)
+    # carol's pipe is not held up meanwhile (alice's own stream is: her
+    # server passes her messages in order, so carol writes to her)
+    await sc.send_message("while bob is stuck")
+    await alice.wait_message(lambda m: m["body"] == "while bob is stuck", timeout=15,
+                             what="carol's message while bob is stuck")
+    down = await gw.wait_log(r"pipe down: bob@\S+: (.*)$", timeout=60)
+    m = re.search(r"bob@\S+ reads too slowly: (\d+) bytes wait", gw.log_text(log_pos))
+    held = int(m.group(1)) if m else -1
+    queued = barevworld.store_rows(gw, "SELECT count(*) FROM outbox")[0][0]
+    print("a peer that never reads: %d messages of %d KiB to it; the gateway held back at"
+          " %d KiB waiting, %d rows waited in the outbox; RSS (KiB) before %d, after half"
+          " %d, after all %d (second half %+d); the pipe went: %s"
+          % (STUCK_MSGS, STUCK_BODY // 1024, held // 1024, queued, base // 1024,
+             half // 1024, full // 1024, (full - half) // 1024, down.group(1)))
+    expect(0 < held <= 1024 * 1024 + 2 * STUCK_BODY + 4096, "what the pipe holds is bounded",
+           "<= 1 MiB + a stanza", held)
+    if asan_build(gw):
+        # ASan's allocator grows RSS with the volume that passed through
+        # even with its quarantine off (measured: the same +11 MiB over
+        # the second half with or without the limit); the release build
+        # shows the difference (+0 MiB with the limit, see the commit)
+        print("SKIP the RSS check: an ASan build's RSS does not show live memory")
+    else:
+        expect(full - half < STUCK_RSS_BOUND, "the gateway's memory is flat over the second"
+               " half", "< %d MiB growth" % (STUCK_RSS_BOUND >> 20), (full - half) / 1048576)
+    expect(not sc.closed, "carol's pipe stayed up")
+    # bob comes back reading: what was held back in the outbox reaches him
+    sb2 = await bob.wait_session("alice", timeout=30, exclude=(sb,))
+    last = "%07d" % (STUCK_MSGS - 1)
+    await sb2.wait_until(lambda: any(b.startswith(last) for b, _ in sb2.messages), timeout=60,
+                         what="alice's last message to bob on his next pipe")
+    got = [b[:7] for s in bob.all_sessions for b, _ in s.messages if b[:7].isdigit()]
+    expect_eq(len(got), len(set(got)), "no message twice at bob")
+test_a_peer_that_never_reads_costs_bounded_memory_and_is_dropped.timeout = 180
 
 
 if __name__ == "__main__":
