@@ -26,7 +26,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
           prosody-modules python3 python3-slixmpp python3-yaml iproute2 util-linux
-          systemd valgrind)
+          systemd valgrind nftables)
 
 say() { printf '\n=== %s\n' "$*"; }
 
