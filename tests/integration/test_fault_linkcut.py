@@ -6,7 +6,10 @@ him, 10 times over.
 Each cut: alice writes to bob; the gateway notices by its keepalive (short
 timers here) and drops the pipe; what alice writes then waits in the
 outbox, and arrives at bob exactly once, in order, after the link returns.
-Over all the cuts the daemon's open fds do not grow.  What the kernel had
+Over all the cuts the daemon's open fds do not grow.  A cut in the middle of
+a file from bob fails that file (the data connection's idle timeout) and
+alice is told; bob's pipe comes back and carries messages.  (The daemon's
+fds around that cut are printed, not asserted: see the comment there.)  What the kernel had
 taken before the cut was noticed is in a dead connection's buffers: Barev
 has no acks, so the test counts it (never duplicated) rather than expecting
 it.
@@ -46,6 +49,22 @@ def restore():
 
 def gw_fds(gw):
     return len(os.listdir("/proc/%d/fd" % gw.pid))
+
+
+def fd_names(gw):
+    d = "/proc/%d/fd" % gw.pid
+    return sorted(os.readlink(os.path.join(d, f)) for f in os.listdir(d))
+
+
+def sockets_of(gw):
+    """Where each socket fd of the daemon is (for a failure message)."""
+    inodes = [n[8:-1] for n in fd_names(gw) if n.startswith("socket:[")]
+    out = []
+    for table in ("tcp", "tcp6", "udp", "udp6", "unix"):
+        with open("/proc/net/" + table) as f:
+            out += ["%s %s" % (table, line.strip()) for line in f
+                    if any(" %s " % i in line + " " for i in inodes)]
+    return out
 
 
 def seq(text):
@@ -103,6 +122,48 @@ async def test_link_cuts_requeue_what_waits_and_leak_no_fds(ctx):
     expect(gw_fds(gw) <= fds_before, "no fd growth over %d cuts" % CUTS, fds_before,
            gw_fds(gw))
 test_link_cuts_requeue_what_waits_and_leak_no_fds.timeout = 240
+
+
+async def test_a_cut_mid_file_fails_that_file_and_alice_is_told(ctx):
+    gw, alice, bob = ctx["gw"], ctx["alice"], ctx["bob"]
+    s = await bob.wait_session("alice", timeout=30)
+    fds_before = gw_fds(gw)
+    alice.mark()
+    gw.mark()
+    rtype, conn = await s.open_file_stream("cut mid-file.bin", 4 * 1024 * 1024, "cut-1")
+    expect_eq(rtype, "result", "the gateway accepts bob's offer")
+    await asyncio.get_running_loop().sock_sendall(conn, b"c" * 500000)
+    await gw.wait_log(r"cut mid-file\.bin", timeout=10)
+    cut()
+    try:
+        # the data connection goes silent: the receive gives up after its
+        # idle timeout (30 s) and alice hears it
+        m = await alice.wait_message(
+            lambda m: m["from"].bare == harness.COMPONENT
+            and "cut mid-file.bin" in (m["body"] or "")
+            and "receiving from" not in m["body"], timeout=60, what="the failure note")
+    finally:
+        restore()
+        conn.close()
+    print("alice was told: %s" % m["body"])
+    expect("could not be delivered" in m["body"], "alice hears the file failed",
+           "could not be delivered", m["body"])
+    s2 = await bob.wait_session("alice", timeout=30, exclude=(s,))
+    alice.mark()
+    await s2.send_message("back after the cut file")
+    await alice.wait_message(lambda m: m["body"] == "back after the cut file", timeout=15,
+                             what="bob's message after the link returned")
+    deadline = time.monotonic() + 15
+    while gw_fds(gw) > fds_before and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    # Measured, not asserted: after a 30 s silent cut mid-file one TCP
+    # socket fd stays open in the daemon (in no /proc/net table: a socket
+    # it never close()d).  It predates issue 14's work; reported to the
+    # lead rather than hidden by a weaker check.
+    print("fds around the cut file: %d -> %d%s" % (
+        fds_before, gw_fds(gw), "" if gw_fds(gw) <= fds_before else
+        " (KNOWN LEAK, not asserted: %s)" % sockets_of(gw)))
+test_a_cut_mid_file_fails_that_file_and_alice_is_told.timeout = 150
 
 
 if __name__ == "__main__":
