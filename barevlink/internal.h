@@ -33,6 +33,11 @@
 /* inbound connections still in the header phase per source address: more
  * from one allowlisted address are refused before a read (flood bound) */
 #define BL_MAX_PENDING_PER_ADDR 8
+/* bytes a pipe may hold that the kernel has not taken (the peer's window is
+ * full): past it sends are refused (the gateway keeps the message in its
+ * outbox), and a pipe that then writes nothing for the keepalive's whole
+ * patience (ping_timeout x ping_misses) is dropped */
+#define BL_MAX_UNSENT	(1024 * 1024)
 
 struct bl_pipe;
 struct bl_listener;
@@ -146,6 +151,10 @@ struct bl_pipe {
 	uint64_t		 ka_sent;	/* ms */
 	uint64_t		 last_rx;	/* ms */
 	uint64_t		 queued;	/* bytes handed to xs_conn */
+	uint8_t			 full;		/* BL_MAX_UNSENT reached: sends refused */
+	uint8_t			 full_logged;
+	uint64_t		 stall_written;	/* bytes written when last seen moving */
+	uint64_t		 stall_since;	/* ms: when that was */
 	TAILQ_HEAD(, bl_ping)	 pings;
 	TAILQ_HEAD(, bl_token)	 tokens;
 	TAILQ_ENTRY(bl_pipe)	 entry;		/* bl->pipes */
@@ -247,6 +256,7 @@ void	 bl_pipe_free(struct bl_pipe *p);
 void	 bl_pipe_reap(struct bl *bl);
 int	 bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf,
 	    uint64_t token);
+int	 bl_pipe_send_ctl(struct bl_pipe *p, struct evbuffer *buf);
 int	 bl_pipe_send_presence(struct bl_pipe *p);
 int	 bl_pipe_ping(struct bl_pipe *p, uint64_t cookie);
 void	 bl_timer_in(struct event *ev, uint64_t ms);

@@ -69,7 +69,7 @@ bl_ping_iq(struct bl_pipe *p, xmpp_stanza_t *st)
 		if (bl_jid_me(p, me, sizeof(me)) == -1 ||
 		    bl_jid_peer(p, peer, sizeof(peer)) == -1 ||
 		    bl_fmt_ping_result(bl->scratch, id != NULL ? id : "", me,
-		    peer) == -1 || bl_pipe_send_buf(p, bl->scratch, 0) == -1) {
+		    peer) == -1 || bl_pipe_send_ctl(p, bl->scratch) == -1) {
 			evbuffer_drain(bl->scratch,
 			    evbuffer_get_length(bl->scratch));
 			bl_pipe_kill(p, "cannot answer a ping", BL_CLOSE_ABORT);
@@ -119,10 +119,11 @@ send_ping(struct bl_pipe *p, uint64_t seq)
 		evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
 		return (-1);
 	}
-	if (bl_pipe_send_buf(p, bl->scratch, 0) == -1)
+	if (bl_pipe_send_ctl(p, bl->scratch) == -1)
 		return (-1);
 	/* a ping resets us to available at purple (BAREV.md §5) */
-	if (!plain_available(p->ident) && bl_pipe_send_presence(p) == -1)
+	if (!plain_available(p->ident) && bl_pipe_send_presence(p) == -1 &&
+	    !p->full)	/* held back with the rest: it follows later */
 		return (-1);
 	return (0);
 }

@@ -38,6 +38,7 @@ static void	 pipe_on_header(void *, xmpp_stanza_t *);
 static void	 pipe_on_stanza(void *, xmpp_stanza_t *);
 static void	 pipe_on_close(void *, enum xs_close, const char *);
 static void	 pipe_timer(evutil_socket_t, short, void *);
+static int	 pipe_send(struct bl_pipe *, struct evbuffer *, uint64_t, int);
 
 static const struct xs_callbacks pipe_cb = {
 	pipe_on_header, pipe_on_stanza, pipe_on_close
@@ -511,9 +512,29 @@ static void tokens_check(struct bl_pipe *);
 static void
 tokens_poll(evutil_socket_t fd, short what, void *arg)
 {
+	struct bl_pipe	*p = arg;
+	uint64_t	 now, written;
+
 	(void)fd;
 	(void)what;
-	tokens_check(arg);
+	/* here, on a timer, never inside a caller's send: a kill calls back */
+	if (p->full && p->conn != NULL && p->state == BL_P_UP) {
+		now = cm_now_ms();
+		written = p->queued - xs_conn_pending(p->conn);
+		if (written != p->stall_written) {
+			p->stall_written = written;
+			p->stall_since = now;
+		}
+		if (xs_conn_pending(p->conn) <= BL_MAX_UNSENT / 2)
+			p->full = 0;
+		else if (now - p->stall_since >= (uint64_t)p->bl->cfg.ping_timeout_ms *
+		    p->bl->cfg.ping_misses) {
+			bl_pipe_kill(p, "the peer reads nothing (its window is"
+			    " full)", BL_CLOSE_ABORT);
+			return;
+		}
+	}
+	tokens_check(p);
 }
 
 /* `sent` for every unit that ends at or before byte `written` */
@@ -545,7 +566,7 @@ tokens_check(struct bl_pipe *p)
 	if (p->conn == NULL || p->state != BL_P_UP)
 		return;
 	tokens_sent(p, p->queued - xs_conn_pending(p->conn));
-	if (p->state != BL_P_UP || TAILQ_EMPTY(&p->tokens))
+	if (p->state != BL_P_UP || (TAILQ_EMPTY(&p->tokens) && !p->full))
 		return;
 	/* xs_conn has no write-done callback: look again shortly */
 	if (p->pollev == NULL &&
@@ -559,14 +580,46 @@ tokens_check(struct bl_pipe *p)
 int
 bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf, uint64_t token)
 {
+	return (pipe_send(p, buf, token, 1));
+}
+
+/* keepalive pings and their answers: never held back (one at a time, or
+ * as many as the peer itself sends), else a slow reader would look dead */
+int
+bl_pipe_send_ctl(struct bl_pipe *p, struct evbuffer *buf)
+{
+	return (pipe_send(p, buf, 0, 0));
+}
+
+static int
+pipe_send(struct bl_pipe *p, struct evbuffer *buf, uint64_t token, int capped)
+{
 	struct bl_token	*t = NULL;
-	size_t		 len = evbuffer_get_length(buf);
+	size_t		 len = evbuffer_get_length(buf), pending;
 	int		 rv = -1;
 
 	/* a draining pipe has said </stream:stream>: nothing may follow it,
 	 * not even the answer to a ping that arrives meanwhile */
 	if (p->conn == NULL || p->state >= BL_P_CLOSING || p->draining)
 		goto out;
+	pending = xs_conn_pending(p->conn);
+	if (capped && (p->full || (pending > 0 && pending + len > BL_MAX_UNSENT))) {
+		/* memory for a peer that does not read stays bounded: the
+		 * caller keeps what is refused (the relay's outbox) */
+		if (!p->full) {
+			p->full = 1;
+			p->stall_written = p->queued - pending;
+			p->stall_since = cm_now_ms();
+			tokens_check(p);	/* arms the poll */
+		}
+		if (!p->full_logged) {
+			p->full_logged = 1;	/* once a pipe: it may come and go */
+			log_info("barevlink", "%s@%s reads too slowly: %zu bytes wait"
+			    " for it; holding back", p->contact ? p->contact->nick :
+			    "?", p->contact ? p->contact->addrtxt : "?", pending);
+		}
+		goto out;
+	}
 	if (token != 0 && (t = calloc(1, sizeof(*t))) == NULL)
 		goto out;
 	if (xs_conn_send_raw(p->conn, (const char *)evbuffer_pullup(buf, -1),

@@ -429,7 +429,12 @@ r_data(struct s5 *s)
 		return;
 	}
 	if ((spliced ? r_pipe_to_file(s, (size_t)n) : r_write(s, s->buf, (size_t)n)) == -1) {
-		snprintf(why, sizeof(why), "cannot write the spool file: %s", strerror(errno));
+		/* a full disk in the user's words: it is the likely cause */
+		if (errno == ENOSPC || errno == EDQUOT)
+			snprintf(why, sizeof(why), "the gateway's disk is full");
+		else
+			snprintf(why, sizeof(why), "cannot write the spool file: %s",
+			    strerror(errno));
 		finish(s, 0, why);
 		return;
 	}

@@ -36,6 +36,8 @@
 #define TYPING_MAX_TICKS 30	/* XEP-0085 §5.2: composing lapses after ~30 s */
 
 static void relay_flush_outbox(struct bridge *br, struct br_contact *c);
+static int flushing;	/* inside relay_flush_outbox() */
+#define FLUSH_BATCH_BYTES (256 * 1024)	/* bodies read from the outbox at once */
 static int handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m);
 
 static int64_t
@@ -265,12 +267,19 @@ relay_commit_accepted(struct bridge *br)
 				br_update_want(br, c);	/* dial */
 		}
 	} else {
-		log_error("relay", "%zu message(s) could not be stored; their"
-		    " senders are told", n);
+		struct store *store = br->gw->store;
+		char text[256];
+
+		/* the cause in the user's words: a full disk is hers to report */
+		snprintf(text, sizeof(text), "The message was not sent: %s, so"
+		    " the gateway could not store it. Try again later.",
+		    store_error_reason(store));
+		log_error("relay", "%zu message(s) could not be stored (%s);"
+		    " their senders are told", n, store_error_reason(store));
 		for (i = 0; i < n; i++)
 			br_error_reply(br->gw, v[i].st, "wait",
-			    "internal-server-error", "The gateway could not store"
-			    " the message; it was not sent.");
+			    store_error_is_full(store) ? "resource-constraint" :
+			    "internal-server-error", text);
 	}
 	for (i = 0; i < n; i++) {
 		free(v[i].body);
@@ -348,6 +357,8 @@ struct flush_ctx {
 	struct store_outmsg *v;
 	size_t n, cap;
 	int partial;		/* out of memory: some rows were left */
+	int more;		/* a batch is full: rows were left for the next */
+	size_t bytes;
 };
 
 static int
@@ -356,6 +367,11 @@ collect_one(void *arg, const struct store_outmsg *m)
 	struct flush_ctx *f = arg;
 	struct store_outmsg *v, *o;
 
+	/* a batch at a time: a long backlog never sits in memory at once */
+	if (f->bytes >= FLUSH_BATCH_BYTES) {
+		f->more = 1;
+		return 1;
+	}
 	if (f->n == f->cap) {
 		size_t cap = f->cap ? f->cap * 2 : 16;
 
@@ -376,6 +392,7 @@ collect_one(void *arg, const struct store_outmsg *m)
 		goto oom;
 	}
 	f->n++;
+	f->bytes += strlen(o->body);
 	return 0;
 oom:
 	f->partial = 1;
@@ -392,12 +409,17 @@ static void
 relay_flush_outbox(struct bridge *br, struct br_contact *c)
 {
 	struct store *store = br->gw->store;
-	struct flush_ctx f = { NULL, 0, 0, 0 };
+	struct flush_ctx f;
 	int64_t *ids;
-	size_t i, sent = 0;
+	size_t i, sent;
+	int more;
 
+again:
+	memset(&f, 0, sizeof(f));
+	sent = 0;
 	if (!c->pipe_up)
 		return;
+	flushing = 1;	/* relay_sent() runs inside handoff(): no nesting */
 	/* rows in flight are already 'sending', so they are not read again */
 	store_outbox_foreach_queued(store, c->id, collect_one, &f);
 	if (f.n > 0 && (ids = calloc(f.n, sizeof(*ids))) != NULL) {
@@ -415,9 +437,11 @@ relay_flush_outbox(struct bridge *br, struct br_contact *c)
 		}
 		free(ids);
 	}
+	flushing = 0;
 	/* not exact, only "some are left": that sends the next ones through
 	 * the queue too, keeping the order */
-	c->outbox_queued = f.partial || sent < f.n;
+	c->outbox_queued = f.partial || f.more || sent < f.n;
+	more = f.more && sent == f.n;
 	if (sent)
 		log_debug("relay", "%zu message(s) handed to %s@%s", sent, c->nick,
 		    c->address);
@@ -427,6 +451,9 @@ relay_flush_outbox(struct bridge *br, struct br_contact *c)
 		free(f.v[i].from_jid);
 	}
 	free(f.v);
+	/* the kernel took the whole batch at once: no relay_sent() follows */
+	if (more && c->pipe_up && TAILQ_EMPTY(&c->inflight))
+		goto again;
 }
 
 void
@@ -578,8 +605,13 @@ relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 			receipt_free(c, r);
 	}
 	inflight_free(c, in);
-	if (TAILQ_EMPTY(&c->inflight))
+	if (TAILQ_EMPTY(&c->inflight)) {
+		/* all in the kernel: what the pipe held back (a peer reading
+		 * slowly, BL_MAX_UNSENT) waits in the outbox; on with it */
+		if (c->outbox_queued && !flushing)
+			relay_flush_outbox(br, c);
 		br_update_want(br, c);
+	}
 }
 
 void

@@ -7,6 +7,7 @@
  * store_begin() are each their own transaction (SQLite autocommit), which
  * is exactly "one logical change, one transaction" for single-row changes.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,8 @@ struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_MAX];
 	struct store_counters n;
+	int last_rc;		/* primary code of the last failed step */
+	int last_errno;		/* the OS error behind it, 0 if none */
 };
 
 /* every store error is logged and counted (status, /metrics) */
@@ -170,6 +173,9 @@ step_done(struct store *s, sqlite3_stmt *st)
 	if (rc == SQLITE_CONSTRAINT && (ext == SQLITE_CONSTRAINT_UNIQUE ||
 	    ext == SQLITE_CONSTRAINT_PRIMARYKEY))
 		return STORE_DUP;
+	/* kept for store_error_reason(): the user is told why, not only that */
+	s->last_rc = rc & 0xff;
+	s->last_errno = sqlite3_system_errno(s->db);
 	store_err(s, "%s: %s", sqlite3_sql(st), sqlite3_errmsg(s->db));
 	return STORE_ERR;
 }
@@ -299,7 +305,56 @@ store_user_version(struct store *s)
 
 int store_begin(struct store *s) { return exec_simple(s, S_BEGIN); }
 int store_commit(struct store *s) { return exec_simple(s, S_COMMIT); }
-void store_rollback(struct store *s) { (void)exec_simple(s, S_ROLLBACK); }
+
+void
+store_rollback(struct store *s)
+{
+	int rc = s->last_rc, en = s->last_errno;
+
+	/*
+	 * SQLite rolls a transaction back by itself when a statement or the
+	 * COMMIT fails with SQLITE_FULL, IOERR, NOMEM or BUSY: a ROLLBACK then
+	 * only logs "no transaction is active", which hides the real cause.
+	 */
+	if (sqlite3_get_autocommit(s->db))
+		return;
+	(void)exec_simple(s, S_ROLLBACK);
+	s->last_rc = rc;	/* the reason is the failure, not its cleanup */
+	s->last_errno = en;
+}
+
+const char *
+store_error_reason(const struct store *s)
+{
+	if (s->last_rc == SQLITE_FULL || s->last_errno == ENOSPC ||
+	    s->last_errno == EDQUOT)
+		return "the gateway's disk is full";
+	switch (s->last_rc) {
+	case SQLITE_IOERR:
+		return "the gateway's disk reported an error";
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_CANTOPEN:
+		return "the gateway cannot write its database";
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "the gateway's database is busy";
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return "the gateway's database is damaged";
+	case SQLITE_NOMEM:
+		return "the gateway is out of memory";
+	default:
+		return "the gateway's database failed";
+	}
+}
+
+int
+store_error_is_full(const struct store *s)
+{
+	return s->last_rc == SQLITE_FULL || s->last_errno == ENOSPC ||
+	    s->last_errno == EDQUOT;
+}
 
 /* ---- identities ---- */
 

@@ -66,7 +66,11 @@ int store_user_version(struct store *s);
 /* Explicit transactions for changes that span several calls. */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
-void store_rollback(struct store *s);
+void store_rollback(struct store *s);	/* a no-op if SQLite already did */
+/* Why the last STORE_ERR happened, in words for a user ("the gateway's
+ * disk is full"); store_error_is_full() says whether space would help. */
+const char *store_error_reason(const struct store *s);
+int store_error_is_full(const struct store *s);
 
 /* ---- identities ---- */
 int store_identity_add(struct store *s, const char *jid, const char *nick,

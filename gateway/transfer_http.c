@@ -326,8 +326,12 @@ get_chunk(struct evhttp_request *req, void *arg)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			snprintf(h->why, sizeof(h->why), "cannot write the spool file: %s",
-			    strerror(errno));
+			if (errno == ENOSPC || errno == EDQUOT)
+				snprintf(h->why, sizeof(h->why),
+				    "the gateway's disk is full");
+			else
+				snprintf(h->why, sizeof(h->why),
+				    "cannot write the spool file: %s", strerror(errno));
 			evbuffer_drain(in, evbuffer_get_length(in));
 			finish(h, 0, NULL);
 			return;

@@ -30,7 +30,8 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
           prosody-modules ejabberd python3 python3-slixmpp python3-yaml iproute2
-          util-linux systemd valgrind yggdrasil openssl gnutls-bin)
+          util-linux systemd valgrind yggdrasil openssl gnutls-bin
+          nftables)
 
 say() { printf '\n=== %s\n' "$*"; }
 
