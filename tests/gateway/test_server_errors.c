@@ -31,7 +31,7 @@
 #include "provision.h"
 #include "store.h"
 #include "xmlstream.h"
-#include "../xmlstream/check.h"
+#include "../check.h"
 
 #define GWJID "barev.example.org"
 #define ALICE "alice@example.org"
