@@ -12,13 +12,10 @@
  * test answers the iqs through the router as the server would.  Log lines
  * are read back from stderr, redirected to a file.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -31,6 +28,7 @@
 #include "provision.h"
 #include "store.h"
 #include "xmlstream.h"
+#include "gwtest.h"
 #include "../check.h"
 
 #define GWJID "barev.example.org"
@@ -60,12 +58,6 @@ forget_sent(void)
 	nsent = 0;
 }
 
-static int
-streq(const char *a, const char *b)
-{
-	return a != NULL && b != NULL && strcmp(a, b) == 0;
-}
-
 /* the first stanza sent since forget_sent() with this name/type/from/to
  * (NULL = any; type "" = no type) */
 static xmpp_stanza_t *
@@ -75,10 +67,10 @@ find_sent(const char *name, const char *type, const char *from, const char *to)
 		xmpp_stanza_t *s = sent[i];
 		const char *t = xmpp_stanza_get_type(s);
 
-		if ((name == NULL || streq(xmpp_stanza_get_name(s), name)) &&
-		    (type == NULL || (*type == '\0' ? t == NULL : streq(t, type))) &&
-		    (from == NULL || streq(xmpp_stanza_get_from(s), from)) &&
-		    (to == NULL || streq(xmpp_stanza_get_to(s), to)))
+		if ((name == NULL || gwt_streq(xmpp_stanza_get_name(s), name)) &&
+		    (type == NULL || (*type == '\0' ? t == NULL : gwt_streq(t, type))) &&
+		    (from == NULL || gwt_streq(xmpp_stanza_get_from(s), from)) &&
+		    (to == NULL || gwt_streq(xmpp_stanza_get_to(s), to)))
 			return s;
 	}
 	return NULL;
@@ -93,8 +85,8 @@ find_push(const char *item)
 		    "query", "jabber:iq:roster");
 		xmpp_stanza_t *it = q ? xmpp_stanza_get_child_by_name(q, "item") : NULL;
 
-		if (it && streq(xmpp_stanza_get_attribute(it, "jid"), item) &&
-		    streq(xmpp_stanza_get_type(sent[i]), "set"))
+		if (it && gwt_streq(xmpp_stanza_get_attribute(it, "jid"), item) &&
+		    gwt_streq(xmpp_stanza_get_type(sent[i]), "set"))
 			return sent[i];
 	}
 	return NULL;
@@ -164,23 +156,6 @@ status_text(void)
 	return buf;
 }
 
-static int
-free_port(void)
-{
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET6, SOCK_STREAM, 0), port;
-
-	if (fd == -1 || bind(fd, (struct sockaddr *)&sa, len) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1) {
-		perror("free_port");
-		exit(2);
-	}
-	port = ntohs(sa.sin6_port);
-	close(fd);
-	return port;
-}
-
 /* ---- scenarios ---- */
 
 /* alice gets an identity: the gateway is in her roster (by subscription
@@ -193,12 +168,12 @@ test_new_identity_gets_the_gateway(void)
 	xmpp_stanza_t *sub, *nick;
 
 	forget_sent();
-	snprintf(port, sizeof(port), "%d", free_port());
+	snprintf(port, sizeof(port), "%d", gwt_free_port());
 	CHECK(prov_identity_create(&gw, ALICE, "alice", "::1", port, &r) == 0);
 	sub = find_sent("presence", "subscribe", GWJID, ALICE);
 	CHECK(sub != NULL);
 	nick = sub ? xmpp_stanza_get_child_by_name(sub, "nick") : NULL;
-	CHECK(nick != NULL && streq(xmpp_stanza_get_ns(nick), "http://jabber.org/protocol/nick"));
+	CHECK(nick != NULL && gwt_streq(xmpp_stanza_get_ns(nick), "http://jabber.org/protocol/nick"));
 	CHECK(find_sent("presence", "", GWJID, ALICE) != NULL);
 
 	/* her client probes the gateway and subscribes to it: approved, online */
@@ -229,7 +204,7 @@ test_refused_roster_push_falls_back(void)
 	gwpush = find_push(GWJID);
 	bobpush = find_push(BOB_JID);
 	CHECK(gwpush != NULL && bobpush != NULL);
-	CHECK(gwpush && streq(xmpp_stanza_get_to(gwpush), ALICE));
+	CHECK(gwpush && gwt_streq(xmpp_stanza_get_to(gwpush), ALICE));
 	/* no subscription request yet: the push does the job */
 	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
 	if (gwpush == NULL || bobpush == NULL)
@@ -368,7 +343,7 @@ main(void)
 	fprintf(f, "component_jid = " GWJID "\ncomponent_secret = s\n"
 	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
 	    "barev_port = %d\nspool_dir = %s/spool\n"
-	    "refuse_outside_yggdrasil = false\n", path, free_port(), dir);
+	    "refuse_outside_yggdrasil = false\n", path, gwt_free_port(), dir);
 	fclose(f);
 	if (gw_config_load(&gw.cfg, conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "config: %s\n", err);
