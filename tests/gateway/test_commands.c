@@ -679,8 +679,7 @@ int
 main(void)
 {
 	const char *dir = getenv("TEST_TMPDIR");
-	char path[512], conf[1024], err[512];
-	FILE *f;
+	char path[512];
 
 	if (dir == NULL)
 		dir = ".";
@@ -689,37 +688,10 @@ main(void)
 	port2 = gwt_free_port();
 	snprintf(path, sizeof(path), "%s/commands.sqlite", dir);
 	unlink(path);
-	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
-	if ((f = fopen(conf, "w")) == NULL) {
-		perror(conf);
-		return 2;
-	}
 	/* loopback addresses keep everything on the host: the Yggdrasil
 	 * switch is off here and turned on in test_outside_yggdrasil() */
-	fprintf(f, "component_jid = barev.example.org\ncomponent_secret = s\n"
-	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
-	    "barev_port = %d\nrefuse_outside_yggdrasil = false\n", path,
-	    gwt_free_port());
-	fclose(f);
-	if (gw_config_load(&gw.cfg, conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "config: %s\n", err);
+	if (gwt_world_start(&gw, dir, path, NULL, capture) == -1)
 		return 2;
-	}
-	if (xs_init() == -1 || (gw.base = event_base_new()) == NULL ||
-	    (gw.store = store_open(path, err, sizeof(err))) == NULL ||
-	    bridge_start(&gw) == -1) {
-		fprintf(stderr, "setup failed: %s\n", err);
-		return 2;
-	}
-	gw.send_fn = capture;
-	gw.started_at = time(NULL);
-	{
-		struct comp_config cc = { .jid = "barev.example.org", .secret = "s",
-		    .host = "127.0.0.1", .port = 1 };
-		struct comp_events ce = { 0 };
-
-		gw.comp = comp_new(gw.base, &cc, &ce, &gw);
-	}
 
 	test_admin_creates_identity();
 	test_sessions_capped_per_user();
@@ -736,12 +708,7 @@ main(void)
 	test_privilege_grant_only_from_the_server();
 
 	reset_sent();
-	comp_free(gw.comp);
-	bridge_free(&gw);
-	store_close(gw.store);
-	event_base_free(gw.base);
-	gw_config_free(&gw.cfg);
-	xs_shutdown();
+	gwt_world_stop(&gw);
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;

@@ -31,7 +31,7 @@
 #include "gwtest.h"
 #include "../check.h"
 
-#define GWJID "barev.example.org"
+#define GWJID GWT_JID
 #define ALICE "alice@example.org"
 #define BOB_JID "bob\\40201\\3a2\\3a\\3a2@" GWJID	/* XEP-0106 */
 #define CAROL_JID "carol\\40201\\3a3\\3a\\3a3@" GWJID
@@ -326,7 +326,7 @@ int
 main(void)
 {
 	const char *dir = getenv("TEST_TMPDIR");
-	char path[512], conf[1024], err[512];
+	char path[512], spool[600];
 	int saved, fd;
 	FILE *f;
 
@@ -335,35 +335,9 @@ main(void)
 	snprintf(path, sizeof(path), "%s/server_errors.sqlite", dir);
 	unlink(path);
 	snprintf(logpath, sizeof(logpath), "%s/server_errors.log", dir);
-	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
-	if ((f = fopen(conf, "w")) == NULL) {
-		perror(conf);
+	snprintf(spool, sizeof(spool), "spool_dir = %s/spool\n", dir);
+	if (gwt_world_start(&gw, dir, path, spool, capture) == -1)
 		return 2;
-	}
-	fprintf(f, "component_jid = " GWJID "\ncomponent_secret = s\n"
-	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
-	    "barev_port = %d\nspool_dir = %s/spool\n"
-	    "refuse_outside_yggdrasil = false\n", path, gwt_free_port(), dir);
-	fclose(f);
-	if (gw_config_load(&gw.cfg, conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "config: %s\n", err);
-		return 2;
-	}
-	if (xs_init() == -1 || (gw.base = event_base_new()) == NULL ||
-	    (gw.store = store_open(path, err, sizeof(err))) == NULL ||
-	    bridge_start(&gw) == -1) {
-		fprintf(stderr, "setup failed: %s\n", err);
-		return 2;
-	}
-	gw.send_fn = capture;
-	gw.started_at = time(NULL);
-	{
-		struct comp_config cc = { .jid = GWJID, .secret = "s",
-		    .host = "127.0.0.1", .port = 1 };
-		struct comp_events ce = { 0 };
-
-		gw.comp = comp_new(gw.base, &cc, &ce, &gw);
-	}
 	/* the log (stderr) goes to a file the checks read */
 	fflush(stderr);
 	saved = dup(2);
@@ -382,13 +356,7 @@ main(void)
 	RUN(test_nothing_else_breaks);
 
 	forget_sent();
-	comp_free(gw.comp);
-	bridge_shutdown(&gw);
-	bridge_free(&gw);
-	store_close(gw.store);
-	event_base_free(gw.base);
-	gw_config_free(&gw.cfg);
-	xs_shutdown();
+	gwt_world_stop(&gw);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
