@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Client, TestFailure, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from barevworld import contact_jid                # noqa: E402
+from barevworld import chat, contact_jid          # noqa: E402
 from xfer import blob, http, upload_urls         # noqa: E402
 
 ALICE_ADDR = "200:d::1"         # the demo's default DEMO_BAREV_ADDR
@@ -114,14 +114,6 @@ def starttls_features(host, port, domain):
         return buf.decode("utf-8", "replace")
     finally:
         s.close()
-
-
-async def chat(client, to, text, timeout=15):
-    client.mark()
-    client.send_message(to, text)
-    m = await client.wait_message(lambda m: m["from"].bare == to and m["body"],
-                                  timeout=timeout, what="the answer to %r" % text)
-    return m["body"]
 
 
 async def setup():
@@ -240,9 +232,9 @@ async def test_a_file_passes_the_gateway_to_a_barev_peer_over_https(ctx):
     alice, env = ctx["alice"], ctx["env"]
     component = env["component"]
     bob_jid = contact_jid("bob", BOB_ADDR, component)
-    body = await chat(alice, component, "register alice")
+    body = await chat(alice, "register alice", to=component, timeout=15)
     expect("alice@" + ALICE_ADDR in body, "alice registers herself", "alice@" + ALICE_ADDR, body)
-    body = await chat(alice, component, "add bob@" + BOB_ADDR)
+    body = await chat(alice, "add bob@" + BOB_ADDR, to=component, timeout=15)
     expect("added" in body, "alice adds bob", "… added …", body)
     bob = bp.Peer("bob", BOB_ADDR)
     bob.add_buddy("alice", ALICE_ADDR)

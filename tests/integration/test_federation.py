@@ -25,21 +25,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
-from barevworld import contact_jid               # noqa: E402
+from barevworld import chat, contact_jid         # noqa: E402
 import ygg                                       # noqa: E402
 from xfer import blob, http, png, photo_of, upload, vcard_photo  # noqa: E402
 
 MIB = 1024 * 1024
-
-
-# ---------------------------------------------------------------- helpers
-
-async def chat(client, component, text):
-    client.mark()
-    client.send_message(component, text)
-    m = await client.wait_message(lambda m: m["from"].bare == component and m["body"],
-                                  what="the answer to %r" % text)
-    return m["body"]
 
 
 # ---------------------------------------------------------------- the world
@@ -58,8 +48,8 @@ async def server(node, name, domain):
         admin = await Client("admin@" + domain, "admin", p).connect_and_wait()
         c = await Client("%s@%s" % (name, domain), name, p).connect_and_wait()
     gw.mark()
-    answer = await chat(admin, p.component, "admin create %s@%s %s %s"
-                        % (name, domain, name, node.address))
+    answer = await chat(admin, "admin create %s@%s %s %s" % (name, domain, name, node.address),
+                        to=p.component)
     expect("%s@%s" % (name, node.address) in answer, "%s's identity" % name,
            "%s@%s" % (name, node.address), answer)
     await gw.wait_log(r"listening for Barev peers on \[%s\]:1337" % node.address)
@@ -78,8 +68,8 @@ async def setup():
     alice["peer"] = contact_jid("bob", b.address, alice["p"].component)
     bob["peer"] = contact_jid("alice", a.address, bob["p"].component)
     for me, other in ((alice, bob), (bob, alice)):
-        answer = await chat(me["client"], me["p"].component,
-                            "add %s@%s" % (other["name"], other["node"].address))
+        answer = await chat(me["client"], "add %s@%s" % (other["name"], other["node"].address),
+                            to=me["p"].component)
         expect("added" in answer, "%s adds %s" % (me["name"], other["name"]), "added", answer)
     for me, other in ((alice, bob), (bob, alice)):
         await me["gw"].wait_log(r"bridge: pipe up: %s@%s <-> %s@" % (

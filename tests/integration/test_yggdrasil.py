@@ -23,22 +23,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from barevworld import contact_jid               # noqa: E402
+from barevworld import chat, contact_jid         # noqa: E402
 import ygg                                       # noqa: E402
 from xfer import blob, http, upload              # noqa: E402
 
 COMPONENT = harness.COMPONENT
 MIB = 1024 * 1024
 FILE_SIZE = MIB
-
-
-async def chat(client, text, timeout=10):
-    """A chat command to the gateway; its plain-text answer."""
-    client.mark()
-    client.send_message(COMPONENT, text)
-    m = await client.wait_message(lambda m: m["from"].bare == COMPONENT and m["body"],
-                                  timeout=timeout, what="the answer to %r" % text)
-    return m["body"]
 
 
 def subnet_address(subnet, host="a"):
