@@ -182,6 +182,14 @@ async def raw_connect(src, dst, port=1337, timeout=T):
 
 async def read_until_closed(s, timeout=T, limit=1 << 20):
     """Everything the other side sends until it closes (EOF or reset)."""
+    return (await close_kind(s, timeout, limit))[1]
+
+
+async def close_kind(s, timeout=T, limit=None):
+    """How the other side ends the connection: ("reset", data) when it
+    closed with our bytes still unread in its receive queue (the kernel
+    then sends RST, RFC 2525 §2.17), ("eof", data) for an orderly FIN.
+    More than `limit` bytes (None: no limit) fails the test."""
     loop = asyncio.get_running_loop()
     data = bytearray()
     end = loop.time() + timeout
@@ -193,36 +201,14 @@ async def read_until_closed(s, timeout=T, limit=1 << 20):
         try:
             chunk = await asyncio.wait_for(loop.sock_recv(s, 65536), left)
         except (ConnectionResetError, BrokenPipeError):
-            return bytes(data)
-        except asyncio.TimeoutError:
-            continue
-        if not chunk:
-            return bytes(data)
-        data += chunk
-        if len(data) > limit:
-            raise AssertionError("too much data")
-
-
-async def close_kind(s, timeout=T):
-    """How the other side ends the connection: ("reset", data) when it
-    closed with our bytes still unread in its receive queue (the kernel
-    then sends RST, RFC 2525 §2.17), ("eof", data) for an orderly FIN."""
-    loop = asyncio.get_running_loop()
-    data = bytearray()
-    end = loop.time() + timeout
-    while True:
-        left = end - loop.time()
-        if left <= 0:
-            raise TimeoutError("socket still open after %ss" % timeout)
-        try:
-            chunk = await asyncio.wait_for(loop.sock_recv(s, 65536), left)
-        except ConnectionResetError:
             return "reset", bytes(data)
         except asyncio.TimeoutError:
             continue
         if not chunk:
             return "eof", bytes(data)
         data += chunk
+        if limit is not None and len(data) > limit:
+            raise AssertionError("too much data")
 
 
 def tcp6_rx_queue(local_port, remote_port):

@@ -4,7 +4,7 @@
  * component's reconnects rely on (BAREV.md §2's jittered redial).
  */
 #include "backoff.h"
-#include "check.h"
+#include "../check.h"
 
 static void
 test_next(void)

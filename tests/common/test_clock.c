@@ -5,7 +5,7 @@
  */
 #include <time.h>
 
-#include "check.h"
+#include "../check.h"
 #include "clock.h"
 
 int

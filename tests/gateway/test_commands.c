@@ -7,12 +7,9 @@
  * (with refuse_outside_yggdrasil = false; test_outside_yggdrasil() turns
  * it on).
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -26,6 +23,7 @@
 #include "register.h"
 #include "store.h"
 #include "xmlstream.h"
+#include "gwtest.h"
 
 static int failures;
 static struct gw gw;
@@ -84,23 +82,6 @@ reset_sent(void)
 	nsent = 0;
 }
 
-static int
-free_port(void)
-{
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET6, SOCK_STREAM, 0), port;
-
-	if (fd == -1 || bind(fd, (struct sockaddr *)&sa, len) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1) {
-		perror("free_port");
-		exit(2);
-	}
-	port = ntohs(sa.sin6_port);
-	close(fd);
-	return port;
-}
-
 /* ---- stanza helpers ---- */
 
 static xmpp_stanza_t *
@@ -113,12 +94,6 @@ static const char *
 attr(xmpp_stanza_t *st, const char *name)
 {
 	return st ? xmpp_stanza_get_attribute(st, name) : NULL;
-}
-
-static int
-streq(const char *a, const char *b)
-{
-	return a != NULL && b != NULL && strcmp(a, b) == 0;
 }
 
 static const char *
@@ -167,7 +142,7 @@ form_field(const char *var)
 
 	for (xmpp_stanza_t *f = x ? xmpp_stanza_get_children(x) : NULL; f;
 	    f = xmpp_stanza_get_next(f))
-		if (streq(xmpp_stanza_get_name(f), "field") && streq(attr(f, "var"), var))
+		if (gwt_streq(xmpp_stanza_get_name(f), "field") && gwt_streq(attr(f, "var"), var))
 			return f;
 	return NULL;
 }
@@ -179,7 +154,7 @@ error_cond(void)
 
 	for (xmpp_stanza_t *c = e ? xmpp_stanza_get_children(e) : NULL; c;
 	    c = xmpp_stanza_get_next(c))
-		if (!streq(xmpp_stanza_get_name(c), "text") && xmpp_stanza_get_name(c))
+		if (!gwt_streq(xmpp_stanza_get_name(c), "text") && xmpp_stanza_get_name(c))
 			return xmpp_stanza_get_name(c);
 	return NULL;
 }
@@ -234,7 +209,7 @@ command_form(const char *from, const char *node, const char *fields)
 	char sid[64];
 
 	command(from, node, NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "executing"));
+	CHECK(gwt_streq(cmd_status(), "executing"));
 	snprintf(sid, sizeof(sid), "%s", cmd_sid() ? cmd_sid() : "none");
 	command(from, node, sid, "complete", fields);
 }
@@ -267,7 +242,7 @@ disco_items(const char *from)
 	commands_disco_items(&gw, from, q);
 	for (xmpp_stanza_t *it = xmpp_stanza_get_children(q); it;
 	    it = xmpp_stanza_get_next(it)) {
-		CHECK(streq(attr(it, "jid"), "barev.example.org"));
+		CHECK(gwt_streq(attr(it, "jid"), "barev.example.org"));
 		strncat(names, attr(it, "node"), sizeof(names) - strlen(names) - 2);
 		strcat(names, " ");
 	}
@@ -288,7 +263,7 @@ test_admin_creates_identity(void)
 	xmpp_stanza_t *f;
 
 	command(ADMIN, "create-identity", NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "executing"));
+	CHECK(gwt_streq(cmd_status(), "executing"));
 	CHECK(form_field("jid") && form_field("nick") && form_field("address"));
 	f = form_field("port");	/* barev_port, 1337 unless configured */
 	CHECK(f && atoi(text_of(child(f, "value"))) == gw.cfg.barev_port);
@@ -296,8 +271,8 @@ test_admin_creates_identity(void)
 	snprintf(fields, sizeof(fields), "jid=Alice@Example.org\nnick=alice\n"
 	    "address=0:0:0:0:0:0:0:1\nport=%d", port1);
 	command_form(ADMIN, "create-identity", fields);
-	CHECK(streq(cmd_status(), "completed"));
-	CHECK(streq(note_type(), "info"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(note_type(), "info"));
 	CHECK(strstr(note(), "alice@[::1]") != NULL);
 	CHECK(identities() == 1);
 }
@@ -311,8 +286,8 @@ expect_field_error(const char *node, const char *fields, const char *var,
 
 	command_form(ADMIN, node, fields);
 	snprintf(prefix, sizeof(prefix), "%s:", var);
-	CHECK(streq(cmd_status(), "executing"));
-	CHECK(streq(note_type(), "error"));
+	CHECK(gwt_streq(cmd_status(), "executing"));
+	CHECK(gwt_streq(note_type(), "error"));
 	CHECK(strncmp(note(), prefix, strlen(prefix)) == 0);
 	if (refill)
 		CHECK(strcmp(text_of(child(form_field(var), "value")), refill) == 0);
@@ -350,14 +325,14 @@ static void
 test_non_admin_is_forbidden(void)
 {
 	command(BOB, "create-identity", NULL, NULL, NULL);
-	CHECK(streq(attr(last, "type"), "error"));
-	CHECK(streq(error_cond(), "forbidden"));
-	CHECK(streq(attr(child(last, "error"), "type"), "auth"));
+	CHECK(gwt_streq(attr(last, "type"), "error"));
+	CHECK(gwt_streq(error_cond(), "forbidden"));
+	CHECK(gwt_streq(attr(child(last, "error"), "type"), "auth"));
 	command(BOB, "delete-identity", NULL, "complete", "jid=alice@example.org");
-	CHECK(streq(error_cond(), "forbidden"));
+	CHECK(gwt_streq(error_cond(), "forbidden"));
 	CHECK(identities() == 1);
 	command(BOB, "status", NULL, NULL, NULL);
-	CHECK(streq(error_cond(), "forbidden"));
+	CHECK(gwt_streq(error_cond(), "forbidden"));
 }
 
 static void
@@ -377,7 +352,7 @@ test_disco_shows_what_one_may_run(void)
 		    "<query xmlns='http://jabber.org/protocol/disco#info'/>");
 
 		CHECK(commands_disco_info_node(&gw, ADMIN, "status", q) == 1);
-		CHECK(streq(attr(child(q, "identity"), "type"), "command-node"));
+		CHECK(gwt_streq(attr(child(q, "identity"), "type"), "command-node"));
 		CHECK(commands_disco_info_node(&gw, BOB, "status", q) == 0);
 		CHECK(commands_disco_info_node(&gw, BOB, "nonsense", q) == 0);
 		xmpp_stanza_release(q);
@@ -388,11 +363,11 @@ static void
 test_my_identity(void)
 {
 	command(ALICE, "my-identity", NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 	CHECK(strstr(note(), "alice@[::1]") != NULL);
 	command(BOB, "my-identity", NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "completed"));
-	CHECK(streq(note_type(), "info"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(note_type(), "info"));
 	CHECK(strstr(note(), "no Barev identity") && strstr(note(), "admin"));
 }
 
@@ -400,32 +375,32 @@ static void
 test_user_contacts(void)
 {
 	command(ALICE, "add-contact", NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "executing"));
+	CHECK(gwt_streq(cmd_status(), "executing"));
 	CHECK(form_field("jid") == NULL && form_field("contact") && form_field("name"));
 	command_form(ALICE, "add-contact", "contact=carol@::1\nname=Carol C");
-	CHECK(streq(cmd_status(), "completed"));
-	CHECK(streq(note_type(), "info"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(note_type(), "info"));
 	command_form(ALICE, "add-contact", "contact=bob@");
-	CHECK(streq(note_type(), "error") && strncmp(note(), "contact:", 8) == 0);
+	CHECK(gwt_streq(note_type(), "error") && strncmp(note(), "contact:", 8) == 0);
 	CHECK(strcmp(text_of(child(form_field("contact"), "value")), "bob@") == 0);
 	command_form(ALICE, "add-contact", "contact=bob@201:1::1:99999");
-	CHECK(streq(note_type(), "error") && strncmp(note(), "contact:", 8) == 0);
+	CHECK(gwt_streq(note_type(), "error") && strncmp(note(), "contact:", 8) == 0);
 	command_form(ALICE, "add-contact", "contact=bob@not-an-ip");
-	CHECK(streq(note_type(), "error") && strncmp(note(), "contact:", 8) == 0);
+	CHECK(gwt_streq(note_type(), "error") && strncmp(note(), "contact:", 8) == 0);
 	/* a user's jid field would be ignored: it is always their own */
 	command_form(ALICE, "add-contact", "jid=admin@example.org\ncontact=erin@::1");
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 	command(ALICE, "list-contacts", NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 	CHECK(strstr(note(), "carol@::1") && strstr(note(), "Carol C") &&
 	    strstr(note(), "erin@::1"));
 	command_form(ALICE, "remove-contact", "contact=erin@::1");
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 	command(ALICE, "list-contacts", NULL, NULL, NULL);
 	CHECK(strstr(note(), "erin@") == NULL);
 	/* someone without an identity is told how to get one */
 	command(BOB, "add-contact", NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "completed") && strstr(note(), "no Barev identity"));
+	CHECK(gwt_streq(cmd_status(), "completed") && strstr(note(), "no Barev identity"));
 }
 
 /*
@@ -442,22 +417,22 @@ test_outside_yggdrasil(void)
 
 	gw.cfg.refuse_outside_yggdrasil = 1;
 	command_form(ALICE, "add-contact", "contact=mallory@[::1]:47001");
-	CHECK(streq(cmd_status(), "executing") && streq(note_type(), "error"));
+	CHECK(gwt_streq(cmd_status(), "executing") && gwt_streq(note_type(), "error"));
 	CHECK(strncmp(note(), "contact:", 8) == 0 && strstr(note(), "200::/7"));
 	r = chat(ALICE, "add mallory@[::1]:47001");
 	CHECK(r != NULL && strstr(r, "contact") && strstr(r, "200::/7"));
 	command_form(ADMIN, "create-identity",
 	    "jid=bob@example.org\nnick=bob\naddress=::1");
-	CHECK(streq(note_type(), "error") && strncmp(note(), "address:", 8) == 0);
+	CHECK(gwt_streq(note_type(), "error") && strncmp(note(), "address:", 8) == 0);
 	CHECK(identities() == before);
 	command(ALICE, "list-contacts", NULL, NULL, NULL);
 	CHECK(strstr(note(), "mallory") == NULL);
 
 	gw.cfg.refuse_outside_yggdrasil = 0;
 	command_form(ALICE, "add-contact", "contact=mallory@[::1]:47001");
-	CHECK(streq(cmd_status(), "completed") && strstr(note(), "Warning"));
+	CHECK(gwt_streq(cmd_status(), "completed") && strstr(note(), "Warning"));
 	command_form(ALICE, "remove-contact", "contact=mallory@[::1]:47001");
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 }
 
 static void
@@ -469,25 +444,25 @@ test_sessions(void)
 	snprintf(sid, sizeof(sid), "%s", cmd_sid());
 	/* another JID cannot continue alice's session */
 	command(BOB, "add-contact", sid, "complete", "contact=x@::1");
-	CHECK(streq(error_cond(), "bad-request"));
+	CHECK(gwt_streq(error_cond(), "bad-request"));
 	CHECK(child(child(last, "error"), "bad-sessionid") != NULL);
 	command(ALICE, "add-contact", sid, "cancel", NULL);
-	CHECK(streq(cmd_status(), "canceled"));
+	CHECK(gwt_streq(cmd_status(), "canceled"));
 	command(ALICE, "add-contact", sid, "complete", "contact=x@::1");
 	CHECK(child(child(last, "error"), "bad-sessionid") != NULL);
 	command(ALICE, "add-contact", NULL, "prev", NULL);
 	CHECK(child(child(last, "error"), "bad-action") != NULL);
 	command(ALICE, "no-such-node", NULL, NULL, NULL);
-	CHECK(streq(error_cond(), "item-not-found"));
+	CHECK(gwt_streq(error_cond(), "item-not-found"));
 	/* one-shot submission without opening the form first */
 	command(ALICE, "add-contact", NULL, "complete", "contact=frank@::1");
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 	/* an error keeps the session: correct the field and complete */
 	command(ALICE, "add-contact", NULL, "complete", "contact=gina@");
-	CHECK(streq(cmd_status(), "executing"));
+	CHECK(gwt_streq(cmd_status(), "executing"));
 	snprintf(sid, sizeof(sid), "%s", cmd_sid());
 	command(ALICE, "add-contact", sid, "complete", "contact=gina@::1");
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 }
 
 /*
@@ -502,23 +477,23 @@ test_sessions_capped_per_user(void)
 	int i;
 
 	command(ADMIN, "add-contact", NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "executing"));
+	CHECK(gwt_streq(cmd_status(), "executing"));
 	snprintf(admin_sid, sizeof(admin_sid), "%s", cmd_sid() ? cmd_sid() : "none");
 	commands_test_clock_skew(5);	/* the admin's form is older */
 	for (i = 0; i < 70; i++) {
 		command(i % 2 ? ALICE : "alice@example.org/laptop", "add-contact",
 		    NULL, NULL, NULL);
-		CHECK(streq(cmd_status(), "executing"));
+		CHECK(gwt_streq(cmd_status(), "executing"));
 		snprintf(sids[i], sizeof(sids[i]), "%s", cmd_sid() ? cmd_sid() : "none");
 	}
 	/* the admin's form is still open */
 	command(ADMIN, "add-contact", admin_sid, "cancel", NULL);
-	CHECK(streq(cmd_status(), "canceled"));
+	CHECK(gwt_streq(cmd_status(), "canceled"));
 	/* alice keeps her newest 8; the one before them is gone */
 	command(ALICE, "add-contact", sids[69], "cancel", NULL);
-	CHECK(streq(cmd_status(), "canceled"));
+	CHECK(gwt_streq(cmd_status(), "canceled"));
 	command("alice@example.org/laptop", "add-contact", sids[62], "cancel", NULL);
-	CHECK(streq(cmd_status(), "canceled"));
+	CHECK(gwt_streq(cmd_status(), "canceled"));
 	command(ALICE, "add-contact", sids[61], "cancel", NULL);
 	CHECK(child(child(last, "error"), "bad-sessionid") != NULL);
 	command("alice@example.org/laptop", "add-contact", sids[0], "cancel", NULL);
@@ -533,20 +508,20 @@ test_admin_contacts_and_status(void)
 	command(ADMIN, "add-contact", NULL, NULL, NULL);
 	CHECK(form_field("jid") != NULL);
 	command_form(ADMIN, "add-contact", "jid=nobody@example.org\ncontact=h@::1");
-	CHECK(streq(note_type(), "error") && strncmp(note(), "jid:", 4) == 0);
+	CHECK(gwt_streq(note_type(), "error") && strncmp(note(), "jid:", 4) == 0);
 	command_form(ADMIN, "add-contact", "jid=alice@example.org\ncontact=hank@::1\nname=Hank");
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 	command_form(ADMIN, "list-contacts", "jid=alice@example.org");
 	CHECK(strstr(note(), "hank@::1") != NULL);
 	command(ADMIN, "list-identities", NULL, NULL, NULL);
 	CHECK(strstr(note(), "alice@example.org") != NULL);
 	command(ADMIN, "status", NULL, NULL, NULL);
-	CHECK(streq(cmd_status(), "completed") && strstr(note(), "barev-gateway"));
+	CHECK(gwt_streq(cmd_status(), "completed") && strstr(note(), "barev-gateway"));
 	snprintf(fields, sizeof(fields), "jid=bob@example.org\nnick=bob\naddress=::1\nport=%d", port2);
 	command_form(ADMIN, "create-identity", fields);
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 	command_form(ADMIN, "delete-identity", "jid=bob@example.org");
-	CHECK(streq(cmd_status(), "completed"));
+	CHECK(gwt_streq(cmd_status(), "completed"));
 	CHECK(identities() == 1);
 }
 
@@ -558,8 +533,8 @@ test_chat_commands(void)
 
 	r = chat(ALICE, "help");
 	CHECK(strstr(r, "add NICK@ADDRESS") && !strstr(r, "admin create"));
-	CHECK(streq(attr(last, "to"), ALICE) && streq(attr(last, "type"), "chat"));
-	CHECK(streq(attr(last, "from"), "barev.example.org"));
+	CHECK(gwt_streq(attr(last, "to"), ALICE) && gwt_streq(attr(last, "type"), "chat"));
+	CHECK(gwt_streq(attr(last, "from"), "barev.example.org"));
 	r = chat(ALICE, "WhoAmI");
 	CHECK(strstr(r, "alice@[::1]") != NULL);
 	r = chat(ALICE, "add ivan@::1 Ivan the Terrible");
@@ -612,32 +587,32 @@ test_registration(void)
 {
 	deliver(register_handle_iq, "<iq type='get' id='r1' from='" BOB
 	    "' to='barev.example.org'><query xmlns='jabber:iq:register'/></iq>");
-	CHECK(streq(error_cond(), "not-allowed"));
+	CHECK(gwt_streq(error_cond(), "not-allowed"));
 	CHECK(strstr(text_of(child(child(last, "error"), "text")), "administrator"));
 	deliver(register_handle_iq, "<iq type='set' id='r2' from='" BOB
 	    "' to='barev.example.org'><query xmlns='jabber:iq:register'>"
 	    "<nick>bob</nick></query></iq>");
-	CHECK(streq(error_cond(), "not-allowed") && identities() == 1);
+	CHECK(gwt_streq(error_cond(), "not-allowed") && identities() == 1);
 	CHECK(strstr(chat(BOB, "register bob"), "administrators") != NULL);
 	command(BOB, "register", NULL, NULL, NULL);
-	CHECK(streq(error_cond(), "not-allowed"));
+	CHECK(gwt_streq(error_cond(), "not-allowed"));
 
 	gw.cfg.registration = GW_REG_OPEN;
 	CHECK(strstr(disco_items(BOB), "register ") != NULL);
 	CHECK(strstr(disco_items(ALICE), "register ") == NULL);
 	deliver(register_handle_iq, "<iq type='get' id='r3' from='" BOB
 	    "' to='barev.example.org'><query xmlns='jabber:iq:register'/></iq>");
-	CHECK(streq(attr(last, "type"), "result"));
+	CHECK(gwt_streq(attr(last, "type"), "result"));
 	CHECK(child(child(last, "query"), "nick") != NULL);
 	CHECK(child(child(last, "query"), "registered") == NULL);
 	deliver(register_handle_iq, "<iq type='set' id='r4' from='" BOB
 	    "' to='barev.example.org'><query xmlns='jabber:iq:register'>"
 	    "<nick>bad nick</nick></query></iq>");
-	CHECK(streq(error_cond(), "not-acceptable") && identities() == 1);
+	CHECK(gwt_streq(error_cond(), "not-acceptable") && identities() == 1);
 	deliver(register_handle_iq, "<iq type='set' id='r5' from='" BOB
 	    "' to='barev.example.org'><query xmlns='jabber:iq:register'>"
 	    "<nick>bob</nick></query></iq>");
-	CHECK(streq(attr(last, "type"), "result") && identities() == 2);
+	CHECK(gwt_streq(attr(last, "type"), "result") && identities() == 2);
 	deliver(register_handle_iq, "<iq type='get' id='r6' from='" BOB
 	    "' to='barev.example.org'><query xmlns='jabber:iq:register'/></iq>");
 	CHECK(child(child(last, "query"), "registered") != NULL);
@@ -645,14 +620,14 @@ test_registration(void)
 	deliver(register_handle_iq, "<iq type='set' id='r7' from='" BOB
 	    "' to='barev.example.org'><query xmlns='jabber:iq:register'>"
 	    "<remove/></query></iq>");
-	CHECK(streq(attr(last, "type"), "result") && identities() == 1);
+	CHECK(gwt_streq(attr(last, "type"), "result") && identities() == 1);
 	deliver(register_handle_iq, "<iq type='set' id='r8' from='" BOB
 	    "' to='barev.example.org'><query xmlns='jabber:iq:register'>"
 	    "<remove/></query></iq>");
-	CHECK(streq(error_cond(), "registration-required"));
+	CHECK(gwt_streq(error_cond(), "registration-required"));
 	/* the register command and chat command do the same */
 	command_form(BOB, "register", "nick=bobby");
-	CHECK(streq(cmd_status(), "completed") && identities() == 2);
+	CHECK(gwt_streq(cmd_status(), "completed") && identities() == 2);
 	CHECK(strstr(chat(BOB, "unregister confirm"), "deleted") && identities() == 1);
 	CHECK(strstr(chat(BOB, "register bobby"), "bobby@") && identities() == 2);
 	gw.cfg.registration = GW_REG_ADMIN;
@@ -682,7 +657,7 @@ test_privilege_grant_only_from_the_server(void)
 
 	grant("example.org");
 	bridge_get_stats(&gw, &st);
-	CHECK(st.privileged_roster && streq(st.privileged_host, "example.org"));
+	CHECK(st.privileged_roster && gwt_streq(st.privileged_host, "example.org"));
 	command(ADMIN, "status", NULL, NULL, NULL);
 	CHECK(strstr(note(), "roster privilege granted by example.org\n") != NULL);
 	/* another component, a remote server, a look-alike: ignored */
@@ -691,7 +666,7 @@ test_privilege_grant_only_from_the_server(void)
 	grant("barev.example.org");
 	grant("org");
 	bridge_get_stats(&gw, &st);
-	CHECK(st.privileged_roster && streq(st.privileged_host, "example.org"));
+	CHECK(st.privileged_roster && gwt_streq(st.privileged_host, "example.org"));
 	command(ADMIN, "status", NULL, NULL, NULL);
 	CHECK(strstr(note(), "roster privilege granted by example.org\n") != NULL);
 	/* the parent domain in another case is still the server */
@@ -704,47 +679,19 @@ int
 main(void)
 {
 	const char *dir = getenv("TEST_TMPDIR");
-	char path[512], conf[1024], err[512];
-	FILE *f;
+	char path[512];
 
 	if (dir == NULL)
 		dir = ".";
 	log_set_level(LOG_LVL_WARN);
-	port1 = free_port();
-	port2 = free_port();
+	port1 = gwt_free_port();
+	port2 = gwt_free_port();
 	snprintf(path, sizeof(path), "%s/commands.sqlite", dir);
 	unlink(path);
-	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
-	if ((f = fopen(conf, "w")) == NULL) {
-		perror(conf);
-		return 2;
-	}
 	/* loopback addresses keep everything on the host: the Yggdrasil
 	 * switch is off here and turned on in test_outside_yggdrasil() */
-	fprintf(f, "component_jid = barev.example.org\ncomponent_secret = s\n"
-	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
-	    "barev_port = %d\nrefuse_outside_yggdrasil = false\n", path,
-	    free_port());
-	fclose(f);
-	if (gw_config_load(&gw.cfg, conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "config: %s\n", err);
+	if (gwt_world_start(&gw, dir, path, NULL, capture) == -1)
 		return 2;
-	}
-	if (xs_init() == -1 || (gw.base = event_base_new()) == NULL ||
-	    (gw.store = store_open(path, err, sizeof(err))) == NULL ||
-	    bridge_start(&gw) == -1) {
-		fprintf(stderr, "setup failed: %s\n", err);
-		return 2;
-	}
-	gw.send_fn = capture;
-	gw.started_at = time(NULL);
-	{
-		struct comp_config cc = { .jid = "barev.example.org", .secret = "s",
-		    .host = "127.0.0.1", .port = 1 };
-		struct comp_events ce = { 0 };
-
-		gw.comp = comp_new(gw.base, &cc, &ce, &gw);
-	}
 
 	test_admin_creates_identity();
 	test_sessions_capped_per_user();
@@ -761,12 +708,7 @@ main(void)
 	test_privilege_grant_only_from_the_server();
 
 	reset_sent();
-	comp_free(gw.comp);
-	bridge_free(&gw);
-	store_close(gw.store);
-	event_base_free(gw.base);
-	gw_config_free(&gw.cfg);
-	xs_shutdown();
+	gwt_world_stop(&gw);
 	if (failures)
 		fprintf(stderr, "%d check(s) failed\n", failures);
 	return failures ? 1 : 0;

@@ -15,7 +15,7 @@
 #include "gw.h"
 #include "iqtrack.h"
 #include "xmlstream.h"
-#include "../xmlstream/check.h"
+#include "../check.h"
 
 static char sent_id[64];
 static int calls;

@@ -12,13 +12,10 @@
  * test answers the iqs through the router as the server would.  Log lines
  * are read back from stderr, redirected to a file.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -31,9 +28,10 @@
 #include "provision.h"
 #include "store.h"
 #include "xmlstream.h"
-#include "../xmlstream/check.h"
+#include "gwtest.h"
+#include "../check.h"
 
-#define GWJID "barev.example.org"
+#define GWJID GWT_JID
 #define ALICE "alice@example.org"
 #define BOB_JID "bob\\40201\\3a2\\3a\\3a2@" GWJID	/* XEP-0106 */
 #define CAROL_JID "carol\\40201\\3a3\\3a\\3a3@" GWJID
@@ -60,12 +58,6 @@ forget_sent(void)
 	nsent = 0;
 }
 
-static int
-streq(const char *a, const char *b)
-{
-	return a != NULL && b != NULL && strcmp(a, b) == 0;
-}
-
 /* the first stanza sent since forget_sent() with this name/type/from/to
  * (NULL = any; type "" = no type) */
 static xmpp_stanza_t *
@@ -75,10 +67,10 @@ find_sent(const char *name, const char *type, const char *from, const char *to)
 		xmpp_stanza_t *s = sent[i];
 		const char *t = xmpp_stanza_get_type(s);
 
-		if ((name == NULL || streq(xmpp_stanza_get_name(s), name)) &&
-		    (type == NULL || (*type == '\0' ? t == NULL : streq(t, type))) &&
-		    (from == NULL || streq(xmpp_stanza_get_from(s), from)) &&
-		    (to == NULL || streq(xmpp_stanza_get_to(s), to)))
+		if ((name == NULL || gwt_streq(xmpp_stanza_get_name(s), name)) &&
+		    (type == NULL || (*type == '\0' ? t == NULL : gwt_streq(t, type))) &&
+		    (from == NULL || gwt_streq(xmpp_stanza_get_from(s), from)) &&
+		    (to == NULL || gwt_streq(xmpp_stanza_get_to(s), to)))
 			return s;
 	}
 	return NULL;
@@ -93,8 +85,8 @@ find_push(const char *item)
 		    "query", "jabber:iq:roster");
 		xmpp_stanza_t *it = q ? xmpp_stanza_get_child_by_name(q, "item") : NULL;
 
-		if (it && streq(xmpp_stanza_get_attribute(it, "jid"), item) &&
-		    streq(xmpp_stanza_get_type(sent[i]), "set"))
+		if (it && gwt_streq(xmpp_stanza_get_attribute(it, "jid"), item) &&
+		    gwt_streq(xmpp_stanza_get_type(sent[i]), "set"))
 			return sent[i];
 	}
 	return NULL;
@@ -164,23 +156,6 @@ status_text(void)
 	return buf;
 }
 
-static int
-free_port(void)
-{
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET6, SOCK_STREAM, 0), port;
-
-	if (fd == -1 || bind(fd, (struct sockaddr *)&sa, len) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1) {
-		perror("free_port");
-		exit(2);
-	}
-	port = ntohs(sa.sin6_port);
-	close(fd);
-	return port;
-}
-
 /* ---- scenarios ---- */
 
 /* alice gets an identity: the gateway is in her roster (by subscription
@@ -193,12 +168,12 @@ test_new_identity_gets_the_gateway(void)
 	xmpp_stanza_t *sub, *nick;
 
 	forget_sent();
-	snprintf(port, sizeof(port), "%d", free_port());
+	snprintf(port, sizeof(port), "%d", gwt_free_port());
 	CHECK(prov_identity_create(&gw, ALICE, "alice", "::1", port, &r) == 0);
 	sub = find_sent("presence", "subscribe", GWJID, ALICE);
 	CHECK(sub != NULL);
 	nick = sub ? xmpp_stanza_get_child_by_name(sub, "nick") : NULL;
-	CHECK(nick != NULL && streq(xmpp_stanza_get_ns(nick), "http://jabber.org/protocol/nick"));
+	CHECK(nick != NULL && gwt_streq(xmpp_stanza_get_ns(nick), "http://jabber.org/protocol/nick"));
 	CHECK(find_sent("presence", "", GWJID, ALICE) != NULL);
 
 	/* her client probes the gateway and subscribes to it: approved, online */
@@ -229,7 +204,7 @@ test_refused_roster_push_falls_back(void)
 	gwpush = find_push(GWJID);
 	bobpush = find_push(BOB_JID);
 	CHECK(gwpush != NULL && bobpush != NULL);
-	CHECK(gwpush && streq(xmpp_stanza_get_to(gwpush), ALICE));
+	CHECK(gwpush && gwt_streq(xmpp_stanza_get_to(gwpush), ALICE));
 	/* no subscription request yet: the push does the job */
 	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
 	if (gwpush == NULL || bobpush == NULL)
@@ -351,7 +326,7 @@ int
 main(void)
 {
 	const char *dir = getenv("TEST_TMPDIR");
-	char path[512], conf[1024], err[512];
+	char path[512], spool[600];
 	int saved, fd;
 	FILE *f;
 
@@ -360,35 +335,9 @@ main(void)
 	snprintf(path, sizeof(path), "%s/server_errors.sqlite", dir);
 	unlink(path);
 	snprintf(logpath, sizeof(logpath), "%s/server_errors.log", dir);
-	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
-	if ((f = fopen(conf, "w")) == NULL) {
-		perror(conf);
+	snprintf(spool, sizeof(spool), "spool_dir = %s/spool\n", dir);
+	if (gwt_world_start(&gw, dir, path, spool, capture) == -1)
 		return 2;
-	}
-	fprintf(f, "component_jid = " GWJID "\ncomponent_secret = s\n"
-	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
-	    "barev_port = %d\nspool_dir = %s/spool\n"
-	    "refuse_outside_yggdrasil = false\n", path, free_port(), dir);
-	fclose(f);
-	if (gw_config_load(&gw.cfg, conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "config: %s\n", err);
-		return 2;
-	}
-	if (xs_init() == -1 || (gw.base = event_base_new()) == NULL ||
-	    (gw.store = store_open(path, err, sizeof(err))) == NULL ||
-	    bridge_start(&gw) == -1) {
-		fprintf(stderr, "setup failed: %s\n", err);
-		return 2;
-	}
-	gw.send_fn = capture;
-	gw.started_at = time(NULL);
-	{
-		struct comp_config cc = { .jid = GWJID, .secret = "s",
-		    .host = "127.0.0.1", .port = 1 };
-		struct comp_events ce = { 0 };
-
-		gw.comp = comp_new(gw.base, &cc, &ce, &gw);
-	}
 	/* the log (stderr) goes to a file the checks read */
 	fflush(stderr);
 	saved = dup(2);
@@ -407,13 +356,7 @@ main(void)
 	RUN(test_nothing_else_breaks);
 
 	forget_sent();
-	comp_free(gw.comp);
-	bridge_shutdown(&gw);
-	bridge_free(&gw);
-	store_close(gw.store);
-	event_base_free(gw.base);
-	gw_config_free(&gw.cfg);
-	xs_shutdown();
+	gwt_world_stop(&gw);
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "transfer_limits.h"
-#include "../xmlstream/check.h"
+#include "../check.h"
 
 #define MIB ((uint64_t)1 << 20)
 

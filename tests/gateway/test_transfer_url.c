@@ -10,7 +10,7 @@
 
 #include "config.h"
 #include "transfer.h"
-#include "../xmlstream/check.h"
+#include "../check.h"
 
 static int
 allowed(const char *list, const char *upload, const char *url)

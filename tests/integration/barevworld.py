@@ -184,6 +184,29 @@ async def subscribe(alice, jid):
             pass
 
 
+async def chat(client, text, to=harness.COMPONENT, timeout=10):
+    """A chat command to the gateway `to`, as a user types it; the plain-text
+    answer (which comes as a chat message)."""
+    client.mark()
+    client.send_message(to, text)
+    m = await client.wait_message(lambda m: m["from"].bare == to and m["body"],
+                                  timeout=timeout, what="%s's answer to %r" % (to, text))
+    expect(m["type"] == "chat", "the answer to a chat command is a chat message",
+           "chat", m["type"])
+    return m["body"]
+
+
+async def dial_refused(peer, nick, addr):
+    """The Barev peer dials nick@addr; True when the gateway closed before a
+    stream came up."""
+    try:
+        s = await peer.dial(nick, addr, timeout=10)
+    except (ConnectionError, OSError):
+        return True
+    await s.close()
+    return False
+
+
 async def start(users=("alice",), gw_config=None, prosody_kwargs=None,
                 subscribe_peers=True):
     """Prosody + gateway + bob and carol listening; alice logged in and,

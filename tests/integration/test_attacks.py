@@ -15,14 +15,11 @@ off or make the gateway fetch what it should not:
 Everything runs in a private network namespace.
 """
 # ctest: timeout=300
-import asyncio
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
 import ssl
 import sys
 import threading
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -34,6 +31,7 @@ import servers                                   # noqa: E402
 from harness import expect, expect_eq, Client     # noqa: E402
 import barevworld                                # noqa: E402
 from barevworld import BOB, CAROL, store_rows    # noqa: E402
+from xfer import http, says, upload              # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -48,43 +46,6 @@ def refused(who, *words):
         text = m["error"]["text"] or "" if m["type"] == "error" else ""
         return m["from"].bare == who and all(w in text for w in words)
     return pred
-
-
-def says(who, *words):
-    def pred(m):
-        body = m["body"] or ""
-        return m["from"].bare == who and all(w in body for w in words)
-    return pred
-
-
-async def http(method, url, data=None, headers=None, timeout=30):
-    """Blocking urllib in a thread, so slixmpp keeps running."""
-    def run():
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, b""
-    return await asyncio.get_running_loop().run_in_executor(None, run)
-
-
-async def upload(alice, p, name, data):
-    """alice puts a file on her server (XEP-0363) and returns the GET URL."""
-    from xml.sax.saxutils import quoteattr
-    r = await alice.iq_query(p.upload_service, "get",
-                             "<request xmlns='urn:xmpp:http:upload:0' filename=%s size='%d'"
-                             " content-type='application/octet-stream'/>"
-                             % (quoteattr(name), len(data)))
-    expect_eq(r["type"], "result", "upload slot for alice")
-    ns = "{urn:xmpp:http:upload:0}"
-    slot = r.xml.find(ns + "slot")
-    put = slot.find(ns + "put")
-    hdrs = {h.get("name"): h.text for h in put.findall(ns + "header")}
-    hdrs["Content-Type"] = "application/octet-stream"
-    status, _ = await http("PUT", put.get("url"), data=data, headers=hdrs)
-    expect(status in (200, 201), "alice's upload", "2xx", status)
-    return slot.find(ns + "get").get("url")
 
 
 async def setup():
@@ -153,7 +114,7 @@ async def test_a_fetched_file_with_such_a_name_reaches_bob_readably(ctx):
     drop the pipe on invalid UTF-8) gets the file with the repaired name."""
     alice, bob, gw, p = ctx["alice"], ctx["bob"], ctx["gw"], ctx["p"]
     s = await bob.wait_session("alice")
-    url = await upload(alice, p, "ok.txt", b"hello bob")
+    url = await upload(alice, p.upload_service, "ok.txt", b"hello bob")
     hostile = url.rsplit("/", 1)[0] + "/%FF%FEbad.txt"    # Prosody serves by slot id
     gw_since, p_since = gw.mark(), plog_size(p)
     alice.mark()
@@ -231,7 +192,7 @@ async def test_a_link_to_the_upload_host_on_another_port_is_not_fetched(ctx):
     finally:
         w.close()
     # the upload service itself still works
-    url = await upload(alice, p, "fine.txt", b"fine")
+    url = await upload(alice, p.upload_service, "fine.txt", b"fine")
     alice.mark()
     alice.send_message(BOB, url, oob_url=url)
     name, data = await bob.wait_file(timeout=30)

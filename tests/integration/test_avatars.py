@@ -8,12 +8,10 @@ image bytes), carol (201:3::3) with the pascal profile (hashes the base64
 text, so her advertised token never matches her image; BAREV.md §5).
 """
 # ctest: timeout=400
-import base64
 import hashlib
 import os
 import struct
 import sys
-import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -26,38 +24,13 @@ import barevpeer as bp                           # noqa: E402
 
 import barevworld                                # noqa: E402
 from barevworld import contact_jid, store_rows  # noqa: E402
+from xfer import NS_VCARD, png, photo_of, vcard_photo  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
 CAROL_ADDR = "201:3::3"
 BOB = contact_jid("bob", BOB_ADDR)
 CAROL = contact_jid("carol", CAROL_ADDR)
-NS_UPDATE = "vcard-temp:x:update"
-NS_VCARD = "vcard-temp"
-
-
-def png(width, height, seed, noisy=False):
-    """An RGB PNG made with zlib + struct: a gradient tinted by `seed`
-    (or pseudo-random noise, which does not compress)."""
-    rows = bytearray()
-    state = seed * 2654435761 & 0xffffffff
-    for y in range(height):
-        rows.append(0)                       # filter: none
-        for x in range(width):
-            if noisy:
-                state = (state * 1103515245 + 12345) & 0xffffffff
-                rows += state.to_bytes(4, "big")[:3]
-            else:
-                rows += bytes((x * 255 // max(1, width - 1),
-                               y * 255 // max(1, height - 1), seed * 37 % 256))
-
-    def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(bytes(rows), 9))
-            + chunk(b"IEND", b""))
 
 
 def image_size(data):
@@ -79,23 +52,6 @@ def image_size(data):
 
 def sha1(b):
     return hashlib.sha1(b).hexdigest()
-
-
-def photo_of(presence):
-    """The XEP-0153 hash in a presence: None = no <x/>, "" = <photo/>."""
-    ph = presence.xml.find("{%s}x/{%s}photo" % (NS_UPDATE, NS_UPDATE))
-    return None if ph is None else (ph.text or "").strip()
-
-
-async def vcard_photo(client, jid):
-    """(TYPE, bytes) of the PHOTO in jid's vCard, or (None, None)."""
-    r = await client.iq_query(jid, "get", "<vCard xmlns='vcard-temp'/>")
-    expect_eq(r["type"], "result", "vCard get on %s" % jid)
-    ph = r.xml.find("{%s}vCard/{%s}PHOTO" % (NS_VCARD, NS_VCARD))
-    if ph is None:
-        return None, None
-    b64 = ph.findtext("{%s}BINVAL" % NS_VCARD) or ""
-    return ph.findtext("{%s}TYPE" % NS_VCARD), base64.b64decode("".join(b64.split()))
 
 
 def vcard_gets(session):

@@ -47,7 +47,8 @@ if not ENABLED:
 
 import harness                                   # noqa: E402
 from harness import TestFailure, expect, expect_eq  # noqa: E402
-from test_demo import Server, TlsClient, chat      # noqa: E402
+from test_demo import Server, TlsClient            # noqa: E402
+from barevworld import chat                      # noqa: E402
 
 SRC = harness.SOURCE_DIR
 BASE_IMAGE = "localhost/barev-debian:bookworm"
@@ -264,10 +265,10 @@ async def test_a_message_goes_through_prosody_and_the_gateway(ctx):
                                                             "host": "127.0.0.1"}),
                       os.path.join(WORK, "certs", "example.org.crt"))
     await alice.connect_and_wait()
-    body = await chat(alice, "barev.example.org", "register alice")
+    body = await chat(alice, "register alice", timeout=15)
     expect("alice@201:1::1" in body, "the gateway in its container answers alice",
            "… alice@201:1::1 …", body)
-    body = await chat(alice, "barev.example.org", "whoami")
+    body = await chat(alice, "whoami", timeout=15)
     expect("alice@201:1::1" in body, "her identity is in the container's database",
            "alice@201:1::1", body)
     await alice.close()

@@ -14,7 +14,6 @@ other way (the gateway's PUT over HTTPS).  Ctrl-C stops the whole demo.
 """
 # ctest: timeout=300
 import asyncio
-import hashlib
 import os
 import re
 import shutil
@@ -25,8 +24,6 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
-from xml.sax.saxutils import quoteattr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -36,7 +33,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Client, TestFailure, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from barevworld import contact_jid                # noqa: E402
+from barevworld import chat, contact_jid          # noqa: E402
+from xfer import blob, http, upload_urls         # noqa: E402
 
 ALICE_ADDR = "200:d::1"         # the demo's default DEMO_BAREV_ADDR
 BOB_ADDR = "200:d::2"           # the test peer the demo's banner suggests
@@ -83,46 +81,20 @@ class TlsClient(Client):
         return self
 
 
-def blob(n, seed):
-    out = bytearray()
-    block = hashlib.sha256(seed.encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 64
-    return bytes(out[:n])
-
-
 async def https(method, url, ca, data=None, headers=None):
-    """urllib over HTTPS in a thread; `ca` the only CA file trusted (None:
-    the system's).  (status, body), or raises the ssl error."""
+    """xfer.http over HTTPS, `ca` the only CA file trusted (None: the
+    system's).  (status, body), or raises the ssl error."""
     ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
-
-    def run():
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, b""
-    return await asyncio.get_running_loop().run_in_executor(None, run)
+    return await http(method, url, data, headers, context=ctx)
 
 
 async def upload(client, env, name, data):
-    """XEP-0363: a slot from the demo's upload service, then the PUT; the
-    slot's URLs."""
-    r = await client.iq_query(env["upload_service"], "get",
-                              "<request xmlns='urn:xmpp:http:upload:0' filename=%s size='%d'"
-                              " content-type='application/octet-stream'/>"
-                              % (quoteattr(name), len(data)))
-    expect_eq(r["type"], "result", "an upload slot for alice")
-    ns = "{urn:xmpp:http:upload:0}"
-    slot = r.xml.find(ns + "slot")
-    put, get = slot.find(ns + "put"), slot.find(ns + "get").get("url")
-    hdrs = {h.get("name"): h.text for h in put.findall(ns + "header")}
-    hdrs["Content-Type"] = "application/octet-stream"
-    status, _ = await https("PUT", put.get("url"), env["ca_file"], data, hdrs)
-    expect(status in (200, 201), "alice's PUT over HTTPS", "2xx", status)
-    return put.get("url"), get
+    """XEP-0363 on the demo's upload service, the PUT over HTTPS trusting
+    the demo's CA; the slot's (PUT, GET) URLs."""
+    async def put(method, url, data, headers):
+        return await https(method, url, env["ca_file"], data, headers)
+    return await upload_urls(client, env["upload_service"], name, data, via=put,
+                             what="alice's PUT over HTTPS")
 
 
 def starttls_features(host, port, domain):
@@ -142,14 +114,6 @@ def starttls_features(host, port, domain):
         return buf.decode("utf-8", "replace")
     finally:
         s.close()
-
-
-async def chat(client, to, text, timeout=15):
-    client.mark()
-    client.send_message(to, text)
-    m = await client.wait_message(lambda m: m["from"].bare == to and m["body"],
-                                  timeout=timeout, what="the answer to %r" % text)
-    return m["body"]
 
 
 async def setup():
@@ -268,9 +232,9 @@ async def test_a_file_passes_the_gateway_to_a_barev_peer_over_https(ctx):
     alice, env = ctx["alice"], ctx["env"]
     component = env["component"]
     bob_jid = contact_jid("bob", BOB_ADDR, component)
-    body = await chat(alice, component, "register alice")
+    body = await chat(alice, "register alice", to=component, timeout=15)
     expect("alice@" + ALICE_ADDR in body, "alice registers herself", "alice@" + ALICE_ADDR, body)
-    body = await chat(alice, component, "add bob@" + BOB_ADDR)
+    body = await chat(alice, "add bob@" + BOB_ADDR, to=component, timeout=15)
     expect("added" in body, "alice adds bob", "… added …", body)
     bob = bp.Peer("bob", BOB_ADDR)
     bob.add_buddy("alice", ALICE_ADDR)

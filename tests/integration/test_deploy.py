@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from barevworld import contact_jid                # noqa: E402
+from barevworld import chat, contact_jid          # noqa: E402
 
 SRC = harness.SOURCE_DIR
 PROSODY_EXAMPLE = os.path.join(SRC, "prosody.cfg.example")
@@ -76,14 +76,6 @@ def example_prosody(tmp):
     with open(os.path.join(tmp, "conf.d", "barev.cfg.lua")) as f:
         expect_eq(f.read(), example, "conf.d/barev.cfg.lua is prosody.cfg.example verbatim")
     return p
-
-
-async def chat(client, to, text, timeout=10):
-    client.mark()
-    client.send_message(to, text)
-    m = await client.wait_message(lambda m: m["from"].bare == to and m["body"],
-                                  timeout=timeout, what="the answer to %r" % text)
-    return m["body"]
 
 
 def health(gw):
@@ -351,14 +343,15 @@ async def test_sighup_turns_on_debug_logging_without_dropping_a_barev_pipe(ctx):
     gw = Gateway(p, d, config={"log_level": "info"}).start()
     await gw.wait_up()
     admin = await Client("admin@example.org", "admin", p).connect_and_wait()
-    body = await chat(admin, p.component, "admin create alice@example.org alice " + ALICE_ADDR)
+    body = await chat(admin, "admin create alice@example.org alice " + ALICE_ADDR,
+                      to=p.component)
     expect(ALICE_ADDR in body, "the admin creates alice's identity", ALICE_ADDR, body)
     await gw.wait_log(r"listening for Barev peers on \[201:1::1\]:1337")
     bob = bp.Peer("bob", BOB_ADDR, profile="purple")
     bob.add_buddy("alice", ALICE_ADDR)
     await bob.start()
     alice = await Client("alice@example.org", "alice", p).connect_and_wait()
-    body = await chat(alice, p.component, "add bob@" + BOB_ADDR)
+    body = await chat(alice, "add bob@" + BOB_ADDR, to=p.component)
     expect("bob" in body, "alice adds bob", "bob …", body)
     s = await bob.wait_session("alice", timeout=20)
     # a message through the pipe before the reload

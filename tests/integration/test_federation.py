@@ -13,14 +13,10 @@ notifications, delivery receipts and avatars, and a file each way ends as
 a link on the receiver's own server's upload service with identical bytes.
 """
 # ctest: timeout=300
-import asyncio
-import base64
+import functools
 import hashlib
 import os
-import struct
 import sys
-import urllib.request
-import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -29,88 +25,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
-from barevworld import contact_jid               # noqa: E402
+from barevworld import chat, contact_jid         # noqa: E402
 import ygg                                       # noqa: E402
+from xfer import blob, http, png, photo_of, upload, vcard_photo  # noqa: E402
 
 MIB = 1024 * 1024
-NS_UPDATE = "vcard-temp:x:update"
-NS_VCARD = "vcard-temp"
-
-
-# ---------------------------------------------------------------- helpers
-
-def blob(n, seed):
-    out, block = bytearray(), hashlib.sha256(seed.encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 64
-    return bytes(out[:n])
-
-
-def png(width, height, seed):
-    """A small RGB PNG (a tinted gradient)."""
-    rows = bytearray()
-    for y in range(height):
-        rows.append(0)
-        for x in range(width):
-            rows += bytes((x * 255 // (width - 1), y * 255 // (height - 1), seed * 37 % 256))
-
-    def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
-    return (b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b""))
-
-
-async def http(node, method, url, data=None, headers=None):
-    """urllib in a worker thread that enters `node`'s namespace (each
-    server's HTTP is on its own node's 127.0.0.1)."""
-    def run():
-        with node.netns():
-            req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-            with urllib.request.urlopen(req, timeout=30) as r:
-                return r.status, r.read()
-    return await asyncio.get_running_loop().run_in_executor(None, run)
-
-
-async def upload(user, name, data):
-    """The user puts a file on her own server (XEP-0363): the GET URL."""
-    c, p, node = user["client"], user["p"], user["node"]
-    r = await c.iq_query(p.upload_service, "get",
-                         "<request xmlns='urn:xmpp:http:upload:0' filename='%s' size='%d'"
-                         " content-type='application/octet-stream'/>" % (name, len(data)))
-    expect_eq(r["type"], "result", "upload slot on %s" % p.upload_service)
-    ns = "{urn:xmpp:http:upload:0}"
-    slot = r.xml.find(ns + "slot")
-    put = slot.find(ns + "put")
-    hdrs = {h.get("name"): h.text for h in put.findall(ns + "header")}
-    hdrs["Content-Type"] = "application/octet-stream"
-    status, _ = await http(node, "PUT", put.get("url"), data=data, headers=hdrs)
-    expect(status in (200, 201), "the upload", "2xx", status)
-    return slot.find(ns + "get").get("url")
-
-
-async def chat(client, component, text):
-    client.mark()
-    client.send_message(component, text)
-    m = await client.wait_message(lambda m: m["from"].bare == component and m["body"],
-                                  what="the answer to %r" % text)
-    return m["body"]
-
-
-def photo_of(presence):
-    ph = presence.xml.find("{%s}x/{%s}photo" % (NS_UPDATE, NS_UPDATE))
-    return None if ph is None else (ph.text or "").strip()
-
-
-async def vcard_photo(client, jid):
-    r = await client.iq_query(jid, "get", "<vCard xmlns='vcard-temp'/>")
-    expect_eq(r["type"], "result", "vCard get on %s" % jid)
-    ph = r.xml.find("{%s}vCard/{%s}PHOTO" % (NS_VCARD, NS_VCARD))
-    if ph is None:
-        return None
-    return base64.b64decode("".join((ph.findtext("{%s}BINVAL" % NS_VCARD) or "").split()))
 
 
 # ---------------------------------------------------------------- the world
@@ -129,8 +48,8 @@ async def server(node, name, domain):
         admin = await Client("admin@" + domain, "admin", p).connect_and_wait()
         c = await Client("%s@%s" % (name, domain), name, p).connect_and_wait()
     gw.mark()
-    answer = await chat(admin, p.component, "admin create %s@%s %s %s"
-                        % (name, domain, name, node.address))
+    answer = await chat(admin, "admin create %s@%s %s %s" % (name, domain, name, node.address),
+                        to=p.component)
     expect("%s@%s" % (name, node.address) in answer, "%s's identity" % name,
            "%s@%s" % (name, node.address), answer)
     await gw.wait_log(r"listening for Barev peers on \[%s\]:1337" % node.address)
@@ -149,8 +68,8 @@ async def setup():
     alice["peer"] = contact_jid("bob", b.address, alice["p"].component)
     bob["peer"] = contact_jid("alice", a.address, bob["p"].component)
     for me, other in ((alice, bob), (bob, alice)):
-        answer = await chat(me["client"], me["p"].component,
-                            "add %s@%s" % (other["name"], other["node"].address))
+        answer = await chat(me["client"], "add %s@%s" % (other["name"], other["node"].address),
+                            to=me["p"].component)
         expect("added" in answer, "%s adds %s" % (me["name"], other["name"]), "added", answer)
     for me, other in ((alice, bob), (bob, alice)):
         await me["gw"].wait_log(r"bridge: pipe up: %s@%s <-> %s@" % (
@@ -226,7 +145,7 @@ async def test_avatars_both_ways(ctx):
         await other["client"].wait_presence(
             lambda p: p["from"].bare == other["peer"] and photo_of(p) == want,
             timeout=30, what="%s's presence with her avatar's hash" % me["name"])
-        got = await vcard_photo(other["client"], other["peer"])
+        _, got = await vcard_photo(other["client"], other["peer"])
         expect(got == picture, "%s's avatar in her vCard at %s" % (me["name"], other["name"]),
                len(picture), None if got is None else len(got))
 test_avatars_both_ways.timeout = 120
@@ -235,7 +154,8 @@ test_avatars_both_ways.timeout = 120
 async def test_a_file_each_way_ends_on_the_receivers_own_upload_service(ctx):
     for me, other in both(ctx):
         data = blob(MIB, "from " + me["name"])
-        url = await upload(me, "from-%s.bin" % me["name"], data)
+        url = await upload(me["client"], me["p"].upload_service, "from-%s.bin" % me["name"],
+                           data, via=functools.partial(http, node=me["node"]))
         other["client"].mark()
         me["client"].send_message(me["peer"], url, oob_url=url)
         m = await other["client"].wait_message(
@@ -250,7 +170,7 @@ async def test_a_file_each_way_ends_on_the_receivers_own_upload_service(ctx):
                "https://%s:…" % other["p"].upload_service, own)
         expect(m["body"].startswith(own) and m["body"] != url,
                "the link is on %s's own upload service" % other["name"], own + "…", m["body"])
-        status, got = await http(other["node"], "GET", m["body"])
+        status, got = await http("GET", m["body"], node=other["node"])
         expect(status == 200 and got == data, "%s downloads identical bytes" % other["name"],
                len(data), (status, len(got)))
 test_a_file_each_way_ends_on_the_receivers_own_upload_service.timeout = 180

@@ -7,15 +7,12 @@ private network namespace.
 """
 # ctest: timeout=400
 import asyncio
-import hashlib
 import os
 import select
 import socket
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -28,6 +25,7 @@ import barevpeer as bp                           # noqa: E402
 import barevworld                                # noqa: E402
 from barevworld import contact_jid, store_rows, wait_inbox  # noqa: E402
 from harness import Client                       # noqa: E402
+from xfer import blob, http, is_link, says, upload  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -40,46 +38,6 @@ MIB = 1024 * 1024
 LIMIT = 8 * MIB                 # the gateway's max_file_size in this run
 PER_CONTACT, TOTAL = 3, 5       # max_incoming_per_contact / _total in this run
 QUOTA = 24 * MIB                # spool_quota in this run
-
-
-def blob(n, seed):
-    """n reproducible, incompressible-looking bytes."""
-    out = bytearray()
-    block = hashlib.sha256(seed.encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 64
-    return bytes(out[:n])
-
-
-async def http(method, url, data=None, headers=None, timeout=30):
-    """Blocking urllib in a thread, so slixmpp keeps running."""
-    def run():
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, b""
-    return await asyncio.get_running_loop().run_in_executor(None, run)
-
-
-async def upload(alice, p, name, data):
-    """alice puts a file on her server (XEP-0363) and returns the GET URL."""
-    from xml.sax.saxutils import quoteattr
-    r = await alice.iq_query(p.upload_service, "get",
-                             "<request xmlns='urn:xmpp:http:upload:0' filename=%s size='%d'"
-                             " content-type='application/octet-stream'/>"
-                             % (quoteattr(name), len(data)))
-    expect_eq(r["type"], "result", "upload slot for alice")
-    ns = "{urn:xmpp:http:upload:0}"
-    slot = r.xml.find(ns + "slot")
-    put = slot.find(ns + "put")
-    hdrs = {h.get("name"): h.text for h in put.findall(ns + "header")}
-    hdrs["Content-Type"] = "application/octet-stream"
-    status, _ = await http("PUT", put.get("url"), data=data, headers=hdrs)
-    expect(status in (200, 201), "alice's upload", "2xx", status)
-    return slot.find(ns + "get").get("url")
 
 
 def spool_tmp(gw):
@@ -119,17 +77,6 @@ async def wait_spool_empty(gw, timeout=10):
     while spool_tmp(gw):
         expect(time.monotonic() < deadline, "the spool is cleaned", [], spool_tmp(gw))
         await asyncio.sleep(0.05)
-
-
-def is_link(m, who):
-    return m["from"].bare == who and (m["body"] or "").startswith("http")
-
-
-def says(who, *words):
-    def pred(m):
-        body = m["body"] or ""
-        return m["from"].bare == who and all(w in body for w in words)
-    return pred
 
 
 async def setup():
@@ -328,7 +275,7 @@ async def bob_got_it(alice, bob, gw, name, data):
 async def test_alice_uploads_5_mib_and_bob_receives_identical_bytes(ctx):
     alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
     data = blob(5 * MIB, "alice")
-    url = await upload(alice, p, "report.pdf", data)
+    url = await upload(alice, p.upload_service, "report.pdf", data)
     alice.mark()
     alice.send_message(BOB, url, oob_url=url)
     await bob_got_it(alice, bob, gw, "report.pdf", data)
@@ -345,7 +292,7 @@ async def test_a_file_for_bob_while_his_pipe_is_down_waits_for_him(ctx):
     await bob.stop()
     await gw.wait_log(r"pipe down: \S+ <-> bob@", timeout=10)
     data = blob(MIB + 7, "later")
-    url = await upload(alice, p, "later.bin", data)
+    url = await upload(alice, p.upload_service, "later.bin", data)
     alice.mark()
     alice.send_message(BOB, url, oob_url=url)
     await alice.wait_message(says(GATEWAY, "later.bin", "not connected right now"), timeout=20,
@@ -369,7 +316,7 @@ async def test_empty_file_with_quotes_and_unicode_in_its_name_reaches_pascal(ctx
               "slot for 0 bytes (bad-request)" % test_empty_file_with_quotes_and_unicode_in_its_name_reaches_pascal.__name__,
               flush=True)
     else:
-        url = await upload(alice, p, name, b"")
+        url = await upload(alice, p.upload_service, name, b"")
         alice.mark()
         alice.send_message(CAROL, url)          # the whole body is the link
         got_name, got = await carol.wait_file(timeout=20)
@@ -378,7 +325,7 @@ async def test_empty_file_with_quotes_and_unicode_in_its_name_reaches_pascal(ctx
         await alice.wait_message(says(GATEWAY, "delivered"), timeout=20, what="the delivery note")
     # and a non-empty one with the same name to bob
     data = blob(70000, "names")
-    url = await upload(alice, p, name, data)
+    url = await upload(alice, p.upload_service, name, data)
     alice.send_message(BOB, url, oob_url=url)
     got_name, got = await ctx["bob"].wait_file(timeout=20)
     # The name is the link's: Prosody keeps alice's file name in the URL,
@@ -411,7 +358,7 @@ async def test_a_file_bob_has_gets_a_receipt_on_alices_message(ctx):
     link; once bob has every byte it arrives, for that message's id."""
     alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
     data = blob(300000, "receipt")
-    url = await upload(alice, p, "signed.pdf", data)
+    url = await upload(alice, p.upload_service, "signed.pdf", data)
     alice.mark()
     since = len(alice.messages)
     mid = alice.send_message(BOB, url, oob_url=url, receipt=True)
@@ -433,7 +380,7 @@ async def test_bob_declines_and_alices_message_gets_an_error(ctx):
     alice, bob, p, gw = ctx["alice"], ctx["bob"], ctx["p"], ctx["gw"]
     bob.accept_files = False
     try:
-        url = await upload(alice, p, "unwanted.bin", b"x" * 1000)
+        url = await upload(alice, p.upload_service, "unwanted.bin", b"x" * 1000)
         alice.mark()
         since = len(alice.messages)
         mid = alice.send_message(BOB, url, receipt=True)
@@ -473,7 +420,7 @@ async def test_foreign_data_connection_is_refused_and_the_transfer_completes(ctx
     bob.on_stanza = race
     try:
         data = blob(2 * MIB, "eve")
-        url = await upload(alice, p, "secret.bin", data)
+        url = await upload(alice, p.upload_service, "secret.bin", data)
         alice.mark()
         alice.send_message(BOB, url)
         name, got = await bob.wait_file(timeout=30)

@@ -13,7 +13,6 @@ file still reaches alice intact.
 import asyncio
 import os
 import sys
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -23,6 +22,7 @@ import harness  # noqa: E402
 from harness import Gateway, expect, expect_eq  # noqa: E402
 import barevworld  # noqa: E402
 from barevworld import BOB  # noqa: E402
+from xfer import http  # noqa: E402
 
 MIB = 1024 * 1024
 COMPONENT2 = "barev2.example.org"
@@ -33,13 +33,6 @@ def spool_tmp(spool):
         return sorted(os.listdir(os.path.join(spool, "tmp")))
     except FileNotFoundError:
         return []
-
-
-async def http_get(url):
-    def run():
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return r.status, r.read()
-    return await asyncio.get_running_loop().run_in_executor(None, run)
 
 
 async def setup():
@@ -109,7 +102,7 @@ async def test_a_second_instance_leaves_the_first_ones_transfer_alone(ctx):
     m = await alice.wait_message(lambda m: m["from"].bare == BOB and
                                  (m["body"] or "").startswith("http"),
                                  timeout=30, what="the link to bob's file")
-    status, got = await http_get(m["body"])
+    status, got = await http("GET", m["body"])
     expect_eq(status, 200, "download status")
     expect(got == data, "alice downloads bob's bytes unchanged", len(data), len(got))
     expect_eq(gw2.stop(), 0, "gateway 2 stops cleanly")

@@ -31,8 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from barevworld import contact_jid, seed_identity, store_rows  # noqa: E402
-from test_provisioning import chat, run_form  # noqa: E402
+from barevworld import chat, contact_jid, dial_refused, seed_identity, store_rows  # noqa: E402
+from test_provisioning import run_form  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 CAROL_ADDR = "201:3::3"
@@ -68,16 +68,6 @@ class Probe:
         self.connections += 1
         self.changed.set()
         writer.close()
-
-
-async def refused(peer, nick, addr):
-    """The peer dials; True when the gateway closed before a stream came up."""
-    try:
-        s = await peer.dial(nick, addr, timeout=10)
-    except (ConnectionError, OSError):
-        return True
-    await s.close()
-    return False
 
 
 def warn_count(gw, what, since=0):
@@ -154,12 +144,12 @@ async def test_stored_outside_contacts_are_not_dialled(ctx):
 
 async def test_outside_peers_are_not_accepted(ctx):
     gw, dave, carol = ctx["gw"], ctx["dave"], ctx["carol"]
-    expect(await refused(dave, "alice", ALICE_ADDR),
+    expect(await dial_refused(dave, "alice", ALICE_ADDR),
            "dave (allowlisted, outside 200::/7) dialling alice is closed",
            "refused", "stream up")
     await gw.wait_log(r"connection from \[fd00:4::4\] to \[201:1::1\]:1337 refused by policy")
     # an identity outside 200::/7 accepts nobody, even from inside
-    expect(await refused(carol, "zoe", ZOE_ADDR),
+    expect(await dial_refused(carol, "zoe", ZOE_ADDR),
            "carol dialling zoe's identity outside 200::/7 is closed", "refused",
            "stream up")
     await gw.wait_log(r"connection from \[201:3::3\] to \[fd00:5::5\]:1337 refused by policy")
@@ -208,7 +198,7 @@ async def test_switched_on_again_they_are_refused(ctx):
     since = await sighup(gw, "true")
     expect_eq(warn_count(gw, "contact dave@fd00:4::4", since), 1,
               "the WARN line again when the switch is turned back on")
-    expect(await refused(dave, "alice", ALICE_ADDR),
+    expect(await dial_refused(dave, "alice", ALICE_ADDR),
            "dave's next connection is refused again", "refused", "stream up")
     await ctx["alice"].close()
 

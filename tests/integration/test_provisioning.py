@@ -25,8 +25,8 @@ import harness                                   # noqa: E402
 from harness import Server, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
 import barevworld                                # noqa: E402
-from barevworld import (contact_jid, store_rows, answer_contact_requests,  # noqa: E402
-                        expect_no_requests, gone, gateway_in_roster)
+from barevworld import (chat, contact_jid, dial_refused, store_rows,  # noqa: E402
+                        answer_contact_requests, expect_no_requests, gone, gateway_in_roster)
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -125,16 +125,6 @@ async def command_nodes(client):
 
 # ---------------------------------------------------------------- helpers
 
-async def chat(client, text, timeout=10):
-    """Send a chat command to the gateway JID; return its plain-text answer."""
-    client.mark()
-    client.send_message(COMPONENT, text)
-    m = await client.wait_message(lambda m: m["from"].bare == COMPONENT and m["body"],
-                                  timeout=timeout, what="the gateway's answer to %r" % text)
-    expect_eq(m["type"], "chat", "the answer to a chat command is a chat message")
-    return m["body"]
-
-
 async def wait_roster(client, pred, what, timeout=10):
     """Poll the roster (on every push) until pred(roster) holds."""
     pushed = asyncio.Event()
@@ -156,16 +146,6 @@ async def wait_roster(client, pred, what, timeout=10):
 async def register_iq(client, itype, payload=""):
     return await client.iq_query(COMPONENT, itype,
                                  "<query xmlns='%s'>%s</query>" % (REGISTER, payload))
-
-
-async def refused(peer, nick, addr):
-    """The peer dials; the gateway must close before a stream comes up."""
-    try:
-        s = await peer.dial(nick, addr, timeout=10)
-    except (ConnectionError, OSError):
-        return True
-    await s.close()
-    return False
 
 
 # ---------------------------------------------------------------- setup
@@ -385,7 +365,7 @@ async def test_removing_bob_drops_him_and_his_connection(ctx):
     expect("removed" in body, "alice is told bob was removed", "… removed …", body)
     await wait_roster(alice, lambda r: gone(r, BOB), "bob leaves alice's roster")
     await s.wait_closed(timeout=10)
-    expect(await refused(bob, "alice", ALICE_ADDR),
+    expect(await dial_refused(bob, "alice", ALICE_ADDR),
            "bob's new connection is refused after the removal", "refused", "stream up")
 
 

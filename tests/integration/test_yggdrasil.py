@@ -10,12 +10,10 @@ both identities, and node A's TUN byte counters show that the bytes
 crossed Yggdrasil.
 """
 # ctest: timeout=300
-import asyncio
 import ipaddress
 import os
 import subprocess
 import sys
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -25,54 +23,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 import barevpeer as bp                           # noqa: E402
-from barevworld import contact_jid               # noqa: E402
+from barevworld import chat, contact_jid         # noqa: E402
 import ygg                                       # noqa: E402
+from xfer import blob, http, upload              # noqa: E402
 
 COMPONENT = harness.COMPONENT
 MIB = 1024 * 1024
 FILE_SIZE = MIB
-
-
-def blob(n, seed):
-    import hashlib
-    out, block = bytearray(), hashlib.sha256(seed.encode()).digest()
-    while len(out) < n:
-        block = hashlib.sha256(block).digest()
-        out += block * 64
-    return bytes(out[:n])
-
-
-async def http(method, url, data=None, headers=None):
-    def run():
-        req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read()
-    return await asyncio.get_running_loop().run_in_executor(None, run)
-
-
-async def upload(client, p, name, data):
-    """The user puts a file on her server (XEP-0363); returns the GET URL."""
-    r = await client.iq_query(p.upload_service, "get",
-                              "<request xmlns='urn:xmpp:http:upload:0' filename='%s' size='%d'"
-                              " content-type='application/octet-stream'/>" % (name, len(data)))
-    expect_eq(r["type"], "result", "upload slot")
-    ns = "{urn:xmpp:http:upload:0}"
-    slot = r.xml.find(ns + "slot")
-    put = slot.find(ns + "put")
-    hdrs = {h.get("name"): h.text for h in put.findall(ns + "header")}
-    hdrs["Content-Type"] = "application/octet-stream"
-    status, _ = await http("PUT", put.get("url"), data=data, headers=hdrs)
-    expect(status in (200, 201), "the upload", "2xx", status)
-    return slot.find(ns + "get").get("url")
-
-
-async def chat(client, text, timeout=10):
-    """A chat command to the gateway; its plain-text answer."""
-    client.mark()
-    client.send_message(COMPONENT, text)
-    m = await client.wait_message(lambda m: m["from"].bare == COMPONENT and m["body"],
-                                  timeout=timeout, what="the answer to %r" % text)
-    return m["body"]
 
 
 def subnet_address(subnet, host="a"):
@@ -205,7 +162,7 @@ async def test_a_file_each_way_for_both_identities(ctx):
                   "the data connection comes from %s's address" % user)
         # user -> bob
         data = blob(FILE_SIZE, user + " to bob")
-        url = await upload(c, p, "from-%s.bin" % user, data)
+        url = await upload(c, p.upload_service, "from-%s.bin" % user, data)
         c.send_message(bob_jid, url, oob_url=url)
         name, got = await bob.wait_file(timeout=60)
         expect_eq(name, "from-%s.bin" % user, "the file name at bob")

@@ -18,7 +18,7 @@
 #include <event2/util.h>
 
 #include "xmlstream.h"
-#include "check.h"
+#include "../check.h"
 
 #define HDR "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<stream:stream " \
 	"xmlns=\"jabber:client\" xmlns:stream=\"http://etherx.jabber.org/" \

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "xmlstream.h"
-#include "check.h"
+#include "../check.h"
 
 #define HDR_PASCAL \
 	"<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<stream:stream " \

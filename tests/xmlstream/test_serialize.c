@@ -10,7 +10,7 @@
 #include <event2/buffer.h>
 
 #include "xmlstream.h"
-#include "check.h"
+#include "../check.h"
 
 static xmpp_stanza_t *
 el(const char *name)

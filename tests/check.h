@@ -1,9 +1,11 @@
 /*
- * The whole test framework: CHECK() reports the failing expression with
- * its line and counts it; a test program exits non-zero if any failed.
+ * The whole C unit-test framework, one copy for tests/common, tests/xmlstream
+ * and tests/gateway: CHECK() reports the failing expression with its line
+ * and counts it; a test program exits non-zero if any failed (CHECK_DONE(),
+ * or CHECK_EXIT(), its other name).
  */
-#ifndef XS_TEST_CHECK_H
-#define XS_TEST_CHECK_H
+#ifndef BAREV_TEST_CHECK_H
+#define BAREV_TEST_CHECK_H
 
 #include <stdio.h>
 #include <string.h>
@@ -35,6 +37,9 @@ static int check_failures;
 	    check_failures == before_ ? "ok" : "FAILED");		\
 } while (0)
 
-#define CHECK_EXIT() (check_failures == 0 ? 0 : 1)
+#define CHECK_DONE() (check_failures == 0 ? 0 :			\
+	(fprintf(stderr, "%d failure(s)\n", check_failures), 1))
+
+#define CHECK_EXIT() CHECK_DONE()
 
 #endif

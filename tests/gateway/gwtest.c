@@ -1,0 +1,93 @@
+/*
+ * gwtest — see gwtest.h.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "bridge.h"
+#include "component.h"
+#include "store.h"
+#include "xmlstream.h"
+#include "gwtest.h"
+
+int
+gwt_free_port(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET6, SOCK_STREAM, 0), port;
+
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sa, len) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1) {
+		perror("free_port");
+		exit(2);
+	}
+	port = ntohs(sa.sin6_port);
+	close(fd);
+	return port;
+}
+
+int
+gwt_streq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+int
+gwt_world_start(struct gw *gw, const char *dir, const char *db,
+    const char *extra, int (*send_fn)(struct gw *, xmpp_stanza_t *))
+{
+	struct comp_config cc = { .jid = GWT_JID, .secret = "s",
+	    .host = "127.0.0.1", .port = 1 };
+	struct comp_events ce = { 0 };
+	char conf[1024], err[512] = "";
+	FILE *f;
+
+	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
+	if ((f = fopen(conf, "w")) == NULL) {
+		perror(conf);
+		return -1;
+	}
+	fprintf(f, "component_jid = " GWT_JID "\ncomponent_secret = s\n"
+	    "database = %s\nadmins = admin@example.org\nbarev_address = ::1\n"
+	    "barev_port = %d\nrefuse_outside_yggdrasil = false\n%s", db,
+	    gwt_free_port(), extra != NULL ? extra : "");
+	fclose(f);
+	if (gw_config_load(&gw->cfg, conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "config: %s\n", err);
+		return -1;
+	}
+	if (xs_init() == -1 || (gw->base = event_base_new()) == NULL ||
+	    (gw->store = store_open(db, err, sizeof(err))) == NULL ||
+	    bridge_start(gw) == -1) {
+		fprintf(stderr, "setup failed: %s\n", err);
+		return -1;
+	}
+	gw->send_fn = send_fn;
+	gw->started_at = time(NULL);
+	/* port 1: the link never comes up, stanzas go to send_fn */
+	if ((gw->comp = comp_new(gw->base, &cc, &ce, gw)) == NULL) {
+		fprintf(stderr, "setup failed: comp_new\n");
+		return -1;
+	}
+	return 0;
+}
+
+void
+gwt_world_stop(struct gw *gw)
+{
+	comp_free(gw->comp);
+	bridge_shutdown(gw);
+	bridge_free(gw);
+	store_close(gw->store);
+	event_base_free(gw->base);
+	gw_config_free(&gw->cfg);
+	xs_shutdown();
+}
