@@ -8,14 +8,17 @@
 #    something is missing; a ready machine installs nothing);
 # 2. release build with -Werror in build/, ASan+UBSan build in build-asan/;
 # 3. every test (unit + integration) in the ASan build, then the unit tests
-#    (everything not labelled "integration") in the release build.
+#    (everything not labelled "integration") in the release build;
+# 4. fuzzing: every libFuzzer harness (tests/fuzz) for BAREV_FUZZ_SECONDS
+#    (20) in a clang build in build-fuzz/ (bench/fuzz/run.sh): any crash,
+#    leak, UB or hang fails.
 # Exits non-zero if anything fails.  Integration tests run their own Prosody
 # in a private network namespace on random loopback ports, so a system
 # Prosody (Debian starts one when the package is installed) is never
 # touched and never in the way.
 #
 # Env: BAREV_CTEST_ARGS  extra ctest arguments, e.g. "-R foundation"
-#      BAREV_SKIP_RELEASE=1 / BAREV_SKIP_ASAN=1  skip one of the builds
+#      BAREV_SKIP_RELEASE=1 / BAREV_SKIP_ASAN=1 / BAREV_SKIP_FUZZ=1  skip a step
 #      BAREV_TEST_KEEP=1  keep integration tests' temp dirs
 set -euo pipefail
 
@@ -27,6 +30,8 @@ PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
           prosody-modules python3 python3-slixmpp python3-yaml iproute2 util-linux
           systemd valgrind)
+# step 4: clang with libFuzzer (Debian 12 ships it in libclang-rt-14-dev)
+PACKAGES+=(clang-14 libclang-rt-14-dev)
 
 say() { printf '\n=== %s\n' "$*"; }
 
@@ -98,6 +103,17 @@ fi
 if [ "${BAREV_SKIP_RELEASE:-}" != 1 ] &&
    build build -DCMAKE_BUILD_TYPE=Release -DBAREV_WERROR=ON -DBAREV_SANITIZE=OFF; then
 	run_ctest build "unit tests (release)" -LE integration -j"$JOBS"
+fi
+
+# ---- 4. fuzzing (issue 14): a short fixed time per harness ----
+if [ "${BAREV_SKIP_FUZZ:-}" != 1 ]; then
+	say "fuzzing: each harness ${BAREV_FUZZ_SECONDS:-20}s (bench/fuzz/run.sh)"
+	if bash "$SRC/bench/fuzz/run.sh" "${BAREV_FUZZ_SECONDS:-20}"; then
+		results+=("PASS  build-fuzz: fuzz harnesses, ${BAREV_FUZZ_SECONDS:-20}s each")
+	else
+		results+=("FAIL  build-fuzz: fuzz harnesses (build-fuzz/fuzz/*.log)")
+		failed=1
+	fi
 fi
 
 say "summary"
