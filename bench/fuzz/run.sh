@@ -14,6 +14,7 @@
 # and a summary line with executions and executions per second.
 set -uo pipefail
 
+main() {
 secs=${1:?usage: bench/fuzz/run.sh SECONDS [HARNESS...]}
 shift
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,7 +22,7 @@ build=${BUILD:-$top/build-fuzz}
 src=$top/tests/fuzz
 work=$build/fuzz
 seeds=${FUZZ_SEEDS:-$top/../shared/barev-transcripts}
-all=(xmlstream pipe pipehdr component socks5 config avatar addr)
+all=(xmlstream pipe pipehdr component socks5 config avatar addr chatcmd)
 harnesses=("${@:-${all[@]}}")
 
 # Debian 12: clang-14 + libclang-rt-14-dev (libFuzzer); "clang" if present
@@ -73,4 +74,10 @@ for h in "${harnesses[@]}"; do
 done
 echo "=== summary (${secs}s each)"
 printf '%s\n' "${summary[@]}"
-exit "$failed"
+return "$failed"
+}
+
+# Parsed in full before anything runs: editing the script during a long
+# run cannot make bash read a half-changed file.
+main "$@"
+exit
