@@ -46,7 +46,7 @@ void fz_close(struct fz *f);
  * connection from FZ_PEER_ADDR); returns our end, non-blocking.
  */
 int fz_pipe_open(struct fz *f);
-/* run the loop until bob's pipe is up; 0, or -1 after 5 s */
+/* run the loop until bob's pipe is up; 0, or -1 after 30 s (a hang) */
 int fz_pipe_wait_up(struct fz *f);
 /*
  * Write `data` to our end of a connection, shut our side down and run the
