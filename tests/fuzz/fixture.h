@@ -8,8 +8,11 @@
  * The user is alice@example.org with the Barev identity alice@200:1::1;
  * her contact is bob@200:2::2 (the transcripts' names and addresses).
  * Nothing binds those addresses: a harness hands barevlink one end of a
- * socketpair as bob's inbound connection (fz_pipe_open) or connects the
- * component link to a server of its own on 127.0.0.1 (fz_link_up).
+ * socketpair as bob's inbound connection (fz_pipe_open).  The component
+ * link is up, with the fixture playing the server on 127.0.0.1 for the
+ * handshake; stanzas the gateway sends go to gw->send_fn (counted and
+ * serialized), and harnesses route the server's stanzas with
+ * gw_route_stanza(), as the link does.
  */
 #ifndef FUZZ_FIXTURE_H
 #define FUZZ_FIXTURE_H
@@ -30,6 +33,8 @@
 struct fz {
 	struct gw gw;
 	int64_t ident, contact;
+	int lfd, srv;		/* our "XMPP server": listener, link */
+	int link_up;
 	size_t sent;		/* stanzas the gateway sent (send_fn) */
 };
 
