@@ -182,6 +182,19 @@ fz_link_stanza_cb(void *arg, xmpp_stanza_t *st)
  * instead of waiting in the inbox.  The resync grace after a reconnect is
  * cut short, as if the server's presence answers had all come.
  */
+/* the loop once, without waiting; dies if `what` takes over 30 s (a hang
+ * bound, not a speed check) */
+static void
+fz_spin(struct fz *f, const struct timespec *t0, const char *what)
+{
+	struct timespec t;
+
+	(void)event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (t.tv_sec - t0->tv_sec > 30)
+		fz_die(what);
+}
+
 static void
 fz_link(struct fz *f)
 {
@@ -191,32 +204,26 @@ fz_link(struct fz *f)
 	char buf[4096];
 	size_t got = 0;
 	ssize_t n;
-	int i;
+	struct timespec t0;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (comp_start(f->gw.comp) == -1)
 		fz_die("comp_start");
-	for (i = 0; f->srv == -1; i++) {
-		if (i > 100000)
-			fz_die("the component never connected");
-		(void)event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-		f->srv = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK);
-	}
+	while ((f->srv = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK)) == -1)
+		fz_spin(f, &t0, "the component never connected");
 	if (write(f->srv, hdr, sizeof hdr - 1) != (ssize_t)(sizeof hdr - 1))
 		fz_die("server header");
-	for (i = 0; memmem(buf, got, "</handshake>", 12) == NULL; i++) {
-		if (i > 100000 || got == sizeof buf)
+	while (memmem(buf, got, "</handshake>", 12) == NULL) {
+		if (got == sizeof buf)
 			fz_die("no handshake from the component");
-		(void)event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		fz_spin(f, &t0, "no handshake from the component");
 		if ((n = read(f->srv, buf + got, sizeof buf - got)) > 0)
 			got += (size_t)n;
 	}
 	if (write(f->srv, "<handshake/>", 12) != 12)
 		fz_die("handshake");
-	for (i = 0; !f->link_up; i++) {
-		if (i > 100000)
-			fz_die("the link never came up");
-		(void)event_base_loop(f->gw.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-	}
+	while (!f->link_up)
+		fz_spin(f, &t0, "the link never came up");
 	if (f->gw.bridge->resync_ev != NULL)
 		event_active(f->gw.bridge->resync_ev, EV_TIMEOUT, 0);
 	fz_settle(f, 0);
