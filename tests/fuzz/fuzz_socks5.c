@@ -8,8 +8,11 @@
  *     second streamhost that refuses the connection follows it.
  *   role odd: we send a file.  The peer connects to our data port: the input
  *     is its greeting, connect request and whatever follows.
- * The peer writes the input, shuts its side down and reads until the
- * gateway's side closes; the transfer must finish (done) exactly once.
+ * The peer writes the input and reads until the gateway's side closes; the
+ * transfer must finish (done) exactly once.  After writing, the peer shuts
+ * its side down (EOF) when role bit 1 is clear; with it set it stays open
+ * like purple and pascal do, and the gateway's idle timeout (cut to
+ * 250 ms here) ends an input that stops short.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +43,7 @@ struct run {
 	int fd;			/* the peer's socket */
 	int lfd;		/* our streamhost's listener (receiver role) */
 	int done;
+	int half_close;		/* shut our side down after the input */
 	struct event *rev, *wev, *lev;
 };
 
@@ -48,8 +52,8 @@ on_done(void *arg, int ok, const char *why)
 {
 	struct run *r = arg;
 
-	(void)ok;
-	(void)why;
+	if (getenv("FUZZ_VERBOSE") != NULL)
+		fprintf(stderr, "transfer done: ok=%d %s\n", ok, why ? why : "");
 	if (r->done++) {
 		fprintf(stderr, "done called twice\n");
 		abort();
@@ -82,7 +86,8 @@ peer_write(evutil_socket_t fd, short what, void *arg)
 		}
 		r->off += (size_t)n;
 	}
-	shutdown(fd, SHUT_WR);
+	if (r->half_close)
+		shutdown(fd, SHUT_WR);
 	event_del(r->wev);
 }
 
@@ -180,13 +185,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	r.data = data + 1;
 	r.len = size - 1;
+	r.half_close = !(data[0] & 2);
 	if ((r.base = event_base_new()) == NULL ||
 	    (file = memfd_create("fuzz-s5", 0)) == -1)
 		abort();
 	if (data[0] % 2 == 0) {
 		struct s5_host hosts[2] = { { "::1", 0 }, { "::1", 1 } };
 		struct s5_recv_params p = { .src_addr = "::1", .hosts = hosts,
-		    .nhosts = 2, .dst = DST, .size = FILE_SIZE, .fd = file };
+		    .nhosts = 2, .dst = DST, .size = FILE_SIZE, .fd = file,
+		    .connect_timeout_ms = 2000, .idle_timeout_ms = 250 };
 
 		r.lfd = listen_any(&hosts[0].port);
 		r.lev = event_new(r.base, r.lfd, EV_READ | EV_PERSIST,
@@ -197,7 +204,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		struct s5_send_params p = { .bind_addr = "::1",
 		    .port_min = 41000, .port_max = 41999, .peer_addr = "::1",
-		    .dst = DST, .fd = file, .size = FILE_SIZE };
+		    .dst = DST, .fd = file, .size = FILE_SIZE,
+		    .accept_timeout_ms = 2000, .idle_timeout_ms = 250,
+		    .drain_timeout_ms = 250 };
 
 		memset(content, 'x', sizeof content);
 		if (write(file, content, sizeof content) != sizeof content)
