@@ -10,9 +10,9 @@
  *     is its greeting, connect request and whatever follows.
  * The peer writes the input and reads until the gateway's side closes; the
  * transfer must finish (done) exactly once.  After writing, the peer shuts
- * its side down (EOF) when role bit 1 is clear; with it set it stays open
+ * its side down (EOF) unless role bits 1 and 2 are set; then it stays open
  * like purple and pascal do, and the gateway's idle timeout (cut to
- * 250 ms here) ends an input that stops short.
+ * 50-100 ms here) ends an input that stops short.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -185,7 +185,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	r.data = data + 1;
 	r.len = size - 1;
-	r.half_close = !(data[0] & 2);
+	r.half_close = (data[0] & 6) != 6;
 	if ((r.base = event_base_new()) == NULL ||
 	    (file = memfd_create("fuzz-s5", 0)) == -1)
 		abort();
@@ -193,7 +193,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct s5_host hosts[2] = { { "::1", 0 }, { "::1", 1 } };
 		struct s5_recv_params p = { .src_addr = "::1", .hosts = hosts,
 		    .nhosts = 2, .dst = DST, .size = FILE_SIZE, .fd = file,
-		    .connect_timeout_ms = 2000, .idle_timeout_ms = 250 };
+		    .connect_timeout_ms = 100, .idle_timeout_ms = 50 };
 
 		r.lfd = listen_any(&hosts[0].port);
 		r.lev = event_new(r.base, r.lfd, EV_READ | EV_PERSIST,
@@ -205,8 +205,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct s5_send_params p = { .bind_addr = "::1",
 		    .port_min = 41000, .port_max = 41999, .peer_addr = "::1",
 		    .dst = DST, .fd = file, .size = FILE_SIZE,
-		    .accept_timeout_ms = 2000, .idle_timeout_ms = 250,
-		    .drain_timeout_ms = 250 };
+		    .accept_timeout_ms = 500, .idle_timeout_ms = 50,
+		    .drain_timeout_ms = 50 };
 
 		memset(content, 'x', sizeof content);
 		if (write(file, content, sizeof content) != sizeof content)
