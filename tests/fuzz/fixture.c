@@ -368,7 +368,8 @@ fz_peer_read(evutil_socket_t fd, short what, void *arg)
 
 	(void)what;
 	while ((n = read(fd, buf, sizeof buf)) > 0)
-		;
+		if (getenv("FUZZ_VERBOSE") != NULL)	/* what bob is told */
+			fprintf(stderr, "to bob: %.*s\n", (int)n, buf);
 	if (n == 0 || (n < 0 && errno != EAGAIN)) {
 		p->eof = 1;
 		event_del(p->rev);
