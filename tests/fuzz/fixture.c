@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <net/if.h>
 #include <sched.h>
 #include <poll.h>
@@ -85,6 +86,23 @@ fz_netns(void)
 	close(fd);
 }
 
+static int
+fz_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	(void)remove(path);	/* best effort */
+	return 0;
+}
+
+/* a directory we made ourselves goes when the process ends */
+static void
+fz_cleanup(void)
+{
+	(void)nftw(fz_dir, fz_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 void
 fz_init(void)
 {
@@ -104,6 +122,7 @@ fz_init(void)
 		    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 		if (mkdtemp(fz_dir) == NULL)
 			fz_die("mkdtemp");
+		atexit(fz_cleanup);
 	}
 	/*
 	 * OpenSSL would load the system's CA store for every input's first
