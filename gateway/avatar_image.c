@@ -209,7 +209,7 @@ avatar_image_fit(const unsigned char *data, size_t len, int max_side,
 {
 	const char *src_mime = avatar_image_sniff(data, len);
 	gdImagePtr src = NULL, dst = NULL;
-	int w, h, nw, nh, rc = -1;
+	int w, h, hw, hh, nw, nh, rc = -1;
 
 	*out = NULL;
 	*outlen = 0;
@@ -228,9 +228,17 @@ avatar_image_fit(const unsigned char *data, size_t len, int max_side,
 		return -1;
 	}
 	/* the header may lie: believe the decoder from here on */
+	hw = w;
+	hh = h;
 	w = gdImageSX(src);
 	h = gdImageSY(src);
-	if (w <= max_side && h <= max_side && len <= max_bytes) {
+	/*
+	 * Sent on byte for byte only if the header is within the limits too:
+	 * a GIF whose screen claims 1x18505 around a 1x1 frame decodes small,
+	 * but peers size it by its header.  Anything else is re-encoded.
+	 */
+	if (w <= max_side && h <= max_side && len <= max_bytes &&
+	    hw <= max_side && hh <= max_side) {
 		*mime = src_mime;
 		rc = copy_out(data, len, out, outlen);
 		goto out;

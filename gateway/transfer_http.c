@@ -78,7 +78,7 @@ void
 xfer_http_shutdown(void)
 {
 	if (xh_dns) {
-		evdns_base_free(xh_dns, 0);
+		evdns_base_free(xh_dns, 1);
 		xh_dns = NULL;
 	}
 	if (xh_ssl) {

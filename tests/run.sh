@@ -8,7 +8,10 @@
 #    something is missing; a ready machine installs nothing);
 # 2. release build with -Werror in build/, ASan+UBSan build in build-asan/;
 # 3. every test (unit + integration) in the ASan build, then the unit tests
-#    (everything not labelled "integration") in the release build.
+#    (everything not labelled "integration") in the release build;
+# 4. fuzzing: every libFuzzer harness (tests/fuzz) for BAREV_FUZZ_SECONDS
+#    (20) in a clang build in build-fuzz/ (bench/fuzz/run.sh): any crash,
+#    leak, UB or hang fails.
 # Exits non-zero if anything fails.  Integration tests need root (network
 # namespaces); the Yggdrasil ones (yggdrasil, federation) also need TUN
 # (/dev/net/tun; in a container --device /dev/net/tun) and fail, never
@@ -19,7 +22,7 @@
 # (it would only cost memory and CPU; the tests never use it).
 #
 # Env: BAREV_CTEST_ARGS  extra ctest arguments, e.g. "-R foundation"
-#      BAREV_SKIP_RELEASE=1 / BAREV_SKIP_ASAN=1  skip one of the builds
+#      BAREV_SKIP_RELEASE=1 / BAREV_SKIP_ASAN=1 / BAREV_SKIP_FUZZ=1  skip a step
 #      BAREV_TEST_KEEP=1  keep integration tests' temp dirs
 set -euo pipefail
 
@@ -32,6 +35,8 @@ PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           prosody-modules ejabberd python3 python3-slixmpp python3-yaml iproute2
           util-linux systemd valgrind yggdrasil openssl gnutls-bin
           nftables)
+# step 4: clang with libFuzzer (Debian 12 ships it in libclang-rt-14-dev)
+PACKAGES+=(clang-14 libclang-rt-14-dev)
 
 say() { printf '\n=== %s\n' "$*"; }
 
@@ -146,6 +151,17 @@ fi
 if [ "${BAREV_SKIP_RELEASE:-}" != 1 ] &&
    build build -DCMAKE_BUILD_TYPE=Release -DBAREV_WERROR=ON -DBAREV_SANITIZE=OFF; then
 	run_ctest build "unit tests (release)" -LE integration -j"$JOBS"
+fi
+
+# ---- 4. fuzzing (issue 14): a short fixed time per harness ----
+if [ "${BAREV_SKIP_FUZZ:-}" != 1 ]; then
+	say "fuzzing: each harness ${BAREV_FUZZ_SECONDS:-20}s (bench/fuzz/run.sh)"
+	if bash "$SRC/bench/fuzz/run.sh" "${BAREV_FUZZ_SECONDS:-20}"; then
+		results+=("PASS  build-fuzz: fuzz harnesses, ${BAREV_FUZZ_SECONDS:-20}s each")
+	else
+		results+=("FAIL  build-fuzz: fuzz harnesses (build-fuzz/fuzz/*.log)")
+		failed=1
+	fi
 fi
 
 say "summary"
