@@ -17,6 +17,7 @@
 
 #include "addr.h"
 #include "barevlink.h"
+#include "config.h"
 #include "transfer.h"
 #include "../../barevlink/internal.h"
 
@@ -96,11 +97,20 @@ try_peer_jid(const char *s)
 static void
 try_url(const char *s)
 {
-	char host[300];
+	static char p1[] = "https://upload.example.org:5281/file_share/";
+	static char p2[] = "upload.example.org";
+	static char *prefixes[] = { p1, p2 };
+	const struct gw_strlist allowed = { prefixes, 2 };
+	struct xfer_url u;
+	int r;
 
-	if (xfer_url_host(s, host, sizeof host) == 0 &&
-	    strlen(host) >= sizeof host)
-		FAIL("host overflows: %s\n", s);
+	if (xfer_url_parse(s, &u) == 0 &&
+	    (strnlen(u.host, sizeof u.host) >= sizeof u.host ||
+	    strnlen(u.path, sizeof u.path) >= sizeof u.path))
+		FAIL("host or path overflows: %s\n", s);
+	r = xfer_url_allowed(&allowed, "upload.example.org", s);
+	if (r < -1 || r > 1)
+		FAIL("xfer_url_allowed() = %d: %s\n", r, s);
 }
 
 int
