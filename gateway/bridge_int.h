@@ -164,6 +164,8 @@ void roster_item(struct bridge *br, const char *user, const char *item,
     const char *name, int remove, int probe);
 void roster_contact(struct bridge *br, struct br_contact *c, int remove,
     int probe);
+/* tests: how long a push may go unanswered (0: the default) */
+void roster_test_push_ms(unsigned ms);
 /* the gateway JID as an item of her roster */
 void roster_gateway_add(struct bridge *br, struct br_user *u);
 /* ... and online for her (roster_gateway_add + available presence) */

@@ -25,7 +25,9 @@
 
 #define NS_ROSTER "jabber:iq:roster"
 #define NS_NICK "http://jabber.org/protocol/nick"
-#define ROSTER_PUSH_MS 30000	/* a roster push unanswered: refused */
+#define ROSTER_PUSH_MS 30000	/* a roster push unanswered: given up */
+
+static unsigned roster_push_ms = ROSTER_PUSH_MS;	/* tests shorten it */
 #define ROSTER_GROUP "Barev"
 #define GATEWAY_NAME "Barev gateway"
 
@@ -77,8 +79,11 @@ roster_by_presence(struct gw *gw, const struct roster_op *op)
 }
 
 /* The answer to a push: a refusal (ejabberd 23.01 answers internal-server-
- * error, module_not_loaded) or silence makes the privilege unusable until a
- * push works again; this item falls back to a subscription request. */
+ * error, module_not_loaded) makes the privilege unusable until a push works
+ * again; this item falls back to a subscription request.  Silence is not a
+ * refusal: a server busy with many pushes (every start pushes every item)
+ * answers late, and a subscription request per late answer only adds to its
+ * load.  iqtrack logs the timeout and shows it in status. */
 static void
 roster_pushed(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 {
@@ -101,6 +106,8 @@ roster_pushed(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 			br_send(gw, br_stanza("presence", "probe", op->item, op->user));
 		goto out;
 	}
+	if (reply == NULL)
+		goto out;
 	if (!br->roster_refused) {
 		br->roster_refused = 1;
 		log_warn("bridge", "the server refused a roster push to %s (%s):"
@@ -151,7 +158,7 @@ roster_item(struct bridge *br, const char *user, const char *item,
 	    (!remove && (xmpp_stanza_set_attribute(el, "name", name) != XMPP_EOK ||
 	    xmpp_stanza_set_attribute(el, "subscription", "both") != XMPP_EOK ||
 	    gw_add_text_child(el, "group", ROSTER_GROUP) == -1)) ||
-	    gw_iq_request(gw, st, GW_IQ_ROSTER, ROSTER_PUSH_MS, roster_pushed, op) == -1) {
+	    gw_iq_request(gw, st, GW_IQ_ROSTER, roster_push_ms, roster_pushed, op) == -1) {
 		if (!op->fell_back)
 			roster_by_presence(gw, op);
 		free(op);
@@ -220,4 +227,11 @@ roster_gateway_stanza(struct bridge *br, xmpp_stanza_t *st, const char *type,
 	}
 	/* unsubscribe/unsubscribed: her server has updated her roster */
 	return 1;
+}
+
+/* tests: how long a push may go unanswered (0: the default) */
+void
+roster_test_push_ms(unsigned ms)
+{
+	roster_push_ms = ms ? ms : ROSTER_PUSH_MS;
 }

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "bridge.h"
+#include "bridge_int.h"
 #include "component.h"
 #include "gw.h"
 #include "iqtrack.h"
@@ -270,6 +271,27 @@ test_roster_privilege_recovers(void)
 	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
 }
 
+/* A push the server does not answer in time is not a refusal: a server
+ * busy with a start's pushes answers late, and a subscription request per
+ * late push would only add to its load (bench/scale). */
+static void
+test_unanswered_push_is_not_a_refusal(void)
+{
+	struct prov_result r;
+	struct timeval tv = { 0, 400 * 1000 };
+
+	roster_test_push_ms(100);
+	forget_sent();
+	CHECK(prov_contact_add(&gw, ALICE, "erin@201:5::5", NULL, &r) == 0);
+	CHECK(find_push("erin\\40201\\3a5\\3a\\3a5@" GWJID) != NULL);
+	event_base_loopexit(gw.base, &tv);	/* the push times out meanwhile */
+	event_base_dispatch(gw.base);
+	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
+	CHECK(strstr(status_text(), "roster privilege granted by example.org\n") != NULL);
+	CHECK(strstr(status_text(), "no answer") != NULL);
+	roster_test_push_ms(0);
+}
+
 /* alice's avatar: the server refuses her vCard, twice */
 static void
 test_refused_vcard(void)
@@ -352,6 +374,7 @@ main(void)
 	RUN(test_new_identity_gets_the_gateway);
 	RUN(test_refused_roster_push_falls_back);
 	RUN(test_roster_privilege_recovers);
+	RUN(test_unanswered_push_is_not_a_refusal);
 	RUN(test_refused_vcard);
 	RUN(test_nothing_else_breaks);
 
