@@ -102,8 +102,7 @@ async def setup():
     return await barevworld.start(
         gw_config={"database": os.path.join(db_dir, "gateway.db"),
                    "spool_dir": os.path.join(spool_dir, "spool"),
-                   "max_file_size": "16M", "spool_quota": "64M"},
-        prosody_kwargs={"upload_limit": 20 * MIB})
+                   "max_file_size": "16M", "spool_quota": "64M"})
 
 
 async def send_one(alice, gw, text):

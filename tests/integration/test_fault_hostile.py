@@ -14,7 +14,7 @@ its store, relay and component link).  alice@example.org has bob
   header timeout, the rest are refused before a read; bob's and carol's real
   pipes stay up and carry messages meanwhile.
 """
-# ctest: timeout=300
+# ctest: timeout=420
 import asyncio
 import os
 import re
@@ -42,6 +42,10 @@ HEADER_TIMEOUT = float(harness.TEST_TIMERS["barev_header_timeout"].rstrip("s"))
 RSS_SLACK = 1024 * 1024       # "flat": less than 1 MiB over 9,000 connections
 SOL_IPV6, IPV6_FREEBIND = 41, 78
 STUCK_MSGS, STUCK_BODY = 2000, 8 * 1024   # ~16 MiB of bodies (purple: twice on the wire)
+# Debian's stock prosody.cfg.lua limits each c2s session to 10 kB/s
+# (mod_limits): one session would need ~27 minutes for 16 MiB, so alice
+# writes from this many sessions (resources) at once
+STUCK_SESSIONS = 50
 STUCK_RSS_BOUND = 4 * 1024 * 1024   # the second half (8 MiB of bodies) adds less
 HEADER = b"<?xml version='1.0' encoding='UTF-8'?><stream:stream xmlns='jabber:client'"
 
@@ -100,9 +104,10 @@ async def stranger(i):
 
 async def setup():
     subprocess.run(["ip", "-6", "route", "add", "local", "202::/16", "dev", "lo"], check=True)
-    # a keepalive with 30 s of patience: alice's whole burst reaches a
-    # stuck pipe before it is dropped
-    return await barevworld.start(gw_config={"barev_ping_timeout": "10s"})
+    # a keepalive with 75 s of patience: alice's whole burst (~40 s through
+    # Prosody's c2s rate limit, see STUCK_SESSIONS) reaches a stuck pipe
+    # before it is dropped
+    return await barevworld.start(gw_config={"barev_ping_timeout": "25s"})
 
 
 async def test_10000_strangers_are_closed_unread_and_rss_stays_flat(ctx):
@@ -213,20 +218,31 @@ async def test_a_peer_that_never_reads_costs_bounded_memory_and_is_dropped(ctx):
         return len(re.findall(r"message \d+ (?:handed to bob@|to bob@\S+ waits in the outbox)",
                               gw.log_text(log_pos)))
 
-    async def send_half(start):
-        for i in range(start, start + STUCK_MSGS // 2):
-            alice.send_message(BOB, "%07d %s" % (i, body))
+    async def took(n):
+        deadline = time.monotonic() + 90
+        while processed() < n:
+            expect(time.monotonic() < deadline, "the gateway took alice's messages",
+                   n, processed())
+            await asyncio.sleep(0.1)
+
+    async def send_half(start, end):
+        """Messages start..end-1 from all of alice's sessions at once; the
+        last one alone after the others are in, so it is last in the outbox"""
+        for i in range(start, end - 1):
+            senders[i % len(senders)].send_message(BOB, "%07d %s" % (i, body))
             if i % 10 == 0:
                 await asyncio.sleep(0.01)
-        deadline = time.monotonic() + 60
-        while processed() < start + STUCK_MSGS // 2:
-            expect(time.monotonic() < deadline, "the gateway took alice's messages",
-                   start + STUCK_MSGS // 2, processed())
-            await asyncio.sleep(0.1)
+        await took(end - 1)
+        alice.send_message(BOB, "%07d %s" % (end - 1, body))
+        await took(end)
         return rss(gw)
+    senders = [harness.Client("alice@example.org", "alice", ctx["p"], resource="flood%d" % i)
+               for i in range(STUCK_SESSIONS)]
+    await asyncio.gather(*(c.connect_and_wait(timeout=60, presence=False) for c in senders))
     base = rss(gw)
-    half = await send_half(0)
-    full = await send_half(STUCK_MSGS // 2)
+    half = await send_half(0, STUCK_MSGS // 2)
+    full = await send_half(STUCK_MSGS // 2, STUCK_MSGS)
+    await asyncio.gather(*(c.close() for c in senders))
     expect(not sb.closed, "bob's stuck pipe is still there while alice writes", True,
            sb.close_reason)
     # carol's pipe is not held up meanwhile (alice's own stream is: her
@@ -234,7 +250,7 @@ async def test_a_peer_that_never_reads_costs_bounded_memory_and_is_dropped(ctx):
     await sc.send_message("while bob is stuck")
     await alice.wait_message(lambda m: m["body"] == "while bob is stuck", timeout=15,
                              what="carol's message while bob is stuck")
-    down = await gw.wait_log(r"pipe down: bob@\S+: (.*)$", timeout=60)
+    down = await gw.wait_log(r"pipe down: bob@\S+: (.*)$", timeout=120)
     m = re.search(r"bob@\S+ reads too slowly: (\d+) bytes wait", gw.log_text(log_pos))
     held = int(m.group(1)) if m else -1
     queued = barevworld.store_rows(gw, "SELECT count(*) FROM outbox")[0][0]
@@ -262,7 +278,7 @@ async def test_a_peer_that_never_reads_costs_bounded_memory_and_is_dropped(ctx):
                          what="alice's last message to bob on his next pipe")
     got = [b[:7] for s in bob.all_sessions for b, _ in s.messages if b[:7].isdigit()]
     expect_eq(len(got), len(set(got)), "no message twice at bob")
-test_a_peer_that_never_reads_costs_bounded_memory_and_is_dropped.timeout = 180
+test_a_peer_that_never_reads_costs_bounded_memory_and_is_dropped.timeout = 240
 
 
 if __name__ == "__main__":
