@@ -189,6 +189,7 @@ class Soak:
         self.peer_lock = [asyncio.Lock() for _ in range(self.n)]
         self.restarting = set()
         self.tasks = set()
+        self.prosody_lock = asyncio.Lock()
         self.fd_rest = {}
         self.files_busy = 0
         self.old_clients = []
@@ -279,7 +280,12 @@ class Soak:
             if frm in (GATEWAY, self.contact(i)):
                 self.gw_msgs.append((i, frm, body, m["oob"]["desc"] or ""))
         c.add_event_handler("message", on_msg)
-        await c.connect_and_wait(timeout=60)
+        try:
+            await c.connect_and_wait(timeout=60)
+        except BaseException:
+            c.abort()
+            self.old_clients.append(c)
+            raise
         self.clients[i] = c
         return c
 
@@ -288,7 +294,13 @@ class Soak:
 
         async def one(i):
             async with sem:
-                await self.login(i)
+                for attempt in range(3):
+                    try:
+                        await self.login(i)
+                        return
+                    except Exception as e:      # a busy Prosody: log in again
+                        self.ev("login-retry", "u%d: %s" % (i, e))
+                raise RuntimeError("u%d could not log in" % i)
         await asyncio.gather(*(one(i) for i in range(self.n)))
 
     async def wait_pipes(self, timeout):
@@ -400,6 +412,12 @@ class Soak:
         self.ev("peer-start", "p%d" % i)
 
     async def restart_prosody(self, k):
+        # one at a time: a restart that takes longer than the period must
+        # not stop Prosody under the previous one's logins
+        async with self.prosody_lock:
+            await self._restart_prosody(k)
+
+    async def _restart_prosody(self, k):
         self.users_paused = True
         self.ev("prosody-barrier", "users paused; pinging the gateway from every user")
         pings = [c.ping(GATEWAY, timeout=60) for c in self.clients if c and c.transport]
@@ -734,6 +752,11 @@ class Soak:
                      " message delivered (%d, both ways; restarts, files, pings and idle time"
                      " included; /proc ticks)  [target: none, compare bench/e2e 35-50 us in a"
                      " flood]" % (cu, cs, per, total_got))
+        errs = [e for e in self.events if e[1] in ("task-error", "tasks-still-running",
+                                                    "prosody-barrier-failed")]
+        line("driver: %d fault/file tasks that failed or did not finish%s  [target: 0, else the"
+             " load was not what was asked]" % (len(errs), (" (first: %s %s)" % errs[0][1:])
+                                                 if errs else ""), not errs)
         line("gateway: exit status %s on SIGTERM, VmHWM %d KiB  [target: 0, no crash]"
              % (rc, c1["hwm_kib"]), rc == 0)
         m = re.search(r"Queued: .*", health)
