@@ -60,7 +60,7 @@ import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client     # noqa: E402
 import barevpeer as bp                           # noqa: E402
 from barevworld import contact_jid               # noqa: E402
-from test_files import blob, http, upload        # noqa: E402
+from xfer import blob, http, upload              # noqa: E402
 
 GW_ADDR = "201:1::1"
 GATEWAY = harness.COMPONENT
@@ -68,7 +68,7 @@ GATEWAY = harness.COMPONENT
 # down as it grows, which would show as a trend that is not the gateway's
 PROSODY_EXTRA = """
 VirtualHost "%s"
-	modules_disabled = { "mam"; "s2s"; "tls" }
+	modules_disabled = { "mam"; "s2s" }
 """ % harness.DOMAIN
 PROD_TIMERS = {k: None for k in harness.TEST_TIMERS}
 WARMUP_FRACTION = 0.5          # slopes are fitted over the second half
@@ -311,7 +311,8 @@ class Soak:
     async def setup(self):
         a = self.a
         self.p = Prosody(harness.tmpdir("prosody"), log_level="info", extra=PROSODY_EXTRA,
-                         upload_limit=max(10 << 20, 2 * a.file_size))
+                         bench_upload={"http_file_share_size_limit":
+                                       str(max(10 << 20, 2 * a.file_size))})
         self.p.start()
         for i in range(self.n):
             self.p.create_user("u%d" % i, "pw")
@@ -491,7 +492,7 @@ class Soak:
             c = self.clients[i]
             if c is None or self.users_paused:
                 raise RuntimeError("u%d not logged in (Prosody restart)" % i)
-            url = await upload(c, self.p, name, data)
+            url = await upload(c, self.p.upload_service, name, data)
             peer = self.peers[i]
             c.send_message(self.contact(i), url, oob_url=url)
             got_name, got = await peer.wait_file(timeout=120)
