@@ -175,9 +175,12 @@ bl_shutdown(struct bl *bl)
 	struct bl_pipe	*p, *tp;
 
 	bl->shutting_down = 1;
-	TAILQ_FOREACH_SAFE(p, &bl->pipes, entry, tp)
-		if (p->state != BL_P_UP || bl_pipe_drain(p) == -1)
+	TAILQ_FOREACH_SAFE(p, &bl->pipes, entry, tp) {
+		if (p->state == BL_P_UP && p->draining)
+			continue;	/* its user went offline: drains already */
+		if (p->state != BL_P_UP || bl_pipe_drain(p, "shutting down") == -1)
 			bl_pipe_kill(p, "shutting down", BL_CLOSE_ORDERLY);
+	}
 }
 
 static int
@@ -321,13 +324,26 @@ bl_identity_set_presence(struct bl *bl, int64_t ident,
 		if (c->pipe == NULL)
 			continue;
 		if (!p->available) {
-			/* unavailable, then </stream:stream> (BAREV.md §3) */
-			bl_pipe_kill(c->pipe, "we went offline",
-			    BL_CLOSE_ORDERLY);
+			/*
+			 * unavailable, then </stream:stream> (BAREV.md §3),
+			 * but keep reading until the peer closes too: what it
+			 * wrote before it read our goodbye is still the
+			 * user's (delivered to her bare JID), not dropped.
+			 */
+			if (c->pipe->draining)
+				continue;	/* said already */
+			c->pipe->bye_ours = 1;
+			if (bl_pipe_drain(c->pipe, "we went offline") == -1)
+				bl_pipe_kill(c->pipe, "we went offline",
+				    BL_CLOSE_ORDERLY);
 			/* our own choice, not a failure of the peer: the
 			 * redial it scheduled must not raise the backoff */
 			c->backoff = 0;
-		} else if (bl_pipe_send_presence(c->pipe) == -1)
+		} else if (c->pipe->draining)
+			/* back before the peer closed: a fresh pipe */
+			bl_pipe_kill(c->pipe, "we came back online",
+			    BL_CLOSE_ABORT);
+		else if (bl_pipe_send_presence(c->pipe) == -1)
 			bl_pipe_kill(c->pipe, "cannot send our presence",
 			    BL_CLOSE_ABORT);
 	}

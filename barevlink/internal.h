@@ -137,6 +137,7 @@ struct bl_pipe {
 	struct in6_addr		 src;		/* the peer's address */
 	struct event		 timer;		/* dial / silent / ping */
 	struct event		*pollev;	/* while tokens are pending */
+	const char		*drain_why;	/* logged when the drain ends */
 	uint8_t			 state;		/* enum bl_pstate */
 	uint8_t			 outbound;
 	uint8_t			 hdr_sent;
@@ -145,7 +146,8 @@ struct bl_pipe {
 	uint8_t			 in_reap;
 	uint8_t			 misses;
 	uint8_t			 was_up;
-	uint8_t			 draining;	/* bl_shutdown(): said goodbye, still reading */
+	uint8_t			 draining;	/* said goodbye, still reading */
+	uint8_t			 bye_ours;	/* ... because our user went offline */
 	uint8_t			 dial_slot;	/* holds one of cfg.max_dials */
 	uint64_t		 ka_seq;	/* keepalive ping in flight, 0 = none */
 	uint64_t		 ka_sent;	/* ms */
@@ -251,7 +253,7 @@ struct bl_pipe *bl_pipe_inbound(struct bl_listener *l, int fd,
 struct bl_pipe *bl_pipe_outbound(struct bl_contact *c, int fd);
 void	 bl_pipe_connected(struct bl_pipe *p);
 void	 bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how);
-int	 bl_pipe_drain(struct bl_pipe *p);
+int	 bl_pipe_drain(struct bl_pipe *p, const char *why);
 void	 bl_pipe_free(struct bl_pipe *p);
 void	 bl_pipe_reap(struct bl *bl);
 int	 bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf,

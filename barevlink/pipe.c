@@ -462,7 +462,7 @@ pipe_timer(evutil_socket_t fd, short what, void *arg)
 		break;
 	case BL_P_UP:
 		if (p->draining)
-			bl_pipe_kill(p, "shutting down", BL_CLOSE_ABORT);
+			bl_pipe_kill(p, p->drain_why, BL_CLOSE_ABORT);
 		else
 			bl_ping_tick(p);
 		break;
@@ -477,7 +477,7 @@ pipe_timer(evutil_socket_t fd, short what, void *arg)
  * closes too or BL_DRAIN_MS pass.  -1 if the goodbye could not be queued.
  */
 int
-bl_pipe_drain(struct bl_pipe *p)
+bl_pipe_drain(struct bl_pipe *p, const char *why)
 {
 	static const char bye[] = "<presence type=\"unavailable\"></presence>";
 
@@ -487,6 +487,7 @@ bl_pipe_drain(struct bl_pipe *p)
 	    xs_conn_send_raw(p->conn, "</stream:stream>", 16) == -1)
 		return (-1);
 	p->draining = 1;
+	p->drain_why = why;	/* a string constant */
 	p->orderly = 0;		/* the goodbye is already queued */
 	evtimer_del(&p->timer);
 	bl_timer_in(&p->timer, BL_DRAIN_MS);
@@ -714,6 +715,10 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	if (c != NULL && c->want && c->pipe == NULL && c->dial == NULL &&
 	    !bl->shutting_down)
 		bl_dial_schedule(c, 0);
+	/* our user went offline: our choice, not a failure of the peer, so
+	 * the redial just scheduled must not raise the backoff */
+	if (c != NULL && p->bye_ours)
+		c->backoff = 0;
 	/* events last: the gateway may call back into us */
 	while ((pg = TAILQ_FIRST(&p->pings)) != NULL) {
 		cookie = pg->cookie;

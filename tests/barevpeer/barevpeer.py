@@ -398,6 +398,9 @@ class Session:
         self.dropped_bodies = []
         self.dropped_iqs = []
         self.quirks = []
+        # bodies written after reading the other side's </stream:stream>,
+        # before closing: a user who hit Enter as the goodbye arrived
+        self.parting = []
         self.presences = []
         self.remote_presence = {"available": False, "show": None, "status": None, "photo": None}
         self.ping_resets = 0
@@ -599,7 +602,15 @@ class Session:
         await self._shutdown(reason)
 
     def _on_end(self):
-        self._spawn(self._shutdown("stream-end", stream_end=self.profile == "purple"))
+        self._spawn(self._part_then_shut())
+
+    async def _part_then_shut(self):
+        for body in self.parting:
+            try:
+                await self.send_message(body)
+            except (ConnectionError, OSError):
+                break
+        await self._shutdown("stream-end", stream_end=self.profile == "purple")
 
     async def wait_up(self, timeout=10):
         await self._changes.wait_for(lambda: self.up or self.closed, timeout, "stream up")

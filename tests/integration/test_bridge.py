@@ -177,6 +177,25 @@ async def test_offline_alice_gets_bobs_message_from_offline_storage(ctx):
     ctx["alice"] = alice2
 
 
+async def test_bobs_message_crossing_alices_goodbye_reaches_her(ctx):
+    """alice goes offline as bob hits Enter: his message, written after the
+    gateway's </stream:stream> left but before he read it, is hers too (the
+    pipe keeps reading until bob closes; it used to be dropped unread)."""
+    p, bob, alice = ctx["p"], ctx["bob"], ctx["alice"]
+    s = await bob.wait_session("alice", timeout=15)
+    s.parting = ["as you left"]
+    await alice.close()
+    await s.wait_closed(timeout=10)
+    expect(b"as you left" in bytes(s.raw_out), "bob wrote it after the gateway's goodbye",
+           "as you left", bytes(s.raw_out[-300:]))
+    alice2 = Client("alice@example.org", "alice", p)
+    await alice2.connect_and_wait()
+    m = await alice2.wait_message(lambda m: m["body"] == "as you left",
+                                  timeout=15, what="bob's message that crossed her goodbye")
+    expect_eq(m["from"].bare, BOB, "its sender")
+    ctx["alice"] = alice2
+
+
 async def test_outbox_waits_for_unreachable_peer_and_receipt_comes_only_then(ctx):
     alice, gw = ctx["alice"], ctx["gw"]
     dave = bp.Peer("dave", DAVE_ADDR, profile="purple")
