@@ -564,6 +564,9 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	    m.store_errors);
 	tb_add(&t, "File descriptors: %ld used, limit %llu\n", m.fds_used,
 	    m.fds_limit);
+	tb_add(&t, "Memory: %lld KiB resident, of which SQLite %lld KiB\n",
+	    m.rss_bytes < 0 ? -1 : m.rss_bytes / 1024,
+	    m.store_mem_bytes / 1024);
 	return 0;
 }
 
