@@ -180,9 +180,10 @@ async def test_metrics_move_when_a_message_crosses(ctx):
     body, _ = await s.wait_message(timeout=10)
     expect_eq(body, "héllo", "alice's message at bob")
     # A message to Barev is counted when barevlink reports it in the kernel
-    # (relay_sent), which it learns by polling a few ms later: bob can read
-    # it and answer before that.  The receipt is asked for only after that
-    # report, so once alice has it the counter must have moved.
+    # (relay_sent, from xs_conn's write-done callback, a turn of the loop
+    # after the write): bob can read it and answer before that turn.  The
+    # receipt is asked for only after that report, so once alice has it the
+    # counter must have moved.
     await alice.wait_message(lambda m: m["receipt"] == mid, timeout=15,
                              what="the receipt for alice's message")
     alice.mark()
