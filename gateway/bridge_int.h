@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <strophe.h>
 
+#include "translate.h"
 #include "addr.h"
 #include "store.h"
 
@@ -21,11 +22,10 @@ struct br_resource {
 	LIST_ENTRY(br_resource) entry;
 	char *resource;
 	int priority;
-	int show;		/* BR_SHOW_* */
+	enum tr_show show;
 	char *status;
 };
 
-enum { BR_SHOW_NONE = 0, BR_SHOW_CHAT, BR_SHOW_AWAY, BR_SHOW_XA, BR_SHOW_DND };
 
 /* A local user with a Barev identity. */
 struct br_user {

@@ -64,6 +64,18 @@ struct xs_callbacks {
 	void (*on_close)(void *arg, enum xs_close why, const char *detail);
 };
 
+/* ---- building stanzas (build.c): NULL on no memory ---- */
+
+/* <name type from to/>, each attribute only when not NULL */
+xmpp_stanza_t *xs_stanza(const char *name, const char *type,
+    const char *from, const char *to);
+/* a child element <name xmlns=ns/> (ns may be NULL); the parent owns it */
+xmpp_stanza_t *xs_add_child(xmpp_stanza_t *parent, const char *name,
+    const char *ns);
+/* a child element with `text` (NULL: empty); returns the element */
+xmpp_stanza_t *xs_add_text(xmpp_stanza_t *parent, const char *name,
+    const char *ns, const char *text);
+
 /* ---- process-wide setup ---- */
 
 /* Call once before anything else; sets up libxml2 and the shared
