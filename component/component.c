@@ -87,6 +87,7 @@ struct comp {
 	uint64_t last_tx_ms;
 
 	int failing;		/* a teardown is pending: ignore input */
+	int restarting;		/* the server said system-shutdown */
 	enum log_level fail_lvl;
 	char fail_why[512];
 };
@@ -204,8 +205,11 @@ comp_fail_cb(evutil_socket_t fd, short what, void *arg)
 	c->failing = 0;
 	if (c->stopped)
 		return;
-	if (was_up && up_ms >= COMP_RESET_AFTER_UP_S * 1000)
+	/* a link that lasted, or a server that said it is restarting: a new
+	 * incident, not more of the old failures */
+	if (was_up && (up_ms >= COMP_RESET_AFTER_UP_S * 1000 || c->restarting))
 		c->backoff_ms = 0;
+	c->restarting = 0;
 	delay = comp_next_delay(c);
 	log_msg(c->fail_lvl, "component", "%s; retrying in %u.%u s",
 	    c->fail_why, delay / 1000, delay % 1000 / 100);
@@ -309,6 +313,8 @@ comp_stream_error(struct comp *c, xmpp_stanza_t *st)
 	if (cond == NULL)
 		cond = "undefined-condition";
 
+	if (c->state == COMP_UP && strcmp(cond, "system-shutdown") == 0)
+		c->restarting = 1;
 	if (strcmp(cond, "not-authorized") == 0)
 		comp_fail(c, LOG_LVL_ERROR, "%s: not-authorized (check "
 		    "component_secret)", phase);
