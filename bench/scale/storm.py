@@ -128,8 +128,6 @@ class Poller:
         self.min_pipes = None
         self.samples = 0
         self.errors = 0
-        self.link_down_seen = False
-        self.t_link_up = None         # monotonic ns of the first sample with the link back
         self.stop_ev = threading.Event()
         self.th = threading.Thread(target=self._run, daemon=True)
         self.th.start()
@@ -146,10 +144,6 @@ class Poller:
                     self.max[k] = max(self.max[k], m.get(name, 0))
                 up = m.get('barev_pipes{state="up"}', 0)
                 self.min_pipes = up if self.min_pipes is None else min(self.min_pipes, up)
-                if not m.get("barev_link_up"):
-                    self.link_down_seen = True
-                elif self.link_down_seen and self.t_link_up is None:
-                    self.t_link_up = time.monotonic_ns()
             self.stop_ev.wait(self.every)
 
     def stop(self):
@@ -224,6 +218,20 @@ def main():
     try:
         peers = Child([os.path.join(HERE, "barevpeers.py"), str(U), str(C)],
                       os.path.join(gwdir, "peers.log"))
+        # the state of the identities and contacts alone: a start without
+        # the server (no roster pushes, whose freed memory the allocator
+        # keeps and the pipes would reuse)
+        linked_port = gw.config["server_port"]
+        gw.config["server_port"] = str(harness.free_port())
+        gw.write_config()
+        run = Run(gw.dir, gw.config_path, binary, gw.log_path)
+        run.wait(first(r"listening for Barev peers on", U), "%d listeners" % U)
+        quiet((run.proc.pid,), timeout=60)
+        rss_cold = vm_kib(run.proc.pid)
+        run.stop()
+        gw.config["server_port"] = linked_port
+        gw.write_config()
+        log("VmRSS with no server (identities and contacts alone): %d KiB" % rss_cold)
         run = Run(gw.dir, gw.config_path, binary, gw.log_path)
         run.wait(first(r"component: link up"), "link up")
         t = quiet((run.proc.pid, p.proc.pid), timeout=args.timeout)
@@ -258,7 +266,7 @@ def main():
         c1 = cpu_ticks(run.proc.pid)
         p1 = peers.cmd("stats")
         res["pipes"] = m1['barev_pipes{state="up"}']
-        res["rss_idle"], res["rss_pipes"] = rss_idle, rss_pipes
+        res["rss_idle"], res["rss_pipes"], res["rss_cold"] = rss_idle, rss_pipes, rss_cold
         res["idle_cpu"] = (c1 - c0) / TICK
         res["idle_pings"] = p1["pings"] - p0["pings"]
         res["t_up"] = t_up
@@ -299,9 +307,25 @@ def main():
         poll.stop()
         m2 = metrics(url)
         log_after = "".join(text for _t, text in run.lines[mark:] if text)
+
+        def since_kill(rx, last=False):
+            """s from the kill to the first (last) gateway line matching rx"""
+            ts = [t for t, text in run.lines[mark:] if text and re.search(rx, text)]
+            if not ts:
+                return None
+            return run.t0 + (ts[-1] if last else ts[0]) - t_kill / 1e9
+        ul = users.cmd("last_login")
         res.update({
             "t_back": t_back, "n_back": back["n"], "t_prosody": t_prosody,
-            "t_link": (poll.t_link_up - t_kill) / 1e9 if poll.t_link_up else None,
+            "t_link": since_kill(r"component: link up"),
+            "t_grant": since_kill(r"granted roster privilege"),
+            "t_grace_off": since_kill(r"bridge: \S+ is offline"),
+            "n_offline": len(re.findall(r"bridge: \S+ is offline", log_after)),
+            "t_online_first": since_kill(r"bridge: \S+ is online"),
+            "t_online_last": since_kill(r"bridge: \S+ is online", True),
+            "n_online": len(re.findall(r"bridge: \S+ is online", log_after)),
+            "t_pipe_last": since_kill(r"bridge: pipe up", True),
+            "t_logins": (ul["t_last"] - t_kill) / 1e9 if ul["t_last"] else None,
             "in_flight_max": poll.max["in_flight"], "waiting_max": poll.max["waiting"],
             "fds_max": poll.max["fds"], "fds_limit": m2['barev_fds{kind="limit"}'],
             "min_pipes": poll.min_pipes, "samples": poll.samples,
@@ -336,18 +360,28 @@ def report(r, U, C, args):
     print("summary, one run; 2-core VM shared with other jobs")
     print("pipes %-9s pipes up                  %6d of %d (all up %.1f s after the"
           " first login)" % (label, r["pipes"], n, r["t_up"]))
-    print("pipes %-9s RSS per pipe              %6.0f B  (VmRSS %d KiB idle, %d KiB with"
-          " pipes)  target <= 8 KiB (bl alone 5.1 KiB)" % (label, per, r["rss_idle"],
-                                                          r["rss_pipes"]))
+    cold = (r["rss_pipes"] - r["rss_cold"]) * 1024 / n
+    print("pipes %-9s RSS per pipe              %6.0f B  (VmRSS %d KiB with pipes, %d KiB"
+          " with no server)  target <= 8 KiB (bl alone 5.1 KiB)" % (
+              label, cold, r["rss_pipes"], r["rss_cold"]))
+    print("pipes %-9s RSS per pipe, lower bound %6.0f B  (against VmRSS %d KiB idle after"
+          " the roster pushes, whose freed heap the pipes reuse)" % (
+              label, per, r["rss_idle"]))
     print("pipes %-9s idle CPU                  %6.2f s over %.0f s (%.2f%%, %d pings"
           " answered)  target ~0" % (label, r["idle_cpu"], args.idle,
                                      100 * r["idle_cpu"] / args.idle, r["idle_pings"]))
     tb = "%.1f s" % r["t_back"] if r["t_back"] is not None and r["n_back"] == n else \
         "not all (%d of %d in %.0f s)" % (r["n_back"], n, args.timeout)
     print("storm %-9s all presence back at peers %s after the kill (Prosody listening"
-          " %.1f s, link up %s s)  target <= 60 s" % (
-              slabel, tb, r["t_prosody"],
-              "%.1f" % r["t_link"] if r["t_link"] is not None else "?"))
+          " %.1f s)  target <= 60 s" % (slabel, tb, r["t_prosody"]))
+    def f(x):
+        return "?" if x is None else "%.1f" % x
+    print("storm %-9s timeline after the kill: link up %s s, roster privilege %s s, users"
+          " all logged in %s s, resync grace over (first 'is offline') %s s (%d offline),"
+          " users online at the gateway %s-%s s (%d), last pipe up %s s" % (
+              slabel, f(r["t_link"]), f(r["t_grant"]), f(r["t_logins"]), f(r["t_grace_off"]),
+              r["n_offline"], f(r["t_online_first"]), f(r["t_online_last"]), r["n_online"],
+              f(r["t_pipe_last"])))
     print("storm %-9s concurrent dials           max %d polled (%d samples), daemon peak %d"
           " (before the storm %d), cap %d; %d dials, %d waiting at most  target <= cap" % (
               slabel, r["in_flight_max"], r["samples"], r["peak"], r["peak0"],

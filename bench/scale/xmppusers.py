@@ -24,6 +24,7 @@ stdin commands (one JSON line answers each):
   away S         a dropped user waits S s (+ 0.2-1 s) before logging in again
   send_on_login TAG   each user's next login sends one message (above)
   stats          -> online, logins, failures, messages sent/received, errors
+  last_login     -> {"t_last": CLOCK_MONOTONIC ns of the latest login}
   msgs TAG       -> {"got": distinct users that received TAG, "dups": n}
   quit
 """
@@ -128,6 +129,7 @@ class Users:
                    "drops": 0}
         self.fail_why = {}
         self.tasks = []
+        self.t_last = None           # monotonic ns of the latest login
 
     def header(self):
         return ("<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client'"
@@ -188,6 +190,7 @@ class Users:
             self.online.add(i)
             self.logged.add(i)
             self.st["logins"] += 1
+            self.t_last = time.monotonic_ns()
             tag = self.pending.pop(i, None)
             target = contact_jid(i % self.contacts, self.component)
             seq = 0
@@ -278,6 +281,8 @@ async def main():
             out = {"ok": True}
         elif cmd == "stats":
             out = dict(u.st, online=len(u.online), fail_why=u.fail_why)
+        elif cmd == "last_login":
+            out = {"t_last": u.t_last}
         elif cmd == "msgs":
             d = u.recv.get(line[1], {})
             out = {"got": len(d), "dups": sum(v - 1 for v in d.values())}
