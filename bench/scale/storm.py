@@ -284,6 +284,9 @@ def main():
         poll = Poller(url)
         time.sleep(0.3)
         mark = len(run.lines)
+        cpu0 = {k: cpu_ticks(pid) for k, pid in (("gateway", run.proc.pid),
+                                                  ("peers", peers.p.pid),
+                                                  ("users", users.p.pid))}
         t_kill = time.monotonic_ns()
         os.killpg(p.proc.pid, signal.SIGKILL)
         p.proc.wait()
@@ -294,6 +297,11 @@ def main():
             % (t_prosody, sent_b2x))
         r = peers.wait("gen 1", lambda r: r["n"] == n_pipes, args.timeout, every=0.2)
         back = peers.cmd("gen 1")
+        cpu = {k: (cpu_ticks(pid) - cpu0[k]) / TICK for k, pid in (
+            ("gateway", run.proc.pid), ("peers", peers.p.pid), ("users", users.p.pid))}
+        cpu["prosody"] = cpu_ticks(p.proc.pid) / TICK
+        t_cpu = (time.monotonic_ns() - t_kill) / 1e9
+        load = os.getloadavg()
         t_back = (back["t_last"] - t_kill) / 1e9 if back["t_last"] else None
         ustats = users.cmd("stats")
         log("gen1 at %d of %d pipes; users %s" % (back["n"], n_pipes, ustats))
@@ -317,6 +325,7 @@ def main():
         ul = users.cmd("last_login")
         res.update({
             "t_back": t_back, "n_back": back["n"], "t_prosody": t_prosody,
+            "cpu": cpu, "t_cpu": t_cpu, "load": load,
             "t_link": since_kill(r"component: link up"),
             "t_grant": since_kill(r"granted roster privilege"),
             "t_grace_off": since_kill(r"bridge: \S+ is offline"),
@@ -382,6 +391,14 @@ def report(r, U, C, args):
               slabel, f(r["t_link"]), f(r["t_grant"]), f(r["t_logins"]), f(r["t_grace_off"]),
               r["n_offline"], f(r["t_online_first"]), f(r["t_online_last"]), r["n_online"],
               f(r["t_pipe_last"])))
+    if r["t_online_first"] is not None and r["t_pipe_last"] is not None:
+        d = r["t_pipe_last"] - r["t_online_first"]
+        print("storm %-9s re-dial phase: %d dials from the first user back online to the last"
+              " pipe up in %.1f s (%.0f per s)" % (slabel, r["dials"], d, r["dials"] / d))
+    print("storm %-9s CPU from the kill until all back (%.1f s): %s; machine load average"
+          " then %.1f %.1f %.1f (2 cores)" % (
+              slabel, r["t_cpu"], ", ".join("%s %.1f s" % kv for kv in r["cpu"].items()),
+              *r["load"]))
     print("storm %-9s concurrent dials           max %d polled (%d samples), daemon peak %d"
           " (before the storm %d), cap %d; %d dials, %d waiting at most  target <= cap" % (
               slabel, r["in_flight_max"], r["samples"], r["peak"], r["peak0"],
