@@ -154,6 +154,34 @@ class Poller:
         self.th.join()
 
 
+class Wchan:
+    """What the gateway's thread waits in, sampled every 10 ms
+    (/proc/PID/wchan): where a blocked event loop spends its time."""
+
+    def __init__(self, pid, every=0.01):
+        self.path = "/proc/%d/wchan" % pid
+        self.every = every
+        self.counts = {}
+        self.stop_ev = threading.Event()
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        while not self.stop_ev.is_set():
+            try:
+                with open(self.path) as f:
+                    w = f.read().strip() or "0"
+            except OSError:
+                return
+            self.counts[w] = self.counts.get(w, 0) + 1
+            self.stop_ev.wait(self.every)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.th.join()
+        return sorted(self.counts.items(), key=lambda kv: -kv[1])[:6]
+
+
 def quiet(pids, quiet_s=1.0, timeout=300):
     """Seconds waited until the CPU of pids stayed still quiet_s; None on timeout."""
     t0 = time.monotonic()
@@ -287,6 +315,7 @@ def main():
         started0 = m1["barev_dials_started_total"]
         peak0 = m1["barev_dials_peak"]
         poll = Poller(url)
+        wchan = Wchan(run.proc.pid)
         time.sleep(0.3)
         mark = len(run.lines)
         cpu0 = {k: cpu_ticks(pid) for k, pid in (("gateway", run.proc.pid),
@@ -318,6 +347,7 @@ def main():
         b2x = users.cmd("msgs b2x")
         time.sleep(1)                                  # one more poll round
         poll.stop()
+        wch = wchan.stop()
         m2 = metrics(url)
         log_after = "".join(text for _t, text in run.lines[mark:] if text)
 
@@ -332,6 +362,7 @@ def main():
             "t_back": t_back, "n_back": back["n"], "t_prosody": t_prosody,
             "cpu": cpu, "t_cpu": t_cpu, "load": load,
             "t_link": since_kill(r"component: link up"),
+            "t_inbox": since_kill(r"delivered \d+ message\(s\) held"), "wchan": wch,
             "t_grant": since_kill(r"granted roster privilege"),
             "t_grace_off": since_kill(r"bridge: \S+ is offline"),
             "n_offline": len(re.findall(r"bridge: \S+ is offline", log_after)),
@@ -391,10 +422,11 @@ def report(r, U, C, args):
           " %.1f s)  target <= 60 s" % (slabel, tb, r["t_prosody"]))
     def f(x):
         return "?" if x is None else "%.1f" % x
-    print("storm %-9s timeline after the kill: link up %s s, roster privilege %s s, users"
+    print("storm %-9s timeline after the kill: link up %s s, inbox delivered %s s,"
+          " roster privilege %s s, users"
           " all logged in %s s, resync grace over (first 'is offline') %s s (%d offline),"
           " users online at the gateway %s-%s s (%d), last pipe up %s s" % (
-              slabel, f(r["t_link"]), f(r["t_grant"]), f(r["t_logins"]), f(r["t_grace_off"]),
+              slabel, f(r["t_link"]), f(r["t_inbox"]), f(r["t_grant"]), f(r["t_logins"]), f(r["t_grace_off"]),
               r["n_offline"], f(r["t_online_first"]), f(r["t_online_last"]), r["n_online"],
               f(r["t_pipe_last"])))
     if r["t_online_first"] is not None and r["t_pipe_last"] is not None:
@@ -405,6 +437,8 @@ def report(r, U, C, args):
           " then %.1f %.1f %.1f (2 cores)" % (
               slabel, r["t_cpu"], ", ".join("%s %.1f s" % kv for kv in r["cpu"].items()),
               *r["load"]))
+    print("storm %-9s gateway thread waiting in (10 ms samples, kill to end): %s" % (
+        slabel, ", ".join("%s %d" % kv for kv in r["wchan"])))
     print("storm %-9s concurrent dials           max %d polled (%d samples), daemon peak %d"
           " (before the storm %d), cap %d; %d dials, %d waiting at most  target <= cap" % (
               slabel, r["in_flight_max"], r["samples"], r["peak"], r["peak0"],
