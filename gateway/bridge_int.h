@@ -82,6 +82,9 @@ struct br_contact {
 	struct event *typing_ev;	/* refreshes <composing/> (BAREV.md §4) */
 	int typing_ticks;
 	int batch_mark;		/* relay.c: seen while committing a batch */
+	/* peercaps.c: the peer said it is a barev-gateway (this pipe only) */
+	int peer_gateway;
+	uint64_t caps_probe;	/* our disco#info awaiting an answer, or 0 */
 };
 
 struct bridge {
@@ -152,6 +155,30 @@ void relay_stop(struct bridge *br);
 /* deliver a stanza to XMPP now, or hold it in the inbox if the link is down */
 void relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
     int durable);
+
+/* peercaps.c: is the peer another barev-gateway? (docs/design.md) */
+#define PEERCAPS_FEATURE "urn:barev:gateway:0"
+void peercaps_pipe_up(struct bridge *br, struct br_contact *c);
+void peercaps_pipe_down(struct br_contact *c);
+/* a disco#info get or our probe's answer from the peer: 1 when handled */
+int peercaps_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st);
+/* features a contact JID shows on XMPP because its peer is a gateway */
+void peercaps_disco_features(struct br_contact *c, xmpp_stanza_t *query);
+
+/* passthru.c: allow-listed children between two gateways */
+/* the children of a user's message that pass, serialized (*extra NULL if
+ * none); *durable: one is worth a message without a body; -1 out of memory */
+int passthru_extract(struct br_contact *c, xmpp_stanza_t *st, char **extra,
+    int *durable);
+xmpp_stanza_t *passthru_parse(const char *extra);	/* <x>extra</x> */
+int passthru_has(const char *extra, const char *name, const char *ns);
+/* the stanza for a gateway peer (barevlink sets from/to) */
+xmpp_stanza_t *passthru_wire(const char *id, const char *body,
+    const char *extra);
+/* copy the peer's allowed children into `out`; 1 if one is durable */
+int passthru_import(struct br_contact *c, xmpp_stanza_t *peer,
+    xmpp_stanza_t *out);
+int passthru_id_ok(const char *id);	/* usable as our stanza id */
 
 /* roster.c */
 /* the user's server granted us her roster (XEP-0356), working or not */
