@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""Between two gateways the whole of modern XMPP passes (issue 12 §2).
+
+Two Prosody servers (a.example, b.example) on loopback, each with its own
+barev-gateway; alice@a.example has the Barev identity alice@201:1::1 and
+bob@b.example bob@201:2::2, and each adds the other by Barev address.
+When the pipe comes up each gateway asks the other what it is (one
+disco#info; purple and pascal never answer it, and their tests prove they
+still get today's bytes) and learns it talks to a gateway.  From then on,
+both ways: message ids are kept, so corrections (XEP-0308), reactions
+(XEP-0444), replies (XEP-0461), retractions (XEP-0424) and displayed
+markers (XEP-0333) name the right message at the other end; receipts
+(XEP-0184) come from the recipient's own client, not from the gateway;
+chat states (XEP-0085) arrive as the client sent them, beside a body too;
+bodies arrive intact.
+"""
+# ctest: timeout=300
+import os
+import sys
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+
+import harness                                   # noqa: E402
+from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
+from barevworld import chat, contact_jid         # noqa: E402
+
+ALICE_ADDR = "201:1::1"
+BOB_ADDR = "201:2::2"
+NS_RECEIPTS = "urn:xmpp:receipts"
+NS_CORRECT = "urn:xmpp:message-correct:0"
+NS_REACTIONS = "urn:xmpp:reactions:0"
+NS_REPLY = "urn:xmpp:reply:0"
+NS_FALLBACK = "urn:xmpp:fallback:0"
+NS_RETRACT = "urn:xmpp:message-retract:1"
+NS_MARKERS = "urn:xmpp:chat-markers:0"
+NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
+NS_HINTS = "urn:xmpp:hints"
+
+
+async def server(name, domain, addr):
+    p = Prosody(harness.tmpdir("prosody-" + name), domain=domain,
+                component="barev." + domain)
+    p.start()
+    gw = Gateway(p, harness.tmpdir("gw-" + name)).start()
+    for u in (name, "admin"):
+        p.create_user(u, u)
+    await gw.wait_up()
+    admin = await Client("admin@" + domain, "admin", p).connect_and_wait()
+    c = await Client("%s@%s" % (name, domain), name, p).connect_and_wait()
+    gw.mark()
+    answer = await chat(admin, "admin create %s@%s %s %s" % (name, domain, name, addr),
+                        to=p.component)
+    expect("%s@%s" % (name, addr) in answer, "%s's identity" % name,
+           "%s@%s" % (name, addr), answer)
+    await gw.wait_log(r"listening for Barev peers on \[%s\]:1337" % addr)
+    await admin.close()
+    return {"name": name, "addr": addr, "p": p, "gw": gw, "client": c,
+            "jid": "%s@%s" % (name, domain)}
+
+
+async def setup():
+    alice = await server("alice", "a.example", ALICE_ADDR)
+    bob = await server("bob", "b.example", BOB_ADDR)
+    alice["peer"] = contact_jid("bob", BOB_ADDR, alice["p"].component)
+    bob["peer"] = contact_jid("alice", ALICE_ADDR, bob["p"].component)
+    for me, other in ((alice, bob), (bob, alice)):
+        answer = await chat(me["client"], "add %s@%s" % (other["name"], other["addr"]),
+                            to=me["p"].component)
+        expect("added" in answer, "%s adds %s" % (me["name"], other["name"]), "added", answer)
+    for me, other in ((alice, bob), (bob, alice)):
+        await me["gw"].wait_log(r"peercaps: %s@%s is a barev-gateway" % (
+            other["name"], other["addr"]), timeout=30, since=0)
+    return {"alice": alice, "bob": bob}
+
+
+def both(ctx):
+    return ((ctx["alice"], ctx["bob"]), (ctx["bob"], ctx["alice"]))
+
+
+def child(m, name, ns):
+    return m.xml.find("{%s}%s" % (ns, name))
+
+
+async def from_peer(user, pred, what, timeout=20):
+    """The next message to `user` from her contact for which pred holds."""
+    return await user["client"].wait_message(
+        lambda m: m["from"].bare == user["peer"] and pred(m), timeout=timeout, what=what)
+
+
+async def barrier(ctx):
+    """A message each way, waited for: what was sent before it has arrived."""
+    for me, other in both(ctx):
+        tag = "barrier " + me["client"].new_id()
+        other["client"].mark()
+        me["client"].send_message(me["peer"], tag)
+        await from_peer(other, lambda m: m["body"] == tag, "the barrier from " + me["name"])
+
+
+# ---------------------------------------------------------------- tests
+
+async def test_each_contact_shows_what_passes_to_it(ctx):
+    for me, _other in both(ctx):
+        info = await me["client"].disco_info(me["peer"])
+        for f in (NS_CORRECT, NS_REACTIONS, NS_REPLY, NS_RETRACT, NS_MARKERS,
+                  NS_RECEIPTS, NS_CHATSTATES):
+            expect(f in info.features, "%s's contact offers %s" % (me["name"], f),
+                   f, info)
+
+
+async def test_bodies_arrive_intact_with_their_ids(ctx):
+    for me, other in both(ctx):
+        text = "<b>hi</b> & 'q' \"dq\" — %s: ünïcødé ✓ 𝄞 日本\nline two" % me["name"]
+        other["client"].mark()
+        mid = me["client"].send_message(me["peer"], text, id="%s-msg-1" % me["name"])
+        m = await from_peer(other, lambda m: m["body"], "%s's message" % me["name"])
+        expect_eq(m["body"], text, "the body at %s" % other["name"])
+        expect_eq(m["id"], mid, "the message id at %s" % other["name"])
+
+
+async def test_receipts_come_from_the_recipients_client(ctx):
+    for me, other in both(ctx):
+        other["client"]["xep_0184"].auto_ack = False
+        try:
+            me["client"].mark()
+            other["client"].mark()
+            mid = me["client"].send_message(me["peer"], "receipt please", receipt=True)
+            m = await from_peer(other, lambda m: m["body"] == "receipt please",
+                                "the message asking for a receipt")
+            expect(child(m, "request", NS_RECEIPTS) is not None,
+                   "%s's client is asked for a receipt" % other["name"], "<request/>", m)
+            # her client acknowledges, with a message id of its own
+            rid = other["client"].send_message(
+                other["peer"], None, id="%s-receipt-1" % other["name"],
+                xml=["<received xmlns='%s' id='%s'/>" % (NS_RECEIPTS, mid)])
+            r = await from_peer(me, lambda m: m["receipt"] == mid,
+                                "%s's receipt" % other["name"])
+            expect_eq(r["id"], rid, "the receipt is the one %s's client sent" % other["name"])
+            await barrier(ctx)
+            receipts = [x for x in me["client"].messages if x["receipt"] == mid]
+            expect_eq(len(receipts), 1, "receipts for one message (none from the gateway)")
+        finally:
+            other["client"]["xep_0184"].auto_ack = True
+
+
+async def test_corrections_replace_the_right_message(ctx):
+    for me, other in both(ctx):
+        other["client"].mark()
+        mid = me["client"].send_message(me["peer"], "helo")
+        await from_peer(other, lambda m: m["body"] == "helo", "the typo")
+        me["client"].send_message(me["peer"], "hello",
+                                  xml=["<replace xmlns='%s' id='%s'/>" % (NS_CORRECT, mid)])
+        m = await from_peer(other, lambda m: m["body"] == "hello", "the correction")
+        r = child(m, "replace", NS_CORRECT)
+        expect(r is not None and r.get("id") == mid, "the correction names the typo",
+               mid, m)
+
+
+async def test_reactions_name_the_message(ctx):
+    for me, other in both(ctx):
+        other["client"].mark()
+        mid = me["client"].send_message(me["peer"], "react to me")
+        await from_peer(other, lambda m: m["body"] == "react to me", "the message")
+        other["client"].send_message(
+            other["peer"], None,
+            xml=["<reactions xmlns='%s' id='%s'><reaction>👍</reaction>"
+                 "<reaction>🎉</reaction></reactions>" % (NS_REACTIONS, mid),
+                 "<store xmlns='%s'/>" % NS_HINTS])
+        m = await from_peer(me, lambda m: child(m, "reactions", NS_REACTIONS) is not None,
+                            "%s's reactions" % other["name"])
+        r = child(m, "reactions", NS_REACTIONS)
+        expect_eq(r.get("id"), mid, "the reactions name the message")
+        expect_eq([x.text for x in r], ["👍", "🎉"], "the reactions")
+
+
+async def test_replies_quote_the_right_message_and_person(ctx):
+    for me, other in both(ctx):
+        other["client"].mark()
+        mid = me["client"].send_message(me["peer"], "question?")
+        await from_peer(other, lambda m: m["body"] == "question?", "the question")
+        me["client"].mark()
+        # a reply to the question, from the other side, quoting its author
+        other["client"].send_message(
+            other["peer"], "> question?\nanswer!",
+            xml=["<reply xmlns='%s' to='%s' id='%s'/>" % (NS_REPLY, other["peer"], mid),
+                 "<fallback xmlns='%s' for='%s'><body start='0' end='12'/></fallback>"
+                 % (NS_FALLBACK, NS_REPLY)])
+        m = await from_peer(me, lambda m: m["body"] == "> question?\nanswer!", "the reply")
+        r = child(m, "reply", NS_REPLY)
+        expect(r is not None, "the reply says what it answers", "<reply/>", m)
+        expect_eq((r.get("id"), r.get("to")), (mid, me["jid"]),
+                  "the reply names the question and its author as %s knows her"
+                  % me["name"])
+        fb = child(m, "fallback", NS_FALLBACK)
+        expect(fb is not None and fb.get("for") == NS_REPLY, "the quote is marked as such",
+               NS_REPLY, m)
+
+
+async def test_retractions_name_the_message(ctx):
+    for me, other in both(ctx):
+        other["client"].mark()
+        mid = me["client"].send_message(me["peer"], "oops, wrong chat")
+        await from_peer(other, lambda m: m["body"] == "oops, wrong chat", "the message")
+        me["client"].send_message(
+            me["peer"], None,
+            xml=["<retract xmlns='%s' id='%s'/>" % (NS_RETRACT, mid),
+                 "<store xmlns='%s'/>" % NS_HINTS])
+        m = await from_peer(other, lambda m: child(m, "retract", NS_RETRACT) is not None,
+                            "the retraction")
+        expect_eq(child(m, "retract", NS_RETRACT).get("id"), mid,
+                  "the retraction names the message")
+
+
+async def test_displayed_markers_name_the_message(ctx):
+    for me, other in both(ctx):
+        other["client"].mark()
+        mid = me["client"].send_message(me["peer"], "read me",
+                                        xml=["<markable xmlns='%s'/>" % NS_MARKERS])
+        m = await from_peer(other, lambda m: m["body"] == "read me", "the message")
+        expect(child(m, "markable", NS_MARKERS) is not None, "it arrives markable",
+               "<markable/>", m)
+        other["client"].send_message(
+            other["peer"], None, xml=["<displayed xmlns='%s' id='%s'/>" % (NS_MARKERS, mid)])
+        d = await from_peer(me, lambda m: child(m, "displayed", NS_MARKERS) is not None,
+                            "%s has read it" % other["name"])
+        expect_eq(child(d, "displayed", NS_MARKERS).get("id"), mid,
+                  "the marker names the message")
+
+
+async def test_chat_states_arrive_as_sent(ctx):
+    for me, other in both(ctx):
+        other["client"].mark()
+        me["client"].send_message(me["peer"], None, chat_state="composing")
+        await from_peer(other, lambda m: m["chat_state"] == "composing" and not m["body"],
+                        "%s is typing" % me["name"])
+        me["client"].send_message(me["peer"], "done typing", chat_state="active")
+        m = await from_peer(other, lambda m: m["body"] == "done typing", "the message")
+        expect_eq(m["chat_state"], "active", "the state beside the body")
+
+
+async def test_foreign_elements_do_not_cross(ctx):
+    for me, other in both(ctx):
+        other["client"].mark()
+        me["client"].send_message(me["peer"], "just this",
+                                  xml=["<x xmlns='urn:example:private'><secret/></x>",
+                                       "<reactions xmlns='%s' id='x'><evil xmlns='urn:example:"
+                                       "private'/></reactions>" % NS_REACTIONS])
+        m = await from_peer(other, lambda m: m["body"] == "just this", "the message")
+        raw = ET.tostring(m.xml, encoding="unicode")
+        expect("urn:example:private" not in raw, "nothing outside the allowlist crossed",
+               "no urn:example:private", raw)
+
+
+if __name__ == "__main__":
+    import netns
+    netns.enter([ALICE_ADDR, BOB_ADDR])
+    harness.main()
