@@ -538,6 +538,7 @@ static void
 contact_free(struct bridge *br, struct br_contact *c)
 {
 	relay_contact_forget(br, c);
+	peercaps_forget(c);
 	avatar_forget_contact(br->gw, c->id);
 	transfer_forget_contact(br->gw, c->id);
 	tdelete(c, &br->contacts_by_id, cmp_contact_id);
@@ -1124,9 +1125,19 @@ bl_ev_pipe_up(void *arg, int64_t ident, int64_t contact)
 	(void)ident;
 	if (c == NULL)
 		return;
-	c->pipe_up = 1;
 	log_info("bridge", "pipe up: %s <-> %s@%s", c->user->jid, c->nick, c->address);
-	peercaps_pipe_up(br, c);	/* before the queue: it asks, nobody waits */
+	/* it asks what the peer is; only a peer that was a gateway before
+	 * is waited for (its queue may hold what only a gateway reads) */
+	if (peercaps_pipe_up(br, c))
+		return;
+	br_pipe_ready(br, c);
+}
+
+/* The pipe is ours to use: the queue goes out, transfers are offered. */
+void
+br_pipe_ready(struct bridge *br, struct br_contact *c)
+{
+	c->pipe_up = 1;
 	relay_pipe_up(br, c);
 	transfer_pipe_up(br->gw, c->id);
 }

@@ -11,9 +11,15 @@
  *
  * The answer lives with the pipe (br_contact.peer_gateway, cleared when it
  * goes down): the same address may be a gateway today and purple tomorrow.
+ * What was a gateway on the last pipe (was_gateway, memory only) keeps the
+ * extras of messages queued meanwhile, and on the next pipe its queue
+ * waits for the answer, at most HOLD_MS: then it goes in the form the
+ * answer asks for.  A peer that never was a gateway is never waited for.
  */
 #include <stdio.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "barevlink.h"
 #include "bridge_int.h"
@@ -22,6 +28,7 @@
 
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define PROBE_PREFIX "gwcaps-"
+#define HOLD_MS 5000		/* a gateway answers in one round trip */
 
 /* what a gateway tells another one it passes (passthru.c's allowlist) */
 static const char *const gw_features[] = {
@@ -36,11 +43,46 @@ static const char *const gw_features[] = {
 	"urn:xmpp:chat-markers:0",
 };
 
-void
+static void
+release(struct br_contact *c)
+{
+	if (c->caps_ev == NULL || !evtimer_pending(c->caps_ev, NULL))
+		return;
+	evtimer_del(c->caps_ev);
+	br_pipe_ready(c->br, c);
+}
+
+static void
+hold_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct br_contact *c = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("peercaps", "%s@%s was a barev-gateway but did not say so again"
+	    " in time; what waited for it goes in the Barev form", c->nick,
+	    c->address);
+	c->was_gateway = 0;
+	br_pipe_ready(c->br, c);
+}
+
+static int
+hold(struct bridge *br, struct br_contact *c)
+{
+	struct timeval tv = { HOLD_MS / 1000, (HOLD_MS % 1000) * 1000 };
+
+	if (c->caps_ev == NULL &&
+	    (c->caps_ev = evtimer_new(br->gw->base, hold_expired, c)) == NULL)
+		return 0;
+	return evtimer_add(c->caps_ev, &tv) == 0;
+}
+
+int
 peercaps_pipe_up(struct bridge *br, struct br_contact *c)
 {
 	xmpp_stanza_t *iq, *q;
 	char id[40];
+	int rv;
 
 	c->peer_gateway = 0;
 	c->caps_probe = ++br->next_cookie;
@@ -53,22 +95,34 @@ peercaps_pipe_up(struct bridge *br, struct br_contact *c)
 			xmpp_stanza_release(iq);
 		if (q)
 			xmpp_stanza_release(q);
-		return;
+		return 0;
 	}
 	xmpp_stanza_set_id(iq, id);
 	xmpp_stanza_set_ns(q, NS_DISCO_INFO);
 	xmpp_stanza_add_child_ex(iq, q, 0);
-	if (bl_send_stanza(br->gw->bl, c->id, iq, 0) == -1)
+	if ((rv = bl_send_stanza(br->gw->bl, c->id, iq, 0)) == -1)
 		log_debug("peercaps", "could not ask %s@%s what it is", c->nick,
 		    c->address);
 	xmpp_stanza_release(iq);
+	return rv == 0 && c->was_gateway && hold(br, c);
 }
 
 void
 peercaps_pipe_down(struct br_contact *c)
 {
+	if (c->caps_ev)
+		evtimer_del(c->caps_ev);
 	c->peer_gateway = 0;
 	c->caps_probe = 0;
+}
+
+void
+peercaps_forget(struct br_contact *c)
+{
+	if (c->caps_ev) {
+		event_free(c->caps_ev);
+		c->caps_ev = NULL;
+	}
 }
 
 static xmpp_stanza_t *
@@ -140,14 +194,16 @@ peercaps_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 		return 0;
 	c->caps_probe = 0;	/* one answer per question */
 	if (strcmp(type, "result") == 0 && q && has_feature(q, PEERCAPS_FEATURE)) {
-		c->peer_gateway = 1;
+		c->peer_gateway = c->was_gateway = 1;
 		log_info("peercaps", "%s@%s is a barev-gateway: receipts, corrections,"
 		    " reactions, replies, retractions and markers pass through",
 		    c->nick, c->address);
 	} else {
 		log_debug("peercaps", "%s@%s answered the disco#info without %s",
 		    c->nick, c->address, PEERCAPS_FEATURE);
+		c->was_gateway = 0;
 	}
+	release(c);	/* what waited for the answer goes now */
 	return 1;
 }
 

@@ -328,7 +328,8 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 		return 0;	/* a file link: the transfer module took it */
 	}
 	/* out of memory here only costs the extras: the body still goes */
-	if (c->peer_gateway && passthru_extract(c, st, &extra, &durable) == -1)
+	if (peercaps_maybe_gateway(c) &&
+	    passthru_extract(c, st, &extra, &durable) == -1)
 		extra = NULL;
 	if ((body == NULL || *body == '\0') && extra && durable) {
 		/* a reaction, receipt, retraction, marker: a message of its

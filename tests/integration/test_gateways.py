@@ -254,6 +254,33 @@ async def test_foreign_elements_do_not_cross(ctx):
                "no urn:example:private", raw)
 
 
+async def test_what_waits_for_an_offline_gateway_user_keeps_its_extras(ctx):
+    alice, bob = ctx["alice"], ctx["bob"]
+    bob["client"].mark()
+    mid = alice["client"].send_message(alice["peer"], "see you later")
+    await from_peer(bob, lambda m: m["body"] == "see you later", "the message")
+    alice["gw"].mark()
+    await bob["client"].close()
+    await alice["gw"].wait_log(r"pipe down: alice@a\.example <-> bob@", timeout=20)
+    # queued at alice's gateway while bob is away
+    alice["client"].send_message(
+        alice["peer"], None,
+        xml=["<reactions xmlns='%s' id='%s'><reaction>👋</reaction></reactions>"
+             % (NS_REACTIONS, mid), "<store xmlns='%s'/>" % NS_HINTS])
+    alice["client"].send_message(alice["peer"], "see you soon",
+                                 xml=["<replace xmlns='%s' id='%s'/>" % (NS_CORRECT, mid)])
+    c = Client(bob["jid"], "bob", bob["p"])
+    await c.connect_and_wait()
+    bob["client"] = c
+    m = await from_peer(bob, lambda m: child(m, "reactions", NS_REACTIONS) is not None,
+                        "the reaction made while bob was away", timeout=30)
+    expect_eq(child(m, "reactions", NS_REACTIONS).get("id"), mid, "it names the message")
+    m = await from_peer(bob, lambda m: m["body"] == "see you soon",
+                        "the correction made while bob was away", timeout=30)
+    r = child(m, "replace", NS_CORRECT)
+    expect(r is not None and r.get("id") == mid, "it is still a correction", mid, m)
+
+
 if __name__ == "__main__":
     import netns
     netns.enter([ALICE_ADDR, BOB_ADDR])
