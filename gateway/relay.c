@@ -747,8 +747,10 @@ relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
     int durable)
 {
 	struct gw *gw = br->gw;
-	char *xml;
+	char *xml, id[96];
 	size_t len;
+	int rc;
+	static unsigned long dup_seq;
 
 	if (comp_state(gw->comp) == COMP_UP && gw_send(gw, st) == 0) {
 		xmpp_stanza_release(st);
@@ -760,8 +762,20 @@ relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 	}
 	/* the link is down: hold it, in order, until it is back */
 	xml = xs_serialize_str(st, 0, &len);
-	if (xml == NULL || store_inbox_add(gw->store, c ? c->id : 0,
-	    xmpp_stanza_get_id(st), xml, now_s()) != STORE_OK)
+	rc = xml ? store_inbox_add(gw->store, c ? c->id : 0,
+	    xmpp_stanza_get_id(st), xml, now_s()) : STORE_ERR;
+	if (rc == STORE_DUP) {
+		/* a gateway peer's user chose the id and used it twice: a
+		 * fresh one costs references to this one, never the message */
+		snprintf(id, sizeof(id), "barev-%lld-%lld-dup%lu",
+		    c ? (long long)c->id : 0LL, (long long)now_s(), ++dup_seq);
+		xmpp_stanza_set_id(st, id);
+		free(xml);
+		xml = xs_serialize_str(st, 0, &len);
+		rc = xml ? store_inbox_add(gw->store, c ? c->id : 0, id, xml,
+		    now_s()) : STORE_ERR;
+	}
+	if (rc != STORE_OK)
 		log_error("relay", "LOST a message from %s@%s: the component link is"
 		    " down and the inbox refused it", c ? c->nick : "?",
 		    c ? c->address : "?");

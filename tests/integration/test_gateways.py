@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
-from barevworld import chat, contact_jid         # noqa: E402
+from barevworld import chat, contact_jid, wait_inbox  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -279,6 +279,30 @@ async def test_what_waits_for_an_offline_gateway_user_keeps_its_extras(ctx):
                         "the correction made while bob was away", timeout=30)
     r = child(m, "replace", NS_CORRECT)
     expect(r is not None and r.get("id") == mid, "it is still a correction", mid, m)
+
+
+async def test_an_id_used_twice_while_the_server_is_down_loses_nothing(ctx):
+    alice, bob = ctx["alice"], ctx["bob"]
+    await alice["client"].close()
+    alice["gw"].mark()
+    alice["p"].stop()
+    await alice["gw"].wait_log(r"retrying in", timeout=10)
+    # ids are the client's to choose, and some repeat them
+    for i in (1, 2):
+        bob["client"].send_message(bob["peer"], "twin %d" % i, id="same-id")
+    await wait_inbox(alice["gw"], 2, "both held in alice's gateway's inbox", timeout=20)
+    alice["p"].start()
+    await alice["gw"].wait_log(r"link up", timeout=20)
+    c = Client(alice["jid"], "alice", alice["p"])
+    await c.connect_and_wait()
+    alice["client"] = c
+    got = []
+    for i in (1, 2):
+        m = await from_peer(alice, lambda m: (m["body"] or "").startswith("twin"),
+                            "bob's twin messages")
+        got.append((m["body"], m["id"]))
+    expect_eq([b for b, _ in got], ["twin 1", "twin 2"], "both messages, in order")
+    expect_eq(got[0][1], "same-id", "the first keeps its id")
 
 
 if __name__ == "__main__":
