@@ -12,10 +12,13 @@ both ways: message ids are kept, so corrections (XEP-0308), reactions
 markers (XEP-0333) name the right message at the other end; receipts
 (XEP-0184) come from the recipient's own client, not from the gateway;
 chat states (XEP-0085) arrive as the client sent them, beside a body too;
-bodies arrive intact.
+bodies arrive intact.  Alice's Barev contacts carol (purple) and dave
+(pascal) are asked the same question, leave it unanswered, and still get
+exactly the bytes they got before, whatever alice's client adds.
 """
 # ctest: timeout=300
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 
@@ -24,12 +27,14 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
+import barevpeer as bp                          # noqa: E402
 import harness                                   # noqa: E402
 from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
 from barevworld import chat, contact_jid, wait_inbox  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
+BAREV_PEERS = (("carol", "201:3::3", "purple"), ("dave", "201:4::4", "pascal"))
 NS_RECEIPTS = "urn:xmpp:receipts"
 NS_CORRECT = "urn:xmpp:message-correct:0"
 NS_REACTIONS = "urn:xmpp:reactions:0"
@@ -71,10 +76,19 @@ async def setup():
         answer = await chat(me["client"], "add %s@%s" % (other["name"], other["addr"]),
                             to=me["p"].component)
         expect("added" in answer, "%s adds %s" % (me["name"], other["name"]), "added", answer)
+    peers = {}
+    for nick, addr, profile in BAREV_PEERS:
+        peers[nick] = bp.Peer(nick, addr, profile=profile)
+        peers[nick].add_buddy("alice", ALICE_ADDR)
+        await peers[nick].start()
+        answer = await chat(alice["client"], "add %s@%s" % (nick, addr),
+                            to=alice["p"].component)
+        expect("added" in answer, "alice adds " + nick, "added", answer)
+        await peers[nick].wait_session("alice", timeout=15)
     for me, other in ((alice, bob), (bob, alice)):
         await me["gw"].wait_log(r"peercaps: %s@%s is a barev-gateway" % (
             other["name"], other["addr"]), timeout=30, since=0)
-    return {"alice": alice, "bob": bob}
+    return {"alice": alice, "bob": bob, "peers": peers}
 
 
 def both(ctx):
@@ -101,6 +115,42 @@ async def barrier(ctx):
 
 
 # ---------------------------------------------------------------- tests
+
+async def test_barev_peers_get_todays_bytes_whatever_the_client_adds(ctx):
+    alice = ctx["alice"]
+    for nick, addr, profile in BAREV_PEERS:
+        s = await ctx["peers"][nick].wait_session("alice")
+        jid = contact_jid(nick, addr, alice["p"].component)
+        mid = alice["client"].send_message(jid, "first")
+        body, first = await s.wait_message(timeout=15)
+        expect_eq(body, "first", "%s's first message" % nick)
+        # everything a gateway would pass, to a Barev peer
+        alice["client"].send_message(jid, None, xml=[
+            "<reactions xmlns='%s' id='%s'><reaction>👍</reaction></reactions>"
+            % (NS_REACTIONS, mid), "<store xmlns='%s'/>" % NS_HINTS])
+        alice["client"].send_message(jid, "second", receipt=True, chat_state="active", xml=[
+            "<replace xmlns='%s' id='%s'/>" % (NS_CORRECT, mid),
+            "<markable xmlns='%s'/>" % NS_MARKERS])
+        alice["client"].send_message(jid, "third")
+        body, second = await s.wait_message(timeout=15)
+        expect_eq(s.raw_of(second).decode(),
+                  '<message to="%s@%s" from="alice@%s" type="chat"><body>second</body>'
+                  '</message>' % (nick, addr, ALICE_ADDR),
+                  "the bytes %s (%s) gets: today's, body only" % (nick, profile))
+        body, third = await s.wait_message(timeout=15)
+        expect_eq(body, "third", "the next message %s gets" % nick)
+        between = s.received[s.received.index(first) + 1:s.received.index(third)]
+        expect_eq([bp.local(e.tag) for e in between if bp.local(e.tag) == "message"],
+                  ["message"], "messages %s got between the first and the third" % nick)
+        asked = [s.raw_of(e).decode() for e in s.received if bp.local(e.tag) == "iq"
+                 and e.find("{http://jabber.org/protocol/disco#info}query") is not None]
+        expect(len(asked) == 1 and asked[0].startswith("<iq type='get' id='gwcaps-"),
+               "%s was asked once what it is, single-quoted, id first" % nick,
+               "<iq type='get' id='gwcaps-…'>", asked)
+        expect(s.quirks == [], "nothing %s would mishandle" % profile, [], s.quirks)
+    expect(not re.search(r"peercaps: (carol|dave)@", alice["gw"].log_text()),
+           "carol and dave are not taken for gateways", "no peercaps line", None)
+
 
 async def test_each_contact_shows_what_passes_to_it(ctx):
     for me, _other in both(ctx):
@@ -307,5 +357,5 @@ async def test_an_id_used_twice_while_the_server_is_down_loses_nothing(ctx):
 
 if __name__ == "__main__":
     import netns
-    netns.enter([ALICE_ADDR, BOB_ADDR])
+    netns.enter([ALICE_ADDR, BOB_ADDR] + [addr for _, addr, _ in BAREV_PEERS])
     harness.main()
