@@ -473,6 +473,7 @@ static void
 contact_free(struct bridge *br, struct br_contact *c)
 {
 	relay_contact_forget(br, c);
+	peercaps_forget(c);
 	avatar_forget_contact(br->gw, c->id);
 	transfer_forget_contact(br->gw, c->id);
 	tdelete(c, &br->contacts_by_id, cmp_contact_id);
@@ -1028,6 +1029,7 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 			xmpp_stanza_set_attribute(el, "var", features[i]);
 			xmpp_stanza_add_child_ex(res, el, 0);
 		}
+		peercaps_disco_features(c, res);
 		xmpp_stanza_add_child_ex(reply, res, 0);
 	} else if (strcmp(ns, "urn:xmpp:ping") == 0) {
 		/* answered for the peer: the gateway is reachable */
@@ -1058,8 +1060,19 @@ bl_ev_pipe_up(void *arg, int64_t ident, int64_t contact)
 	(void)ident;
 	if (c == NULL)
 		return;
-	c->pipe_up = 1;
 	log_info("bridge", "pipe up: %s <-> %s@%s", c->user->jid, c->nick, c->address);
+	/* it asks what the peer is; only a peer that was a gateway before
+	 * is waited for (its queue may hold what only a gateway reads) */
+	if (peercaps_pipe_up(br, c))
+		return;
+	br_pipe_ready(br, c);
+}
+
+/* The pipe is ours to use: the queue goes out, transfers are offered. */
+void
+br_pipe_ready(struct bridge *br, struct br_contact *c)
+{
+	c->pipe_up = 1;
 	relay_pipe_up(br, c);
 	transfer_pipe_up(br->gw, c->id);
 }
@@ -1076,6 +1089,7 @@ bl_ev_pipe_down(void *arg, int64_t ident, int64_t contact, const char *why)
 	log_info("bridge", "pipe down: %s <-> %s@%s: %s", c->user->jid, c->nick,
 	    c->address, why ? why : "closed");
 	c->pipe_up = 0;
+	peercaps_pipe_down(c);
 	relay_pipe_down(br, c);
 	transfer_pipe_down(br->gw, c->id);
 	if (br->stopping)
@@ -1095,7 +1109,8 @@ peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 	const char *type = xmpp_stanza_get_type(st);
 	xmpp_stanza_t *reply;
 
-	if (avatar_peer_iq(br->gw, c->ident, c->id, st) ||
+	if (peercaps_peer_iq(br, c, st) ||
+	    avatar_peer_iq(br->gw, c->ident, c->id, st) ||
 	    transfer_peer_iq(br->gw, c->ident, c->id, st))
 		return;
 	if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))
