@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import barevpeer as bp                          # noqa: E402
 import harness                                   # noqa: E402
-from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
-from barevworld import chat, contact_jid, wait_inbox  # noqa: E402
+from harness import Client, expect, expect_eq     # noqa: E402
+from barevworld import chat, contact_jid, server_with_gateway, wait_inbox  # noqa: E402
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -47,24 +47,7 @@ NS_HINTS = "urn:xmpp:hints"
 
 
 async def server(name, domain, addr):
-    p = Prosody(harness.tmpdir("prosody-" + name), domain=domain,
-                component="barev." + domain)
-    p.start()
-    gw = Gateway(p, harness.tmpdir("gw-" + name)).start()
-    for u in (name, "admin"):
-        p.create_user(u, u)
-    await gw.wait_up()
-    admin = await Client("admin@" + domain, "admin", p).connect_and_wait()
-    c = await Client("%s@%s" % (name, domain), name, p).connect_and_wait()
-    gw.mark()
-    answer = await chat(admin, "admin create %s@%s %s %s" % (name, domain, name, addr),
-                        to=p.component)
-    expect("%s@%s" % (name, addr) in answer, "%s's identity" % name,
-           "%s@%s" % (name, addr), answer)
-    await gw.wait_log(r"listening for Barev peers on \[%s\]:1337" % addr)
-    await admin.close()
-    return {"name": name, "addr": addr, "p": p, "gw": gw, "client": c,
-            "jid": "%s@%s" % (name, domain)}
+    return await server_with_gateway(name, domain, addr)
 
 
 async def setup():
