@@ -27,6 +27,7 @@
 
 #include "bridge.h"
 #include "bridge_int.h"
+#include "component.h"
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
@@ -60,6 +61,27 @@ struct roster_have {
 };
 
 static void sync_pump(struct bridge *br);
+
+/* the server link is down: nothing sent now would arrive */
+static int
+sync_link_down(struct gw *gw)
+{
+	return gw->send_fn == NULL &&
+	    (gw->comp == NULL || comp_state(gw->comp) != COMP_UP);
+}
+
+/* the link went down mid-round: stop; the grant of the next connect
+ * starts a new round, which reads again whoever was not done */
+static void
+sync_interrupted(struct roster_sync *s)
+{
+	if (s->done)
+		return;
+	s->done = 1;
+	log_info("bridge", "roster sync interrupted by the server link going"
+	    " down after %zu roster(s) read: the next connect reads them again",
+	    s->read);
+}
 
 static int
 have_cmp(const void *a, const void *b)
@@ -212,6 +234,10 @@ sync_got(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	if (br == NULL || br->stopping || s == NULL || s->gen != g->gen)
 		goto out;		/* a newer grant has its own round */
 	s->inflight--;
+	if (sync_link_down(gw)) {
+		sync_interrupted(s);
+		goto out;
+	}
 	u = br_user_by_ident(br, g->ident);
 	if (u == NULL || !roster_granted_for(br, u->jid))
 		goto next;
@@ -271,14 +297,23 @@ sync_pump(struct bridge *br)
 	struct timespec t1;
 	struct br_user *u;
 
-	while (s->inflight < ROSTER_SYNC_WINDOW && s->next < s->n) {
+	while (!s->done && s->inflight < ROSTER_SYNC_WINDOW && s->next < s->n) {
 		u = br_user_by_ident(br, s->idents[s->next++]);
 		if (u == NULL || !roster_granted_for(br, u->jid))
 			continue;
-		if (s->get_refused || sync_read(br, s, u) == -1)
+		if (s->get_refused) {
 			sync_push_all(br, s, u);
-		else
+		} else if (sync_read(br, s, u) == -1) {
+			if (sync_link_down(br->gw)) {
+				sync_interrupted(s);
+				return;
+			}
+			log_error("bridge", "cannot read %s's roster (out of"
+			    " memory?): every item pushed", u->jid);
+			sync_push_all(br, s, u);
+		} else {
 			s->inflight++;
+		}
 	}
 	if (s->inflight || s->next < s->n || s->done)
 		return;
