@@ -33,7 +33,7 @@
 #include "log.h"
 
 #define NS_ROSTER "jabber:iq:roster"
-#define ROSTER_SYNC_WINDOW 8	/* roster reads in flight at once */
+#define ROSTER_SYNC_WINDOW 16	/* roster reads in flight at once */
 
 /* one round: the users of a grant, read a window at a time */
 struct roster_sync {
