@@ -120,6 +120,7 @@ async def test_what_changed_while_down_is_pushed_and_nothing_else(ctx):
     """While the gateway is down, dave is provisioned and carol renamed:
     the restart pushes exactly those two items."""
     gw, alice, pushes = ctx["gw"], ctx["alice"], ctx["pushes"]
+    gw.mark()
     gw.stop()
     seed_contact(gw, "dave", "201:4::4", "Dave D")
     rename_contact(gw, "carol", "Carol C")
