@@ -5,7 +5,7 @@
  *
  * The one idea: the work is proportional to what changed, not to what
  * exists.  Where the grant reads as well as writes (XEP-0356 roster type
- * "both"), each user's roster is read first (a privileged roster get, §4.3)
+ * "both"), each user's roster is read first (a privileged roster get)
  * and only the items missing or different from what a push would write are
  * pushed; a restart with nothing changed pushes nothing.  The reads are
  * paced: at most ROSTER_SYNC_WINDOW in flight.  A read that fails or goes
@@ -266,7 +266,8 @@ out:
 	free(g);
 }
 
-/* a privileged roster get (XEP-0356 §4.3): to her bare JID, from us */
+/* a privileged roster get (XEP-0356 roster access "get"): to her bare
+ * JID, from us */
 static int
 sync_read(struct bridge *br, struct roster_sync *s, struct br_user *u)
 {
