@@ -584,6 +584,7 @@ bridge_free(struct gw *gw)
 		bl_free(gw->bl);
 	gw->bl = NULL;
 	free(br->privileged_host);
+	roster_sync_free(br);
 	free(br->done_rows);
 	free(br->acc);
 	free(br);
@@ -761,8 +762,6 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 	struct bridge *br = gw->bridge;
 	xmpp_stanza_t *priv, *perm;
 	const char *from = xmpp_stanza_get_from(st);
-	struct br_contact *c;
-	struct br_user *u;
 
 	priv = xmpp_stanza_get_child_by_name_and_ns(st, "privilege", NS_PRIV2);
 	if (priv == NULL)
@@ -791,13 +790,9 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 			br->roster_refused = 0;		/* a new grant: try it */
 			log_info("bridge", "%s granted roster privilege (XEP-0356):"
 			    " contacts go straight into users' rosters", from);
-			/* make every roster right, idempotently */
-			LIST_FOREACH(u, &br->users, entry)
-				if (roster_privileged_for(br, u->jid))
-					roster_gateway_add(br, u);
-			LIST_FOREACH(c, &br->contacts, entry)
-				if (roster_privileged_for(br, c->user->jid))
-					roster_contact(br, c, 0, 0);
+			/* make every roster right: where the grant reads too,
+			 * pushing only what differs (rostersync.c) */
+			roster_sync_start(br, strcmp(type, "both") == 0);
 			return 1;
 		}
 	}

@@ -16,6 +16,7 @@
 
 struct event;
 struct gw;
+struct roster_sync;
 
 /* One connected resource of a local user (presence aggregation). */
 struct br_resource {
@@ -110,6 +111,7 @@ struct bridge {
 	size_t acc_n, acc_cap;
 	struct event *acc_ev;
 	char *privileged_host;	/* server host that granted roster both/set */
+	struct roster_sync *rsync;	/* rostersync.c: the reads of a grant */
 	int roster_refused;	/* ... but refused a push: until one works,
 				 * subscription requests do the job */
 	uint64_t next_cookie;
@@ -189,6 +191,8 @@ int passthru_import(struct br_contact *c, xmpp_stanza_t *peer,
 int passthru_id_ok(const char *id);	/* usable as our stanza id */
 
 /* roster.c */
+#define ROSTER_GROUP "Barev"			/* the group of every item */
+#define ROSTER_GATEWAY_NAME "Barev gateway"	/* the gateway JID's name */
 /* the user's server granted us her roster (XEP-0356), working or not */
 int roster_granted_for(struct bridge *br, const char *user_jid);
 /* ... and it is not refusing pushes: a push alone does the job */
@@ -201,6 +205,10 @@ void roster_contact(struct bridge *br, struct br_contact *c, int remove,
     int probe);
 /* tests: how long a push may go unanswered (0: the default) */
 void roster_test_push_ms(unsigned ms);
+/* how long a roster push or get may go unanswered */
+unsigned roster_request_ms(void);
+/* push every item the gateway wants in u's roster (no read first) */
+void roster_push_all(struct bridge *br, struct br_user *u);
 /* the gateway JID as an item of her roster */
 void roster_gateway_add(struct bridge *br, struct br_user *u);
 /* ... and online for her (roster_gateway_add + available presence) */
@@ -212,5 +220,12 @@ void roster_gateway_presence(struct bridge *br, const char *to,
  * 0 for the user's available/unavailable, which the bridge aggregates */
 int roster_gateway_stanza(struct bridge *br, xmpp_stanza_t *st,
     const char *type, const char *from_bare);
+
+/* rostersync.c */
+/* a roster grant: make every granted user's roster right; `can_get` (the
+ * grant reads too): read each roster first and push only the differences */
+void roster_sync_start(struct bridge *br, int can_get);
+/* bridge_free(): the sync's memory (its requests were cancelled before) */
+void roster_sync_free(struct bridge *br);
 
 #endif

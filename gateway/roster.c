@@ -28,8 +28,6 @@
 #define ROSTER_PUSH_MS 30000	/* a roster push unanswered: given up */
 
 static unsigned roster_push_ms = ROSTER_PUSH_MS;	/* tests shorten it */
-#define ROSTER_GROUP "Barev"
-#define GATEWAY_NAME "Barev gateway"
 
 /* a roster push in flight: what to do instead if the server refuses it */
 struct roster_op {
@@ -198,7 +196,7 @@ roster_gateway_join(struct bridge *br, struct br_user *u)
 void
 roster_gateway_add(struct bridge *br, struct br_user *u)
 {
-	roster_item(br, u->jid, br->gw->cfg.component_jid, GATEWAY_NAME, 0, 1);
+	roster_item(br, u->jid, br->gw->cfg.component_jid, ROSTER_GATEWAY_NAME, 0, 1);
 }
 
 /*
@@ -234,4 +232,23 @@ void
 roster_test_push_ms(unsigned ms)
 {
 	roster_push_ms = ms ? ms : ROSTER_PUSH_MS;
+}
+
+/* how long a roster request (push or get) may go unanswered */
+unsigned
+roster_request_ms(void)
+{
+	return roster_push_ms;
+}
+
+/* every item the gateway wants in her roster, pushed (today's start-up
+ * without a roster read: idempotent, but one push per item) */
+void
+roster_push_all(struct bridge *br, struct br_user *u)
+{
+	struct br_contact *c;
+
+	roster_gateway_add(br, u);
+	LIST_FOREACH(c, &u->contacts, user_entry)
+		roster_contact(br, c, 0, 0);
 }

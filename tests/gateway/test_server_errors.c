@@ -131,6 +131,24 @@ answer_result(xmpp_stanza_t *req)
 	deliver(xml);
 }
 
+/* the privileged roster get (XEP-0356) sent to `user`, answered with her
+ * roster `items` (XML of <item/>s, "" = empty); 0, or -1 if none was sent */
+static int
+answer_roster_get(const char *user, const char *items)
+{
+	xmpp_stanza_t *get = find_sent("iq", "get", GWJID, user);
+	char xml[4096];
+
+	if (get == NULL || xmpp_stanza_get_child_by_name_and_ns(get, "query",
+	    "jabber:iq:roster") == NULL)
+		return -1;
+	snprintf(xml, sizeof(xml), "<iq type='result' id='%s' from='%s' to='%s'>"
+	    "<query xmlns='jabber:iq:roster'>%s</query></iq>",
+	    xmpp_stanza_get_id(get), user, GWJID, items);
+	deliver(xml);
+	return 0;
+}
+
 /* how many log lines so far contain every one of the words */
 static int
 log_lines(const char *w1, const char *w2, const char *w3)
@@ -202,6 +220,10 @@ test_refused_roster_push_falls_back(void)
 	    "<perm access='roster' type='both'/>"
 	    "<perm access='message' type='outgoing'/></privilege></message>");
 	CHECK(strstr(status_text(), "roster privilege granted by example.org\n") != NULL);
+	/* the grant reads too: alice's roster is read first (empty here),
+	 * then what is missing is pushed */
+	CHECK(find_push(GWJID) == NULL && find_push(BOB_JID) == NULL);
+	CHECK(answer_roster_get(ALICE, "") == 0);
 	gwpush = find_push(GWJID);
 	bobpush = find_push(BOB_JID);
 	CHECK(gwpush != NULL && bobpush != NULL);
