@@ -73,6 +73,16 @@ struct bl_events {
 	 * is the caller's: barevlink itself only knows its allowlist.
 	 */
 	int (*permit)(void *arg, const char *local, const char *remote);
+	/*
+	 * Just before pipe_down, when nothing proves the peer read what the
+	 * pipe wrote: the link was cut (keepalive, a reset, an EOF or a stream
+	 * error out of the blue, a drain the peer never answered).  Units the
+	 * kernel took (`sent`) may never have reached the peer; the connection
+	 * is reset, not closed, so none of them can still arrive later.  Not
+	 * called when the peer closed after our </stream:stream> (it read
+	 * everything before it) nor on our own orderly close.
+	 */
+	void (*pipe_cut)(void *arg, int64_t ident, int64_t contact);
 };
 
 struct bl;

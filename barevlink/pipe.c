@@ -422,6 +422,7 @@ pipe_on_close(void *arg, enum xs_close why, const char *detail)
 	else
 		snprintf(buf, sizeof(buf), "%s", xs_close_str(why));
 	p->orderly = 0;
+	p->peer_ended = why == XS_END_STREAM || why == XS_END_EOF;
 	bl_pipe_kill(p, buf, BL_CLOSE_ABORT);
 }
 
@@ -654,7 +655,8 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	struct bl_contact *c = p->contact;
 	struct bl_ping	*pg;
 	int64_t		 iid = 0, cid = 0;
-	int		 was_up = p->state == BL_P_UP;
+	int		 was_up = p->state == BL_P_UP, cut;
+	struct linger	 rst = { 1, 0 };
 	uint64_t	 cookie;
 	char		 src[BL_ADDRSTRLEN];
 
@@ -673,6 +675,17 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 		if (p->state >= BL_P_CLOSING)
 			return;		/* a `sent` callback closed it */
 	}
+	/*
+	 * Read for sure only when the peer closed after our goodbye (TCP
+	 * order: it read all before it); our own orderly close lingers so
+	 * the peer may still read it.  Anything else is a cut: reset the
+	 * connection, so what the kernel still holds for a dead link is
+	 * dropped, never delivered after the gateway sends it again.
+	 */
+	cut = was_up && how != BL_CLOSE_ORDERLY && !(p->draining && p->peer_ended);
+	if (cut && p->conn != NULL)
+		(void)setsockopt(xs_conn_fd(p->conn), SOL_SOCKET, SO_LINGER, &rst,
+		    sizeof(rst));
 	pending_uncount(p);
 	bl_dial_slot_release(p);
 	if (c != NULL) {
@@ -727,6 +740,8 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 		if (was_up && bl->ev.ping_done != NULL)
 			bl->ev.ping_done(bl->arg, iid, cid, cookie, 0);
 	}
+	if (cut && bl->ev.pipe_cut != NULL)
+		bl->ev.pipe_cut(bl->arg, iid, cid);
 	if (was_up && bl->ev.pipe_down != NULL)
 		bl->ev.pipe_down(bl->arg, iid, cid, why);
 }

@@ -87,6 +87,11 @@ async def test_link_cuts_requeue_what_waits_and_leak_no_fds(ctx):
     fds_before = gw_fds(gw)
     before_cut, after_down = [], []
     for i in range(CUTS):
+        # bob read the last round, and the gateway knows it (his answer to
+        # a ping sent after it): a cut before that answer may make a
+        # duplicate, the trade docs/design.md takes against a loss
+        await barevworld.wait_count(gw, "outbox", lambda n: n == 0,
+                                    "outbox rows confirmed before cut %d" % i)
         gw.mark()
         cut()
         for k in ("a", "b"):                   # into a link that is gone
@@ -110,15 +115,19 @@ async def test_link_cuts_requeue_what_waits_and_leak_no_fds(ctx):
     expect_eq(got, sorted(got, key=seq), "sending order at bob")
     expect_eq(sorted(set(after_down) - set(got), key=seq), [],
               "queued while the pipe was down, missing at bob")
+    # written into the dead link: the kernel took them, bob never read
+    # them; the gateway keeps each row until a ping sent after it is
+    # answered, so they are sent again when the link returns (issue 14)
     lost = sorted(set(before_cut) - set(got), key=seq)
+    expect_eq(lost, [], "written into the dead link, missing at bob")
     expect(not sc.closed, "carol's pipe stayed up through bob's cuts")
     # the daemon settles: no fd left from the dead pipes and failed dials
     deadline = time.monotonic() + 15
     while gw_fds(gw) > fds_before and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    print("%d link cuts: %d messages queued after the drop, all delivered once;"
-          " %d of %d written into a dead link before it was noticed were lost; fds %d -> %d"
-          % (CUTS, len(after_down), len(lost), len(before_cut), fds_before, gw_fds(gw)))
+    print("%d link cuts: %d messages queued after the drop and %d written into"
+          " the dead link before it was noticed, all delivered once; fds %d -> %d"
+          % (CUTS, len(after_down), len(before_cut), fds_before, gw_fds(gw)))
     expect(gw_fds(gw) <= fds_before, "no fd growth over %d cuts" % CUTS, fds_before,
            gw_fds(gw))
 test_link_cuts_requeue_what_waits_and_leak_no_fds.timeout = 240
