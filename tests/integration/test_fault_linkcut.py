@@ -8,11 +8,11 @@ timers here) and drops the pipe; what alice writes then waits in the
 outbox, and arrives at bob exactly once, in order, after the link returns.
 Over all the cuts the daemon's open fds do not grow.  A cut in the middle of
 a file from bob fails that file (the data connection's idle timeout) and
-alice is told; bob's pipe comes back and carries messages.  (The daemon's
-fds around that cut are printed, not asserted: see the comment there.)  What the kernel had
-taken before the cut was noticed is in a dead connection's buffers: Barev
-has no acks, so the test counts it (never duplicated) rather than expecting
-it.
+alice is told; bob's pipe comes back and carries messages, and the daemon's
+fds are back to what they were.  What the kernel had taken before the cut
+was noticed was never read by bob: the gateway keeps each outbox row until
+bob answers a ping sent after it, so those messages too arrive exactly
+once after the link returns.
 """
 # ctest: timeout=300
 import asyncio
@@ -165,13 +165,12 @@ async def test_a_cut_mid_file_fails_that_file_and_alice_is_told(ctx):
     deadline = time.monotonic() + 15
     while gw_fds(gw) > fds_before and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    # Measured, not asserted: after a 30 s silent cut mid-file one TCP
-    # socket fd stays open in the daemon (in no /proc/net table: a socket
-    # it never close()d).  It predates issue 14's work; reported to the
-    # lead rather than hidden by a weaker check.
-    print("fds around the cut file: %d -> %d%s" % (
-        fds_before, gw_fds(gw), "" if gw_fds(gw) <= fds_before else
-        " (KNOWN LEAK, not asserted: %s)" % sockets_of(gw)))
+    # no fd of the failed transfer is left: its data connection, its spool
+    # file, its HTTP upload, and the HTTP client's resolver (a UDP socket
+    # that used to stay from the first file on)
+    print("fds around the cut file: %d -> %d" % (fds_before, gw_fds(gw)))
+    expect(gw_fds(gw) <= fds_before, "no fd left by the cut file", fds_before,
+           "%d: %s %s" % (gw_fds(gw), fd_names(gw), sockets_of(gw)))
 test_a_cut_mid_file_fails_that_file_and_alice_is_told.timeout = 150
 
 
