@@ -1,13 +1,28 @@
 /*
  * relay — messages, chat states and receipts across the bridge, with
- * nothing lost (DESIGN.md "Failure model").
+ * nothing lost (DESIGN.md "Failure model", docs/design.md "Delivery
+ * semantics").
  *
  * XMPP -> Barev: the outbox row is committed before anything else happens;
- * a row is marked 'sending' when handed to barevlink and deleted once the
- * kernel has it (bl `sent`).  A crash between the two can lose a row in a
- * kernel buffer but never sends it twice (neither XEP-0114 nor Barev has
- * acknowledgements).  A receipt (XEP-0184) is sent only after a ping sent
- * after the message came back: TCP order means the peer read the message.
+ * a row is marked 'sending' when handed to barevlink.  Once the kernel has
+ * it (bl `sent`) it waits in the contact's `unread` list until a ping sent
+ * after it is answered: TCP order means the peer read it.  Then the row is
+ * deleted and its receipt (XEP-0184) sent.  One ping at a time per contact
+ * covers every row written before it.
+ *
+ * A pipe that goes down hands back what it never wrote (queued again) and,
+ * when it was cut (bl `pipe_cut`: no proof the peer read everything; the
+ * connection is reset so nothing of it arrives later), what it wrote
+ * without an answer: queued again too, older ids first, so they are resent
+ * in order before anything newer.  The trade: a duplicate only when the
+ * peer read a row but its ping answer was lost with the link; a loss is
+ * worse.  A peer that closed after our goodbye read everything: its
+ * unconfirmed rows are deleted.
+ *
+ * Crashes: unconfirmed rows are still 'sending', and a start drops those
+ * (relay_start) rather than sending them twice: after a SIGKILL the kernel
+ * closes our sockets normally and may still deliver what it held.  Neither
+ * XEP-0114 nor Barev has acknowledgements beyond that ping.
  *
  * Barev -> XMPP: straight to the user's bare JID with a stable id while the
  * component link is up; held in the SQLite inbox while it is down and
@@ -180,7 +195,7 @@ accept_message(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 
 /*
  * All or nothing: 0 when every accepted row is in the store.  Rows
- * already in the kernel are deleted in the same transaction: one fsync
+ * the peer confirmed are deleted in the same transaction: one fsync
  * for both while messages keep coming.
  */
 static int
@@ -326,8 +341,8 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 
 /*
  * Give one row (already marked 'sending': a crash after this never
- * re-sends it) to the pipe and remember it until barevlink says it is in
- * the kernel.  0, or -1 when barevlink refused it.
+ * re-sends it) to the pipe and remember it until the peer confirms it read
+ * it (relay_sent, relay_ping_done).  0, or -1 when barevlink refused it.
  */
 static int
 handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
@@ -544,7 +559,7 @@ relay_pipe_down(struct bridge *br, struct br_contact *c)
 }
 
 /*
- * Rows in the kernel are deleted in batches: with the next messages'
+ * Rows the peer confirmed are deleted in batches: with the next messages'
  * transaction while they keep coming, else by a timer DONE_MS later.
  * Until then they stay 'sending', which a restart drops without
  * re-sending, so the batching never makes a duplicate.
