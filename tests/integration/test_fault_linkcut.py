@@ -12,7 +12,8 @@ alice is told; bob's pipe comes back and carries messages, and the daemon's
 fds are back to what they were.  What the kernel had taken before the cut
 was noticed was never read by bob: the gateway keeps each outbox row until
 bob answers a ping sent after it, so those messages too arrive exactly
-once after the link returns.
+once after the link returns.  So does a message bob's kernel held unread
+when his client died (the connection reset).
 """
 # ctest: timeout=300
 import asyncio
@@ -131,6 +132,59 @@ async def test_link_cuts_requeue_what_waits_and_leak_no_fds(ctx):
     expect(gw_fds(gw) <= fds_before, "no fd growth over %d cuts" % CUTS, fds_before,
            gw_fds(gw))
 test_link_cuts_requeue_what_waits_and_leak_no_fds.timeout = 240
+
+
+def rx_queue(lp, rp):
+    """Bytes the kernel holds unread for the TCP socket [*]:lp <-> [*]:rp
+    (/proc/net/tcp6)."""
+    with open("/proc/net/tcp6") as f:
+        next(f)
+        for line in f:
+            w = line.split()
+            if (int(w[1].rsplit(":", 1)[1], 16) == lp and
+                    int(w[2].rsplit(":", 1)[1], 16) == rp):
+                return int(w[4].split(":")[1], 16)
+    return 0
+
+
+async def test_a_peer_killed_with_the_message_unread_gets_it_after_restart(ctx):
+    """bob's client hangs, then dies: alice's message reached his kernel
+    but he never read it (the soak lost one this way at a peer restart).
+    The kernel took it, so the gateway used to count it delivered; it waits
+    for bob's answer to a ping after it, so it is sent again on his next
+    pipe, once."""
+    gw, alice, bob = ctx["gw"], ctx["alice"], ctx["bob"]
+    await bob.wait_session("alice", timeout=30)
+    # the pipe the gateway writes on (a crossing dial may have replaced
+    # the first one bob saw)
+    alice.send_message(BOB, "before the crash")
+    s = await bob.wait_until(lambda: next((x for x in bob.sessions if not x.closed and any(
+        b == "before the crash" for b, _ in x.messages)), None), 20, "a live pipe")
+    await barevworld.wait_count(gw, "outbox", lambda n: n == 0,
+                                "earlier messages confirmed")
+    sock = s.writer.get_extra_info("socket")
+    ports = sock.getsockname()[1], sock.getpeername()[1]
+    s.writer.transport.pause_reading()         # hangs: reads nothing more
+    for t in list(s._tasks):
+        t.cancel()
+    gw.mark()
+    alice.send_message(BOB, "unread at the crash")
+    await gw.wait_log(r"message \d+ handed to bob@", timeout=10)
+    deadline = time.monotonic() + 10
+    while rx_queue(*ports) == 0:
+        expect(time.monotonic() < deadline, "the message in bob's kernel, unread",
+               "> 0 bytes", 0)
+        await asyncio.sleep(0.01)
+    # the process dies: its kernel resets the connection (data unread)
+    s.writer.transport.abort()
+    s._mark_closed("killed")
+    s2 = await bob.wait_session("alice", timeout=30, exclude=(s,))
+    await s2.wait_until(lambda: any(b == "unread at the crash" for b, _ in s2.messages),
+                        timeout=20, what="the message on bob's next pipe")
+    got = [b for x in bob.all_sessions for b, _ in x.messages
+           if b == "unread at the crash"]
+    expect_eq(len(got), 1, "copies bob read")
+test_a_peer_killed_with_the_message_unread_gets_it_after_restart.timeout = 90
 
 
 async def test_a_cut_mid_file_fails_that_file_and_alice_is_told(ctx):
