@@ -422,7 +422,7 @@ pipe_on_close(void *arg, enum xs_close why, const char *detail)
 	else
 		snprintf(buf, sizeof(buf), "%s", xs_close_str(why));
 	p->orderly = 0;
-	p->peer_ended = why == XS_END_STREAM || why == XS_END_EOF;
+	p->conn_failed = why != XS_END_STREAM && why != XS_END_EOF;
 	bl_pipe_kill(p, buf, BL_CLOSE_ABORT);
 }
 
@@ -676,13 +676,16 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 			return;		/* a `sent` callback closed it */
 	}
 	/*
-	 * Read for sure only when the peer closed after our goodbye (TCP
-	 * order: it read all before it); our own orderly close lingers so
-	 * the peer may still read it.  Anything else is a cut: reset the
-	 * connection, so what the kernel still holds for a dead link is
-	 * dropped, never delivered after the gateway sends it again.
+	 * A cut: the pipe died without our goodbye (keepalive, a reset, an
+	 * EOF or stream error out of the blue), or while draining, by an
+	 * error.  Reset the connection, so what the kernel still holds for a
+	 * dead link is dropped, never delivered after the gateway sends it
+	 * again.  A drain that ends otherwise (the peer closed, or did not
+	 * in time: it may only be busy) is closed
+	 * normally and, like our own orderly close that lingers, may still
+	 * reach the peer: no cut, and a clean stop stays exactly-once.
 	 */
-	cut = was_up && how != BL_CLOSE_ORDERLY && !(p->draining && p->peer_ended);
+	cut = was_up && how != BL_CLOSE_ORDERLY && (!p->draining || p->conn_failed);
 	if (cut && p->conn != NULL)
 		(void)setsockopt(xs_conn_fd(p->conn), SOL_SOCKET, SO_LINGER, &rst,
 		    sizeof(rst));

@@ -11,13 +11,15 @@
  * covers every row written before it.
  *
  * A pipe that goes down hands back what it never wrote (queued again) and,
- * when it was cut (bl `pipe_cut`: no proof the peer read everything; the
- * connection is reset so nothing of it arrives later), what it wrote
- * without an answer: queued again too, older ids first, so they are resent
- * in order before anything newer.  The trade: a duplicate only when the
- * peer read a row but its ping answer was lost with the link; a loss is
- * worse.  A peer that closed after our goodbye read everything: its
- * unconfirmed rows are deleted.
+ * when it was cut (bl `pipe_cut`: it died without our goodbye, or by an
+ * error while draining; the connection is reset so nothing of it arrives
+ * later), what it wrote without an answer: queued again too, older ids
+ * first, so they are resent in order before anything newer.  The trade: a
+ * duplicate only when the peer read a row but its ping answer was lost
+ * with the link; a loss is worse.  After a drain (the peer closed after
+ * our goodbye, or the drain time ran out) or our own orderly close, the
+ * connection closes normally and may still deliver: unconfirmed rows are
+ * deleted, so a clean stop stays exactly-once.
  *
  * Crashes: unconfirmed rows are still 'sending', and a start drops those
  * (relay_start) rather than sending them twice: after a SIGKILL the kernel
@@ -507,8 +509,8 @@ inflight_clear(struct br_contact *c)
  * The pipe is gone.  Rows never written to the kernel are queued again.
  * Rows the kernel took but no ping answer confirmed: queued again too when
  * the pipe was cut (barevlink reset the connection: they may be lost, and
- * can no longer arrive late), else (the peer closed after our goodbye, or
- * our own orderly close) deleted: the peer has them or still gets them.
+ * can no longer arrive late), else (a drain, our own orderly close)
+ * deleted: the peer has them or the closing connection still brings them.
  * The ids are older than any row still queued, so a resend keeps the order.
  */
 void
