@@ -648,12 +648,13 @@ static void
 send_receipt(struct bridge *br, struct br_contact *c, const struct br_inflight *in)
 {
 	xmpp_stanza_t *st, *rc;
-	char full[STORE_JID_MAX + 16], id[48];
+	char full[STORE_JID_MAX + 16], id[72];
 
 	snprintf(full, sizeof(full), "%s/barev", c->jid);
 	st = br_stanza("message", NULL, full, in->from_jid);
-	snprintf(id, sizeof(id), "rcpt-%lld-%lld", (long long)in->row,
-	    (long long)now_s());
+	/* one ping confirms many rows; row ids may come again later */
+	snprintf(id, sizeof(id), "rcpt-%llu-%lld-%lld", (unsigned long long)in->ping,
+	    (long long)in->row, (long long)now_s());
 	xmpp_stanza_set_id(st, id);
 	rc = br_stanza("received", NULL, NULL, NULL);
 	xmpp_stanza_set_ns(rc, NS_RECEIPTS);
