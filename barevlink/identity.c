@@ -336,9 +336,9 @@ bl_identity_set_presence(struct bl *bl, int64_t ident,
 			if (bl_pipe_drain(c->pipe, "we went offline") == -1)
 				bl_pipe_kill(c->pipe, "we went offline",
 				    BL_CLOSE_ORDERLY);
-			/* our own choice, not a failure of the peer: the
-			 * redial it scheduled must not raise the backoff */
-			c->backoff = 0;
+			/* bl_pipe_kill() keeps the backoff as it was for a
+			 * pipe marked bye_ours: our choice, not the peer's
+			 * failure */
 		} else if (c->pipe->draining)
 			/* back before the peer closed: a fresh pipe */
 			bl_pipe_kill(c->pipe, "we came back online",

@@ -136,7 +136,7 @@ struct bl_pipe {
 	struct event		*connev;	/* while connecting */
 	struct in6_addr		 src;		/* the peer's address */
 	struct event		 timer;		/* dial / silent / ping */
-	struct event		*pollev;	/* while tokens are pending */
+	struct event		*pollev;	/* while the pipe is full */
 	const char		*drain_why;	/* logged when the drain ends */
 	uint8_t			 state;		/* enum bl_pstate */
 	uint8_t			 outbound;

@@ -31,12 +31,13 @@
 #include "log.h"
 
 #define LINGER_MS	2000	/* flushing </stream:stream> on an orderly close */
-#define TOKEN_POLL_MS	5	/* checking written units while tokens wait */
+#define STALL_POLL_MS	100	/* watching a peer that reads nothing */
 #define STREAM_NS	"http://etherx.jabber.org/streams"
 
 static void	 pipe_on_header(void *, xmpp_stanza_t *);
 static void	 pipe_on_stanza(void *, xmpp_stanza_t *);
 static void	 pipe_on_close(void *, enum xs_close, const char *);
+static void	 pipe_on_written(void *);
 static void	 pipe_timer(evutil_socket_t, short, void *);
 static int	 pipe_send(struct bl_pipe *, struct evbuffer *, uint64_t, int);
 
@@ -97,6 +98,7 @@ pipe_conn(struct bl_pipe *p, int fd)
 	p->conn = xs_conn_new(bl->base, fd, &lim, &pipe_cb, p);
 	if (p->conn == NULL)
 		return (-1);
+	xs_conn_on_written(p->conn, pipe_on_written);
 	/* paced until the peer's header shows it is not pascal */
 	xs_conn_set_pace(p->conn, bl->cfg.pace_ms);
 	return (0);
@@ -510,33 +512,56 @@ bl_pipe_send_presence(struct bl_pipe *p)
 }
 
 static void tokens_check(struct bl_pipe *);
+static void stall_arm(struct bl_pipe *);
+
+/*
+ * A full pipe (the peer reads too slowly): taken off the list when half of
+ * what waits is out, killed when nothing at all went out for as long as
+ * the keepalive allows.  Never inside a caller's send: a kill calls back.
+ */
+static int
+stall_check(struct bl_pipe *p)
+{
+	uint64_t	 now, written;
+
+	if (!p->full || p->conn == NULL || p->state != BL_P_UP)
+		return (0);
+	now = cm_now_ms();
+	written = p->queued - xs_conn_pending(p->conn);
+	if (written != p->stall_written) {
+		p->stall_written = written;
+		p->stall_since = now;
+	}
+	if (xs_conn_pending(p->conn) <= BL_MAX_UNSENT / 2)
+		p->full = 0;
+	else if (now - p->stall_since >= (uint64_t)p->bl->cfg.ping_timeout_ms *
+	    p->bl->cfg.ping_misses) {
+		bl_pipe_kill(p, "the peer reads nothing (its window is full)",
+		    BL_CLOSE_ABORT);
+		return (-1);
+	}
+	return (0);
+}
 
 static void
-tokens_poll(evutil_socket_t fd, short what, void *arg)
+stall_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct bl_pipe	*p = arg;
-	uint64_t	 now, written;
 
 	(void)fd;
 	(void)what;
-	/* here, on a timer, never inside a caller's send: a kill calls back */
-	if (p->full && p->conn != NULL && p->state == BL_P_UP) {
-		now = cm_now_ms();
-		written = p->queued - xs_conn_pending(p->conn);
-		if (written != p->stall_written) {
-			p->stall_written = written;
-			p->stall_since = now;
-		}
-		if (xs_conn_pending(p->conn) <= BL_MAX_UNSENT / 2)
-			p->full = 0;
-		else if (now - p->stall_since >= (uint64_t)p->bl->cfg.ping_timeout_ms *
-		    p->bl->cfg.ping_misses) {
-			bl_pipe_kill(p, "the peer reads nothing (its window is"
-			    " full)", BL_CLOSE_ABORT);
-			return;
-		}
-	}
-	tokens_check(p);
+	if (stall_check(p) == 0)
+		tokens_check(p);
+}
+
+/* xs_conn: what we handed it is in the kernel */
+static void
+pipe_on_written(void *arg)
+{
+	struct bl_pipe	*p = arg;
+
+	if (stall_check(p) == 0)
+		tokens_check(p);
 }
 
 /* `sent` for every unit that ends at or before byte `written` */
@@ -563,19 +588,23 @@ tokens_sent(struct bl_pipe *p, uint64_t written)
 static void
 tokens_check(struct bl_pipe *p)
 {
-	struct bl	*bl = p->bl;
-
 	if (p->conn == NULL || p->state != BL_P_UP)
 		return;
 	tokens_sent(p, p->queued - xs_conn_pending(p->conn));
-	if (p->state != BL_P_UP || (TAILQ_EMPTY(&p->tokens) && !p->full))
-		return;
-	/* xs_conn has no write-done callback: look again shortly */
+	/* the rest is told by pipe_on_written(); a full pipe may never
+	 * write again, so it is watched on a timer */
+	if (p->state == BL_P_UP && p->full)
+		stall_arm(p);
+}
+
+static void
+stall_arm(struct bl_pipe *p)
+{
 	if (p->pollev == NULL &&
-	    (p->pollev = evtimer_new(bl->base, tokens_poll, p)) == NULL)
+	    (p->pollev = evtimer_new(p->bl->base, stall_poll, p)) == NULL)
 		return;
 	if (!evtimer_pending(p->pollev, NULL))
-		bl_timer_in(p->pollev, TOKEN_POLL_MS);
+		bl_timer_in(p->pollev, STALL_POLL_MS);
 }
 
 /* one unit = one stanza (or the header) = one write (BAREV.md §7) */
@@ -612,7 +641,7 @@ pipe_send(struct bl_pipe *p, struct evbuffer *buf, uint64_t token, int capped)
 			p->full = 1;
 			p->stall_written = p->queued - pending;
 			p->stall_since = cm_now_ms();
-			tokens_check(p);	/* arms the poll */
+			stall_arm(p);
 		}
 		if (!p->full_logged) {
 			p->full_logged = 1;	/* once a pipe: it may come and go */
@@ -638,8 +667,6 @@ pipe_send(struct bl_pipe *p, struct evbuffer *buf, uint64_t token, int capped)
 	rv = 0;
 out:
 	evbuffer_drain(buf, len);
-	if (rv == 0 && t != NULL)
-		tokens_check(p);
 	return (rv);
 }
 
@@ -663,8 +690,8 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	if (p->state >= BL_P_CLOSING)
 		return;
 	/*
-	 * `sent` is only polled for, so units the kernel already has may
-	 * still wait for it; on an orderly close so do units still queued
+	 * Units the kernel took since the last write-done callback still
+	 * wait for `sent`; on an orderly close so do units still queued
 	 * here, which go out before our </stream:stream>.  All of those can
 	 * reach the peer: told now, before pipe_down, the gateway never
 	 * queues them again (at most once, like a crash).

@@ -3,8 +3,8 @@
  *
  * A small state machine on the shared event base:
  *
- *	DISCONNECTED -(retry timer)-> CONNECTING -(writable, SO_ERROR 0)->
- *	HANDSHAKING -(<handshake/>)-> UP
+ *	DISCONNECTED -(retry timer)-> CONNECTING (name looked up, then
+ *	writable, SO_ERROR 0) -> HANDSHAKING -(<handshake/>)-> UP
  *
  * Every failure, wherever it is noticed (connect, stream error, EOF,
  * timers), goes through comp_fail(), which only records the first reason and
@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -66,8 +67,11 @@ struct comp {
 	int stopped;		/* before comp_start, after comp_shutdown */
 	int ever_up;
 	int got_header;
-	struct addrinfo *ai;	/* resolved once, rotated per attempt */
-	struct addrinfo *ai_next;
+	struct addrinfo *ai;	/* this round's addresses, one per attempt */
+	struct addrinfo *ai_next;	/* NULL: resolve again first */
+	struct evdns_base *dns;	/* made on the first name (not address) */
+	struct evdns_getaddrinfo_request *dns_req;
+	int resolving;
 	int fd;			/* only while CONNECTING */
 	struct event *connect_ev;
 	struct xs_conn *xs;	/* HANDSHAKING, UP, or closing after shutdown */
@@ -83,11 +87,13 @@ struct comp {
 	uint64_t last_tx_ms;
 
 	int failing;		/* a teardown is pending: ignore input */
+	int restarting;		/* the server said system-shutdown */
 	enum log_level fail_lvl;
 	char fail_why[512];
 };
 
 static void comp_connect(struct comp *);
+static void comp_dial(struct comp *);
 
 static struct timeval
 comp_tv(unsigned ms)
@@ -136,6 +142,13 @@ comp_fail(struct comp *c, enum log_level lvl, const char *fmt, ...)
 static void
 comp_stop_attempt(struct comp *c)
 {
+	if (c->dns_req != NULL) {
+		struct evdns_getaddrinfo_request *r = c->dns_req;
+
+		c->dns_req = NULL;
+		evdns_getaddrinfo_cancel(r);
+	}
+	c->resolving = 0;
 	event_del(c->connect_ev);
 	event_del(c->hs_timer);
 	event_del(c->ka_timer);
@@ -192,8 +205,11 @@ comp_fail_cb(evutil_socket_t fd, short what, void *arg)
 	c->failing = 0;
 	if (c->stopped)
 		return;
-	if (was_up && up_ms >= COMP_RESET_AFTER_UP_S * 1000)
+	/* a link that lasted, or a server that said it is restarting: a new
+	 * incident, not more of the old failures */
+	if (was_up && (up_ms >= COMP_RESET_AFTER_UP_S * 1000 || c->restarting))
 		c->backoff_ms = 0;
+	c->restarting = 0;
 	delay = comp_next_delay(c);
 	log_msg(c->fail_lvl, "component", "%s; retrying in %u.%u s",
 	    c->fail_why, delay / 1000, delay % 1000 / 100);
@@ -297,6 +313,8 @@ comp_stream_error(struct comp *c, xmpp_stanza_t *st)
 	if (cond == NULL)
 		cond = "undefined-condition";
 
+	if (c->state == COMP_UP && strcmp(cond, "system-shutdown") == 0)
+		c->restarting = 1;
 	if (strcmp(cond, "not-authorized") == 0)
 		comp_fail(c, LOG_LVL_ERROR, "%s: not-authorized (check "
 		    "component_secret)", phase);
@@ -549,50 +567,86 @@ comp_connect_cb(evutil_socket_t fd, short what, void *arg)
 	comp_connected(c);
 }
 
-static int
+static void
+comp_resolved(int rc, struct evutil_addrinfo *ai, void *arg)
+{
+	struct comp *c = arg;
+
+	if (rc == EVUTIL_EAI_CANCEL)
+		return;		/* the attempt was stopped: c may be going */
+	c->dns_req = NULL;
+	c->resolving = 0;
+	if (rc != 0) {
+		comp_fail(c, LOG_LVL_WARN, "cannot resolve %s: %s", c->host,
+		    evutil_gai_strerror(rc));
+		return;
+	}
+	if (c->ai != NULL)
+		evutil_freeaddrinfo(c->ai);
+	c->ai = c->ai_next = ai;
+	comp_dial(c);
+}
+
+/*
+ * The server's addresses, anew for each round through them: a server in a
+ * container may come back on another address.  A numeric host costs
+ * nothing; a name goes to libevent's resolver (/etc/hosts, then the
+ * nameservers of /etc/resolv.conf), never to a blocking getaddrinfo() that
+ * would stall every pipe on the loop while DNS is slow.
+ *
+ * No AI_ADDRCONFIG: it ignores loopback, so on a host (or netns) whose only
+ * IPv4 address is 127.0.0.1 but that has global IPv6 addresses (every
+ * Yggdrasil node) it refuses "127.0.0.1" outright.
+ */
+static void
 comp_resolve(struct comp *c)
 {
-	/*
-	 * No AI_ADDRCONFIG: it ignores loopback, so on a host (or netns) whose
-	 * only IPv4 address is 127.0.0.1 but that has global IPv6 addresses
-	 * (every Yggdrasil node) it refuses "127.0.0.1" outright.
-	 */
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_NUMERICSERV };
+	struct evutil_addrinfo hints = { .ai_socktype = SOCK_STREAM,
+	    .ai_flags = EVUTIL_AI_NUMERICSERV | EVUTIL_AI_NUMERICHOST };
+	struct evutil_addrinfo *ai;
+	struct evdns_getaddrinfo_request *r;
 	char port[8];
-	int rc;
 
-	if (c->ai != NULL)
-		return 0;
 	snprintf(port, sizeof port, "%u", c->port);
-	/* normally numeric: no DNS, no blocking */
-	hints.ai_flags |= AI_NUMERICHOST;
-	if (getaddrinfo(c->host, port, &hints, &c->ai) == 0)
-		return 0;
-	hints.ai_flags &= ~AI_NUMERICHOST;
-	if ((rc = getaddrinfo(c->host, port, &hints, &c->ai)) != 0) {
-		c->ai = NULL;
-		comp_fail(c, LOG_LVL_WARN, "cannot resolve %s: %s", c->host,
-		    gai_strerror(rc));
-		return -1;
+	if (evutil_getaddrinfo(c->host, port, &hints, &ai) == 0) {
+		comp_resolved(0, ai, c);
+		return;
 	}
-	return 0;
+	if (c->dns == NULL && (c->dns = evdns_base_new(c->base,
+	    EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE)) == NULL) {
+		comp_fail(c, LOG_LVL_WARN, "cannot resolve %s: no resolver"
+		    " (/etc/resolv.conf)", c->host);
+		return;
+	}
+	hints.ai_flags &= ~EVUTIL_AI_NUMERICHOST;
+	c->resolving = 1;
+	r = evdns_getaddrinfo(c->dns, c->host, port, &hints, comp_resolved, c);
+	if (c->resolving)	/* else answered already (/etc/hosts) */
+		c->dns_req = r;
 }
 
 static void
 comp_connect(struct comp *c)
 {
-	struct addrinfo *a;
+	if (c->stopped || c->state != COMP_DISCONNECTED || c->failing)
+		return;
+	c->state = COMP_CONNECTING;
+	if (c->ai_next == NULL)
+		comp_resolve(c);	/* then comp_dial() */
+	else
+		comp_dial(c);
+}
+
+/* one attempt on the next address of the round */
+static void
+comp_dial(struct comp *c)
+{
+	struct addrinfo *a = c->ai_next;
 	struct timeval tv = comp_tv(COMP_HANDSHAKE_TIMEOUT_S * 1000);
 	char hp[300];
 	unsigned uto;
 
-	if (c->stopped || c->state != COMP_DISCONNECTED || c->failing)
-		return;
-	c->state = COMP_CONNECTING;
-	if (comp_resolve(c) == -1)
-		return;
-	a = c->ai_next != NULL ? c->ai_next : c->ai;
 	c->ai_next = a->ai_next;
 	comp_hostport(c, hp, sizeof hp);
 	log_debug("component", "connecting to %s", hp);
@@ -828,8 +882,12 @@ comp_free(struct comp *c)
 		xs_conn_free(c->xs);
 	if (c->fd != -1)
 		close(c->fd);
+	if (c->dns_req != NULL)
+		evdns_getaddrinfo_cancel(c->dns_req);
+	if (c->dns != NULL)
+		evdns_base_free(c->dns, 0);
 	if (c->ai != NULL)
-		freeaddrinfo(c->ai);
+		evutil_freeaddrinfo(c->ai);
 	if (c->secret != NULL)
 		explicit_bzero(c->secret, strlen(c->secret));
 	free(c->secret);

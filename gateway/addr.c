@@ -12,27 +12,26 @@
 #include <string.h>
 
 #include "addr.h"
+#include "barevlink.h"
 
 static const char jid_escapable[] = " \"&'/:<>@\\";
 
+/*
+ * barevlink's canonical text (one canonicaliser in the tree), minus what
+ * is no Barev address to provision: brackets, IPv4-mapped, unspecified.
+ */
 int
 gw_addr_canon(const char *in, char *out, size_t outlen)
 {
 	struct in6_addr a;
-	char buf[GW_ADDR_TEXT];
 
-	if (in == NULL || strlen(in) >= sizeof(buf) + 8)
+	if (in == NULL || in[0] == '[' || bl_addr_canon(in, out, outlen) == -1)
 		return -1;
-	if (inet_pton(AF_INET6, in, &a) != 1)
+	if (inet_pton(AF_INET6, out, &a) != 1 ||
+	    IN6_IS_ADDR_V4MAPPED(&a) || IN6_IS_ADDR_UNSPECIFIED(&a)) {
+		out[0] = '\0';
 		return -1;
-	/* an IPv4-mapped address is no Barev address */
-	if (IN6_IS_ADDR_V4MAPPED(&a) || IN6_IS_ADDR_UNSPECIFIED(&a))
-		return -1;
-	if (inet_ntop(AF_INET6, &a, buf, sizeof(buf)) == NULL)
-		return -1;
-	if (strlen(buf) >= outlen)
-		return -1;
-	memcpy(out, buf, strlen(buf) + 1);
+	}
 	return 0;
 }
 

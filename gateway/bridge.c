@@ -100,33 +100,14 @@ br_node(const char *jid)
 xmpp_stanza_t *
 br_stanza(const char *name, const char *type, const char *from, const char *to)
 {
-	xmpp_stanza_t *st = xmpp_stanza_new(xs_ctx());
-
-	if (st == NULL)
-		return NULL;
-	xmpp_stanza_set_name(st, name);
-	if (type)
-		xmpp_stanza_set_type(st, type);
-	if (from)
-		xmpp_stanza_set_from(st, from);
-	if (to)
-		xmpp_stanza_set_to(st, to);
-	return st;
+	return xs_stanza(name, type, from, to);
 }
 
 void
 br_add_text_child(xmpp_stanza_t *parent, const char *name, const char *ns,
     const char *text)
 {
-	xmpp_stanza_t *el;
-
-	if (text == NULL) {
-		gw_add_child(parent, name, ns);
-		return;
-	}
-	if (gw_add_text_child(parent, name, text) == 0 && ns != NULL &&
-	    (el = xmpp_stanza_get_child_by_name(parent, name)) != NULL)
-		xmpp_stanza_set_ns(el, ns);
+	(void)xs_add_text(parent, name, ns, text);
 }
 
 int
@@ -250,21 +231,12 @@ contact_presence_send(struct bridge *br, struct br_contact *c, const char *to)
 	xmpp_stanza_t *st;
 
 	snprintf(full, sizeof(full), "%s/%s", c->jid, RESOURCE);
-	st = br_stanza("presence", c->available ? NULL : "unavailable", full,
-	    to ? to : c->user->jid);
-	if (st == NULL)
+	st = tr_contact_presence(full, to ? to : c->user->jid, c->available,
+	    c->show, c->status, c->available ?
+	    avatar_contact_hash(br->gw, c->id) : NULL);
+	if (st == NULL) {
+		log_error("bridge", "no memory for %s's presence", c->jid);
 		return;
-	if (c->available && c->show[0])
-		br_add_text_child(st, "show", NULL, c->show);
-	if (c->status && *c->status)
-		br_add_text_child(st, "status", NULL, c->status);
-	if (c->available) {
-		/* XEP-0153: the hash of the image, whatever token the peer used */
-		const char *hash = avatar_contact_hash(br->gw, c->id);
-		xmpp_stanza_t *x = gw_add_child(st, "x", "vcard-temp:x:update");
-
-		if (x)
-			br_add_text_child(x, "photo", NULL, hash);
 	}
 	br_send(br->gw, st);
 }
@@ -273,60 +245,37 @@ contact_presence_send(struct bridge *br, struct br_contact *c, const char *to)
 static void
 peer_presence(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 {
-	const char *type = xmpp_stanza_get_type(st);
-	xmpp_stanza_t *show = xmpp_stanza_get_child_by_name(st, "show");
-	xmpp_stanza_t *status = xmpp_stanza_get_child_by_name(st, "status");
-	char *show_text = show ? xmpp_stanza_get_text(show) : NULL;
-	char *status_text = status ? xmpp_stanza_get_text(status) : NULL;
-	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(st, "x", "vcard-temp:x:update");
-	xmpp_stanza_t *photo = x ? xmpp_stanza_get_child_by_name(x, "photo") : NULL;
-	char *token = photo ? xmpp_stanza_get_text(photo) : NULL;
-	int avail = 1;
-	char newshow[8] = "";
+	struct tr_peer_presence p;
 
-	if (type && strcmp(type, "unavailable") == 0)
-		avail = 0;
-	else if (type && strcmp(type, "error") == 0)
-		goto out;
-	if (avail && x)
-		avatar_peer_presence(br->gw, c->ident, c->id, token);
-	if (show_text) {
-		if (strcmp(show_text, "offline") == 0)
-			avail = 0;	/* pascal's offline */
-		else if (strcmp(show_text, "away") == 0 || strcmp(show_text, "xa") == 0 ||
-		    strcmp(show_text, "dnd") == 0 || strcmp(show_text, "chat") == 0)
-			snprintf(newshow, sizeof(newshow), "%s", show_text);
-	}
+	tr_peer_presence_read(st, &p);
+	if (p.ignore)
+		return;
+	if (p.avatar)
+		avatar_peer_presence(br->gw, c->ident, c->id, p.photo);
 	/* pascal sends every presence twice: forward only changes */
-	if (c->available == avail && strcmp(c->show, newshow) == 0 &&
-	    ((c->status == NULL && status_text == NULL) ||
-	    (c->status && status_text && strcmp(c->status, status_text) == 0)))
-		goto out;
-	c->available = avail;
-	snprintf(c->show, sizeof(c->show), "%s", newshow);
+	if (c->available == p.available && strcmp(c->show, p.show) == 0 &&
+	    ((c->status == NULL && p.status == NULL) ||
+	    (c->status && p.status && strcmp(c->status, p.status) == 0))) {
+		tr_peer_presence_clear(&p);
+		return;
+	}
+	c->available = p.available;
+	snprintf(c->show, sizeof(c->show), "%s", p.show);
 	free(c->status);
-	c->status = status_text;
-	status_text = NULL;
+	c->status = p.status;
+	p.status = NULL;
+	tr_peer_presence_clear(&p);
 	contact_presence_send(br, c, NULL);
-out:
-	free(token);
-	free(show_text);
-	free(status_text);
 }
 
 /* ---- the user's presence toward Barev ---- */
 
-static int
-show_rank(int show)
+static struct tr_resource
+tr_of(const struct br_resource *r)
 {
-	/* most available first */
-	switch (show) {
-	case BR_SHOW_CHAT: return 5;
-	case BR_SHOW_NONE: return 4;
-	case BR_SHOW_AWAY: return 3;
-	case BR_SHOW_XA: return 2;
-	default: return 1;
-	}
+	struct tr_resource t = { r->priority, r->show, r->status };
+
+	return t;
 }
 
 static void
@@ -340,15 +289,17 @@ user_publish(struct bridge *br, struct br_user *u)
 	if (br->resyncing)
 		return;		/* resync_done() publishes everybody */
 	LIST_FOREACH(r, &u->resources, entry) {
-		if (best == NULL || r->priority > best->priority ||
-		    (r->priority == best->priority && show_rank(r->show) > show_rank(best->show)))
+		struct tr_resource a = tr_of(r), b;
+
+		if (best != NULL)
+			b = tr_of(best);
+		if (tr_resource_wins(&a, best ? &b : NULL))
 			best = r;
 	}
 	u->online = best != NULL;
 	p.available = u->online;
 	if (best) {
-		p.show = best->show == BR_SHOW_AWAY || best->show == BR_SHOW_XA ? "away" :
-		    best->show == BR_SHOW_DND ? "dnd" : NULL;
+		p.show = tr_show_to_barev(best->show);
 		p.status = best->status;
 	}
 	p.photo = avatar_identity_hash(br->gw, u->ident);
@@ -358,22 +309,6 @@ user_publish(struct bridge *br, struct br_user *u)
 		LIST_FOREACH(c, &u->contacts, user_entry)
 			br_update_want(br, c);
 	}
-}
-
-static int
-parse_show(const char *s)
-{
-	if (s == NULL)
-		return BR_SHOW_NONE;
-	if (strcmp(s, "chat") == 0)
-		return BR_SHOW_CHAT;
-	if (strcmp(s, "away") == 0)
-		return BR_SHOW_AWAY;
-	if (strcmp(s, "xa") == 0)
-		return BR_SHOW_XA;
-	if (strcmp(s, "dnd") == 0)
-		return BR_SHOW_DND;
-	return BR_SHOW_NONE;
 }
 
 static void
@@ -432,8 +367,8 @@ user_presence(struct bridge *br, struct br_user *u, xmpp_stanza_t *st, int avail
 	}
 	/* the server sends the same presence to every contact: dedup */
 	txt = (el = xmpp_stanza_get_child_by_name(st, "show")) ? xmpp_stanza_get_text(el) : NULL;
-	if (parse_show(txt) != r->show) {
-		r->show = parse_show(txt);
+	if (tr_show_parse(txt) != r->show) {
+		r->show = tr_show_parse(txt);
 		changed = 1;
 	}
 	free(txt);
@@ -540,6 +475,7 @@ static void
 contact_free(struct bridge *br, struct br_contact *c)
 {
 	relay_contact_forget(br, c);
+	peercaps_forget(c);
 	avatar_forget_contact(br->gw, c->id);
 	transfer_forget_contact(br->gw, c->id);
 	tdelete(c, &br->contacts_by_id, cmp_contact_id);
@@ -1095,6 +1031,7 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 			xmpp_stanza_set_attribute(el, "var", features[i]);
 			xmpp_stanza_add_child_ex(res, el, 0);
 		}
+		peercaps_disco_features(c, res);
 		xmpp_stanza_add_child_ex(reply, res, 0);
 	} else if (strcmp(ns, "urn:xmpp:ping") == 0) {
 		/* answered for the peer: the gateway is reachable */
@@ -1125,8 +1062,19 @@ bl_ev_pipe_up(void *arg, int64_t ident, int64_t contact)
 	(void)ident;
 	if (c == NULL)
 		return;
-	c->pipe_up = 1;
 	log_info("bridge", "pipe up: %s <-> %s@%s", c->user->jid, c->nick, c->address);
+	/* it asks what the peer is; only a peer that was a gateway before
+	 * is waited for (its queue may hold what only a gateway reads) */
+	if (peercaps_pipe_up(br, c))
+		return;
+	br_pipe_ready(br, c);
+}
+
+/* The pipe is ours to use: the queue goes out, transfers are offered. */
+void
+br_pipe_ready(struct bridge *br, struct br_contact *c)
+{
+	c->pipe_up = 1;
 	relay_pipe_up(br, c);
 	transfer_pipe_up(br->gw, c->id);
 }
@@ -1143,6 +1091,7 @@ bl_ev_pipe_down(void *arg, int64_t ident, int64_t contact, const char *why)
 	log_info("bridge", "pipe down: %s <-> %s@%s: %s", c->user->jid, c->nick,
 	    c->address, why ? why : "closed");
 	c->pipe_up = 0;
+	peercaps_pipe_down(c);
 	relay_pipe_down(br, c);
 	transfer_pipe_down(br->gw, c->id);
 	if (br->stopping)
@@ -1173,7 +1122,8 @@ peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 	const char *type = xmpp_stanza_get_type(st);
 	xmpp_stanza_t *reply;
 
-	if (avatar_peer_iq(br->gw, c->ident, c->id, st) ||
+	if (peercaps_peer_iq(br, c, st) ||
+	    avatar_peer_iq(br->gw, c->ident, c->id, st) ||
 	    transfer_peer_iq(br->gw, c->ident, c->id, st))
 		return;
 	if (type == NULL || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0))

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <strophe.h>
 
+#include "translate.h"
 #include "addr.h"
 #include "store.h"
 
@@ -21,11 +22,10 @@ struct br_resource {
 	LIST_ENTRY(br_resource) entry;
 	char *resource;
 	int priority;
-	int show;		/* BR_SHOW_* */
+	enum tr_show show;
 	char *status;
 };
 
-enum { BR_SHOW_NONE = 0, BR_SHOW_CHAT, BR_SHOW_AWAY, BR_SHOW_XA, BR_SHOW_DND };
 
 /* A local user with a Barev identity. */
 struct br_user {
@@ -82,6 +82,11 @@ struct br_contact {
 	struct event *typing_ev;	/* refreshes <composing/> (BAREV.md §4) */
 	int typing_ticks;
 	int batch_mark;		/* relay.c: seen while committing a batch */
+	/* peercaps.c: the peer said it is a barev-gateway (this pipe only) */
+	int peer_gateway;
+	uint64_t caps_probe;	/* our disco#info awaiting an answer, or 0 */
+	int was_gateway;	/* ... on an earlier pipe (memory only) */
+	struct event *caps_ev;	/* the queue waits for the answer until then */
 };
 
 struct bridge {
@@ -121,6 +126,8 @@ struct br_contact *br_contact_by_id(struct bridge *br, int64_t id);
 /* the contact that `to` (a JID on the component) names for the user */
 struct br_contact *br_contact_for(struct br_user *u, const char *to);
 void br_update_want(struct bridge *br, struct br_contact *c);
+/* the pipe is up and usable: flush the queue, offer transfers */
+void br_pipe_ready(struct bridge *br, struct br_contact *c);
 xmpp_stanza_t *br_stanza(const char *name, const char *type, const char *from,
     const char *to);
 void br_add_text_child(xmpp_stanza_t *parent, const char *name, const char *ns,
@@ -152,6 +159,34 @@ void relay_stop(struct bridge *br);
 /* deliver a stanza to XMPP now, or hold it in the inbox if the link is down */
 void relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
     int durable);
+
+/* peercaps.c: is the peer another barev-gateway? (docs/design.md) */
+#define PEERCAPS_FEATURE "urn:barev:gateway:0"
+/* asks; 1 when it will call br_pipe_ready() itself once answered */
+int peercaps_pipe_up(struct bridge *br, struct br_contact *c);
+void peercaps_pipe_down(struct br_contact *c);
+void peercaps_forget(struct br_contact *c);
+/* might the contact's next message go to a gateway? (keep its extras) */
+#define peercaps_maybe_gateway(c) ((c)->peer_gateway || (c)->was_gateway)
+/* a disco#info get or our probe's answer from the peer: 1 when handled */
+int peercaps_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st);
+/* features a contact JID shows on XMPP because its peer is a gateway */
+void peercaps_disco_features(struct br_contact *c, xmpp_stanza_t *query);
+
+/* passthru.c: allow-listed children between two gateways */
+/* the children of a user's message that pass, serialized (*extra NULL if
+ * none); *durable: one is worth a message without a body; -1 out of memory */
+int passthru_extract(struct br_contact *c, xmpp_stanza_t *st, char **extra,
+    int *durable);
+xmpp_stanza_t *passthru_parse(const char *extra);	/* <x>extra</x> */
+int passthru_has(const char *extra, const char *name, const char *ns);
+/* the stanza for a gateway peer (barevlink sets from/to) */
+xmpp_stanza_t *passthru_wire(const char *id, const char *body,
+    const char *extra);
+/* copy the peer's allowed children into `out`; 1 if one is durable */
+int passthru_import(struct br_contact *c, xmpp_stanza_t *peer,
+    xmpp_stanza_t *out);
+int passthru_id_ok(const char *id);	/* usable as our stanza id */
 
 /* roster.c */
 /* the user's server granted us her roster (XEP-0356), working or not */

@@ -99,25 +99,13 @@ el_attr(xmpp_stanza_t *el, const char *key, const char *value)
 	return xmpp_stanza_set_attribute(el, key, value) == XMPP_EOK ? 0 : -1;
 }
 
-/* <name>text</name> under parent; returns the element. */
+/* <name>text</name> under parent ("" or NULL: empty); the element */
 static xmpp_stanza_t *
 el_add_text(xmpp_stanza_t *parent, const char *name, const char *ns,
     const char *text)
 {
-	xmpp_stanza_t *el, *t;
-
-	if ((el = el_add(parent, name, ns)) == NULL)
-		return NULL;
-	if (text == NULL || *text == '\0')
-		return el;
-	if ((t = xmpp_stanza_new(xs_ctx())) == NULL)
-		return NULL;
-	if (xmpp_stanza_set_text(t, text) != XMPP_EOK ||
-	    xmpp_stanza_add_child_ex(el, t, 0) != XMPP_EOK) {
-		xmpp_stanza_release(t);
-		return NULL;
-	}
-	return el;
+	return parent == NULL ? NULL : xs_add_text(parent, name, ns,
+	    text != NULL && *text != '\0' ? text : NULL);
 }
 
 /* RFC 6120 §8.3 error, plus an XEP-0050 §4.6 condition when given. */

@@ -13,6 +13,7 @@
 #include <strophe.h>
 
 #include "config.h"
+#include "iqtrack.h"
 
 struct event;
 struct event_base;
@@ -36,6 +37,7 @@ struct gw {
 	struct store *store;
 	struct bl *bl;			/* owned by bridge.c */
 	struct bridge *bridge;		/* bridge.c's state */
+	struct gw_iqtrack iq;		/* iqtrack.c: requests to the server */
 
 	/* ---- main.c's own events ---- */
 	struct event *ev_term;

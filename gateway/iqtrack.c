@@ -5,9 +5,8 @@
  * her place), and ids carry random bits, so no other user the server routes
  * to us can answer in their place (a forged upload slot, a forged avatar).
  *
- * A short list: the gateway has few requests in flight at once (avatar
- * fetches, upload slots, roster pushes), so a linear search beats a table
- * in clarity.
+ * Requests in flight are found by id in a tree: a start-up that checks
+ * a thousand rosters has that many in flight.
  *
  * Failures are not left to each caller to mention: an error answer or a
  * timeout becomes the kind's current problem, logged at WARN when its
@@ -15,6 +14,7 @@
  * shown by `status` until a request of that kind gets a result.
  */
 #include <sys/queue.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +29,8 @@
 #include "log.h"
 #include "rng.h"
 
-struct pending {
-	LIST_ENTRY(pending) entry;
+struct gw_iq_pending {
+	LIST_ENTRY(gw_iq_pending) entry;
 	char id[48];
 	char *to;		/* the request's addressee: the only valid sender */
 	enum gw_iq_kind kind;
@@ -41,17 +41,12 @@ struct pending {
 	void *arg;
 };
 
-/* a kind's last failure, until one of its requests succeeds */
-struct problem {
-	char cause[256];	/* "" = none */
-	char to[128];		/* where the last failed request went */
-	unsigned count;
-	time_t since, last;
-};
-
-static LIST_HEAD(, pending) pendings = LIST_HEAD_INITIALIZER(pendings);
-static unsigned long long next_id;
-static struct problem problems[GW_IQ_NKINDS];
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(((const struct gw_iq_pending *)a)->id,
+	    ((const struct gw_iq_pending *)b)->id);
+}
 
 static const char *const kind_names[GW_IQ_NKINDS] = {
 	[GW_IQ_ROSTER] = "roster request (XEP-0356)",
@@ -92,9 +87,10 @@ gw_iq_error_text(xmpp_stanza_t *reply, char *buf, size_t len)
 }
 
 static void
-problem_failed(enum gw_iq_kind kind, const char *to, const char *cause)
+problem_failed(struct gw *gw, enum gw_iq_kind kind, const char *to,
+    const char *cause)
 {
-	struct problem *pr = &problems[kind];
+	struct gw_iq_problem *pr = &gw->iq.problems[kind];
 	time_t now = time(NULL);
 
 	snprintf(pr->to, sizeof(pr->to), "%s", to);
@@ -112,9 +108,9 @@ problem_failed(enum gw_iq_kind kind, const char *to, const char *cause)
 }
 
 static void
-problem_solved(enum gw_iq_kind kind, const char *to)
+problem_solved(struct gw *gw, enum gw_iq_kind kind, const char *to)
 {
-	struct problem *pr = &problems[kind];
+	struct gw_iq_problem *pr = &gw->iq.problems[kind];
 
 	if (pr->cause[0] == '\0')
 		return;
@@ -124,9 +120,9 @@ problem_solved(enum gw_iq_kind kind, const char *to)
 }
 
 const char *
-gw_iq_problem(enum gw_iq_kind kind, char *buf, size_t len)
+gw_iq_problem(struct gw *gw, enum gw_iq_kind kind, char *buf, size_t len)
 {
-	const struct problem *pr = &problems[kind];
+	const struct gw_iq_problem *pr = &gw->iq.problems[kind];
 
 	if (pr->cause[0] == '\0')
 		snprintf(buf, len, "%s", "");
@@ -136,7 +132,7 @@ gw_iq_problem(enum gw_iq_kind kind, char *buf, size_t len)
 }
 
 const char *
-gw_iq_track_status(char *buf, size_t len)
+gw_iq_track_status(struct gw *gw, char *buf, size_t len)
 {
 	size_t used = 0;
 	time_t now = time(NULL);
@@ -144,7 +140,7 @@ gw_iq_track_status(char *buf, size_t len)
 
 	buf[0] = '\0';
 	for (int k = 0; k < GW_IQ_NKINDS; k++) {
-		const struct problem *pr = &problems[k];
+		const struct gw_iq_problem *pr = &gw->iq.problems[k];
 
 		if (pr->cause[0] == '\0' || used >= len)
 			continue;
@@ -159,15 +155,16 @@ gw_iq_track_status(char *buf, size_t len)
 }
 
 void
-gw_iq_track_reset(void)
+gw_iq_track_reset(struct gw *gw)
 {
-	memset(problems, 0, sizeof(problems));
+	memset(gw->iq.problems, 0, sizeof(gw->iq.problems));
 }
 
 static void
-pending_finish(struct pending *p, xmpp_stanza_t *reply)
+pending_finish(struct gw_iq_pending *p, xmpp_stanza_t *reply)
 {
 	LIST_REMOVE(p, entry);
+	tdelete(p, &p->gw->iq.by_id, cmp_id);
 	if (p->timer)
 		event_free(p->timer);
 	p->cb(p->gw, reply, p->arg);
@@ -178,14 +175,14 @@ pending_finish(struct pending *p, xmpp_stanza_t *reply)
 static void
 pending_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	struct pending *p = arg;
+	struct gw_iq_pending *p = arg;
 	char cause[64];
 
 	(void)fd;
 	(void)what;
 	snprintf(cause, sizeof(cause), "no answer within %us",
 	    (p->timeout_ms + 999) / 1000);
-	problem_failed(p->kind, p->to, cause);
+	problem_failed(p->gw, p->kind, p->to, cause);
 	pending_finish(p, NULL);
 }
 
@@ -193,13 +190,13 @@ int
 gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, enum gw_iq_kind kind,
     unsigned timeout_ms, gw_iq_cb cb, void *arg)
 {
-	struct pending *p;
+	struct gw_iq_pending *p;
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	const char *to = xmpp_stanza_get_to(iq);
 
 	if (to == NULL || kind >= GW_IQ_NKINDS || (p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
-	snprintf(p->id, sizeof(p->id), "gw-%llu-%08x", ++next_id,
+	snprintf(p->id, sizeof(p->id), "gw-%llu-%08x", ++gw->iq.next_id,
 	    (unsigned)cm_random_u32());
 	p->gw = gw;
 	p->kind = kind;
@@ -209,20 +206,29 @@ gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, enum gw_iq_kind kind,
 	if ((p->to = strdup(to)) == NULL ||
 	    (p->timer = evtimer_new(gw->base, pending_timeout, p)) == NULL ||
 	    evtimer_add(p->timer, &tv) == -1 ||
-	    xmpp_stanza_set_id(iq, p->id) != XMPP_EOK || gw_send(gw, iq) != 0) {
+	    tsearch(p, &gw->iq.by_id, cmp_id) == NULL) {
 		if (p->timer)
 			event_free(p->timer);
 		free(p->to);
 		free(p);
 		return -1;
 	}
-	LIST_INSERT_HEAD(&pendings, p, entry);
+	LIST_INSERT_HEAD(&gw->iq.pendings, p, entry);
+	/* registered before it goes: a test's send_fn may answer at once */
+	if (xmpp_stanza_set_id(iq, p->id) != XMPP_EOK || gw_send(gw, iq) != 0) {
+		LIST_REMOVE(p, entry);
+		tdelete(p, &gw->iq.by_id, cmp_id);
+		event_free(p->timer);
+		free(p->to);
+		free(p);
+		return -1;
+	}
 	return 0;
 }
 
 /* the addressee itself, or the domain of a user's JID (bare) */
 static int
-valid_sender(const struct pending *p, const char *from)
+valid_sender(const struct gw_iq_pending *p, const char *from)
 {
 	const char *at = strchr(p->to, '@');
 	size_t n;
@@ -242,40 +248,37 @@ gw_iq_track_route(struct gw *gw, xmpp_stanza_t *iq)
 {
 	const char *type = xmpp_stanza_get_type(iq), *id = xmpp_stanza_get_id(iq);
 	const char *from = xmpp_stanza_get_from(iq);
-	struct pending *p;
+	struct gw_iq_pending key, *p;
+	void *node;
 	char cause[256];
 
-	(void)gw;
-	if (type == NULL || id == NULL ||
+	if (type == NULL || id == NULL || strlen(id) >= sizeof(key.id) ||
 	    (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
 		return 0;
-	LIST_FOREACH(p, &pendings, entry)
-		if (strcmp(p->id, id) == 0) {
-			if (!valid_sender(p, from)) {
-				log_warn("iqtrack", "ignoring a reply to %s from %s:"
-				    " the request went to %s", id,
-				    from ? from : "nobody", p->to);
-				return 1;
-			}
-			if (strcmp(type, "error") == 0)
-				problem_failed(p->kind, p->to,
-				    gw_iq_error_text(iq, cause, sizeof(cause)));
-			else
-				problem_solved(p->kind, p->to);
-			pending_finish(p, iq);
-			return 1;
-		}
-	return 0;
+	strcpy(key.id, id);
+	if ((node = tfind(&key, &gw->iq.by_id, cmp_id)) == NULL)
+		return 0;
+	p = *(struct gw_iq_pending **)node;
+	if (!valid_sender(p, from)) {
+		log_warn("iqtrack", "ignoring a reply to %s from %s: the request"
+		    " went to %s", id, from ? from : "nobody", p->to);
+		return 1;
+	}
+	if (strcmp(type, "error") == 0)
+		problem_failed(gw, p->kind, p->to,
+		    gw_iq_error_text(iq, cause, sizeof(cause)));
+	else
+		problem_solved(gw, p->kind, p->to);
+	pending_finish(p, iq);
+	return 1;
 }
 
 void
 gw_iq_track_shutdown(struct gw *gw)
 {
-	struct pending *p, *next;
+	struct gw_iq_pending *p;
 
-	for (p = LIST_FIRST(&pendings); p != NULL; p = next) {
-		next = LIST_NEXT(p, entry);
-		if (p->gw == gw)
-			pending_finish(p, NULL);
-	}
+	/* a callback may ask again: those are finished too */
+	while ((p = LIST_FIRST(&gw->iq.pendings)) != NULL)
+		pending_finish(p, NULL);
 }

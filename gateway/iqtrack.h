@@ -11,7 +11,9 @@
 #ifndef GW_IQTRACK_H
 #define GW_IQTRACK_H
 
+#include <sys/queue.h>
 #include <stddef.h>
+#include <time.h>
 #include <strophe.h>
 
 struct gw;
@@ -24,6 +26,22 @@ enum gw_iq_kind {
 	GW_IQ_DISCO,		/* disco#info/items */
 	GW_IQ_PING,		/* XEP-0199 */
 	GW_IQ_NKINDS
+};
+
+/* a kind's last failure, until one of its requests succeeds */
+struct gw_iq_problem {
+	char cause[256];	/* "" = none */
+	char to[128];		/* where the last failed request went */
+	unsigned count;
+	time_t since, last;
+};
+
+/* iqtrack's state, a member of struct gw (all zero: nothing pending) */
+struct gw_iqtrack {
+	LIST_HEAD(, gw_iq_pending) pendings;
+	void *by_id;		/* tsearch(3) tree of the pendings, by id */
+	unsigned long long next_id;
+	struct gw_iq_problem problems[GW_IQ_NKINDS];
 };
 
 /*
@@ -52,11 +70,12 @@ void gw_iq_track_shutdown(struct gw *gw);
 const char *gw_iq_error_text(xmpp_stanza_t *reply, char *buf, size_t len);
 /* a kind's unresolved problem ("" when it works), e.g. "internal-server-
  * error (module_not_loaded) from example.org"; returns buf */
-const char *gw_iq_problem(enum gw_iq_kind kind, char *buf, size_t len);
+const char *gw_iq_problem(struct gw *gw, enum gw_iq_kind kind, char *buf,
+    size_t len);
 /* the `status` lines: one per kind with a problem, or "all answered";
  * each line ends in '\n'.  Returns buf. */
-const char *gw_iq_track_status(char *buf, size_t len);
+const char *gw_iq_track_status(struct gw *gw, char *buf, size_t len);
 /* forget every recorded problem (tests; a fresh start) */
-void gw_iq_track_reset(void);
+void gw_iq_track_reset(struct gw *gw);
 
 #endif

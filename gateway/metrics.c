@@ -5,11 +5,15 @@
  * reads it as it is.
  */
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -27,13 +31,22 @@
 struct gw_counters gw_counters;
 static int metrics_attached;
 
+/*
+ * Open descriptors.  Since Linux 6.2 the size of /proc/self/fd is their
+ * count: one stat(), whatever the number of pipes (~100k fds at full
+ * scale), for every status call and scrape.  Older kernels report 0 there;
+ * then the directory is read.
+ */
 static long
 fds_used(void)
 {
 	DIR *d;
 	struct dirent *e;
+	struct stat sb;
 	long n = 0;
 
+	if (stat("/proc/self/fd", &sb) == 0 && sb.st_size > 0)
+		return (long)sb.st_size;
 	if ((d = opendir("/proc/self/fd")) == NULL)
 		return -1;
 	while ((e = readdir(d)) != NULL)
@@ -41,6 +54,23 @@ fds_used(void)
 			n++;
 	closedir(d);
 	return n - 1;		/* the directory's own descriptor */
+}
+
+/* resident set size, from /proc/self/statm's second field (pages) */
+static long long
+rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "re");
+	unsigned long long size, resident;
+	int n;
+
+	if (f == NULL)
+		return -1;
+	n = fscanf(f, "%llu %llu", &size, &resident);
+	fclose(f);
+	if (n != 2)
+		return -1;
+	return (long long)resident * sysconf(_SC_PAGESIZE);
 }
 
 static unsigned long long
@@ -110,6 +140,9 @@ metrics_snapshot(struct gw *gw, struct metrics_snap *m)
 	}
 	m->fds_used = fds_used();
 	m->fds_limit = fds_limit();
+	m->rss_bytes = rss_bytes();
+	/* one figure for the process: the store is its only SQLite user */
+	m->store_mem_bytes = sqlite3_memory_used();
 	m->c = gw_counters;
 }
 
@@ -187,6 +220,13 @@ metrics_openmetrics(const struct metrics_snap *m, size_t *lenp)
 	om_add(b, "gauge", "barev_fds", "File descriptors open and the limit.",
 	    "barev_fds{kind=\"used\"} %ld\nbarev_fds{kind=\"limit\"} %llu\n",
 	    m->fds_used, m->fds_limit);
+	/* the name every Prometheus client library uses for it */
+	om_add(b, "gauge", "process_resident_memory_bytes", "Resident memory"
+	    " size in bytes.", "process_resident_memory_bytes %lld\n",
+	    m->rss_bytes);
+	om_add(b, "gauge", "barev_store_memory_bytes", "Memory SQLite holds"
+	    " (page cache, statements): part of the resident memory.",
+	    "barev_store_memory_bytes %lld\n", m->store_mem_bytes);
 	evbuffer_add(b, "# EOF\n", 6);
 	len = evbuffer_get_length(b);
 	if ((out = malloc(len + 1)) != NULL) {

@@ -33,6 +33,8 @@ struct metrics_snap {
 	long outbox, inbox;		/* -1: the store could not count */
 	long fds_used;			/* -1: unknown */
 	unsigned long long fds_limit;
+	long long rss_bytes;		/* resident set; -1: unknown */
+	long long store_mem_bytes;	/* SQLite's own heap (page cache...) */
 	struct gw_counters c;
 	unsigned long long transfers_done, transfers_failed, store_errors;
 };

@@ -537,10 +537,10 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	    ", no roster privilege (subscription requests are used)",
 	    br.privileged_host,
 	    br.roster_refused ? ", but pushes are refused: " : "",
-	    br.roster_refused ? gw_iq_problem(GW_IQ_ROSTER, problem,
+	    br.roster_refused ? gw_iq_problem(gw, GW_IQ_ROSTER, problem,
 	    sizeof(problem)) : "", br.roster_refused ?
 	    " (subscription requests are used)" : "");
-	tb_add(&t, "%s", gw_iq_track_status(problem, sizeof(problem)));
+	tb_add(&t, "%s", gw_iq_track_status(gw, problem, sizeof(problem)));
 	metrics_snapshot(gw, &m);
 	tb_add(&t, "Identities: %u, contacts: %u, users online: %u"
 	    " (users: %u)\n", br.identities, br.contacts, br.users_online,
@@ -564,6 +564,9 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	    m.store_errors);
 	tb_add(&t, "File descriptors: %ld used, limit %llu\n", m.fds_used,
 	    m.fds_limit);
+	tb_add(&t, "Memory: %lld KiB resident, of which SQLite %lld KiB\n",
+	    m.rss_bytes < 0 ? -1 : m.rss_bytes / 1024,
+	    m.store_mem_bytes / 1024);
 	return 0;
 }
 

@@ -56,6 +56,7 @@ static void relay_flush_outbox(struct bridge *br, struct br_contact *c);
 static int flushing;	/* inside relay_flush_outbox() */
 #define FLUSH_BATCH_BYTES (256 * 1024)	/* bodies read from the outbox at once */
 static int handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m);
+static void forget_row(struct bridge *br, int64_t row);
 
 static int64_t
 now_s(void)
@@ -135,6 +136,19 @@ user_chatstate(struct bridge *br, struct br_contact *c, const char *state)
 	bl_send_chatstate(br->gw->bl, c->id, "paused", 0);
 }
 
+/* A gateway peer's user reads XEP-0085 itself: the state as it is, once. */
+static void
+gateway_chatstate(struct bridge *br, struct br_contact *c, const char *extra)
+{
+	xmpp_stanza_t *st;
+
+	typing_stop(c);
+	if (!c->pipe_up || (st = passthru_wire(NULL, NULL, extra)) == NULL)
+		return;		/* transient: never queued, never dials */
+	bl_send_stanza(br->gw->bl, c->id, st, 0);
+	xmpp_stanza_release(st);
+}
+
 /* ---- XMPP -> Barev ---- */
 
 /*
@@ -149,6 +163,7 @@ struct br_accepted {
 	struct br_contact *c;
 	xmpp_stanza_t *st;	/* a reference: ids, sender, error reply */
 	char *body;
+	char *extra;		/* passthru.c: for a gateway peer, or NULL */
 	int want_receipt;
 	int direct;		/* born 'sending': pipe up, nothing queued */
 	int64_t row;
@@ -166,7 +181,7 @@ accepted_cb(evutil_socket_t fd, short what, void *arg)
 
 static int
 accept_message(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
-    char *body, int want_receipt)
+    char *body, char *extra, int want_receipt)
 {
 	struct br_accepted *a;
 
@@ -185,6 +200,7 @@ accept_message(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 	a->c = c;
 	a->st = xmpp_stanza_clone(st);
 	a->body = body;
+	a->extra = extra;
 	a->want_receipt = want_receipt;
 	a->direct = 0;
 	a->row = 0;
@@ -218,6 +234,9 @@ store_accepted(struct bridge *br, struct br_accepted *v, size_t n)
 		    xmpp_stanza_get_id(a->st), xmpp_stanza_get_from(a->st),
 		    a->want_receipt, now_s(), a->direct, &a->row) != STORE_OK)
 			goto fail;
+		if (a->extra && store_outbox_set_extra(store, a->row,
+		    a->extra) != STORE_OK)
+			goto fail;
 	}
 	for (i = 0; i < br->done_n; i++)
 		if (store_outbox_delete(store, br->done_rows[i]) == STORE_ERR)
@@ -240,7 +259,8 @@ deliver_accepted(struct bridge *br, struct br_accepted *a)
 	if (a->direct) {
 		struct store_outmsg m = { a->row, c->id, a->body,
 		    (char *)xmpp_stanza_get_id(a->st),
-		    (char *)xmpp_stanza_get_from(a->st), a->want_receipt, 0 };
+		    (char *)xmpp_stanza_get_from(a->st), a->want_receipt, 0,
+		    a->extra };
 
 		/* an earlier one of the batch may have gone to the queue */
 		if (c->outbox_queued == 0 && c->pipe_up && handoff(br, c, &m) == 0) {
@@ -300,6 +320,7 @@ relay_commit_accepted(struct bridge *br)
 	}
 	for (i = 0; i < n; i++) {
 		free(v[i].body);
+		free(v[i].extra);
 		xmpp_stanza_release(v[i].st);
 	}
 	free(v);
@@ -315,30 +336,64 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
 	int want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
 	    NS_RECEIPTS) != NULL;
+	char *extra = NULL;
+	int durable = 0;
 
 	(void)u;
 	if (body && *body && transfer_user_message(gw, c->id, st) == 1) {
 		free(body);
 		return 0;	/* a file link: the transfer module took it */
 	}
-	if (body == NULL || *body == '\0') {
+	/* out of memory here only costs the extras: the body still goes */
+	if (peercaps_maybe_gateway(c) &&
+	    passthru_extract(c, st, &extra, &durable) == -1)
+		extra = NULL;
+	if ((body == NULL || *body == '\0') && extra && durable) {
+		/* a reaction, receipt, retraction, marker: a message of its
+		 * own to a gateway, through the outbox like a body */
+		free(body);
+		body = strdup("");
+	} else if (body == NULL || *body == '\0') {
 		free(body);
 		if (state) {
 			/* after the bodies before it, never ahead of them */
 			relay_commit_accepted(br);
-			user_chatstate(br, c, state);
+			if (c->peer_gateway)
+				gateway_chatstate(br, c, extra);
+			else
+				user_chatstate(br, c, state);
 		}
+		free(extra);
 		return 0;
 	}
 	if (c->typing_ev)
 		typing_stop(c);
-	if (accept_message(br, c, st, body, want_receipt) == -1) {
+	if (body == NULL ||
+	    accept_message(br, c, st, body, extra, want_receipt) == -1) {
 		free(body);
+		free(extra);
 		br_error_reply(gw, st, "wait", "internal-server-error",
 		    "The gateway is out of memory; the message was not sent.");
 		return -1;
 	}
 	return 0;
+}
+
+/* A row's bytes: today's body-only message to a Barev peer; to a gateway
+ * the client's id, body and allow-listed children (passthru.c). */
+static int
+send_row(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
+{
+	xmpp_stanza_t *st;
+	int rv;
+
+	if (!c->peer_gateway)
+		return bl_send_message(br->gw->bl, c->id, m->body, (uint64_t)m->id);
+	if ((st = passthru_wire(m->xmpp_id, m->body, m->extra)) == NULL)
+		return -1;
+	rv = bl_send_stanza(br->gw->bl, c->id, st, (uint64_t)m->id);
+	xmpp_stanza_release(st);
+	return rv;
 }
 
 /*
@@ -351,19 +406,31 @@ handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
 {
 	struct br_inflight *in;
 
+	if (*m->body == '\0' && !c->peer_gateway) {
+		/* only a gateway understood it, and the pipe now leads to a
+		 * Barev peer: nothing it could show, so it is done */
+		log_debug("relay", "message %lld to %s@%s had only extras a Barev"
+		    " peer cannot read; dropped", (long long)m->id, c->nick,
+		    c->address);
+		forget_row(br, m->id);
+		return 0;
+	}
 	if ((in = calloc(1, sizeof(*in))) == NULL)
 		return -1;
 	in->row = m->id;
 	in->want_receipt = m->want_receipt;
 	in->xmpp_id = m->xmpp_id ? strdup(m->xmpp_id) : NULL;
 	in->from_jid = strdup(m->from_jid);
-	if (in->from_jid == NULL ||
-	    bl_send_message(br->gw->bl, c->id, m->body, (uint64_t)m->id) == -1) {
+	if (in->from_jid == NULL || send_row(br, c, m) == -1) {
 		free(in->xmpp_id);
 		free(in->from_jid);
 		free(in);
 		return -1;
 	}
+	/* a gateway peer's user answers the request herself (XEP-0184) */
+	if (c->peer_gateway && in->want_receipt &&
+	    passthru_has(m->extra, "request", NS_RECEIPTS))
+		in->want_receipt = 0;
 	in->body_len = strlen(m->body);
 	TAILQ_INSERT_TAIL(&c->inflight, in, entry);
 	return 0;
@@ -402,10 +469,13 @@ collect_one(void *arg, const struct store_outmsg *m)
 	o->body = strdup(m->body);
 	o->from_jid = strdup(m->from_jid);
 	o->xmpp_id = m->xmpp_id ? strdup(m->xmpp_id) : NULL;
-	if (o->body == NULL || o->from_jid == NULL || (m->xmpp_id && !o->xmpp_id)) {
+	o->extra = m->extra ? strdup(m->extra) : NULL;
+	if (o->body == NULL || o->from_jid == NULL || (m->xmpp_id && !o->xmpp_id) ||
+	    (m->extra && !o->extra)) {
 		free(o->body);
 		free(o->from_jid);
 		free(o->xmpp_id);
+		free(o->extra);
 		goto oom;
 	}
 	f->n++;
@@ -466,6 +536,7 @@ again:
 		free(f.v[i].body);
 		free(f.v[i].xmpp_id);
 		free(f.v[i].from_jid);
+		free(f.v[i].extra);
 	}
 	free(f.v);
 	/* the kernel took the whole batch at once: no relay_sent() follows */
@@ -738,6 +809,7 @@ relay_contact_forget(struct bridge *br, struct br_contact *c)
 		br_error_reply(br->gw, a->st, "cancel", "item-not-found",
 		    "The contact was removed before the message was sent.");
 		free(a->body);
+		free(a->extra);
 		xmpp_stanza_release(a->st);
 	}
 	br->acc_n = k;
@@ -752,8 +824,10 @@ relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
     int durable)
 {
 	struct gw *gw = br->gw;
-	char *xml;
+	char *xml, id[96];
 	size_t len;
+	int rc;
+	static unsigned long dup_seq;
 
 	if (comp_state(gw->comp) == COMP_UP && gw_send(gw, st) == 0) {
 		xmpp_stanza_release(st);
@@ -765,13 +839,61 @@ relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 	}
 	/* the link is down: hold it, in order, until it is back */
 	xml = xs_serialize_str(st, 0, &len);
-	if (xml == NULL || store_inbox_add(gw->store, c ? c->id : 0,
-	    xmpp_stanza_get_id(st), xml, now_s()) != STORE_OK)
+	rc = xml ? store_inbox_add(gw->store, c ? c->id : 0,
+	    xmpp_stanza_get_id(st), xml, now_s()) : STORE_ERR;
+	if (rc == STORE_DUP) {
+		/* a gateway peer's user chose the id and used it twice: a
+		 * fresh one costs references to this one, never the message */
+		snprintf(id, sizeof(id), "barev-%lld-%lld-dup%lu",
+		    c ? (long long)c->id : 0LL, (long long)now_s(), ++dup_seq);
+		xmpp_stanza_set_id(st, id);
+		free(xml);
+		xml = xs_serialize_str(st, 0, &len);
+		rc = xml ? store_inbox_add(gw->store, c ? c->id : 0, id, xml,
+		    now_s()) : STORE_ERR;
+	}
+	if (rc != STORE_OK)
 		log_error("relay", "LOST a message from %s@%s: the component link is"
 		    " down and the inbox refused it", c ? c->nick : "?",
 		    c ? c->address : "?");
 	free(xml);
 	xmpp_stanza_release(st);
+}
+
+/*
+ * From another gateway: its user's message as her client wrote it, id and
+ * allow-listed children kept (passthru.c); held in the inbox like any
+ * message when it carries a body or something durable, else transient.
+ */
+static void
+message_from_gateway(struct bridge *br, struct br_contact *c,
+    xmpp_stanza_t *st, const char *body, const char *full, unsigned long seq)
+{
+	const char *pid = xmpp_stanza_get_id(st);
+	xmpp_stanza_t *out;
+	char id[64];
+	int durable, has_body = body && *body;
+
+	out = br_stanza("message", "chat", full, c->user->jid);
+	if (passthru_id_ok(pid)) {
+		xmpp_stanza_set_id(out, pid);	/* references name it */
+	} else {
+		snprintf(id, sizeof(id), "barev-%lld-%lld-%lu", (long long)c->id,
+		    (long long)now_s(), seq);
+		xmpp_stanza_set_id(out, id);
+	}
+	if (has_body)
+		br_add_text_child(out, "body", NULL, body);
+	durable = passthru_import(c, st, out);
+	if (!has_body && xmpp_stanza_get_children(out) == NULL) {
+		xmpp_stanza_release(out);
+		return;		/* nothing we pass */
+	}
+	if (has_body) {
+		gw_counters.msgs_to_xmpp++;
+		gw_counters.bytes_to_xmpp += strlen(body);
+	}
+	relay_to_user(br, c, out, has_body || durable);
 }
 
 void
@@ -786,6 +908,11 @@ relay_message_from_peer(struct bridge *br, struct br_contact *c,
 	static unsigned long seq;
 
 	snprintf(full, sizeof(full), "%s/barev", c->jid);
+	if (c->peer_gateway) {
+		message_from_gateway(br, c, st, body, full, ++seq);
+		free(body);
+		return;
+	}
 	if (body && *body) {
 		out = br_stanza("message", "chat", full, c->user->jid);
 		/* stable: the same id if it waits in the inbox and is flushed */
@@ -818,46 +945,81 @@ relay_message_from_peer(struct bridge *br, struct br_contact *c,
 	free(body);
 }
 
+#define INBOX_BATCH 256	/* rows taken out of the inbox per transaction */
+
 struct inbox_ctx {
-	struct bridge *br;
-	int sent;
+	struct store *store;
+	xmpp_stanza_t *st[INBOX_BATCH];
+	size_t n;
+	int more;		/* the batch is full: rows were left */
+	int failed;
 };
 
 static int
-inbox_one(void *arg, const struct store_inmsg *m)
+inbox_collect(void *arg, const struct store_inmsg *m)
 {
 	struct inbox_ctx *ic = arg;
-	struct gw *gw = ic->br->gw;
 	xmpp_stanza_t *st;
 
-	if (comp_state(gw->comp) != COMP_UP)
+	if (ic->n == INBOX_BATCH) {
+		ic->more = 1;
 		return 1;
-	if ((st = xmpp_stanza_new_from_string(xs_ctx(), m->xml)) == NULL) {
+	}
+	if ((st = xmpp_stanza_new_from_string(xs_ctx(), m->xml)) == NULL)
 		log_error("relay", "inbox row %lld is unreadable; dropped",
 		    (long long)m->id);
-		store_inbox_delete(gw->store, m->id);
-		return 0;
-	}
-	/* delete first: a crash now loses it in a buffer, never doubles it */
-	if (store_inbox_delete(gw->store, m->id) != STORE_OK) {
-		xmpp_stanza_release(st);
+	if (store_inbox_delete(ic->store, m->id) != STORE_OK) {
+		if (st != NULL)
+			xmpp_stanza_release(st);
+		ic->failed = 1;
 		return 1;
 	}
-	gw_send(gw, st);
-	xmpp_stanza_release(st);
-	ic->sent++;
+	if (st != NULL)
+		ic->st[ic->n++] = st;
 	return 0;
 }
 
+/*
+ * What came from Barev while the component link was down, in order: a
+ * batch of rows is deleted in one transaction (one fsync, not one per
+ * row: a thousand held messages stalled every pipe for seconds at link
+ * up), then sent.  Deleted before sent: a crash in between loses them in
+ * a buffer, like a crash a moment later, and never doubles them.
+ */
 void
 relay_flush_inbox(struct bridge *br)
 {
-	struct inbox_ctx ic = { br, 0 };
+	struct gw *gw = br->gw;
+	struct inbox_ctx *ic;
+	int sent = 0, ok = 0;
+	size_t i;
 
-	store_inbox_foreach(br->gw->store, inbox_one, &ic);
-	if (ic.sent)
+	if ((ic = malloc(sizeof(*ic))) == NULL) {
+		log_error("relay", "no memory to deliver the held messages");
+		return;
+	}
+	do {
+		memset(ic, 0, sizeof(*ic));
+		ic->store = gw->store;
+		if (comp_state(gw->comp) != COMP_UP ||
+		    store_begin(gw->store) != STORE_OK)
+			break;
+		store_inbox_foreach(gw->store, inbox_collect, ic);
+		ok = !ic->failed && store_commit(gw->store) == STORE_OK;
+		if (!ok)
+			store_rollback(gw->store);
+		for (i = 0; i < ic->n; i++) {
+			if (ok) {
+				gw_send(gw, ic->st[i]);
+				sent++;
+			}
+			xmpp_stanza_release(ic->st[i]);
+		}
+	} while (ok && ic->more);
+	free(ic);
+	if (sent)
 		log_info("relay", "delivered %d message(s) held while the component"
-		    " link was down", ic.sent);
+		    " link was down", sent);
 }
 
 /* ---- outbox expiry ---- */

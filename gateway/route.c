@@ -71,33 +71,13 @@ static const struct route_rule route_rules[] = {
 xmpp_stanza_t *
 gw_add_child(xmpp_stanza_t *parent, const char *name, const char *ns)
 {
-	xmpp_stanza_t *ch;
-
-	if ((ch = xmpp_stanza_new(xs_ctx())) == NULL)
-		return NULL;
-	if (xmpp_stanza_set_name(ch, name) != XMPP_EOK ||
-	    (ns != NULL && xmpp_stanza_set_ns(ch, ns) != XMPP_EOK) ||
-	    xmpp_stanza_add_child_ex(parent, ch, 0) != XMPP_EOK) {
-		xmpp_stanza_release(ch);
-		return NULL;
-	}
-	return ch;	/* the parent holds the only reference */
+	return xs_add_child(parent, name, ns);
 }
 
 int
 gw_add_text_child(xmpp_stanza_t *parent, const char *name, const char *text)
 {
-	xmpp_stanza_t *el, *t;
-
-	if ((el = gw_add_child(parent, name, NULL)) == NULL ||
-	    (t = xmpp_stanza_new(xs_ctx())) == NULL)
-		return -1;
-	if (xmpp_stanza_set_text(t, text) != XMPP_EOK ||
-	    xmpp_stanza_add_child_ex(el, t, 0) != XMPP_EOK) {
-		xmpp_stanza_release(t);
-		return -1;
-	}
-	return 0;
+	return xs_add_text(parent, name, NULL, text) != NULL ? 0 : -1;
 }
 
 /* <NAME type=TYPE id=ID to=FROM from=TO/> */

@@ -30,7 +30,7 @@ enum stmt_id {
 	S_IDENT_DEL, S_IDENT_ALL, S_IDENT_COUNT,
 	S_CONT_ADD, S_CONT_GET, S_CONT_FIND, S_CONT_DEL,
 	S_CONT_ALL, S_CONT_OF,
-	S_OUT_ADD, S_OUT_QUEUED, S_OUT_STATE, S_OUT_DEL, S_OUT_EXPIRED,
+	S_OUT_ADD, S_OUT_QUEUED, S_OUT_STATE, S_OUT_EXTRA, S_OUT_DEL, S_OUT_EXPIRED,
 	S_OUT_DROP_SENDING, S_OUT_CONTACTS, S_OUT_COUNT, S_OUT_QUEUED_OF,
 	S_IN_ADD, S_IN_ALL, S_IN_DEL, S_IN_COUNT,
 	S_KV_SET, S_KV_GET,
@@ -62,11 +62,12 @@ static const char *const stmt_sql[S_MAX] = {
 	    " WHERE identity_id = ? ORDER BY id",
 	[S_OUT_ADD] = "INSERT INTO outbox (contact_id, body, xmpp_id, from_jid, want_receipt, created_at,"
 	    " state) VALUES (?, ?, ?, ?, ?, ?, ?)",
-	[S_OUT_QUEUED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at"
+	[S_OUT_QUEUED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at, extra"
 	    " FROM outbox WHERE contact_id = ? AND state = 'queued' ORDER BY id",
 	[S_OUT_STATE] = "UPDATE outbox SET state = ? WHERE id = ?",
+	[S_OUT_EXTRA] = "UPDATE outbox SET extra = ? WHERE id = ?",
 	[S_OUT_DEL] = "DELETE FROM outbox WHERE id = ?",
-	[S_OUT_EXPIRED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at"
+	[S_OUT_EXPIRED] = "SELECT id, contact_id, body, xmpp_id, from_jid, want_receipt, created_at, extra"
 	    " FROM outbox WHERE created_at < ? ORDER BY id",
 	[S_OUT_DROP_SENDING] = "DELETE FROM outbox WHERE state = 'sending'",
 	[S_OUT_CONTACTS] = "SELECT DISTINCT contact_id FROM outbox WHERE state = 'queued'",
@@ -690,6 +691,7 @@ outbox_each(struct store *s, sqlite3_stmt *st,
 		rows[n].from_jid = dup_col(st, 4);
 		rows[n].want_receipt = sqlite3_column_int(st, 5);
 		rows[n].created_at = sqlite3_column_int64(st, 6);
+		rows[n].extra = dup_col(st, 7);
 		n++;
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -705,6 +707,7 @@ outbox_each(struct store *s, sqlite3_stmt *st,
 		free(rows[i].body);
 		free(rows[i].xmpp_id);
 		free(rows[i].from_jid);
+		free(rows[i].extra);
 	}
 	free(rows);
 	return ret < 0 ? STORE_ERR : STORE_OK;
@@ -731,6 +734,18 @@ store_outbox_set_sending(struct store *s, int64_t id, int sending)
 	if (st == NULL)
 		return STORE_ERR;
 	bind_text(st, 1, state);
+	sqlite3_bind_int64(st, 2, id);
+	return step_done(s, st);
+}
+
+int
+store_outbox_set_extra(struct store *s, int64_t id, const char *extra)
+{
+	sqlite3_stmt *st = stmt_get(s, S_OUT_EXTRA);
+
+	if (st == NULL)
+		return STORE_ERR;
+	bind_text(st, 1, extra);
 	sqlite3_bind_int64(st, 2, id);
 	return step_done(s, st);
 }

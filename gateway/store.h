@@ -49,6 +49,7 @@ struct store_outmsg {
 	char *from_jid;
 	int want_receipt;
 	int64_t created_at;
+	char *extra;		/* NULL, or allow-listed children (passthru.c) */
 };
 
 struct store_inmsg {
@@ -115,6 +116,8 @@ int store_outbox_foreach_queued(struct store *s, int64_t contact_id,
     int (*fn)(void *arg, const struct store_outmsg *), void *arg);
 int store_outbox_set_sending(struct store *s, int64_t id, int sending);
 int store_outbox_delete(struct store *s, int64_t id);
+/* the row's pass-through children (gateway peers); NULL clears */
+int store_outbox_set_extra(struct store *s, int64_t id, const char *extra);
 /* rows created before `before`, any state */
 int store_outbox_foreach_expired(struct store *s, int64_t before,
     int (*fn)(void *arg, const struct store_outmsg *), void *arg);

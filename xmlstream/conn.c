@@ -47,6 +47,7 @@ struct xs_conn {
 	struct bufferevent	*bev;
 	struct xs_parser	*parser;
 	struct xs_callbacks	 cb;
+	void			(*on_written)(void *);
 	void			*arg;
 	int			 fd;
 
@@ -209,6 +210,13 @@ xs_conn_writecb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	xs_conn_enter(c);
 	c->inflight = 0;
+	if (c->on_written != NULL && !c->closed) {
+		c->on_written(c->arg);
+		if (c->closed || c->doomed) {
+			xs_conn_leave(c);
+			return;
+		}
+	}
 	if (c->pace_ms > 0 && !TAILQ_EMPTY(&c->queue) && c->pace_timer != NULL) {
 		struct timeval tv = { c->pace_ms / 1000,
 		    (c->pace_ms % 1000) * 1000 };
@@ -421,6 +429,12 @@ xs_conn_set_pace(struct xs_conn *c, unsigned pace_ms)
 		evtimer_del(c->pace_timer);
 		xs_conn_kick(c);
 	}
+}
+
+void
+xs_conn_on_written(struct xs_conn *c, void (*fn)(void *arg))
+{
+	c->on_written = fn;
 }
 
 size_t

@@ -64,6 +64,18 @@ struct xs_callbacks {
 	void (*on_close)(void *arg, enum xs_close why, const char *detail);
 };
 
+/* ---- building stanzas (build.c): NULL on no memory ---- */
+
+/* <name type from to/>, each attribute only when not NULL */
+xmpp_stanza_t *xs_stanza(const char *name, const char *type,
+    const char *from, const char *to);
+/* a child element <name xmlns=ns/> (ns may be NULL); the parent owns it */
+xmpp_stanza_t *xs_add_child(xmpp_stanza_t *parent, const char *name,
+    const char *ns);
+/* a child element with `text` (NULL: empty); returns the element */
+xmpp_stanza_t *xs_add_text(xmpp_stanza_t *parent, const char *name,
+    const char *ns, const char *text);
+
 /* ---- process-wide setup ---- */
 
 /* Call once before anything else; sets up libxml2 and the shared
@@ -145,6 +157,13 @@ int xs_conn_send(struct xs_conn *c, xmpp_stanza_t *st, unsigned ser_flags);
 void xs_conn_set_pace(struct xs_conn *c, unsigned pace_ms);
 /* Bytes and units not yet handed to the kernel. */
 size_t xs_conn_pending(const struct xs_conn *c);
+/*
+ * Optional: fn(arg) each time everything handed to the socket so far is in
+ * the kernel (the output buffer ran empty); what is still queued is
+ * xs_conn_pending().  Called from the event loop, never from inside a
+ * send; fn may close or free the connection.
+ */
+void xs_conn_on_written(struct xs_conn *c, void (*fn)(void *arg));
 /* Stop the header timer (the caller saw what it wanted). */
 void xs_conn_header_done(struct xs_conn *c);
 /* Restart parsing with a fresh stream (XEP-0114 does not need it; kept for

@@ -200,7 +200,7 @@ static size_t xs_out_bytes;
 static struct evbuffer *xs_out;
 
 static void
-xs_stanza(void *arg, xmpp_stanza_t *st)
+xs_count_stanza(void *arg, xmpp_stanza_t *st)
 {
 	(void)arg;
 	xs_stanzas++;
@@ -221,7 +221,7 @@ static double
 run_xs(const char *buf, size_t len)
 {
 	struct xs_limits lim = { .max_stanza = 1 << 20 };
-	struct xs_callbacks cb = { NULL, xs_stanza, xs_closed };
+	struct xs_callbacks cb = { NULL, xs_count_stanza, xs_closed };
 	struct xs_parser *p;
 	double t0, t1;
 	size_t off, n;

@@ -4,10 +4,18 @@
 # listeners bound, idle RSS and RSS per idle contact (issue 13).  Needs root
 # (private network namespace) and Prosody.
 #   bench/scale/run.sh [--sizes 10x10,100x100,1000x100] [--rounds R]
+#   bench/scale/run.sh --storm [--users 1000] [--contacts 10] [--max-dials N] [--away S]
+# (--storm: live pipes in the full daemon and a Prosody kill -9 reconnect
+# storm, bench/scale/storm.py)
 set -e
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$top/build}
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBAREV_WERROR=ON >/dev/null
 cmake --build "$build" --target barev-gateway -j2 >/dev/null
-BAREV_SOURCE_DIR=$top exec /usr/bin/python3 "$top/bench/scale/scale.py" \
+script=scale.py
+if [ "$1" = --storm ]; then     # live pipes + reconnect storm: storm.py --help
+    script=storm.py
+    shift
+fi
+BAREV_SOURCE_DIR=$top exec /usr/bin/python3 "$top/bench/scale/$script" \
     --binary "$build/gateway/barev-gateway" "$@"

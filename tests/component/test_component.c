@@ -84,7 +84,10 @@ wait_for(int (*pred)(void), unsigned ms)
 
 /* ---- the fake server ---- */
 
-enum fake_mode { FAKE_ACCEPT, FAKE_NOT_AUTHORIZED, FAKE_CONFLICT };
+/* FAKE_RESTARTS: up and restarted (system-shutdown, as Prosody says it),
+ * conflict twice (the backoff grows), then up and restarted again */
+enum fake_mode { FAKE_ACCEPT, FAKE_NOT_AUTHORIZED, FAKE_CONFLICT,
+    FAKE_RESTARTS };
 
 static struct fake {
 	struct evconnlistener *l;
@@ -160,7 +163,16 @@ fake_read_cb(struct bufferevent *bev, void *arg)
 			fake_send("<handshake/>");
 			return;
 		}
-		fake_send(fk.mode == FAKE_CONFLICT ?
+		if (fk.mode == FAKE_RESTARTS &&
+		    (fk.accepts == 1 || fk.accepts >= 4)) {
+			fake_send("<handshake/>");
+			fake_send("<stream:error><system-shutdown xmlns='urn:"
+			    "ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+			    "</stream:stream>");
+			fk.closing = 1;
+			return;
+		}
+		fake_send(fk.mode != FAKE_NOT_AUTHORIZED ?
 		    "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:"
 		    "xmpp-streams'/></stream:error></stream:stream>" :
 		    "<stream:error><not-authorized xmlns='urn:ietf:params:"
@@ -279,13 +291,16 @@ static const struct comp_events ow_events = {
 	.up = ow_up, .down = ow_down, .stanza = ow_stanza, .closed = ow_closed,
 };
 
+static const char *comp_host = "127.0.0.1";
+static unsigned comp_backoff_min_ms;	/* 0: the default */
+
 static struct comp *
 new_comp(uint16_t port, unsigned keepalive_s, size_t max_stanza)
 {
 	struct comp_config cfg = {
-		.jid = JID, .secret = SECRET, .host = "127.0.0.1",
+		.jid = JID, .secret = SECRET, .host = comp_host,
 		.port = port, .keepalive_s = keepalive_s,
-		.max_stanza = max_stanza,
+		.max_stanza = max_stanza, .backoff_min_ms = comp_backoff_min_ms,
 	};
 	struct comp *c;
 
@@ -472,6 +487,39 @@ test_not_authorized_backs_off(void)
 	fake_stop();
 }
 
+static int accepts5(void) { return fk.accepts >= 5; }
+
+/*
+ * A server that says it is shutting down is restarting: the gateway is
+ * back as soon as it may, whatever it waited before.  With a 200 ms
+ * minimum: up and restarted, conflict, conflict (waits of [200,400],
+ * [400,800], [800,1600] ms), up and restarted again: then [200,400] ms,
+ * not the [1600,3200] ms the failures had grown it to.
+ */
+static void
+test_server_restart_resets_the_backoff(void)
+{
+	struct comp *c;
+
+	fake_start(FAKE_RESTARTS);
+	comp_backoff_min_ms = 200;
+	c = new_comp(fk.port, 0, 0);
+	comp_backoff_min_ms = 0;
+	log_capture();
+	comp_start(c);
+	CHECK(wait_for(accepts5, 10000));
+	log_release();
+	CHECK(ow.ups == 2);
+	/* the waits grew */
+	CHECK(fk.accept_ms[3] - fk.accept_ms[2] >= 750);
+	/* after the second restart: the minimum again */
+	CHECK(fk.accept_ms[4] - fk.accept_ms[3] < 750);
+	CHECK(strstr(logbuf, "server closed the stream: system-shutdown") !=
+	    NULL);
+	comp_free(c);
+	fake_stop();
+}
+
 static void
 test_conflict_is_explained(void)
 {
@@ -518,6 +566,29 @@ test_connection_refused(void)
 	comp_free(c);
 }
 
+/*
+ * A server named, not numbered (a container's "prosody"): the name goes
+ * through libevent's resolver, /etc/hosts first, and the link comes up.
+ * "localhost" may also name ::1, where nobody listens: that costs one
+ * refused attempt, then the next address of the round.
+ */
+static void
+test_server_by_name(void)
+{
+	struct comp *c;
+
+	fake_start(FAKE_ACCEPT);
+	comp_host = "localhost";
+	c = new_comp(fk.port, 0, 0);
+	comp_host = "127.0.0.1";
+	CHECK(comp_start(c) == 0);
+	CHECK(wait_for(up1, 10000));
+	CHECK(fk.hash_ok);
+	CHECK(comp_state(c) == COMP_UP);
+	comp_free(c);
+	fake_stop();
+}
+
 int
 main(void)
 {
@@ -528,6 +599,8 @@ main(void)
 	log_set_level(LOG_LVL_INFO);
 
 	test_connection_refused();
+	test_server_by_name();
+	test_server_restart_resets_the_backoff();
 	test_conflict_is_explained();
 	test_handshake_stanzas_keepalive_and_hangup();
 	test_not_authorized_backs_off();

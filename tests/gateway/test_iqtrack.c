@@ -112,9 +112,9 @@ main(void)
 	{
 		char buf[512];
 
-		CHECK(strstr(gw_iq_problem(GW_IQ_UPLOAD, buf, sizeof(buf)),
+		CHECK(strstr(gw_iq_problem(&gw, GW_IQ_UPLOAD, buf, sizeof(buf)),
 		    "no answer within 1s from alice@example.org") != NULL);
-		CHECK(strstr(gw_iq_track_status(buf, sizeof(buf)),
+		CHECK(strstr(gw_iq_track_status(&gw, buf, sizeof(buf)),
 		    "Server refused: upload slot request (XEP-0363) to alice@example.org:"
 		    " no answer within 1s (1 time(s)") != NULL);
 	}
@@ -138,7 +138,7 @@ main(void)
 
 		CHECK_STR(gw_iq_error_text(real, buf, sizeof(buf)),
 		    "forbidden (no vCards for you)");
-		CHECK_STR(gw_iq_problem(GW_IQ_VCARD, buf, sizeof(buf)),
+		CHECK_STR(gw_iq_problem(&gw, GW_IQ_VCARD, buf, sizeof(buf)),
 		    "forbidden (no vCards for you) from bob@example.org");
 	}
 	xmpp_stanza_release(real);
@@ -155,11 +155,11 @@ main(void)
 	{
 		char buf[512];
 
-		CHECK_STR(gw_iq_problem(GW_IQ_UPLOAD, buf, sizeof(buf)), "");
-		CHECK(strstr(gw_iq_track_status(buf, sizeof(buf)), "upload") == NULL);
+		CHECK_STR(gw_iq_problem(&gw, GW_IQ_UPLOAD, buf, sizeof(buf)), "");
+		CHECK(strstr(gw_iq_track_status(&gw, buf, sizeof(buf)), "upload") == NULL);
 		CHECK(strstr(buf, "vCard request") != NULL);
-		gw_iq_track_reset();
-		CHECK_STR(gw_iq_track_status(buf, sizeof(buf)),
+		gw_iq_track_reset(&gw);
+		CHECK_STR(gw_iq_track_status(&gw, buf, sizeof(buf)),
 		    "Server requests: all answered\n");
 	}
 

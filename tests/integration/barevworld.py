@@ -6,11 +6,12 @@ the store, the way a restart finds it), and Barev test peers bob@201:2::2
 buddy.  Plus the small helpers those tests share.
 """
 import asyncio
+import contextlib
 import sqlite3
 import time
 
 import harness
-from harness import Server, Gateway, Client, expect
+from harness import Server, Gateway, Client, Prosody, expect
 import barevpeer as bp
 
 ALICE_ADDR = "201:1::1"
@@ -239,3 +240,30 @@ async def start(users=("alice",), gw_config=None, prosody_kwargs=None,
         await peers["carol"].wait_session("alice", timeout=15)
     return {"p": p, "gw": gw, "bob": peers["bob"], "carol": peers["carol"],
             "alice": alice}
+
+
+async def server_with_gateway(name, domain, addr, within=None):
+    """A Prosody of its own for `domain` with its gateway barev.<domain>
+    (for two servers side by side); its admin gives `name` an identity
+    on `addr`.  `within`: a context the server's processes and sockets
+    start in (a node's network namespace).  {name, addr, p, gw, client,
+    jid}."""
+    with within or contextlib.nullcontext():
+        p = Prosody(harness.tmpdir("prosody-" + name), domain=domain,
+                    component="barev." + domain)
+        p.start()
+        gw = Gateway(p, harness.tmpdir("gw-" + name)).start()
+        for u in (name, "admin"):
+            p.create_user(u, u)
+        await gw.wait_up()
+        admin = await Client("admin@" + domain, "admin", p).connect_and_wait()
+        c = await Client("%s@%s" % (name, domain), name, p).connect_and_wait()
+    gw.mark()
+    answer = await chat(admin, "admin create %s@%s %s %s" % (name, domain, name, addr),
+                        to=p.component)
+    expect("%s@%s" % (name, addr) in answer, "%s's identity" % name,
+           "%s@%s" % (name, addr), answer)
+    await gw.wait_log(r"listening for Barev peers on \[%s\]:1337" % addr)
+    await admin.close()
+    return {"name": name, "addr": addr, "p": p, "gw": gw, "client": c,
+            "jid": "%s@%s" % (name, domain)}

@@ -497,12 +497,16 @@ class Client(slixmpp.ClientXMPP):
             self._session.set_exception(TestFailure("%s could not log in: %s"
                                                     % (self.boundjid, ev)))
 
+    def server_address(self):
+        """(host to connect to, CA file to trust) for the c2s STARTTLS."""
+        return "127.0.0.1", self.prosody.ca_file
+
     async def connect_and_wait(self, timeout=10, presence=True):
         """Connect, authenticate, fetch the roster and (by default) send
         available presence."""
         self._session = asyncio.get_running_loop().create_future()
-        self.ca_certs = self.prosody.ca_file
-        self.connect(("127.0.0.1", self.prosody.c2s_port), use_ssl=False,
+        host, self.ca_certs = self.server_address()
+        self.connect((host, self.prosody.c2s_port), use_ssl=False,
                      force_starttls=True, disable_starttls=False)
         try:
             await asyncio.wait_for(self._session, timeout)

@@ -67,18 +67,12 @@ class TlsClient(Client):
         self._failed("certificate not trusted: %s" % e)
         self.abort()
 
+    def server_address(self):
+        # the demo's own host name and CA, as a user's client sees them
+        return self.prosody.host, self.ca_certs
+
     async def connect_and_wait(self, timeout=15, presence=True):
-        self._session = asyncio.get_running_loop().create_future()
-        self.connect((self.prosody.host, self.prosody.c2s_port), use_ssl=False,
-                     force_starttls=True, disable_starttls=False)
-        try:
-            await asyncio.wait_for(self._session, timeout)
-        except asyncio.TimeoutError:
-            raise TestFailure("%s: no session within %ss" % (self.boundjid, timeout))
-        await self.get_roster(timeout=timeout)
-        if presence:
-            self.send_presence()
-        return self
+        return await super().connect_and_wait(timeout, presence)
 
 
 async def https(method, url, ca, data=None, headers=None):

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "barevpeer"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 
 import harness                                   # noqa: E402
-from harness import Prosody, Gateway, Client, expect, expect_eq  # noqa: E402
-from barevworld import chat, contact_jid         # noqa: E402
+from harness import expect, expect_eq            # noqa: E402
+from barevworld import chat, contact_jid, server_with_gateway  # noqa: E402
 import ygg                                       # noqa: E402
 from xfer import blob, http, png, photo_of, upload, vcard_photo  # noqa: E402
 
@@ -37,24 +37,9 @@ MIB = 1024 * 1024
 async def server(node, name, domain):
     """Prosody for `domain` and its gateway barev.<domain>, on `node`; an
     admin gives `name` an identity on the node's Yggdrasil address."""
-    with node.netns():                   # children and sockets live on node
-        p = Prosody(harness.tmpdir("prosody-" + name), domain=domain,
-                    component="barev." + domain)
-        p.start()
-        gw = Gateway(p, harness.tmpdir("gw-" + name)).start()
-        for u in (name, "admin"):
-            p.create_user(u, u)
-        await gw.wait_up()
-        admin = await Client("admin@" + domain, "admin", p).connect_and_wait()
-        c = await Client("%s@%s" % (name, domain), name, p).connect_and_wait()
-    gw.mark()
-    answer = await chat(admin, "admin create %s@%s %s %s" % (name, domain, name, node.address),
-                        to=p.component)
-    expect("%s@%s" % (name, node.address) in answer, "%s's identity" % name,
-           "%s@%s" % (name, node.address), answer)
-    await gw.wait_log(r"listening for Barev peers on \[%s\]:1337" % node.address)
-    await admin.close()
-    return {"name": name, "node": node, "p": p, "gw": gw, "client": c}
+    s = await server_with_gateway(name, domain, node.address, within=node.netns())
+    s["node"] = node
+    return s
 
 
 async def setup():

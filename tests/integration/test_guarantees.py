@@ -9,6 +9,9 @@ each checked so that breaking it on purpose fails a test (issue 15):
   the commit fails, bob receives nothing and alice gets an error.  The
   failure is a real one from SQLite: a deferred foreign key, broken by a
   trigger on the outbox, makes COMMIT itself fail (no hook in the daemon).
+- What the inbox held while the component link was down reaches alice at
+  link up, every message once and in order, across the batches the flush
+  takes it out in (256 rows a transaction).
 """
 # ctest: timeout=300
 import os
@@ -110,6 +113,33 @@ async def test_a_message_whose_commit_fails_is_not_sent_and_alice_is_told(ctx):
            "bob never got the message that was not stored", "nothing", at_bob[-5:])
     rows = store_rows(gw, "SELECT body FROM outbox WHERE body LIKE 'COMMIT FAILS%'")
     expect_eq(rows, [], "outbox rows of the failed commit")
+
+
+async def test_held_messages_arrive_in_order_across_batches(ctx):
+    alice, gw = ctx["alice"], ctx["gw"]
+    n = 600                     # more than two flush batches
+    gw.stop()
+    (cid,) = store_rows(gw, "SELECT id FROM contacts WHERE nick = 'bob'")[0]
+    db = sqlite3.connect(gw.config["database"])
+    with db:
+        db.executemany(
+            "INSERT INTO inbox (contact_id, stanza_id, xml, created_at) VALUES (?, ?, ?, 0)",
+            [(cid, "held-%d" % i,
+              "<message type='chat' to='alice@example.org'"
+              " from='%s/barev' id='held-%d'><body>held %d</body></message>"
+              % (BOB, i, i)) for i in range(n)])
+    db.close()
+    alice.mark()
+    gw.start()
+    await gw.wait_up(timeout=20)
+    got = []
+    while len(got) < n:
+        m = await alice.wait_message(lambda m: m["body"].startswith("held "), timeout=30,
+                                     what="held message %d of %d" % (len(got) + 1, n))
+        got.append(int(m["body"].split()[1]))
+    expect_eq(got, list(range(n)), "the held messages, each once, in order")
+    await gw.wait_log(r"delivered %d message\(s\) held while" % n, timeout=5)
+    expect_eq(store_rows(gw, "SELECT count(*) FROM inbox")[0][0], 0, "inbox rows left")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ the last review found in what the counters would have shown:
 # ctest: timeout=400
 import asyncio
 import os
+import re
 import resource
 import sqlite3
 import sys
@@ -107,6 +108,15 @@ async def test_status_shows_counters_and_the_raised_fd_limit(ctx):
     expect_eq(int(m.group(2)), hard, "the fd limit (raised to the hard limit)")
     expect(int(m.group(1)) > 3, "fds in use", "> 3", m.group(1))
     status_field(text, r"Dials: \d+ in flight, \d+ waiting for a slot \(max 7, peak \d+, started \d+\)")
+    # memory as the kernel counts it for the daemon (within what it may
+    # allocate between the two readings), SQLite's share a real part of it
+    m = status_field(text, r"Memory: (\d+) KiB resident, of which SQLite (\d+) KiB")
+    with open("/proc/%d/status" % gw.pid) as f:
+        kernel = int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+    rss, sql = int(m.group(1)), int(m.group(2))
+    expect(abs(rss - kernel) <= kernel // 4, "resident memory near /proc's VmRSS",
+           "%d KiB +- 25%%" % kernel, rss)
+    expect(0 < sql < rss, "SQLite's memory, part of the resident", "0 < x < %d" % rss, sql)
     status_field(text, r"Identities: 1, contacts: 0, users online: \d+ \(users: 1\)")
 
 
@@ -155,10 +165,14 @@ async def test_metrics_move_when_a_message_crosses(ctx):
               "barev_queued_messages{direction=\"to_barev\"}",
               "barev_fds{kind=\"used\"}", "barev_fds{kind=\"limit\"}",
               "barev_transfers_total{outcome=\"done\"}",
-              "barev_store_errors_total"):
+              "barev_store_errors_total", "process_resident_memory_bytes",
+              "barev_store_memory_bytes"):
         expect(k in before, "metric " + k, k, sorted(before))
     expect_eq(before["barev_users"], 1, "barev_users")
     expect_eq(before["barev_contacts"], 2, "barev_contacts (bob, dave)")
+    expect(0 < before["barev_store_memory_bytes"] < before["process_resident_memory_bytes"],
+           "SQLite's memory within the resident memory", "0 < store < rss",
+           (before["barev_store_memory_bytes"], before["process_resident_memory_bytes"]))
     expect(before["barev_pipes{state=\"up\"}"] >= 1, "a pipe up", ">= 1",
            before["barev_pipes{state=\"up\"}"])
     alice.mark()
@@ -166,9 +180,10 @@ async def test_metrics_move_when_a_message_crosses(ctx):
     body, _ = await s.wait_message(timeout=10)
     expect_eq(body, "héllo", "alice's message at bob")
     # A message to Barev is counted when barevlink reports it in the kernel
-    # (relay_sent), which it learns by polling a few ms later: bob can read
-    # it and answer before that.  The receipt is asked for only after that
-    # report, so once alice has it the counter must have moved.
+    # (relay_sent, from xs_conn's write-done callback, a turn of the loop
+    # after the write): bob can read it and answer before that turn.  The
+    # receipt is asked for only after that report, so once alice has it the
+    # counter must have moved.
     await alice.wait_message(lambda m: m["receipt"] == mid, timeout=15,
                              what="the receipt for alice's message")
     alice.mark()

@@ -265,6 +265,55 @@ test_paced_output(void)
 	paced(0);
 }
 
+/*
+ * The write-done callback: once per unit the kernel took, from the loop
+ * (never inside the send), with nothing left pending by the last one; a
+ * peer that reads nothing gets no call once its socket buffer is full.
+ */
+static int written_calls;
+static size_t written_pending;	/* xs_conn_pending() at the last call */
+
+static void
+on_written(void *arg)
+{
+	struct side *s = arg;	/* the connection's own arg */
+
+	written_calls++;
+	written_pending = xs_conn_pending(s->c);
+}
+
+static void
+test_written_callback(void)
+{
+	struct side s;
+	char buf[70000];
+	int before, sndbuf = 4096;
+	size_t i;
+
+	side_open(&s, NULL);
+	written_calls = 0;
+	xs_conn_on_written(s.c, on_written);
+	CHECK(xs_conn_send_raw(s.c, HDR, strlen(HDR)) == 0);
+	CHECK(xs_conn_send_raw(s.c, "<presence></presence>", 21) == 0);
+	CHECK(written_calls == 0);		/* not inside the send */
+	CHECK(run_until(&written_calls, 2, 2000));
+	CHECK(written_pending == 0);
+	CHECK(xs_conn_pending(s.c) == 0);
+
+	/* the peer reads nothing: units pile up, the calls stop */
+	CHECK(setsockopt(xs_conn_fd(s.c), SOL_SOCKET, SO_SNDBUF, &sndbuf,
+	    sizeof sndbuf) == 0);
+	memset(buf, 'x', sizeof buf - 1);
+	buf[sizeof buf - 1] = '\0';
+	for (i = 0; i < 8; i++)
+		CHECK(xs_conn_send_raw(s.c, buf, sizeof buf - 1) == 0);
+	before = written_calls;
+	(void)run_until(&written_calls, before + 8, 300);
+	CHECK(written_calls < before + 8);
+	CHECK(xs_conn_pending(s.c) > 0);
+	side_close(&s);
+}
+
 static void
 test_close_flushes(void)
 {
@@ -410,6 +459,7 @@ main(void)
 	RUN(test_stanza_in);
 	RUN(test_header_timeout);
 	RUN(test_paced_output);
+	RUN(test_written_callback);
 	RUN(test_close_flushes);
 	RUN(test_bad_peer_closed);
 	RUN(test_eof_and_free_in_callbacks);

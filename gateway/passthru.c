@@ -1,0 +1,280 @@
+/*
+ * passthru — what a message carries besides its body when both ends of the
+ * pipe are barev-gateways (peercaps.c found out).
+ *
+ * The users on both sides are XMPP users, so receipts, corrections,
+ * reactions, replies, retractions, markers and chat states travel as the
+ * client wrote them, with the message id kept so that every reference
+ * (which names a message by id) still resolves at the other end.  Only
+ * child elements of allow-listed namespaces pass, each checked down to its
+ * last descendant, never arbitrary XML; the one JID among them (XEP-0461's
+ * reply@to) crosses the pipe as the Barev JID (nick@address) and is
+ * rewritten to the XMPP JID of the same person on the far side.
+ *
+ * Outbound, the allowed children are serialized into the outbox row's
+ * `extra` beside the body, so they share its transaction and its order;
+ * relay.c builds the wire stanza from both only for a gateway peer.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "bridge_int.h"
+#include "xmlstream.h"
+
+#define EXTRA_MAX 8192		/* serialized children of one message */
+#define CHILDREN_MAX 16
+#define DEPTH_MAX 4
+#define ID_MAX 128
+
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_REPLY "urn:xmpp:reply:0"
+#define NS_HINTS "urn:xmpp:hints"
+
+/* namespace, and whether an element of it is worth a message of its own */
+static const struct {
+	const char *ns;
+	int durable;
+} allowed[] = {
+	{ NS_RECEIPTS, 1 },			/* XEP-0184 */
+	{ NS_CHATSTATES, 0 },			/* XEP-0085 */
+	{ "urn:xmpp:message-correct:0", 1 },	/* XEP-0308 */
+	{ "urn:xmpp:reactions:0", 1 },		/* XEP-0444 */
+	{ NS_REPLY, 1 },			/* XEP-0461 */
+	{ "urn:xmpp:fallback:0", 0 },		/* XEP-0428, for replies */
+	{ "urn:xmpp:message-retract:1", 1 },	/* XEP-0424 */
+	{ "urn:xmpp:message-retract:0", 1 },	/* XEP-0424 0.3, in apply-to */
+	{ "urn:xmpp:fasten:0", 1 },		/* XEP-0422, for retract:0 */
+	{ "urn:xmpp:chat-markers:0", 1 },	/* XEP-0333 */
+	{ "urn:xmpp:sid:0", 0 },		/* XEP-0359 origin-id only */
+	{ NS_HINTS, 0 },			/* XEP-0334 */
+};
+
+/* -1 not allowed, else its `durable` */
+static int
+ns_allowed(const char *ns)
+{
+	if (ns == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if (strcmp(ns, allowed[i].ns) == 0)
+			return allowed[i].durable;
+	return -1;
+}
+
+/* every descendant in an allowed namespace (or inheriting one) */
+static int
+tree_ok(xmpp_stanza_t *el, int depth)
+{
+	xmpp_stanza_t *ch;
+
+	if (depth > DEPTH_MAX)
+		return 0;
+	for (ch = xmpp_stanza_get_children(el); ch; ch = xmpp_stanza_get_next(ch)) {
+		if (!xmpp_stanza_is_tag(ch))
+			continue;
+		if (xmpp_stanza_get_ns(ch) && ns_allowed(xmpp_stanza_get_ns(ch)) < 0)
+			return 0;
+		if (!tree_ok(ch, depth + 1))
+			return 0;
+	}
+	return 1;
+}
+
+/* an allowed top-level child: -1 no, else durable or not */
+static int
+child_allowed(xmpp_stanza_t *ch)
+{
+	const char *name = xmpp_stanza_get_name(ch);
+	int d;
+
+	if (!xmpp_stanza_is_tag(ch) || name == NULL ||
+	    (d = ns_allowed(xmpp_stanza_get_ns(ch))) < 0)
+		return -1;
+	/* XEP-0359: a server's stanza-id could be forged; the origin-id
+	 * is the client's own */
+	if (strcmp(xmpp_stanza_get_ns(ch), "urn:xmpp:sid:0") == 0 &&
+	    strcmp(name, "origin-id") != 0)
+		return -1;
+	return tree_ok(ch, 1) ? d : -1;
+}
+
+static int
+barev_jid(char *out, size_t len, const char *nick, const char *addr)
+{
+	size_t n = strlen(nick), m = strlen(addr);
+
+	if (n + m + 2 > len)
+		return -1;
+	memcpy(out, nick, n);
+	out[n] = '@';
+	memcpy(out + n + 1, addr, m + 1);
+	return 0;
+}
+
+/* XEP-0461 reply@to: `outbound` turns an XMPP JID into a Barev one */
+static void
+rewrite_reply(struct br_contact *c, xmpp_stanza_t *el, int outbound)
+{
+	const char *to = xmpp_stanza_get_attribute(el, "to");
+	char me[STORE_JID_MAX + GW_ADDR_TEXT], peer[STORE_JID_MAX + GW_ADDR_TEXT];
+	char *bare;
+
+	if (to == NULL || strcmp(xmpp_stanza_get_name(el), "reply") != 0)
+		return;
+	if (barev_jid(me, sizeof(me), c->user->nick, c->user->address) == -1 ||
+	    barev_jid(peer, sizeof(peer), c->nick, c->address) == -1) {
+		xmpp_stanza_del_attribute(el, "to");
+		return;
+	}
+	if (outbound) {
+		if ((bare = br_bare(to)) == NULL) {
+			xmpp_stanza_del_attribute(el, "to");
+			return;
+		}
+		if (strcmp(bare, c->user->jid) == 0)
+			xmpp_stanza_set_attribute(el, "to", me);
+		else if (strcasecmp(bare, c->jid) == 0)
+			xmpp_stanza_set_attribute(el, "to", peer);
+		else
+			xmpp_stanza_del_attribute(el, "to");
+		free(bare);
+		return;
+	}
+	/* inbound: the peer's "me" is our contact, its "peer" our user */
+	if (strcasecmp(to, peer) == 0)
+		xmpp_stanza_set_attribute(el, "to", c->jid);
+	else if (strcasecmp(to, me) == 0)
+		xmpp_stanza_set_attribute(el, "to", c->user->jid);
+	else
+		xmpp_stanza_del_attribute(el, "to");
+}
+
+int
+passthru_extract(struct br_contact *c, xmpp_stanza_t *st, char **extra,
+    int *durable)
+{
+	xmpp_stanza_t *ch, *cp;
+	char *buf = NULL, *s, *tmp;
+	size_t len = 0, n, count = 0;
+	int d;
+
+	*extra = NULL;
+	*durable = 0;
+	for (ch = xmpp_stanza_get_children(st); ch; ch = xmpp_stanza_get_next(ch)) {
+		if ((d = child_allowed(ch)) < 0)
+			continue;
+		if (++count > CHILDREN_MAX)
+			break;
+		if ((cp = xmpp_stanza_copy(ch)) == NULL)
+			goto oom;
+		if (strcmp(xmpp_stanza_get_ns(cp), NS_REPLY) == 0)
+			rewrite_reply(c, cp, 1);
+		s = xs_serialize_str(cp, 0, &n);
+		xmpp_stanza_release(cp);
+		if (s == NULL)
+			goto oom;
+		if (len + n > EXTRA_MAX) {
+			free(s);
+			continue;	/* too big to be a reference: left out */
+		}
+		if ((tmp = realloc(buf, len + n + 1)) == NULL) {
+			free(s);
+			goto oom;
+		}
+		buf = tmp;
+		memcpy(buf + len, s, n + 1);
+		len += n;
+		free(s);
+		*durable |= d;
+	}
+	*extra = buf;
+	return 0;
+oom:
+	free(buf);
+	*durable = 0;
+	return -1;
+}
+
+int
+passthru_has(const char *extra, const char *name, const char *ns)
+{
+	xmpp_stanza_t *w;
+	int found;
+
+	if (extra == NULL || (w = passthru_parse(extra)) == NULL)
+		return 0;
+	found = xmpp_stanza_get_child_by_name_and_ns(w, name, ns) != NULL;
+	xmpp_stanza_release(w);
+	return found;
+}
+
+xmpp_stanza_t *
+passthru_parse(const char *extra)
+{
+	size_t n = strlen(extra);
+	char *doc;
+	xmpp_stanza_t *w;
+
+	if ((doc = malloc(n + 8)) == NULL)
+		return NULL;
+	memcpy(doc, "<x>", 3);
+	memcpy(doc + 3, extra, n);
+	memcpy(doc + 3 + n, "</x>", 5);
+	w = xmpp_stanza_new_from_string(xs_ctx(), doc);
+	free(doc);
+	return w;
+}
+
+xmpp_stanza_t *
+passthru_wire(const char *id, const char *body, const char *extra)
+{
+	xmpp_stanza_t *msg, *w, *ch, *cp;
+
+	if ((msg = br_stanza("message", "chat", NULL, NULL)) == NULL)
+		return NULL;
+	if (id && *id)
+		xmpp_stanza_set_id(msg, id);
+	if (body && *body)
+		br_add_text_child(msg, "body", NULL, body);
+	if (extra == NULL || (w = passthru_parse(extra)) == NULL)
+		return msg;	/* an unreadable extra: the body still goes */
+	for (ch = xmpp_stanza_get_children(w); ch; ch = xmpp_stanza_get_next(ch)) {
+		if (child_allowed(ch) < 0 || (cp = xmpp_stanza_copy(ch)) == NULL)
+			continue;
+		xmpp_stanza_add_child_ex(msg, cp, 0);
+	}
+	xmpp_stanza_release(w);
+	return msg;
+}
+
+int
+passthru_import(struct br_contact *c, xmpp_stanza_t *peer, xmpp_stanza_t *out)
+{
+	xmpp_stanza_t *ch, *cp;
+	size_t count = 0;
+	int d, durable = 0;
+
+	for (ch = xmpp_stanza_get_children(peer); ch; ch = xmpp_stanza_get_next(ch)) {
+		if ((d = child_allowed(ch)) < 0)
+			continue;
+		if (++count > CHILDREN_MAX)
+			break;
+		if ((cp = xmpp_stanza_copy(ch)) == NULL)
+			continue;
+		if (strcmp(xmpp_stanza_get_ns(cp), NS_REPLY) == 0)
+			rewrite_reply(c, cp, 0);
+		xmpp_stanza_add_child_ex(out, cp, 0);
+		durable |= d;
+	}
+	return durable;
+}
+
+int
+passthru_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	return n > 0 && n <= ID_MAX;
+}

@@ -1,0 +1,136 @@
+/*
+ * translate — presence across the bridge as pure functions (translate.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "translate.h"
+#include "xmlstream.h"
+
+#define NS_VCARD_UPDATE "vcard-temp:x:update"
+
+enum tr_show
+tr_show_parse(const char *text)
+{
+	static const struct { const char *text; enum tr_show show; } map[] = {
+		{ "chat", TR_SHOW_CHAT }, { "away", TR_SHOW_AWAY },
+		{ "xa", TR_SHOW_XA }, { "dnd", TR_SHOW_DND },
+	};
+
+	for (size_t i = 0; text != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(text, map[i].text) == 0)
+			return map[i].show;
+	return TR_SHOW_NONE;
+}
+
+/* most available first */
+static int
+show_rank(enum tr_show show)
+{
+	switch (show) {
+	case TR_SHOW_CHAT: return 5;
+	case TR_SHOW_NONE: return 4;
+	case TR_SHOW_AWAY: return 3;
+	case TR_SHOW_XA: return 2;
+	default: return 1;
+	}
+}
+
+int
+tr_resource_wins(const struct tr_resource *a, const struct tr_resource *b)
+{
+	if (b == NULL || a->priority != b->priority)
+		return b == NULL || a->priority > b->priority;
+	return show_rank(a->show) > show_rank(b->show);
+}
+
+const char *
+tr_show_to_barev(enum tr_show show)
+{
+	switch (show) {
+	case TR_SHOW_AWAY:
+	case TR_SHOW_XA:
+		return "away";
+	case TR_SHOW_DND:
+		return "dnd";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * The text of st's first child `name` (malloc'd by libstrophe's default
+ * allocator: free() it), NULL when absent or empty.  libstrophe answers
+ * NULL for "no text" and for "no memory" alike: both read as no text.
+ */
+static char *
+child_text(xmpp_stanza_t *st, const char *name)
+{
+	xmpp_stanza_t *el = st ? xmpp_stanza_get_child_by_name(st, name) : NULL;
+
+	return el ? xmpp_stanza_get_text(el) : NULL;
+}
+
+void
+tr_peer_presence_read(xmpp_stanza_t *st, struct tr_peer_presence *out)
+{
+	const char *type = xmpp_stanza_get_type(st);
+	xmpp_stanza_t *x;
+	char *show = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (type != NULL && strcmp(type, "error") == 0) {
+		out->ignore = 1;
+		return;
+	}
+	out->available = type == NULL || strcmp(type, "unavailable") != 0;
+	show = child_text(st, "show");
+	out->status = child_text(st, "status");
+	x = xmpp_stanza_get_child_by_name_and_ns(st, "x", NS_VCARD_UPDATE);
+	out->avatar = x != NULL && out->available;
+	out->photo = child_text(x, "photo");
+	if (show != NULL) {
+		if (strcmp(show, "offline") == 0)
+			out->available = 0;	/* pascal's offline */
+		else if (strcmp(show, "away") == 0 || strcmp(show, "xa") == 0 ||
+		    strcmp(show, "dnd") == 0 || strcmp(show, "chat") == 0)
+			snprintf(out->show, sizeof(out->show), "%s", show);
+	}
+	free(show);
+}
+
+void
+tr_peer_presence_clear(struct tr_peer_presence *p)
+{
+	free(p->status);
+	free(p->photo);
+	p->status = p->photo = NULL;
+}
+
+xmpp_stanza_t *
+tr_contact_presence(const char *from, const char *to, int available,
+    const char *show, const char *status, const char *photo_hash)
+{
+	xmpp_stanza_t *st, *x;
+
+	if ((st = xs_stanza("presence", available ? NULL : "unavailable", from,
+	    to)) == NULL)
+		return NULL;
+	if (available && show != NULL && *show != '\0' &&
+	    xs_add_text(st, "show", NULL, show) == NULL)
+		goto fail;
+	if (status != NULL && *status != '\0' &&
+	    xs_add_text(st, "status", NULL, status) == NULL)
+		goto fail;
+	if (available) {
+		/* XEP-0153: the hash of the image, whatever token the peer used */
+		if ((x = xs_add_child(st, "x", NS_VCARD_UPDATE)) == NULL ||
+		    xs_add_text(x, "photo", NULL, photo_hash) == NULL)
+			goto fail;
+	}
+	return st;
+fail:
+	xmpp_stanza_release(st);
+	return NULL;
+}

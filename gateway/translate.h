@@ -1,0 +1,64 @@
+/*
+ * translate — the gateway's reason to exist, without anything else: XMPP
+ * presence in, what a Barev peer is told out; Barev presence in, what the
+ * XMPP user is told out.  Pure functions of their arguments: no sending,
+ * no store, no timers, no event loop (docs/design.md "Layers"), so
+ * tests/gateway/test_translate.c covers them alone.
+ */
+#ifndef GW_TRANSLATE_H
+#define GW_TRANSLATE_H
+
+#include <strophe.h>
+
+/* an XMPP <show>, in the order of tr_show_rank() */
+enum tr_show { TR_SHOW_NONE = 0, TR_SHOW_CHAT, TR_SHOW_AWAY, TR_SHOW_XA,
+    TR_SHOW_DND };
+
+/* RFC 6121 §4.7.2.1 <show> text (NULL: none); anything else is none */
+enum tr_show tr_show_parse(const char *text);
+
+/*
+ * One of the user's resources, as far as her Barev presence goes.  Her
+ * peers see one presence for all of them: the highest priority wins, then
+ * the most available show.
+ */
+struct tr_resource {
+	int priority;
+	enum tr_show show;
+	const char *status;
+};
+/* does `a` speak for the user rather than `b` (b may be NULL)? */
+int tr_resource_wins(const struct tr_resource *a, const struct tr_resource *b);
+
+/*
+ * What a Barev peer can show (BAREV.md §3): away (for away and xa: purple
+ * shows xa as available), dnd, or nothing (available, chat).
+ */
+const char *tr_show_to_barev(enum tr_show show);
+
+/* A presence stanza from a Barev peer, read (BAREV.md §3). */
+struct tr_peer_presence {
+	int ignore;		/* type error: no change at all */
+	int available;		/* unavailable, or pascal's <show>offline */
+	char show[8];		/* "", away, xa, dnd, chat */
+	char *status;		/* NULL: none; malloc'd */
+	/* a vcard-temp:x:update element in a presence not typed unavailable
+	 * (pascal's <show>offline</show> still tells its avatar) */
+	int avatar;
+	char *photo;		/* its <photo> token, NULL when empty */
+};
+/* Fills `out`; free it with tr_peer_presence_clear(). */
+void tr_peer_presence_read(xmpp_stanza_t *st, struct tr_peer_presence *out);
+void tr_peer_presence_clear(struct tr_peer_presence *p);
+
+/*
+ * The contact's presence for the user's XMPP client: from `from` (the
+ * contact's full JID) to `to`, available with show/status and the XEP-0153
+ * photo hash ("" = no avatar), or unavailable (status only).  NULL on no
+ * memory.
+ */
+xmpp_stanza_t *tr_contact_presence(const char *from, const char *to,
+    int available, const char *show, const char *status,
+    const char *photo_hash);
+
+#endif

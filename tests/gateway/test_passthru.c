@@ -1,0 +1,145 @@
+/*
+ * test_passthru — between two gateways only allow-listed children pass,
+ * checked to the last descendant, both ways; reply@to crosses as the
+ * Barev JID and comes back as the XMPP JID of the same person; ids kept.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge_int.h"
+#include "xmlstream.h"
+#include "../check.h"
+
+static struct br_user alice = {
+	.jid = "alice@a.example", .nick = "alice", .address = "201:1::1",
+};
+static struct br_contact bob = {
+	.nick = "bob", .address = "201:2::2", .user = &alice,
+	.jid = "bob\\40201\\3a2\\3a\\3a2@barev.a.example",
+};
+
+static xmpp_stanza_t *
+parse(const char *xml)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xs_ctx(), xml);
+
+	CHECK(st != NULL);
+	return st;
+}
+
+static char *
+ser(xmpp_stanza_t *st)
+{
+	size_t n;
+
+	return xs_serialize_str(st, 0, &n);
+}
+
+static void
+test_extract_keeps_only_the_allowlist(void)
+{
+	xmpp_stanza_t *st = parse("<message xmlns='jabber:client' id='m1'>"
+	    "<body>hi</body>"
+	    "<reactions xmlns='urn:xmpp:reactions:0' id='x'><reaction>+1</reaction></reactions>"
+	    "<x xmlns='urn:example:private'/>"
+	    "<retract xmlns='urn:xmpp:message-retract:1' id='y'><x xmlns='urn:example:private'/></retract>"
+	    "<stanza-id xmlns='urn:xmpp:sid:0' id='forged' by='a.example'/>"
+	    "<origin-id xmlns='urn:xmpp:sid:0' id='m1'/>"
+	    "<request xmlns='urn:xmpp:receipts'/>"
+	    "</message>");
+	char *extra;
+	int durable;
+
+	CHECK(passthru_extract(&bob, st, &extra, &durable) == 0);
+	CHECK(extra != NULL && durable == 1);
+	if (extra) {
+		CHECK(strstr(extra, ">+1</reaction></reactions>") != NULL);
+		CHECK(strstr(extra, "urn:example:private") == NULL);
+		CHECK(strstr(extra, "retract") == NULL);	/* foreign child */
+		CHECK(strstr(extra, "forged") == NULL);
+		CHECK(strstr(extra, "origin-id") != NULL);
+		CHECK(passthru_has(extra, "request", "urn:xmpp:receipts"));
+		CHECK(!passthru_has(extra, "received", "urn:xmpp:receipts"));
+	}
+	free(extra);
+	xmpp_stanza_release(st);
+
+	st = parse("<message xmlns='jabber:client'><composing"
+	    " xmlns='http://jabber.org/protocol/chatstates'/></message>");
+	CHECK(passthru_extract(&bob, st, &extra, &durable) == 0);
+	CHECK(extra != NULL && durable == 0);	/* a chat state stays transient */
+	free(extra);
+	xmpp_stanza_release(st);
+
+	st = parse("<message xmlns='jabber:client'><body>plain</body></message>");
+	CHECK(passthru_extract(&bob, st, &extra, &durable) == 0);
+	CHECK(extra == NULL && durable == 0);
+	xmpp_stanza_release(st);
+}
+
+static void
+test_reply_to_crosses_as_the_barev_jid_and_back(void)
+{
+	xmpp_stanza_t *st = parse("<message xmlns='jabber:client'>"
+	    "<reply xmlns='urn:xmpp:reply:0' to='alice@a.example/phone' id='q1'/>"
+	    "</message>"), *wire, *out, *peer, *r;
+	char *extra, *xml;
+	int durable;
+
+	CHECK(passthru_extract(&bob, st, &extra, &durable) == 0);
+	CHECK(extra && strstr(extra, "to=\"alice@201:1::1\"") != NULL);
+	wire = passthru_wire("m2", "answer", extra);
+	xml = ser(wire);
+	CHECK(xml && strstr(xml, "id=\"m2\"") && strstr(xml, "<body>answer</body>"));
+	free(xml);
+	xmpp_stanza_release(wire);
+	free(extra);
+	xmpp_stanza_release(st);
+
+	/* from bob's gateway: its "me" is our contact, its "peer" our user */
+	peer = parse("<message xmlns='jabber:client' id='p1'>"
+	    "<reply xmlns='urn:xmpp:reply:0' to='BOB@201:2::2' id='a'/>"
+	    "<reply xmlns='urn:xmpp:reply:0' to='alice@201:1::1' id='b'/>"
+	    "<reply xmlns='urn:xmpp:reply:0' to='mallory@201:6::6' id='c'/>"
+	    "<x xmlns='jabber:x:oob'><url>http://x</url></x>"
+	    "</message>");
+	out = br_stanza("message", "chat", NULL, NULL);
+	CHECK(passthru_import(&bob, peer, out) == 1);
+	r = xmpp_stanza_get_children(out);
+	CHECK(r && strcmp(xmpp_stanza_get_attribute(r, "to"), bob.jid) == 0);
+	r = r ? xmpp_stanza_get_next(r) : NULL;
+	CHECK(r && strcmp(xmpp_stanza_get_attribute(r, "to"), alice.jid) == 0);
+	r = r ? xmpp_stanza_get_next(r) : NULL;
+	CHECK(r && xmpp_stanza_get_attribute(r, "to") == NULL);
+	CHECK(r && xmpp_stanza_get_next(r) == NULL);	/* no oob */
+	xmpp_stanza_release(out);
+	xmpp_stanza_release(peer);
+}
+
+static void
+test_ids(void)
+{
+	char big[200];
+
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(passthru_id_ok("abc-123"));
+	CHECK(!passthru_id_ok(""));
+	CHECK(!passthru_id_ok(NULL));
+	CHECK(!passthru_id_ok(big));
+}
+
+int
+main(void)
+{
+	if (xs_init() == -1) {
+		fprintf(stderr, "xs_init failed\n");
+		return 1;
+	}
+	RUN(test_extract_keeps_only_the_allowlist);
+	RUN(test_reply_to_crosses_as_the_barev_jid_and_back);
+	RUN(test_ids);
+	xs_shutdown();
+	return CHECK_EXIT();
+}

@@ -1,0 +1,241 @@
+/*
+ * translate.c alone: no sockets, no SQLite, no event loop.  Presence
+ * aggregation across the user's resources, <show> both ways (pascal's
+ * <show>offline</show> included), what a Barev peer's presence tells the
+ * user, and the exact presence the user's server gets for a contact.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "translate.h"
+#include "xmlstream.h"
+#include "../check.h"
+
+/* ---- a Barev peer's bytes, parsed as barevlink parses them ---- */
+
+static xmpp_stanza_t *parsed;
+
+static void
+keep(void *arg, xmpp_stanza_t *st)
+{
+	(void)arg;
+	if (parsed == NULL)
+		parsed = xmpp_stanza_clone(st);
+}
+
+static xmpp_stanza_t *
+parse(const char *xml)
+{
+	static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+	    "xmlns:stream='http://etherx.jabber.org/streams'>";
+	struct xs_callbacks cb = { NULL, keep, NULL };
+	struct xs_parser *p = xs_parser_new(NULL, &cb, NULL);
+
+	parsed = NULL;
+	xs_parser_feed(p, hdr, strlen(hdr));
+	xs_parser_feed(p, xml, strlen(xml));
+	xs_parser_free(p);
+	CHECK(parsed != NULL);
+	return parsed;
+}
+
+/* what `xml` from a peer tells: available, show, status, avatar, photo */
+static void
+peer_says(const char *xml, int ignore, int available, const char *show,
+    const char *status, int avatar, const char *photo)
+{
+	struct tr_peer_presence p;
+	xmpp_stanza_t *st = parse(xml);
+
+	if (st == NULL)
+		return;
+	tr_peer_presence_read(st, &p);
+	if (p.ignore != ignore || p.available != available ||
+	    strcmp(p.show, show) != 0 || p.avatar != avatar ||
+	    (status == NULL) != (p.status == NULL) ||
+	    (status && strcmp(status, p.status) != 0) ||
+	    (photo == NULL) != (p.photo == NULL) ||
+	    (photo && strcmp(photo, p.photo) != 0))
+		fprintf(stderr, "  %s\n  read: ignore %d available %d show '%s'"
+		    " status %s avatar %d photo %s\n", xml, p.ignore,
+		    p.available, p.show, p.status ? p.status : "(none)",
+		    p.avatar, p.photo ? p.photo : "(none)");
+	CHECK(p.ignore == ignore);
+	CHECK(p.available == available);
+	CHECK_STR(p.show, show);
+	CHECK(p.avatar == avatar);
+	if (status == NULL)
+		CHECK(p.status == NULL);
+	else
+		CHECK_STR(p.status, status);
+	if (photo == NULL)
+		CHECK(p.photo == NULL);
+	else
+		CHECK_STR(p.photo, photo);
+	tr_peer_presence_clear(&p);
+	xmpp_stanza_release(st);
+}
+
+/* BAREV.md §3, as purple and pascal really send it (the transcripts) */
+static void
+test_peer_presence(void)
+{
+	/* purple: available, no avatar yet */
+	peer_says("<presence from='bob@200:2::2'><x xmlns='vcard-temp:x:update'>"
+	    "<photo/></x></presence>", 0, 1, "", NULL, 1, NULL);
+	/* away with a status and an avatar hash */
+	peer_says("<presence><show>away</show><status>lunch &amp; more</status>"
+	    "<x xmlns='vcard-temp:x:update'><photo>0a1b</photo></x></presence>",
+	    0, 1, "away", "lunch & more", 1, "0a1b");
+	/* every show a peer may send is kept as it is for the XMPP side */
+	peer_says("<presence><show>xa</show></presence>", 0, 1, "xa", NULL, 0,
+	    NULL);
+	peer_says("<presence><show>dnd</show></presence>", 0, 1, "dnd", NULL, 0,
+	    NULL);
+	peer_says("<presence><show>chat</show></presence>", 0, 1, "chat", NULL,
+	    0, NULL);
+	/* an unknown show is plain available */
+	peer_says("<presence><show>busy</show></presence>", 0, 1, "", NULL, 0,
+	    NULL);
+	/* pascal: <presence></presence>, twice, always available */
+	peer_says("<presence></presence>", 0, 1, "", NULL, 0, NULL);
+	/* pascal's offline is a show; its avatar still counts */
+	peer_says("<presence><show>offline</show><x xmlns='vcard-temp:x:update'>"
+	    "<photo>ff</photo></x></presence>", 0, 0, "", NULL, 1, "ff");
+	/* the gateway's own goodbye (double quotes: pascal reads only those) */
+	peer_says("<presence type=\"unavailable\"></presence>", 0, 0, "", NULL,
+	    0, NULL);
+	/* an unavailable presence tells no avatar, but keeps its status */
+	peer_says("<presence type='unavailable'><status>bye</status>"
+	    "<x xmlns='vcard-temp:x:update'><photo>ff</photo></x></presence>",
+	    0, 0, "", "bye", 0, "ff");
+	/* an error changes nothing at all */
+	peer_says("<presence type='error'><show>dnd</show></presence>", 1, 0,
+	    "", NULL, 0, NULL);
+	/* an x of another namespace is no avatar */
+	peer_says("<presence><x xmlns='jabber:x:other'><photo>ff</photo></x>"
+	    "</presence>", 0, 1, "", NULL, 0, NULL);
+}
+
+/* ---- the user's resources toward her peers ---- */
+
+static void
+test_show_both_ways(void)
+{
+	CHECK(tr_show_parse(NULL) == TR_SHOW_NONE);
+	CHECK(tr_show_parse("chat") == TR_SHOW_CHAT);
+	CHECK(tr_show_parse("away") == TR_SHOW_AWAY);
+	CHECK(tr_show_parse("xa") == TR_SHOW_XA);
+	CHECK(tr_show_parse("dnd") == TR_SHOW_DND);
+	CHECK(tr_show_parse("Away") == TR_SHOW_NONE);	/* RFC 6121: exact */
+	CHECK(tr_show_parse("offline") == TR_SHOW_NONE);
+	/* purple shows xa (and chat) as available: away is what it knows */
+	CHECK_STR(tr_show_to_barev(TR_SHOW_AWAY), "away");
+	CHECK_STR(tr_show_to_barev(TR_SHOW_XA), "away");
+	CHECK_STR(tr_show_to_barev(TR_SHOW_DND), "dnd");
+	CHECK(tr_show_to_barev(TR_SHOW_CHAT) == NULL);
+	CHECK(tr_show_to_barev(TR_SHOW_NONE) == NULL);
+}
+
+/* the winner among resources, offered in every order */
+static const struct tr_resource *
+best_of(const struct tr_resource *v, size_t n, int reverse)
+{
+	const struct tr_resource *best = NULL;
+
+	for (size_t k = 0; k < n; k++) {
+		const struct tr_resource *r = &v[reverse ? n - 1 - k : k];
+
+		if (tr_resource_wins(r, best))
+			best = r;
+	}
+	return best;
+}
+
+static void
+test_presence_aggregation(void)
+{
+	/* priority first: the phone (away, 10) speaks for her over the
+	 * laptop (available, 0) */
+	const struct tr_resource a[] = {
+		{ 0, TR_SHOW_NONE, "at the desk" },
+		{ 10, TR_SHOW_AWAY, "on the phone" },
+	};
+	/* the same priority: the most available wins, chat over none over
+	 * away over xa over dnd */
+	const struct tr_resource b[] = {
+		{ 5, TR_SHOW_DND, "d" }, { 5, TR_SHOW_XA, "x" },
+		{ 5, TR_SHOW_AWAY, "a" }, { 5, TR_SHOW_CHAT, "c" },
+		{ 5, TR_SHOW_NONE, "n" },
+	};
+	/* negative priorities still count (RFC 6121 §4.7.2.3) */
+	const struct tr_resource c[] = {
+		{ -1, TR_SHOW_CHAT, "low" }, { -5, TR_SHOW_CHAT, "lower" },
+	};
+
+	for (int rev = 0; rev < 2; rev++) {
+		CHECK_STR(best_of(a, 2, rev)->status, "on the phone");
+		CHECK_STR(best_of(b, 5, rev)->status, "c");
+		CHECK_STR(best_of(b, 3, rev)->status, "a");
+		CHECK_STR(best_of(b, 2, rev)->status, "x");
+		CHECK_STR(best_of(c, 2, rev)->status, "low");
+	}
+	CHECK(best_of(a, 0, 0) == NULL);
+	/* her away phone shows as away at every Barev peer */
+	CHECK_STR(tr_show_to_barev(best_of(a, 2, 0)->show), "away");
+}
+
+/* ---- a contact's presence toward the user ---- */
+
+static void
+contact_says(int available, const char *show, const char *status,
+    const char *photo, const char *want)
+{
+	xmpp_stanza_t *st = tr_contact_presence("bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev",
+	    "alice@example.org", available, show, status, photo);
+	char *s;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	/* as the component link writes it */
+	s = xs_serialize_str(st, 0, NULL);
+	CHECK_STR(s, want);
+	free(s);
+	xmpp_stanza_release(st);
+}
+
+/* libstrophe writes attributes in its hash table's (fixed) order */
+#define TO "to=\"alice@example.org\" "
+#define FROM "from=\"bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev\""
+
+static void
+test_contact_presence(void)
+{
+	contact_says(1, "", NULL, "",
+	    "<presence " TO FROM "><x xmlns=\"vcard-temp:x:update\"><photo>"
+	    "</photo></x></presence>");
+	contact_says(1, "away", "lunch & <more>", "0a1b",
+	    "<presence " TO FROM "><show>away</show><status>lunch &amp; "
+	    "&lt;more&gt;</status><x xmlns=\"vcard-temp:x:update\"><photo>0a1b"
+	    "</photo></x></presence>");
+	/* unavailable: the status may say why; no show, no avatar */
+	contact_says(0, "dnd", "gone fishing", "0a1b",
+	    "<presence " TO FROM " type=\"unavailable\"><status>gone fishing"
+	    "</status></presence>");
+	contact_says(0, "", "", NULL,
+	    "<presence " TO FROM " type=\"unavailable\"></presence>");
+}
+
+int
+main(void)
+{
+	if (xs_init() != 0)
+		return 2;
+	RUN(test_peer_presence);
+	RUN(test_show_both_ways);
+	RUN(test_presence_aggregation);
+	RUN(test_contact_presence);
+	xs_shutdown();
+	return CHECK_EXIT();
+}
