@@ -73,6 +73,17 @@ struct bl_events {
 	 * is the caller's: barevlink itself only knows its allowlist.
 	 */
 	int (*permit)(void *arg, const char *local, const char *remote);
+	/*
+	 * Just before pipe_down, when the link was cut: the pipe died without
+	 * our goodbye (keepalive, a reset, an EOF or a stream error out of the
+	 * blue), or by a socket error while draining.  Units the kernel took
+	 * (`sent`) may never have reached the peer; the connection is reset,
+	 * not closed, so none of them can still arrive later.  Not called for
+	 * our own orderly close nor for a drain that ends otherwise (the peer
+	 * closed after our </stream:stream>, or did not in time): those close
+	 * normally, and what the kernel holds may still reach the peer.
+	 */
+	void (*pipe_cut)(void *arg, int64_t ident, int64_t contact);
 };
 
 struct bl;

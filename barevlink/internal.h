@@ -148,6 +148,7 @@ struct bl_pipe {
 	uint8_t			 was_up;
 	uint8_t			 draining;	/* said goodbye, still reading */
 	uint8_t			 bye_ours;	/* ... because our user went offline */
+	uint8_t			 conn_failed;	/* closed by an error, not an end */
 	uint8_t			 dial_slot;	/* holds one of cfg.max_dials */
 	uint64_t		 ka_seq;	/* keepalive ping in flight, 0 = none */
 	uint64_t		 ka_sent;	/* ms */

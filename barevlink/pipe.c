@@ -424,6 +424,7 @@ pipe_on_close(void *arg, enum xs_close why, const char *detail)
 	else
 		snprintf(buf, sizeof(buf), "%s", xs_close_str(why));
 	p->orderly = 0;
+	p->conn_failed = why != XS_END_STREAM && why != XS_END_EOF;
 	bl_pipe_kill(p, buf, BL_CLOSE_ABORT);
 }
 
@@ -681,7 +682,8 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	struct bl_contact *c = p->contact;
 	struct bl_ping	*pg;
 	int64_t		 iid = 0, cid = 0;
-	int		 was_up = p->state == BL_P_UP;
+	int		 was_up = p->state == BL_P_UP, cut;
+	struct linger	 rst = { 1, 0 };
 	uint64_t	 cookie;
 	char		 src[BL_ADDRSTRLEN];
 
@@ -700,6 +702,20 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 		if (p->state >= BL_P_CLOSING)
 			return;		/* a `sent` callback closed it */
 	}
+	/*
+	 * A cut: the pipe died without our goodbye (keepalive, a reset, an
+	 * EOF or stream error out of the blue), or while draining, by an
+	 * error.  Reset the connection, so what the kernel still holds for a
+	 * dead link is dropped, never delivered after the gateway sends it
+	 * again.  A drain that ends otherwise (the peer closed, or did not
+	 * in time: it may only be busy) is closed
+	 * normally and, like our own orderly close that lingers, may still
+	 * reach the peer: no cut, and a clean stop stays exactly-once.
+	 */
+	cut = was_up && how != BL_CLOSE_ORDERLY && (!p->draining || p->conn_failed);
+	if (cut && p->conn != NULL)
+		(void)setsockopt(xs_conn_fd(p->conn), SOL_SOCKET, SO_LINGER, &rst,
+		    sizeof(rst));
 	pending_uncount(p);
 	bl_dial_slot_release(p);
 	if (c != NULL) {
@@ -754,6 +770,8 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 		if (was_up && bl->ev.ping_done != NULL)
 			bl->ev.ping_done(bl->arg, iid, cid, cookie, 0);
 	}
+	if (cut && bl->ev.pipe_cut != NULL)
+		bl->ev.pipe_cut(bl->arg, iid, cid);
 	if (was_up && bl->ev.pipe_down != NULL)
 		bl->ev.pipe_down(bl->arg, iid, cid, why);
 }

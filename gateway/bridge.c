@@ -39,6 +39,7 @@
 
 static void bl_ev_pipe_up(void *, int64_t, int64_t);
 static void bl_ev_pipe_down(void *, int64_t, int64_t, const char *);
+static void bl_ev_pipe_cut(void *, int64_t, int64_t);
 static void bl_ev_stanza(void *, int64_t, int64_t, xmpp_stanza_t *);
 static void bl_ev_sent(void *, int64_t, int64_t, uint64_t);
 static void bl_ev_ping_done(void *, int64_t, int64_t, uint64_t, int);
@@ -47,6 +48,7 @@ static void bl_ev_listener(void *, const char *, uint16_t, int, const char *);
 static const struct bl_events bridge_bl_events = {
 	.pipe_up = bl_ev_pipe_up,
 	.pipe_down = bl_ev_pipe_down,
+	.pipe_cut = bl_ev_pipe_cut,
 	.stanza = bl_ev_stanza,
 	.sent = bl_ev_sent,
 	.ping_done = bl_ev_ping_done,
@@ -443,7 +445,7 @@ contact_add(struct bridge *br, const struct store_contact *sc)
 		if ((c = calloc(1, sizeof(*c))) == NULL)
 			return NULL;
 		TAILQ_INIT(&c->inflight);
-		TAILQ_INIT(&c->receipts);
+		TAILQ_INIT(&c->unread);
 		c->id = sc->id;
 		if (tsearch(c, &br->contacts_by_id, cmp_contact_id) == NULL) {
 			free(c);
@@ -1094,6 +1096,17 @@ bl_ev_pipe_down(void *arg, int64_t ident, int64_t contact, const char *why)
 		c->show[0] = '\0';
 		contact_presence_send(br, c, NULL);
 	}
+}
+
+static void
+bl_ev_pipe_cut(void *arg, int64_t ident, int64_t contact)
+{
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, contact);
+
+	(void)ident;
+	if (c)
+		c->pipe_cut = 1;	/* relay_pipe_down() requeues the unread */
 }
 
 /* An iq from a peer nobody else took: decline file offers the way the

@@ -41,15 +41,11 @@ struct br_user {
 	int online;		/* any resource available */
 };
 
-/* A receipt owed to the user once a ping after the message returns. */
-struct br_receipt {
-	TAILQ_ENTRY(br_receipt) entry;
-	uint64_t cookie;
-	char *to;		/* the sender's full JID */
-	char *id;		/* the message id to acknowledge */
-};
-
-/* An outbox row handed to barevlink and not yet written to the kernel. */
+/*
+ * An outbox row handed to barevlink: in `inflight` until the kernel has it
+ * (bl `sent`), then in `unread` until a ping sent after it is answered
+ * (the peer read it: the row is deleted, the receipt sent).
+ */
 struct br_inflight {
 	TAILQ_ENTRY(br_inflight) entry;
 	int64_t row;
@@ -57,6 +53,7 @@ struct br_inflight {
 	char *xmpp_id;
 	char *from_jid;
 	size_t body_len;	/* counted as relayed once in the kernel */
+	uint64_t ping;		/* unread: the ping after it, 0 = none yet */
 };
 
 struct br_contact {
@@ -78,8 +75,11 @@ struct br_contact {
 	char *status;
 	/* XMPP -> Barev */
 	int outbox_queued;	/* rows waiting in the store (approximate) */
-	TAILQ_HEAD(, br_inflight) inflight;
-	TAILQ_HEAD(, br_receipt) receipts;
+	/* handed over, not yet in the kernel; in it, not yet confirmed read */
+	TAILQ_HEAD(br_inflight_q, br_inflight) inflight;
+	struct br_inflight_q unread;
+	uint64_t read_ping;	/* the ping confirming `unread`, 0 = none out */
+	int pipe_cut;		/* bl pipe_cut: the pipe going down was cut */
 	struct event *typing_ev;	/* refreshes <composing/> (BAREV.md §4) */
 	int typing_ticks;
 	int batch_mark;		/* relay.c: seen while committing a batch */

@@ -1,13 +1,30 @@
 /*
  * relay — messages, chat states and receipts across the bridge, with
- * nothing lost (DESIGN.md "Failure model").
+ * nothing lost (DESIGN.md "Failure model", docs/design.md "Delivery
+ * semantics").
  *
  * XMPP -> Barev: the outbox row is committed before anything else happens;
- * a row is marked 'sending' when handed to barevlink and deleted once the
- * kernel has it (bl `sent`).  A crash between the two can lose a row in a
- * kernel buffer but never sends it twice (neither XEP-0114 nor Barev has
- * acknowledgements).  A receipt (XEP-0184) is sent only after a ping sent
- * after the message came back: TCP order means the peer read the message.
+ * a row is marked 'sending' when handed to barevlink.  Once the kernel has
+ * it (bl `sent`) it waits in the contact's `unread` list until a ping sent
+ * after it is answered: TCP order means the peer read it.  Then the row is
+ * deleted and its receipt (XEP-0184) sent.  One ping at a time per contact
+ * covers every row written before it.
+ *
+ * A pipe that goes down hands back what it never wrote (queued again) and,
+ * when it was cut (bl `pipe_cut`: it died without our goodbye, or by an
+ * error while draining; the connection is reset so nothing of it arrives
+ * later), what it wrote without an answer: queued again too, older ids
+ * first, so they are resent in order before anything newer.  The trade: a
+ * duplicate only when the peer read a row but its ping answer was lost
+ * with the link; a loss is worse.  After a drain (the peer closed after
+ * our goodbye, or the drain time ran out) or our own orderly close, the
+ * connection closes normally and may still deliver: unconfirmed rows are
+ * deleted, so a clean stop stays exactly-once.
+ *
+ * Crashes: unconfirmed rows are still 'sending', and a start drops those
+ * (relay_start) rather than sending them twice: after a SIGKILL the kernel
+ * closes our sockets normally and may still deliver what it held.  Neither
+ * XEP-0114 nor Barev has acknowledgements beyond that ping.
  *
  * Barev -> XMPP: straight to the user's bare JID with a stable id while the
  * component link is up; held in the SQLite inbox while it is down and
@@ -196,7 +213,7 @@ accept_message(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 
 /*
  * All or nothing: 0 when every accepted row is in the store.  Rows
- * already in the kernel are deleted in the same transaction: one fsync
+ * the peer confirmed are deleted in the same transaction: one fsync
  * for both while messages keep coming.
  */
 static int
@@ -381,8 +398,8 @@ send_row(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
 
 /*
  * Give one row (already marked 'sending': a crash after this never
- * re-sends it) to the pipe and remember it until barevlink says it is in
- * the kernel.  0, or -1 when barevlink refused it.
+ * re-sends it) to the pipe and remember it until the peer confirms it read
+ * it (relay_sent, relay_ping_done).  0, or -1 when barevlink refused it.
  */
 static int
 handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
@@ -535,61 +552,87 @@ relay_pipe_up(struct bridge *br, struct br_contact *c)
 }
 
 static void
-inflight_free(struct br_contact *c, struct br_inflight *in)
+inflight_free(struct br_inflight *in)
 {
-	TAILQ_REMOVE(&c->inflight, in, entry);
 	free(in->xmpp_id);
 	free(in->from_jid);
 	free(in);
 }
 
+/* `inflight` then `unread` of a contact, freed */
 static void
-receipt_free(struct br_contact *c, struct br_receipt *r)
+inflight_clear(struct br_contact *c)
 {
-	TAILQ_REMOVE(&c->receipts, r, entry);
-	free(r->to);
-	free(r->id);
-	free(r);
+	struct br_inflight *in;
+
+	while ((in = TAILQ_FIRST(&c->inflight)) != NULL) {
+		TAILQ_REMOVE(&c->inflight, in, entry);
+		inflight_free(in);
+	}
+	while ((in = TAILQ_FIRST(&c->unread)) != NULL) {
+		TAILQ_REMOVE(&c->unread, in, entry);
+		inflight_free(in);
+	}
+	c->read_ping = 0;
 }
 
+/*
+ * The pipe is gone.  Rows never written to the kernel are queued again.
+ * Rows the kernel took but no ping answer confirmed: queued again too when
+ * the pipe was cut (barevlink reset the connection: they may be lost, and
+ * can no longer arrive late), else (a drain, our own orderly close)
+ * deleted: the peer has them or the closing connection still brings them.
+ * The ids are older than any row still queued, so a resend keeps the order.
+ */
 void
 relay_pipe_down(struct bridge *br, struct br_contact *c)
 {
+	struct store *store = br->gw->store;
 	struct br_inflight *in;
 	int64_t *ids;
-	size_t n = 0;
-	int back = 0;
+	size_t n = 0, k = 0, unread = 0;
+	int back = 0, cut = c->pipe_cut;
 
+	c->pipe_cut = 0;
 	typing_stop(c);
-	/* never written to the kernel: queue them again, in one transaction */
+	TAILQ_FOREACH(in, &c->unread, entry)
+		unread++;
 	TAILQ_FOREACH(in, &c->inflight, entry)
 		n++;
+	n += unread;
 	if (n > 0 && (ids = calloc(n, sizeof(*ids))) != NULL) {
-		n = 0;
+		TAILQ_FOREACH(in, &c->unread, entry)
+			ids[k++] = in->row;
 		TAILQ_FOREACH(in, &c->inflight, entry)
-			ids[n++] = in->row;
-		if (store_outbox_set_sending_many(br->gw->store, ids, n, 0) == STORE_OK)
-			back = (int)n;
-		else
-			log_error("relay", "%zu message(s) to %s@%s could not be"
-			    " queued again; the next start drops them", n, c->nick,
-			    c->address);
+			ids[k++] = in->row;
+		if (!cut && unread > 0 &&
+		    store_outbox_delete_many(store, ids, unread) != STORE_OK)
+			log_warn("relay", "%zu delivered outbox rows not deleted; the"
+			    " next start drops them unsent", unread);
+		k = cut ? 0 : unread;	/* the first row to queue again */
+		if (n > k) {
+			if (store_outbox_set_sending_many(store, ids + k, n - k,
+			    0) == STORE_OK)
+				back = (int)(n - k);
+			else
+				log_error("relay", "%zu message(s) to %s@%s could not be"
+				    " queued again; the next start drops them", n - k,
+				    c->nick, c->address);
+		}
 		free(ids);
 	}
-	while ((in = TAILQ_FIRST(&c->inflight)) != NULL)
-		inflight_free(c, in);
-	while (!TAILQ_EMPTY(&c->receipts))
-		receipt_free(c, TAILQ_FIRST(&c->receipts));
+	inflight_clear(c);
 	if (back) {
 		c->outbox_queued += back;
-		log_info("relay", "%d message(s) to %s@%s requeued", back, c->nick,
-		    c->address);
+		log_info("relay", "%d message(s) to %s@%s requeued%s", back, c->nick,
+		    c->address, cut && unread ? " (the link was cut before the"
+		    " peer confirmed it read them)" : "");
 	}
 	br_update_want(br, c);
 }
 
 /*
- * Rows in the kernel are deleted in batches: with the next messages'
+ * Rows the peer confirmed are deleted in batches: with the next messages'
  * transaction while they keep coming, else by a timer DONE_MS later.
  * Until then they stay 'sending', which a restart drops without
  * re-sending, so the batching never makes a duplicate.
@@ -649,11 +692,52 @@ row_forgotten(struct bridge *br, int64_t row)
 	return 0;
 }
 
+/*
+ * Ask the peer to prove it read the rows the kernel took: one ping at a
+ * time covers every unread row written before it.  Rows written while it
+ * is out wait for its answer, then the next ping.
+ */
+static void
+read_ping(struct bridge *br, struct br_contact *c)
+{
+	struct br_inflight *in;
+	uint64_t cookie;
+
+	if (c->read_ping != 0 || (in = TAILQ_LAST(&c->unread, br_inflight_q)) == NULL ||
+	    in->ping != 0)
+		return;		/* one out already, or nothing to confirm */
+	cookie = ++br->next_cookie;
+	if (bl_ping(br->gw->bl, c->id, cookie) == -1)
+		return;		/* the pipe is going: pipe_down sorts them */
+	c->read_ping = cookie;
+	/* those without a ping are the tail */
+	for (; in != NULL && in->ping == 0; in = TAILQ_PREV(in, br_inflight_q, entry))
+		in->ping = cookie;
+}
+
+static void
+send_receipt(struct bridge *br, struct br_contact *c, const struct br_inflight *in)
+{
+	xmpp_stanza_t *st, *rc;
+	char full[STORE_JID_MAX + 16], id[72];
+
+	snprintf(full, sizeof(full), "%s/barev", c->jid);
+	st = br_stanza("message", NULL, full, in->from_jid);
+	/* one ping confirms many rows; row ids may come again later */
+	snprintf(id, sizeof(id), "rcpt-%llu-%lld-%lld", (unsigned long long)in->ping,
+	    (long long)in->row, (long long)now_s());
+	xmpp_stanza_set_id(st, id);
+	rc = br_stanza("received", NULL, NULL, NULL);
+	xmpp_stanza_set_ns(rc, NS_RECEIPTS);
+	xmpp_stanza_set_id(rc, in->xmpp_id);
+	xmpp_stanza_add_child_ex(st, rc, 0);
+	br_send(br->gw, st);
+}
+
 void
 relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 {
 	struct br_inflight *in;
-	struct br_receipt *r;
 
 	TAILQ_FOREACH(in, &c->inflight, entry)
 		if ((uint64_t)in->row == token)
@@ -661,21 +745,15 @@ relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 	if (in == NULL)
 		return;
 	/* counted here, not at the hand-over: a row requeued by a dying pipe
-	 * is handed over again but relayed once */
+	 * is handed over again but relayed once (a cut link's unread rows,
+	 * written again, count again) */
 	gw_counters.msgs_to_barev++;
 	gw_counters.bytes_to_barev += in->body_len;
-	forget_row(br, in->row);
-	if (in->want_receipt && in->xmpp_id && (r = calloc(1, sizeof(*r))) != NULL) {
-		r->cookie = ++br->next_cookie;
-		r->to = in->from_jid;
-		r->id = in->xmpp_id;
-		in->from_jid = in->xmpp_id = NULL;
-		TAILQ_INSERT_TAIL(&c->receipts, r, entry);
-		/* the pong proves the peer read everything before it */
-		if (bl_ping(br->gw->bl, c->id, r->cookie) == -1)
-			receipt_free(c, r);
-	}
-	inflight_free(c, in);
+	/* in the kernel, not yet read: kept until a ping after it returns */
+	TAILQ_REMOVE(&c->inflight, in, entry);
+	in->ping = 0;
+	TAILQ_INSERT_TAIL(&c->unread, in, entry);
+	read_ping(br, c);
 	if (TAILQ_EMPTY(&c->inflight)) {
 		/* all in the kernel: what the pipe held back (a peer reading
 		 * slowly, BL_MAX_UNSENT) waits in the outbox; on with it */
@@ -688,28 +766,30 @@ relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 void
 relay_ping_done(struct bridge *br, struct br_contact *c, uint64_t cookie, int ok)
 {
-	struct br_receipt *r;
-	xmpp_stanza_t *st, *rc;
-	char full[STORE_JID_MAX + 16], id[48];
+	struct br_inflight *in;
 
-	TAILQ_FOREACH(r, &c->receipts, entry)
-		if (r->cookie == cookie)
-			break;
-	if (r == NULL)
+	if (cookie == 0 || cookie != c->read_ping)
 		return;
-	if (ok) {
-		snprintf(full, sizeof(full), "%s/barev", c->jid);
-		st = br_stanza("message", NULL, full, r->to);
-		snprintf(id, sizeof(id), "rcpt-%llu-%lld", (unsigned long long)cookie,
-		    (long long)now_s());
-		xmpp_stanza_set_id(st, id);
-		rc = br_stanza("received", NULL, NULL, NULL);
-		xmpp_stanza_set_ns(rc, NS_RECEIPTS);
-		xmpp_stanza_set_id(rc, r->id);
-		xmpp_stanza_add_child_ex(st, rc, 0);
-		br_send(br->gw, st);
+	c->read_ping = 0;
+	if (!ok) {
+		/* unanswered in time, the pipe still up (a slow reader): ask
+		 * again; a dead pipe's rows are pipe_down's */
+		TAILQ_FOREACH(in, &c->unread, entry)
+			if (in->ping == cookie)
+				in->ping = 0;
+		if (c->pipe_up)
+			read_ping(br, c);
+		return;
 	}
-	receipt_free(c, r);
+	/* TCP order: the peer read everything written before the ping */
+	while ((in = TAILQ_FIRST(&c->unread)) != NULL && in->ping == cookie) {
+		TAILQ_REMOVE(&c->unread, in, entry);
+		forget_row(br, in->row);
+		if (in->want_receipt && in->xmpp_id && in->from_jid)
+			send_receipt(br, c, in);
+		inflight_free(in);
+	}
+	read_ping(br, c);
 }
 
 void
@@ -734,10 +814,7 @@ relay_contact_forget(struct bridge *br, struct br_contact *c)
 	}
 	br->acc_n = k;
 	typing_stop(c);
-	while (!TAILQ_EMPTY(&c->inflight))
-		inflight_free(c, TAILQ_FIRST(&c->inflight));
-	while (!TAILQ_EMPTY(&c->receipts))
-		receipt_free(c, TAILQ_FIRST(&c->receipts));
+	inflight_clear(c);
 }
 
 /* ---- Barev -> XMPP ---- */
@@ -960,6 +1037,9 @@ expire_one(void *arg, const struct store_outmsg *m)
 		TAILQ_FOREACH(in, &c->inflight, entry)
 			if (in->row == m->id)
 				return 0;	/* on its way right now */
+		TAILQ_FOREACH(in, &c->unread, entry)
+			if (in->row == m->id)
+				return 0;	/* written, its read not yet confirmed */
 	}
 	if (row_forgotten(br, m->id))
 		return 0;		/* delivered; deleted in a moment */

@@ -89,12 +89,31 @@ xfer_http_shutdown(void)
 	xh_ssl_ca = NULL;
 }
 
+/*
+ * The resolver lives while HTTP clients do: made by the first, freed with
+ * the last.  Its UDP socket is then no fd the daemon keeps after its files
+ * (test_fault_linkcut counts them), and each new batch of transfers reads
+ * the host's resolv.conf as it is now.
+ */
+static unsigned xh_live;	/* struct xfer_http alive */
+
 static struct evdns_base *
 dns(struct gw *gw)
 {
 	if (xh_dns == NULL)
 		xh_dns = evdns_base_new(gw->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	return xh_dns;
+}
+
+static void
+dns_release(void)
+{
+	/* never inside a resolver callback: xfer_http_free runs from the
+	 * owner's callbacks, which `report` calls from its own event */
+	if (--xh_live == 0 && xh_dns) {
+		evdns_base_free(xh_dns, 1);
+		xh_dns = NULL;
+	}
 }
 
 /*
@@ -259,6 +278,7 @@ xh_new(struct gw *gw, int fd, xfer_http_cb cb, void *arg)
 		free(h);
 		return NULL;
 	}
+	xh_live++;
 	return h;
 }
 
@@ -275,6 +295,7 @@ xfer_http_free(struct xfer_http *h)
 		evbuffer_file_segment_free(h->seg);
 	event_free(h->defer);
 	free(h);
+	dns_release();
 }
 
 uint64_t xfer_http_bytes(const struct xfer_http *h) { return h->bytes; }

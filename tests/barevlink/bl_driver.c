@@ -41,6 +41,7 @@
  * Events, one per line, as they happen:
  *
  *   pipe_up IDENT CONTACT
+ *   pipe_cut IDENT CONTACT           (just before its pipe_down: a cut)
  *   pipe_down IDENT CONTACT WHY...
  *   stanza IDENT CONTACT XML         (serialized, \n and \\ escaped)
  *   sent IDENT CONTACT TOKEN
@@ -99,6 +100,13 @@ ev_pipe_down(void *arg, int64_t i, int64_t c, const char *why)
 {
 	(void)arg;
 	printf("pipe_down %" PRId64 " %" PRId64 " %s\n", i, c, why);
+}
+
+static void
+ev_pipe_cut(void *arg, int64_t i, int64_t c)
+{
+	(void)arg;
+	printf("pipe_cut %" PRId64 " %" PRId64 "\n", i, c);
 }
 
 static void
@@ -423,7 +431,8 @@ main(int argc, char **argv)
 	};
 	static const struct bl_events ev = {
 		ev_pipe_up, ev_pipe_down, ev_stanza, ev_sent, ev_ping_done,
-		ev_listener, NULL	/* permit: everything (the gateway has policy) */
+		ev_listener, NULL,	/* permit: everything (the gateway has policy) */
+		ev_pipe_cut
 	};
 	struct bl_config cfg;
 	struct driver	 d;

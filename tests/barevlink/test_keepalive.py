@@ -4,7 +4,8 @@ with the same id (urn:xmpp:ping and urn:yggb:ping); after ping_idle of
 silence we ping, and when we are away we re-send our presence after the
 ping (purple resets us to available); bl_ping's cookie comes back as
 ping_done; ping results never reach the gateway; a peer that goes silent is
-offline after ping_idle + misses x ping_timeout: the driver's log shows each
+offline after ping_idle + misses x ping_timeout, reported as a cut
+(pipe_cut before pipe_down): the driver's log shows each
 miss with the timeout it waited, the pipe_down says how many, and the time
 measured here is only bounded below (a slow machine is later, not wrong)."""
 import asyncio
@@ -63,6 +64,11 @@ async def scenario(profile):
         l = await d.wait("pipe_down 1 10", 15)
         dt = loop.time() - t0
         assert "no answer to 2 pings" in l, l
+        # a cut, not a close: the gateway is told before pipe_down that
+        # nothing proves bob read what was written (it requeues that)
+        ev = d.events
+        assert "pipe_cut 1 10" in ev and \
+            ev.index("pipe_cut 1 10") < ev.index(l), ev[-6:]
         log = d.log_text()
         for n in (1, 2):
             want = ("bob@201:2::2: ping %d of 2 unanswered after 300 ms"
