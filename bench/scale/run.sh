@@ -10,4 +10,4 @@ build=${BUILD:-$top/build}
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBAREV_WERROR=ON >/dev/null
 cmake --build "$build" --target barev-gateway -j2 >/dev/null
 BAREV_SOURCE_DIR=$top exec /usr/bin/python3 "$top/bench/scale/scale.py" \
-    --binary "$build/gateway/barev-gateway" "$@"
+    --binary "this=$build/gateway/barev-gateway" "$@"
