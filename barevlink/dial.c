@@ -31,6 +31,35 @@ contact_bl(const struct bl_contact *c)
 	return (c->ident->listener->bl);
 }
 
+static void
+redial_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	bl_dialq_ready(arg);	/* dials when a slot is free (dialsched.c) */
+}
+
+void
+bl_redial_cancel(struct bl_contact *c)
+{
+	if (c->redial != NULL)
+		evtimer_del(c->redial);
+}
+
+int
+bl_redial_pending(const struct bl_contact *c)
+{
+	return (c->redial != NULL && evtimer_pending(c->redial, NULL) != 0);
+}
+
+void
+bl_redial_free(struct bl_contact *c)
+{
+	if (c->redial != NULL)
+		event_free(c->redial);
+	c->redial = NULL;
+}
+
 void
 bl_dial_schedule(struct bl_contact *c, int now)
 {
@@ -41,6 +70,13 @@ bl_dial_schedule(struct bl_contact *c, int now)
 	if (!c->want || c->pipe != NULL || c->dial != NULL || c->ready ||
 	    bl->shutting_down)
 		return;
+	/* made once, by the contact's first dial: idle contacts have none */
+	if (c->redial == NULL &&
+	    (c->redial = evtimer_new(bl->base, redial_cb, c)) == NULL) {
+		log_error("barevlink", "dial %s@%s: out of memory", c->nick,
+		    c->addrtxt);
+		return;
+	}
 	if (!now) {
 		ms = cm_backoff_step(&c->backoff, bl->cfg.backoff_min_ms,
 		    bl->cfg.backoff_max_ms);
@@ -51,7 +87,7 @@ bl_dial_schedule(struct bl_contact *c, int now)
 	}
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(&c->redial, &tv);
+	evtimer_add(c->redial, &tv);
 }
 
 static void

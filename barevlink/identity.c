@@ -69,14 +69,6 @@ reaper_cb(evutil_socket_t fd, short what, void *arg)
 	bl_pipe_reap(arg);
 }
 
-static void
-redial_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	bl_dialq_ready(arg);	/* dials when a slot is free (dialsched.c) */
-}
-
 #define DEF(f, v) do { if (bl->cfg.f == 0) bl->cfg.f = (v); } while (0)
 
 struct bl *
@@ -126,7 +118,7 @@ contact_free(void *arg)
 {
 	struct bl_contact *c = arg;
 
-	evtimer_del(&c->redial);
+	bl_redial_free(c);
 	free(c->nick);
 	free(c);
 }
@@ -388,6 +380,8 @@ bl_contact_add(struct bl *bl, int64_t ident, int64_t contact,
 	struct bl_ident	*id;
 	struct bl_contact *c;
 	struct in6_addr	 a;
+	char		 txt[BL_ADDRSTRLEN];
+	size_t		 nlen;
 
 	if (!nick_ok(nick) || bl_addr_parse(addr, &a) == -1 ||
 	    (id = bl_ident_find(bl, ident)) == NULL ||
@@ -398,11 +392,14 @@ bl_contact_add(struct bl *bl, int64_t ident, int64_t contact,
 	c->id = contact;
 	c->ident = id;
 	c->addr = a;
-	bl_addr_text(&a, c->addrtxt);
 	c->port = port != 0 ? port : BL_DEFAULT_PORT;
-	evtimer_assign(&c->redial, bl->base, redial_cb, c);
-	if ((c->nick = strdup(nick)) == NULL)
+	bl_addr_text(&a, txt);
+	nlen = strlen(nick);
+	if ((c->nick = malloc(nlen + 1 + strlen(txt) + 1)) == NULL)
 		goto fail;
+	memcpy(c->nick, nick, nlen + 1);
+	c->addrtxt = c->nick + nlen + 1;
+	strcpy(c->addrtxt, txt);
 	if (tsearch(c, &bl->contacts, id_cmp) == NULL)
 		goto fail;
 	if (allow_ref(bl, &a) == -1) {
@@ -426,7 +423,7 @@ bl_contact_remove(struct bl *bl, int64_t contact)
 	if (c->want)
 		bl->wanted--;
 	c->want = 0;
-	evtimer_del(&c->redial);
+	bl_redial_cancel(c);
 	bl_dialq_cancel(c);
 	if (c->dial != NULL)
 		bl_pipe_kill(c->dial, "contact removed", BL_CLOSE_ABORT);
@@ -453,9 +450,9 @@ bl_contact_want(struct bl *bl, int64_t contact, int want)
 		bl->wanted += want != 0 ? 1 : -1;
 	c->want = want != 0;
 	if (!c->want) {
-		evtimer_del(&c->redial);
+		bl_redial_cancel(c);
 		bl_dialq_cancel(c);
-	} else if (!evtimer_pending(&c->redial, NULL) && !c->ready)
+	} else if (!bl_redial_pending(c) && !c->ready)
 		bl_dial_schedule(c, 1);
 	return (0);
 }
@@ -470,7 +467,7 @@ bl_contact_info(struct bl *bl, int64_t contact, struct bl_contact_info *out)
 		return (-1);
 	out->state = bl_contact_state(bl, contact);
 	out->want = c->want;
-	out->redial_pending = evtimer_pending(&c->redial, NULL) != 0;
+	out->redial_pending = bl_redial_pending(c);
 	out->dial_waiting = c->ready;
 	out->backoff_ms = c->backoff;
 	return (0);

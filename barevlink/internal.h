@@ -63,18 +63,21 @@ struct bl_ident {
 	int			 in_ring;
 };
 
+/* Kept small: a gateway holds one per provisioned contact, most of them
+ * idle (issue 13).  Strings are sized to their text, the redial timer is
+ * made by the first dial. */
 struct bl_contact {
 	int64_t			 id;
 	struct bl_ident		*ident;
-	char			*nick;
+	char			*nick;	/* one block: nick, then addrtxt */
+	char			*addrtxt;	/* RFC 5952, in nick's block */
 	struct in6_addr		 addr;
-	char			 addrtxt[BL_ADDRSTRLEN];
 	uint16_t		 port;
 	int			 want;
 	struct bl_pipe		*pipe;	/* up */
 	struct bl_pipe		*dial;	/* our dial in flight */
 	unsigned		 backoff;	/* next redial's upper bound, ms */
-	struct event		 redial;
+	struct event		*redial;	/* NULL until the first dial */
 	TAILQ_ENTRY(bl_contact)	 entry;	/* in ident->contacts */
 	TAILQ_ENTRY(bl_contact)	 ready_entry;	/* in ident->ready */
 	int			 ready;		/* waiting for a dial slot */
@@ -219,6 +222,9 @@ int	 bl_fmt_jid(char *out, size_t len, const char *nick, const char *addr);
 /* dial.c */
 void	 bl_dial_schedule(struct bl_contact *c, int now);
 void	 bl_dial_start(struct bl_contact *c);
+void	 bl_redial_cancel(struct bl_contact *c);
+int	 bl_redial_pending(const struct bl_contact *c);
+void	 bl_redial_free(struct bl_contact *c);
 
 /* dialsched.c */
 void	 bl_dialq_init(struct bl *bl);

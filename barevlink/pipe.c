@@ -213,7 +213,7 @@ go_up(struct bl_pipe *p)
 	bl_dialq_cancel(c);	/* up by an inbound pipe: no dial needed */
 	c->pipe = p;
 	c->backoff = 0;
-	evtimer_del(&c->redial);
+	bl_redial_cancel(c);
 	p->state = BL_P_UP;
 	p->was_up = 1;
 	evtimer_del(&p->timer);

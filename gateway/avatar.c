@@ -11,6 +11,7 @@
  * live only in the store and are read when a vCard is asked for.
  */
 #include <sys/queue.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +52,15 @@ struct av_owner {
 	char sha1[41];			/* of the stored image; "" = none */
 	struct av_fetch *fetch;
 	char next[STORE_AVATAR_TOKEN_MAX + 1];	/* seen during the fetch */
-	char jid[STORE_JID_MAX];	/* identities: the user's bare JID */
+	char *jid;			/* identities: the user's bare JID */
 };
 
 struct av_state {
 	struct gw *gw;
 	LIST_HEAD(, av_owner) owners;
+	void *by_key;			/* tsearch(3) of owners by (kind, id):
+					 * the server copies a user's presence
+					 * to each contact JID, each looks it up */
 	unsigned long long next_id;
 };
 
@@ -72,17 +76,35 @@ kind_name(enum av_kind k)
 	return k == AV_CONTACT ? STORE_AVATAR_CONTACT : STORE_AVATAR_IDENTITY;
 }
 
+static int
+owner_cmp(const void *a, const void *b)
+{
+	const struct av_owner *x = a, *y = b;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
 static struct av_owner *
 owner_find(struct gw *gw, enum av_kind kind, int64_t id)
 {
-	struct av_owner *o;
+	struct av_owner key;
+	void **node;
 
 	if (av == NULL || av->gw != gw)
 		return NULL;
-	LIST_FOREACH(o, &av->owners, entry)
-		if (o->kind == kind && o->id == id)
-			return o;
-	return NULL;
+	key.kind = kind;
+	key.id = id;
+	node = tfind(&key, &av->by_key, owner_cmp);
+	return node != NULL ? *node : NULL;
+}
+
+/* an identity's JID is known once her presence came (avatar_user_presence) */
+static const char *
+owner_jid(const struct av_owner *o)
+{
+	return o->jid != NULL ? o->jid : "";
 }
 
 static struct av_owner *
@@ -98,6 +120,11 @@ owner_get(struct gw *gw, enum av_kind kind, int64_t id)
 	}
 	o->kind = kind;
 	o->id = id;
+	if (tsearch(o, &av->by_key, owner_cmp) == NULL) {
+		log_error("avatar", "out of memory");
+		free(o);
+		return NULL;
+	}
 	LIST_INSERT_HEAD(&av->owners, o, entry);
 	return o;
 }
@@ -129,7 +156,9 @@ static void
 owner_free(struct av_owner *o)
 {
 	fetch_detach(o);
+	tdelete(o, &av->by_key, owner_cmp);
 	LIST_REMOVE(o, entry);
+	free(o->jid);
 	free(o);
 }
 
@@ -470,7 +499,7 @@ user_fetch_cb(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	if (reply == NULL) {
 		/* not settled: the user's next presence asks again (iqtrack
 		 * logged the timeout at WARN) */
-		log_info("avatar", "no vCard from the server for %s", o->jid);
+		log_info("avatar", "no vCard from the server for %s", owner_jid(o));
 		o->next[0] = '\0';
 		free(f);
 		return;
@@ -479,12 +508,12 @@ user_fetch_cb(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	if (type == NULL || strcmp(type, "result") != 0) {
 		/* iqtrack logged the cause at WARN and `status` shows it */
 		log_info("avatar", "the server refused %s's vCard; peers keep"
-		    " the previous avatar", o->jid);
+		    " the previous avatar", owner_jid(o));
 		goto done;
 	}
 	b64 = vcard_binval(reply, &has_vcard);
 	if (b64 == NULL || b64[strspn(b64, " \t\r\n")] == '\0') {
-		log_info("avatar", "%s's vCard has no photo", o->jid);
+		log_info("avatar", "%s's vCard has no photo", owner_jid(o));
 		changed = owner_set_image(o, f->token, NULL, 0, NULL);
 		goto done;
 	}
@@ -492,12 +521,12 @@ user_fetch_cb(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	    avatar_image_fit(data, len, AVATAR_MAX_SIDE, AVATAR_OUT_MAX_BYTES,
 	    &img, &imglen, &mime) == -1) {
 		log_warn("avatar", "%s's vCard photo is not a png/jpeg/gif we can "
-		    "use (%zu bytes); peers keep the previous one", o->jid, len);
+		    "use (%zu bytes); peers keep the previous one", owner_jid(o), len);
 		goto done;
 	}
 	changed = owner_set_image(o, f->token, img, imglen, mime);
 	log_info("avatar", "%s: avatar for Barev peers is %s, %zu bytes, sha1 %s",
-	    o->jid, mime, imglen, o->sha1);
+	    owner_jid(o), mime, imglen, o->sha1);
 done:
 	free(b64);
 	free(data);
@@ -520,7 +549,7 @@ user_fetch_start(struct av_owner *o, const char *token)
 	    xmpp_stanza_set_name(iq, "iq") != XMPP_EOK ||
 	    xmpp_stanza_set_type(iq, "get") != XMPP_EOK ||
 	    xmpp_stanza_set_from(iq, gw->cfg.component_jid) != XMPP_EOK ||
-	    xmpp_stanza_set_to(iq, o->jid) != XMPP_EOK ||
+	    xmpp_stanza_set_to(iq, owner_jid(o)) != XMPP_EOK ||
 	    gw_add_child(iq, "vCard", NS_VCARD) == NULL) {
 		log_error("avatar", "out of memory");
 		goto fail;
@@ -530,12 +559,12 @@ user_fetch_start(struct av_owner *o, const char *token)
 	o->fetch = f;
 	if (gw_iq_request(gw, iq, GW_IQ_VCARD, SERVER_FETCH_MS,
 	    user_fetch_cb, f) == -1) {
-		log_warn("avatar", "cannot ask the server for %s's vCard", o->jid);
+		log_warn("avatar", "cannot ask the server for %s's vCard", owner_jid(o));
 		o->fetch = NULL;
 		goto fail;
 	}
 	xmpp_stanza_release(iq);
-	log_debug("avatar", "asked the server for %s's vCard (photo %s)", o->jid,
+	log_debug("avatar", "asked the server for %s's vCard (photo %s)", owner_jid(o),
 	    f->token);
 	return;
 fail:
@@ -564,8 +593,20 @@ avatar_user_presence(struct gw *gw, int64_t ident, xmpp_stanza_t *st)
 	}
 	if ((o = owner_get(gw, AV_IDENTITY, ident)) == NULL)
 		goto out;
-	n = strcspn(from, "/");
-	snprintf(o->jid, sizeof(o->jid), "%.*s", (int)(n < sizeof(o->jid) ? n : 0), from);
+	/* her bare JID, as a buffer of STORE_JID_MAX bytes held it (""
+	 * when longer); copied only when it changes */
+	if ((n = strcspn(from, "/")) >= STORE_JID_MAX)
+		n = 0;
+	if (o->jid == NULL || strlen(o->jid) != n || strncmp(o->jid, from, n) != 0) {
+		char *j = strndup(from, n);
+
+		if (j == NULL) {
+			log_error("avatar", "out of memory");
+			goto out;
+		}
+		free(o->jid);
+		o->jid = j;
+	}
 	if (hash == NULL || *hash == '\0') {
 		/* an empty <photo/>: the user has no avatar */
 		fetch_detach(o);
@@ -573,7 +614,7 @@ avatar_user_presence(struct gw *gw, int64_t ident, xmpp_stanza_t *st)
 		if (o->token[0] == '\0' && o->sha1[0] == '\0')
 			goto out;
 		o->token[0] = '\0';
-		log_info("avatar", "%s has no avatar now", o->jid);
+		log_info("avatar", "%s has no avatar now", owner_jid(o));
 		if (owner_set_image(o, NULL, NULL, 0, NULL))
 			bridge_identity_presence_refresh(gw, ident);
 		goto out;

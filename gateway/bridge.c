@@ -166,6 +166,21 @@ cmp_contact_id(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* (identity, nick without case, address): the store's UNIQUE key of a
+ * contact (schema/001_init.sql), so no two contacts share a node */
+static int
+cmp_contact_addr(const void *a, const void *b)
+{
+	const struct br_contact *x = a, *y = b;
+	int d;
+
+	if (x->ident != y->ident)
+		return x->ident < y->ident ? -1 : 1;
+	if ((d = strcasecmp(x->nick, y->nick)) != 0)
+		return d;
+	return strcmp(x->address, y->address);
+}
+
 static void *
 found(void **node)
 {
@@ -202,10 +217,21 @@ br_contact_by_id(struct bridge *br, int64_t id)
 }
 
 struct br_contact *
+br_contact_by_addr(struct bridge *br, int64_t ident, const char *nick,
+    const char *address)
+{
+	struct br_contact key;
+
+	key.ident = ident;
+	key.nick = (char *)nick;
+	key.address = (char *)address;
+	return found(tfind(&key, &br->contacts_by_addr, cmp_contact_addr));
+}
+
+struct br_contact *
 br_contact_for(struct br_user *u, const char *to)
 {
 	struct gw_baddr a;
-	struct br_contact *c;
 	char *node = br_node(to);
 	int rc;
 
@@ -215,11 +241,8 @@ br_contact_for(struct br_user *u, const char *to)
 	xmpp_free(xs_ctx(), node);
 	if (rc == -1)
 		return NULL;
-	LIST_FOREACH(c, &u->contacts, user_entry)
-		if (strcasecmp(c->nick, a.nick) == 0 &&
-		    strcmp(c->address, a.addr) == 0)
-			return c;
-	return NULL;
+	/* contacts of one user only: her identity is part of the key */
+	return br_contact_by_addr(u->br, u->ident, a.nick, a.addr);
 }
 
 /* ---- presence toward the user ---- */
@@ -412,6 +435,7 @@ user_add(struct bridge *br, const struct store_identity *id)
 		LIST_INIT(&u->resources);
 		LIST_INIT(&u->contacts);
 		u->ident = id->id;
+		u->br = br;
 		snprintf(u->jid, sizeof(u->jid), "%s", id->jid);
 		if (tsearch(u, &br->users_by_ident, cmp_ident) == NULL ||
 		    tsearch(u, &br->users_by_jid, cmp_jid) == NULL) {
@@ -433,6 +457,52 @@ user_add(struct bridge *br, const struct store_identity *id)
 	return u;
 }
 
+/*
+ * The contact's nick, address, name and JID in one block sized to them,
+ * with the same bounds the fixed buffers they replace had (GW_NICK_MAX,
+ * GW_ADDR_TEXT, STORE_NAME_MAX, STORE_JID_MAX): the block is c->nick.
+ */
+static int
+contact_strings(struct bridge *br, struct br_contact *c,
+    const struct store_contact *sc)
+{
+	char jid[STORE_JID_MAX];
+	const char *src[4];
+	size_t len[4], max[4] = { GW_NICK_MAX, GW_ADDR_TEXT - 1,
+	    STORE_NAME_MAX, STORE_JID_MAX - 1 }, total = 0;
+	char *blk, *p, **dst[4];
+
+	jid[0] = '\0';
+	if (prov_contact_jid(br->gw, sc, jid, sizeof(jid)) == -1)
+		log_warn("bridge", "contact %s@%s has no JID that fits", sc->nick, sc->address);
+	src[0] = sc->nick;
+	src[1] = sc->address;
+	src[2] = sc->name;
+	src[3] = jid;
+	for (int i = 0; i < 4; i++) {
+		len[i] = strnlen(src[i], max[i]);
+		total += len[i] + 1;
+	}
+	if ((blk = malloc(total)) == NULL) {
+		log_error("bridge", "out of memory for contact %s@%s", sc->nick,
+		    sc->address);
+		return -1;
+	}
+	dst[0] = &c->nick;
+	dst[1] = &c->address;
+	dst[2] = &c->name;
+	dst[3] = &c->jid;
+	free(c->nick);		/* the previous block, if any */
+	p = blk;
+	for (int i = 0; i < 4; i++) {
+		memcpy(p, src[i], len[i]);
+		p[len[i]] = '\0';
+		*dst[i] = p;
+		p += len[i] + 1;
+	}
+	return 0;
+}
+
 static struct br_contact *
 contact_add(struct bridge *br, const struct store_contact *sc)
 {
@@ -447,23 +517,40 @@ contact_add(struct bridge *br, const struct store_contact *sc)
 		TAILQ_INIT(&c->inflight);
 		TAILQ_INIT(&c->unread);
 		c->id = sc->id;
+		c->ident = sc->identity_id;
+		if (contact_strings(br, c, sc) == -1) {
+			free(c);
+			return NULL;
+		}
 		if (tsearch(c, &br->contacts_by_id, cmp_contact_id) == NULL) {
+			free(c->nick);
+			free(c);
+			return NULL;
+		}
+		if (tsearch(c, &br->contacts_by_addr, cmp_contact_addr) == NULL) {
+			tdelete(c, &br->contacts_by_id, cmp_contact_id);
+			free(c->nick);
 			free(c);
 			return NULL;
 		}
 		LIST_INSERT_HEAD(&br->contacts, c, entry);
 		LIST_INSERT_HEAD(&u->contacts, c, user_entry);
+	} else {
+		/* re-keyed: out of the address index while its key changes */
+		tdelete(c, &br->contacts_by_addr, cmp_contact_addr);
+		if (contact_strings(br, c, sc) == -1)
+			log_error("bridge", "contact %s@%s keeps its old names",
+			    sc->nick, sc->address);
+		if (tsearch(c, &br->contacts_by_addr, cmp_contact_addr) == NULL)
+			log_error("bridge", "contact %s@%s: out of memory for its"
+			    " index; messages to it are refused", sc->nick,
+			    sc->address);
 	}
 	/* a contact belongs to one identity for life (store schema) */
 	c->br = br;
 	c->ident = sc->identity_id;
 	c->user = u;
-	snprintf(c->nick, sizeof(c->nick), "%s", sc->nick);
-	snprintf(c->address, sizeof(c->address), "%s", sc->address);
-	snprintf(c->name, sizeof(c->name), "%s", sc->name);
 	c->port = sc->port;
-	if (prov_contact_jid(br->gw, sc, c->jid, sizeof(c->jid)) == -1)
-		log_warn("bridge", "contact %s@%s has no JID that fits", sc->nick, sc->address);
 	if (bl_contact_add(br->gw->bl, sc->identity_id, sc->id, sc->nick,
 	    sc->address, (uint16_t)sc->port) == -1)
 		log_error("bridge", "cannot allowlist %s@%s", sc->nick, sc->address);
@@ -479,9 +566,13 @@ contact_free(struct bridge *br, struct br_contact *c)
 	avatar_forget_contact(br->gw, c->id);
 	transfer_forget_contact(br->gw, c->id);
 	tdelete(c, &br->contacts_by_id, cmp_contact_id);
+	/* absent if its index node could not be made (contact_add) */
+	if (found(tfind(c, &br->contacts_by_addr, cmp_contact_addr)) == c)
+		tdelete(c, &br->contacts_by_addr, cmp_contact_addr);
 	LIST_REMOVE(c, entry);
 	LIST_REMOVE(c, user_entry);
 	free(c->status);
+	free(c->nick);
 	free(c);
 }
 
@@ -881,16 +972,17 @@ bridge_handle_presence(struct gw *gw, xmpp_stanza_t *st)
 			    " administrator for one (or send 'help' to the gateway).");
 		goto done;
 	}
-	c = strchr(to, '@') ? br_contact_for(u, to) : NULL;
+	/* the user's own presence, which the server copies to each of her
+	 * contact JIDs, does not name a contact: looked up only when used */
 	if (type == NULL || strcmp(type, "unavailable") == 0) {
 		user_presence(br, u, st, type == NULL);
 	} else if (strcmp(type, "probe") == 0) {
-		if (c)
+		if (strchr(to, '@') && (c = br_contact_for(u, to)) != NULL)
 			contact_presence_send(br, c, xmpp_stanza_get_from(st));
 	} else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0 ||
 	    strcmp(type, "subscribed") == 0 || strcmp(type, "unsubscribed") == 0) {
 		if (strchr(to, '@'))
-			user_subscription(gw, u, c, type, st);
+			user_subscription(gw, u, br_contact_for(u, to), type, st);
 	}
 done:
 	free(from);

@@ -31,6 +31,7 @@ struct br_resource {
 /* A local user with a Barev identity. */
 struct br_user {
 	LIST_ENTRY(br_user) entry;
+	struct bridge *br;
 	int64_t ident;
 	char jid[STORE_JID_MAX];
 	char nick[GW_NICK_MAX + 1];
@@ -63,11 +64,14 @@ struct br_contact {
 	int64_t ident;
 	struct bridge *br;
 	struct br_user *user;
-	char nick[GW_NICK_MAX + 1];
-	char address[GW_ADDR_TEXT];
+	/* Four strings in one allocation sized to them, owned through `nick`
+	 * (contact_strings() in bridge.c): a provisioned contact costs its
+	 * text, not the largest text a JID or a name may have (issue 13). */
+	char *nick;
+	char *address;
+	char *name;		/* "" = none */
+	char *jid;		/* contact@component (bare) */
 	int port;
-	char name[STORE_NAME_MAX + 1];
-	char jid[STORE_JID_MAX];	/* contact@component (bare) */
 	/* the peer as seen from XMPP */
 	int pipe_up;
 	int available;		/* announced available to the user */
@@ -97,6 +101,9 @@ struct bridge {
 	/* tsearch(3) indexes of the lists above: every stanza and every
 	 * Barev event looks one of them up */
 	void *users_by_ident, *users_by_jid, *contacts_by_id;
+	/* contacts by (identity, nick without case, address): what a JID on
+	 * the component names for one user (br_contact_for) */
+	void *contacts_by_addr;
 	struct event *ttl_ev;
 	struct event *resync_ev;	/* end of the re-learning after a reconnect */
 	int resyncing;
@@ -127,6 +134,9 @@ struct br_user *br_user_by_jid(struct bridge *br, const char *bare);
 struct br_contact *br_contact_by_id(struct bridge *br, int64_t id);
 /* the contact that `to` (a JID on the component) names for the user */
 struct br_contact *br_contact_for(struct br_user *u, const char *to);
+/* ... and by its parts (nick compared without case, address as stored) */
+struct br_contact *br_contact_by_addr(struct bridge *br, int64_t ident,
+    const char *nick, const char *address);
 void br_update_want(struct bridge *br, struct br_contact *c);
 /* the pipe is up and usable: flush the queue, offer transfers */
 void br_pipe_ready(struct bridge *br, struct br_contact *c);

@@ -12,10 +12,10 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD:-$top/build}
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DBAREV_WERROR=ON >/dev/null
 cmake --build "$build" --target barev-gateway -j2 >/dev/null
-script=scale.py
+script=scale.py binary="this=$build/gateway/barev-gateway"
 if [ "$1" = --storm ]; then     # live pipes + reconnect storm: storm.py --help
-    script=storm.py
+    script=storm.py binary="$build/gateway/barev-gateway"
     shift
 fi
 BAREV_SOURCE_DIR=$top exec /usr/bin/python3 "$top/bench/scale/$script" \
-    --binary "$build/gateway/barev-gateway" "$@"
+    --binary "$binary" "$@"

@@ -259,7 +259,7 @@ def prosody_settle(p):
     return True
 
 
-def start_sizes(p, label, n_ident, n_contacts, binary, rnd):
+def start_sizes(p, label, n_ident, n_contacts, binary, rnd, linked=True):
     """Fresh database; a start without the server, then one linked."""
     gwdir = harness.tmpdir("gw-%s-r%d" % (label, rnd))
     gw = harness.Gateway(p, gwdir, config=dict(PROD_TIMERS, log_level=LOG_LEVEL),
@@ -269,11 +269,13 @@ def start_sizes(p, label, n_ident, n_contacts, binary, rnd):
     gw.config["server_port"] = str(harness.free_port())     # nothing listens there
     gw.write_config()
     out = {"offline": measure(p, gw, binary, n_ident, n_contacts, False)}
+    out["offline"]["prov"] = prov
+    if not linked:
+        return out
     gw.config["server_port"] = linked_port
     gw.write_config()
     out["linked"] = measure(p, gw, binary, n_ident, n_contacts, True)
     out["linked"]["restarted"] = prosody_settle(p)
-    out["offline"]["prov"] = prov
     return out
 
 
@@ -281,7 +283,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="10x10,100x100,1000x100")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--binary", default=None)
+    ap.add_argument("--binary", action="append", default=None,
+                    help="PATH or LABEL=PATH; repeated, the builds are compared in one"
+                         " run (each round starts every build in turn)")
+    ap.add_argument("--no-linked", action="store_true",
+                    help="only the starts without the server (RSS per idle contact,"
+                         " listeners): no roster pushes, minutes shorter")
     ap.add_argument("--prefilled-rosters", action="store_true",
                     help="users' rosters already hold every item (a restart"
                     " with nothing changed), written as Prosody files")
@@ -294,35 +301,45 @@ def main():
     netns.enter([])
     subprocess.run(["ip", "-6", "route", "add", "local", PREFIX_IDENT + "/64", "dev", "lo"],
                    check=True)
-    binary = os.path.abspath(args.binary or harness.gateway_bin())
+    builds = []
+    for b in args.binary or [harness.gateway_bin()]:
+        label, _eq, path = b.rpartition("=")
+        builds.append((label or "this", os.path.abspath(path)))
     sizes = [(0, 0)] + [tuple(int(x) for x in s.split("x")) for s in args.sizes.split(",")]
     p = Prosody(harness.tmpdir("prosody"), log_level="info")
     p.start()
     create_users(p, max(ni for ni, _nc in sizes))
     if args.prefilled_rosters:
         prefill_rosters(p, max(ni for ni, _nc in sizes), max(nc for _ni, nc in sizes))
-    print("gateway %s; %d rounds per size, median [worst]; 2-core VM shared with other jobs%s"
-          % (binary, args.rounds, "; rosters prefilled" if args.prefilled_rosters else ""),
+    for blabel, binary in builds:
+        print("gateway %s: %s" % (blabel, binary), flush=True)
+    print("%d rounds per size, median [worst]; 2-core VM shared with other jobs%s"
+          % (args.rounds, "; rosters prefilled" if args.prefilled_rosters else ""),
           flush=True)
     res = {}
     try:
         for rnd in range(args.rounds):
             for ni, nc in sizes:
-                label = "%dx%d" % (ni, nc)
-                out = start_sizes(p, label, ni, nc, binary, rnd)
-                for kind, r in out.items():
-                    res.setdefault((ni, nc, kind), []).append(r)
-                    print("round %d %-9s %-7s link up %s  listeners %.3fs  idle %s"
-                          "  cpu %.2fs (prosody %.2fs)  VmRSS %d KiB (%d at listeners)"
-                          "  warnings %d%s%s"
-                          % (rnd, label, kind, "-" if r["up"] is None else "%.3fs" % r["up"],
-                             r["listen"], "> %ds" % IDLE_CAP if r["idle"] is None
-                             else "%.2fs" % r["idle"], r["cpu"], r["prosody"], r["rss"],
-                             r["rss_listen"], r["warnings"],
-                             "  (provisioned in %.2fs)" % r["prov"] if "prov" in r else "",
-                             "  (prosody still busy: restarted)" if r.get("restarted")
-                             else ""),
-                          flush=True)
+                for blabel, binary in builds:
+                    label = "%dx%d" % (ni, nc)
+                    out = start_sizes(p, label, ni, nc, binary, rnd,
+                                      linked=not args.no_linked)
+                    for kind, r in out.items():
+                        res.setdefault((blabel, ni, nc, kind), []).append(r)
+                        print("round %d %-9s %-7s%s link up %s  listeners %.3fs  idle %s"
+                              "  cpu %.2fs (prosody %.2fs)  VmRSS %d KiB (%d at listeners)"
+                              "  warnings %d%s%s"
+                              % (rnd, label, kind,
+                                 " " + blabel if len(builds) > 1 else "",
+                                 "-" if r["up"] is None else "%.3fs" % r["up"],
+                                 r["listen"], "> %ds" % IDLE_CAP if r["idle"] is None
+                                 else "%.2fs" % r["idle"], r["cpu"], r["prosody"], r["rss"],
+                                 r["rss_listen"], r["warnings"],
+                                 "  (provisioned in %.2fs)" % r["prov"] if "prov" in r
+                                 else "",
+                                 "  (prosody still busy: restarted)" if r.get("restarted")
+                                 else ""),
+                              flush=True)
     finally:
         p.stop()
 
@@ -332,36 +349,40 @@ def main():
     def worst(size, key):
         return max(r[key] for r in res[size])
 
-    base = med((0, 0, "offline"), "rss")
-    print()
-    print("summary, median [worst] of %d starts; 2-core VM shared with other jobs"
-          % args.rounds)
-    print("VmRSS of an idle gateway with an empty database: %d KiB" % base)
-    for ni, nc in sizes[1:]:
-        label = "%dx%d" % (ni, nc)
-        n = ni * nc
-        target = (ni, nc) == (1000, 100)
-        tgt = "  target <= 1 s" if target else ""
-        off, lk = (ni, nc, "offline"), (ni, nc, "linked")
-        print("startup %-9s exec->link up                %7.3f s [%7.3f]%s" % (
-            label, med(lk, "up"), worst(lk, "up"), tgt))
-        print("startup %-9s exec->all listeners (linked) %7.3f s [%7.3f]%s" % (
-            label, med(lk, "listen"), worst(lk, "listen"), tgt))
-        print("startup %-9s exec->all listeners (no srv) %7.3f s [%7.3f]%s" % (
-            label, med(off, "listen"), worst(off, "listen"), tgt))
-        idle = [r["idle"] for r in res[lk]]
-        print("startup %-9s exec->idle (linked)          %s  cpu gateway %.2f s, prosody"
-              " %.2f s, gateway warnings %d" % (
-                  label, "> %d s" % IDLE_CAP if None in idle else
-                  "%7.3f s [%7.3f]" % (statistics.median(idle), max(idle)),
-                  med(lk, "cpu"), med(lk, "prosody"), worst(lk, "warnings")))
-        per = (med(off, "rss") - base) * 1024 / n
-        print("startup %-9s RSS per idle contact (no srv) %6.0f B  (VmRSS %d KiB)%s" % (
-            label, per, med(off, "rss"),
-            "  target <= 1024 B (issue 13 baseline ~2 KiB)" if target else ""))
-        per = (med(lk, "rss") - base) * 1024 / n
-        print("startup %-9s RSS per contact (linked)      %6.0f B  (VmRSS %d KiB)" % (
-            label, per, med(lk, "rss")))
+    for blabel, binary in builds:
+        base = med((blabel, 0, 0, "offline"), "rss")
+        print()
+        print("summary%s, median [worst] of %d starts; 2-core VM shared with other jobs"
+              % (" of " + blabel if len(builds) > 1 else "", args.rounds))
+        print("VmRSS of an idle gateway with an empty database: %d KiB" % base)
+        for ni, nc in sizes[1:]:
+            label = "%dx%d" % (ni, nc)
+            n = ni * nc
+            target = (ni, nc) == (1000, 100)
+            tgt = "  target <= 1 s" if target else ""
+            off, lk = (blabel, ni, nc, "offline"), (blabel, ni, nc, "linked")
+            if lk in res:
+                print("startup %-9s exec->link up                %7.3f s [%7.3f]%s" % (
+                    label, med(lk, "up"), worst(lk, "up"), tgt))
+                print("startup %-9s exec->all listeners (linked) %7.3f s [%7.3f]%s" % (
+                    label, med(lk, "listen"), worst(lk, "listen"), tgt))
+            print("startup %-9s exec->all listeners (no srv) %7.3f s [%7.3f]%s" % (
+                label, med(off, "listen"), worst(off, "listen"), tgt))
+            if lk in res:
+                idle = [r["idle"] for r in res[lk]]
+                print("startup %-9s exec->idle (linked)          %s  cpu gateway %.2f s,"
+                      " prosody %.2f s, gateway warnings %d" % (
+                          label, "> %d s" % IDLE_CAP if None in idle else
+                          "%7.3f s [%7.3f]" % (statistics.median(idle), max(idle)),
+                          med(lk, "cpu"), med(lk, "prosody"), worst(lk, "warnings")))
+            per = (med(off, "rss") - base) * 1024 / n
+            print("startup %-9s RSS per idle contact (no srv) %6.0f B  (VmRSS %d KiB)%s" % (
+                label, per, med(off, "rss"),
+                "  target <= 1024 B (issue 13 baseline ~2 KiB)" if target else ""))
+            if lk in res:
+                per = (med(lk, "rss") - base) * 1024 / n
+                print("startup %-9s RSS per contact (linked)      %6.0f B  (VmRSS %d KiB)" % (
+                    label, per, med(lk, "rss")))
     sys.stdout.flush()
 
 
