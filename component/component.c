@@ -44,7 +44,10 @@
  * it (seen with Prosody restarts), so give up soon and dial again.
  */
 #define COMP_HANDSHAKE_TIMEOUT_S	5
-#define COMP_RESET_AFTER_UP_S		60	/* a link this old resets backoff */
+/* a link this old resets the backoff: a server that drops the link within
+ * seconds again and again backs us off; one that ran a while and then
+ * died (a crash, kill -9) is a new incident, back in 1-2 s */
+#define COMP_RESET_AFTER_UP_S		10
 #define COMP_ID_MAX			1024	/* longest stream id we hash */
 #define COMP_DRAIN_MS			5000	/* reading on after our goodbye */
 #define NS_STREAMS	"http://etherx.jabber.org/streams"
