@@ -85,7 +85,8 @@ printf '%s\n' "${summary[@]}"
 return "$failed"
 }
 
-# Parsed in full before anything runs: editing the script during a long
-# run cannot make bash read a half-changed file.
-main "$@"
-exit
+# main is parsed in full before anything runs, and `exit` on the same
+# line as the call is read with it: editing the script during a long run
+# cannot make bash read on into a half-changed file afterwards (a bare
+# `exit` on the next line was read from the edited file at the old offset).
+main "$@"; exit
