@@ -114,6 +114,10 @@ struct store {
 	struct store_counters n;
 	int last_rc;		/* primary code of the last failed step */
 	int last_errno;		/* the OS error behind it, 0 if none */
+	/* store_copy_from(): the source and the change count right after
+	 * the last copy (nothing written since: nothing to copy) */
+	const struct store *copied_from;
+	sqlite3_int64 copied_changes;
 };
 
 /* every store error is logged and counted (status, /metrics) */
@@ -288,6 +292,38 @@ store_close(struct store *s)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
 	free(s);
+}
+
+int
+store_copy_from(struct store *s, struct store *from)
+{
+	sqlite3_backup *b;
+	int rc;
+
+	if (!sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	/* a copy re-reads the schema and re-prepares every statement:
+	 * skipped when this connection wrote nothing since the last one */
+	if (s->copied_from == from &&
+	    sqlite3_total_changes64(s->db) == s->copied_changes)
+		goto done;
+	if ((b = sqlite3_backup_init(s->db, "main", from->db, "main")) == NULL) {
+		store_err(s, "copy: %s", sqlite3_errmsg(s->db));
+		return STORE_ERR;
+	}
+	rc = sqlite3_backup_step(b, -1);
+	if (sqlite3_backup_finish(b) != SQLITE_OK || rc != SQLITE_DONE) {
+		store_err(s, "copy: %s", sqlite3_errmsg(s->db));
+		s->copied_from = NULL;
+		return STORE_ERR;
+	}
+	s->copied_from = from;
+	s->copied_changes = sqlite3_total_changes64(s->db);
+done:
+	memset(&s->n, 0, sizeof(s->n));
+	s->last_rc = 0;
+	s->last_errno = 0;
+	return STORE_OK;
 }
 
 int

@@ -63,6 +63,15 @@ struct store;
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *s);
 int store_user_version(struct store *s);
+/*
+ * Tests only (the fuzz fixture): make `s` a page-for-page copy of `from`
+ * (another open store with the same schema) and zero its counters and
+ * error state — the whole database reset in one call, far cheaper than
+ * reopening, migrating and provisioning.  A transaction left open in `s`
+ * is rolled back first; when `s` wrote nothing since its last copy from
+ * `from`, only the counters are reset.  STORE_OK or STORE_ERR.
+ */
+int store_copy_from(struct store *s, struct store *from);
 
 /* Explicit transactions for changes that span several calls. */
 int store_begin(struct store *s);

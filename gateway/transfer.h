@@ -88,5 +88,13 @@ void xfer_serve_stop(struct gw *gw);
 int xfer_http_tls_init(struct gw *gw);
 /* shared state of the module's files, freed by transfer_stop() */
 void xfer_http_shutdown(void);
+/*
+ * Tests only (the fuzz fixture, which starts and stops the module for
+ * every input): with `keep`, transfer_stop() keeps the client TLS context
+ * for the next transfer_start() — building it costs more than a whole
+ * fuzz input, and it holds only the CA configuration.  keep = 0 frees it;
+ * call that only while the module is stopped.
+ */
+void transfer_test_keep_tls(int keep);
 
 #endif

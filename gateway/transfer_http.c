@@ -49,6 +49,7 @@ static struct evdns_base *xh_dns;
 static SSL_CTX *xh_ssl;
 static char *xh_ssl_ca;			/* the ca_file xh_ssl was built with */
 static struct evhttp *xh_server;
+static int xh_keep_tls;			/* transfer_test_keep_tls() */
 
 struct xfer_http {
 	struct gw *gw;
@@ -81,12 +82,22 @@ xfer_http_shutdown(void)
 		evdns_base_free(xh_dns, 1);
 		xh_dns = NULL;
 	}
+	if (xh_keep_tls)
+		return;
 	if (xh_ssl) {
 		SSL_CTX_free(xh_ssl);
 		xh_ssl = NULL;
 	}
 	free(xh_ssl_ca);
 	xh_ssl_ca = NULL;
+}
+
+void
+transfer_test_keep_tls(int keep)
+{
+	xh_keep_tls = keep;
+	if (!keep)
+		xfer_http_shutdown();
 }
 
 /*

@@ -1,5 +1,6 @@
 /*
- * fixture — a fresh gateway per input for the harnesses (fixture.h).
+ * fixture — the gateway the harnesses share (fixture.h): built once per
+ * process, its changeable state made fresh for every input.
  *
  * The files live in TEST_TMPDIR (ctest) or a directory of our own under
  * /dev/shm, so SQLite commits cost no disk sync.  Logging is off unless
@@ -34,6 +35,7 @@
 #include "log.h"
 #include "service.h"
 #include "store.h"
+#include "transfer.h"
 #include "xmlstream.h"
 /* the barevlink internals a harness needs to hand it a connection */
 #include "../../barevlink/internal.h"
@@ -41,6 +43,11 @@
 static char fz_dir[512];
 static char fz_conf[600];
 static char fz_db[600];
+static char fz_template_db[600];
+
+static struct fz fz_gw;			/* the one gateway */
+static int fz_built;
+static struct store *fz_template;	/* alice and bob, nothing else */
 
 static void
 fz_die(const char *what)
@@ -133,6 +140,8 @@ fz_init(void)
 	setenv("SSL_CERT_DIR", fz_dir, 1);
 	snprintf(fz_conf, sizeof fz_conf, "%s/gw.conf", fz_dir);
 	snprintf(fz_db, sizeof fz_db, "%s/gw.sqlite", fz_dir);
+	snprintf(fz_template_db, sizeof fz_template_db, "%s/template.sqlite",
+	    fz_dir);
 	if ((f = fopen(fz_conf, "w")) == NULL)
 		fz_die("cannot write the config");
 	/*
@@ -175,6 +184,8 @@ fz_count_sent(struct gw *gw, xmpp_stanza_t *st)
 		fz_die("serialize");
 	free(xml);
 	f->sent++;
+	if (f->on_send != NULL)
+		f->on_send(f, st);
 	return 0;
 }
 
@@ -185,7 +196,8 @@ fz_link_up_cb(void *arg)
 	struct gw *gw = arg;
 
 	gw->link_ever_up = 1;
-	bridge_component_up(gw);
+	if (gw->bridge != NULL)
+		bridge_component_up(gw);
 	((struct fz *)gw)->link_up = 1;
 }
 
@@ -243,13 +255,16 @@ fz_link(struct fz *f)
 		fz_die("handshake");
 	while (!f->link_up)
 		fz_spin(f, &t0, "the link never came up");
-	if (f->gw.bridge->resync_ev != NULL)
-		event_active(f->gw.bridge->resync_ev, EV_TIMEOUT, 0);
-	fz_settle(f, 0);
 }
 
-void
-fz_open(struct fz *f)
+/*
+ * Once per process: the event base, the component link up against our
+ * fake server, the pristine template database and the store's own
+ * connection.  None of them holds anything an input can change except
+ * the database, which fz_open() copies back from the template.
+ */
+static void
+fz_build(struct fz *f)
 {
 	char err[512], path[700];
 	struct comp_config cc = { .jid = FZ_COMPONENT, .secret = "s",
@@ -259,38 +274,37 @@ fz_open(struct fz *f)
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof sa;
-	struct bl *bl;
+	const char *dbs[] = { fz_db, fz_template_db };
 
 	fz_init();
 	memset(f, 0, sizeof *f);
 	f->srv = -1;
-	unlink(fz_db);
-	snprintf(path, sizeof path, "%s-wal", fz_db);
-	unlink(path);
-	snprintf(path, sizeof path, "%s-shm", fz_db);
-	unlink(path);
+	for (size_t i = 0; i < 2; i++) {
+		unlink(dbs[i]);
+		snprintf(path, sizeof path, "%s-wal", dbs[i]);
+		unlink(path);
+		snprintf(path, sizeof path, "%s-shm", dbs[i]);
+		unlink(path);
+	}
 	if (gw_config_load(&f->gw.cfg, fz_conf, err, sizeof err) == -1)
 		fz_die(err);
 	log_set_level(getenv("FUZZ_VERBOSE") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 	mkdir(f->gw.cfg.spool_dir, 0700);
 	if ((f->gw.base = event_base_new()) == NULL)
 		fz_die("event_base_new");
-	if ((f->gw.store = store_open(fz_db, err, sizeof err)) == NULL)
+	if ((fz_template = store_open(fz_template_db, err, sizeof err)) == NULL ||
+	    (f->gw.store = store_open(fz_db, err, sizeof err)) == NULL)
 		fz_die(err);
 	/* a port of this process's own: parallel fuzzers each get their
 	 * listener (a failed bind only takes the retry path) */
-	if (store_identity_add(f->gw.store, FZ_USER, "alice", FZ_IDENT_ADDR,
+	if (store_identity_add(fz_template, FZ_USER, "alice", FZ_IDENT_ADDR,
 	    20000 + getpid() % 20000, &f->ident) != STORE_OK ||
-	    store_contact_add(f->gw.store, f->ident, "bob", FZ_PEER_ADDR, 1337,
+	    store_contact_add(fz_template, f->ident, "bob", FZ_PEER_ADDR, 1337,
 	    "Bob", &f->contact) != STORE_OK)
 		fz_die("provisioning");
-	if (bridge_start(&f->gw) == -1)
-		fz_die("bridge_start");
-	/* pascal-style pacing (20 ms a stanza) only slows the fuzzer down */
-	bl = f->gw.bl;
-	bl->cfg.pace_ms = 0;
 	f->gw.send_fn = fz_count_sent;
 	f->gw.started_at = time(NULL);
+	transfer_test_keep_tls(1);
 	if ((f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1 ||
 	    bind(f->lfd, (struct sockaddr *)&sa, sl) == -1 ||
 	    listen(f->lfd, 1) == -1 ||
@@ -300,6 +314,70 @@ fz_open(struct fz *f)
 	if ((f->gw.comp = comp_new(f->gw.base, &cc, &ce, &f->gw)) == NULL)
 		fz_die("comp_new");
 	fz_link(f);
+	fz_settle(f, 0);
+	f->base_events = event_base_get_num_events(f->gw.base,
+	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
+}
+
+/* the process ends: free what fz_build() made (LeakSanitizer's view) */
+static void
+fz_teardown(void)
+{
+	struct fz *f = &fz_gw;
+
+	if (!fz_built)
+		return;
+	transfer_test_keep_tls(0);
+	comp_free(f->gw.comp);
+	store_close(f->gw.store);
+	store_close(fz_template);
+	event_base_free(f->gw.base);
+	gw_config_free(&f->gw.cfg);
+	if (f->srv != -1)
+		close(f->srv);
+	close(f->lfd);
+	fz_built = 0;
+}
+
+struct fz *
+fz_open(void)
+{
+	struct fz *f = &fz_gw;
+	char buf[4096];
+
+	if (!fz_built) {
+		fz_build(f);
+		fz_built = 1;
+		atexit(fz_teardown);
+	}
+	/* what the server's end got (nothing is sent over it: send_fn) */
+	while (read(f->srv, buf, sizeof buf) > 0)
+		;
+	if (store_copy_from(f->gw.store, fz_template) != STORE_OK)
+		fz_die("cannot reset the database from its template");
+	/* every command session an earlier input opened has expired */
+	commands_test_clock_skew(24 * 3600);
+	f->sent = 0;
+	f->on_send = NULL;
+	f->on_stanza = NULL;
+	f->arg = NULL;
+	f->gw.send_fn = fz_count_sent;
+	f->gw.stopping = 0;
+	if (bridge_start(&f->gw) == -1)
+		fz_die("bridge_start");
+	/* pascal-style pacing (20 ms a stanza) only slows the fuzzer down */
+	f->gw.bl->cfg.pace_ms = 0;
+	/*
+	 * What main.c does when the link comes up, and the resync grace
+	 * after it cut short, as if the server's presence answers had all
+	 * come: messages for users are delivered (to send_fn) at once
+	 * instead of waiting in the inbox.
+	 */
+	bridge_component_up(&f->gw);
+	if (f->gw.bridge->resync_ev != NULL)
+		event_active(f->gw.bridge->resync_ev, EV_TIMEOUT, 0);
+	fz_settle(f, 0);
+	return f;
 }
 
 void
@@ -318,17 +396,26 @@ fz_settle(struct fz *f, unsigned ms)
 void
 fz_close(struct fz *f)
 {
+	int n;
+
 	bridge_shutdown(&f->gw);
 	fz_settle(f, 0);
 	bridge_free(&f->gw);
-	comp_free(f->gw.comp);
-	store_close(f->gw.store);
-	event_base_free(f->gw.base);
-	gw_config_free(&f->gw.cfg);
-	if (f->srv != -1)
-		close(f->srv);
-	close(f->lfd);
-	memset(f, 0, sizeof *f);
+	/*
+	 * The next input starts from the same base: an event the bridge
+	 * left on it would fire into freed memory or into the next input.
+	 */
+	n = event_base_get_num_events(f->gw.base,
+	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE);
+	if (n != f->base_events) {
+		fprintf(stderr, "fuzz fixture: %d events left on the base after "
+		    "the bridge was freed (%d before it started)\n", n,
+		    f->base_events);
+		abort();
+	}
+	f->on_send = NULL;
+	f->on_stanza = NULL;
+	f->arg = NULL;
 }
 
 int
@@ -435,6 +522,56 @@ fz_feed_and_wait(struct fz *f, int fd, const void *data, size_t len)
 	event_free(p.wev);
 	close(fd);
 	fz_settle(f, 0);
+}
+
+static void
+fz_srv_header(void *arg, xmpp_stanza_t *h)
+{
+	(void)arg;
+	(void)h;
+}
+
+static void
+fz_srv_stanza(void *arg, xmpp_stanza_t *st)
+{
+	struct fz *f = arg;
+
+	if (f->on_stanza != NULL)
+		f->on_stanza(f, st);
+	gw_route_stanza(&f->gw, st);
+	fz_settle(f, 0);
+}
+
+static void
+fz_srv_close(void *arg, enum xs_close why, const char *detail)
+{
+	(void)arg;
+	(void)why;
+	(void)detail;
+}
+
+void
+fz_server_stream(struct fz *f, const char *pre, const void *data,
+    size_t len, const char *post)
+{
+	static const char hdr[] = "<stream:stream xmlns='jabber:component:"
+	    "accept' xmlns:stream='http://etherx.jabber.org/streams' from='"
+	    FZ_COMPONENT "' id='fuzz'>";
+	static const struct xs_callbacks cbs = { fz_srv_header, fz_srv_stanza,
+	    fz_srv_close };
+	/* what component.c allows (Prosody's default stanza size) */
+	struct xs_limits lim = { .max_stanza = 512 * 1024 };
+	struct xs_parser *p;
+
+	if ((p = xs_parser_new(&lim, &cbs, f)) == NULL)
+		fz_die("xs_parser_new");
+	if (xs_parser_feed(p, hdr, sizeof hdr - 1) == 0 &&
+	    (pre == NULL || xs_parser_feed(p, pre, strlen(pre)) == 0) &&
+	    (data == NULL || xs_parser_feed(p, data, len) == 0) &&
+	    post != NULL)
+		(void)xs_parser_feed(p, post, strlen(post));
+	xs_parser_eof(p);
+	xs_parser_free(p);
 }
 
 void

@@ -1,18 +1,27 @@
 /*
  * fixture — a whole gateway for the harnesses that need one (pipe,
- * component link, chat commands): the configuration, a fresh SQLite store
- * with one user and one Barev contact, the bridge with barevlink, avatar and
- * transfer modules, and a component link — built per input, so every input
- * runs against the same state and a crasher replays alone.
+ * component link, chat commands, upload slots): the configuration, a
+ * SQLite store with one user and one Barev contact, the bridge with
+ * barevlink, avatar and transfer modules, and a component link.
+ *
+ * Every input runs against the same state, so a crasher replays alone:
+ * what is expensive and holds no state an input can change is built once
+ * per process (configuration, event base, the component link and its
+ * fake server, the store's connection), and everything an input can
+ * change is made fresh for it — the database is copied back from a
+ * pristine template (store_copy_from), the bridge and its modules
+ * (barevlink, avatars, transfers, relay) are started for the input and
+ * freed after it, and open command sessions are expired.  fz_close()
+ * checks that the bridge left no event behind on the shared base.
  *
  * The user is alice@example.org with the Barev identity alice@200:1::1;
  * her contact is bob@200:2::2 (the transcripts' names and addresses).
  * Nothing binds those addresses: a harness hands barevlink one end of a
  * socketpair as bob's inbound connection (fz_pipe_open).  The component
  * link is up, with the fixture playing the server on 127.0.0.1 for the
- * handshake; stanzas the gateway sends go to gw->send_fn (counted and
- * serialized), and harnesses route the server's stanzas with
- * gw_route_stanza(), as the link does.
+ * handshake; stanzas the gateway sends go to gw->send_fn (counted,
+ * serialized and shown to the harness's on_send), and harnesses route
+ * the server's stanzas with gw_route_stanza(), as the link does.
  */
 #ifndef FUZZ_FIXTURE_H
 #define FUZZ_FIXTURE_H
@@ -35,13 +44,19 @@ struct fz {
 	int64_t ident, contact;
 	int lfd, srv;		/* our "XMPP server": listener, link */
 	int link_up;
+	int base_events;	/* events on the base with no bridge */
 	size_t sent;		/* stanzas the gateway sent (send_fn) */
+	/* per input, cleared by fz_open(); the harness may set them */
+	void (*on_send)(struct fz *, xmpp_stanza_t *);	/* each one sent */
+	void (*on_stanza)(struct fz *, xmpp_stanza_t *); /* fz_server_stream */
+	void *arg;
 };
 
 /* once per process: config, xmlstream, discovery (idempotent) */
 void fz_init(void);
-/* a fresh gateway in `f`; aborts on failure (it is the harness that broke) */
-void fz_open(struct fz *f);
+/* the gateway, fresh for this input; aborts on failure (it is the harness
+ * that broke) */
+struct fz *fz_open(void);
 /* run the loop until nothing is ready (timers due within `ms` included) */
 void fz_settle(struct fz *f, unsigned ms);
 void fz_close(struct fz *f);
@@ -59,6 +74,15 @@ int fz_pipe_wait_up(struct fz *f);
  * and dropped).  Closes `fd`.
  */
 void fz_feed_and_wait(struct fz *f, int fd, const void *data, size_t len);
+
+/*
+ * The server's stream as the component link reads it: its header, then
+ * `pre`, `data` and `post` (either may be NULL) parsed by xmlstream; each
+ * stanza goes to f->on_stanza (if set) and then gw_route_stanza(), and the
+ * loop settles after each.
+ */
+void fz_server_stream(struct fz *f, const char *pre, const void *data,
+    size_t len, const char *post);
 
 /* route one stanza (XML text) from the server as if it came over the
  * component link, then let the loop settle */

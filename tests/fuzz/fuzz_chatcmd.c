@@ -65,7 +65,7 @@ send_body(struct fz *f, const char *from, const char *text)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fz f;
+	struct fz *f;
 	char *buf, *p, *end;
 	const char *from;
 
@@ -82,10 +82,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(buf);
 			return 0;
 		}
-	fz_open(&f);
+	f = fz_open();
 	for (p = buf; p <= end; p += strlen(p) + 1)
-		send_body(&f, from, p);
-	fz_close(&f);
+		send_body(f, from, p);
+	fz_close(f);
 	free(buf);
 	return 0;
 }

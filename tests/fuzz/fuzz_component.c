@@ -21,11 +21,7 @@
 #include <string.h>
 
 #include "fixture.h"
-#include "xmlstream.h"
 
-#define SERVER_HEADER "<stream:stream xmlns='jabber:component:accept' " \
-	"xmlns:stream='http://etherx.jabber.org/streams' " \
-	"from='" FZ_COMPONENT "' id='fuzz'>"
 #define NS_COMMANDS "http://jabber.org/protocol/commands"
 
 /* get/set iqs routed and not yet answered (RFC 6120 §8.2.3: each gets
@@ -33,15 +29,11 @@
 #define MAX_OPEN 64
 
 struct run {
-	struct fz f;
 	char sid[128];
-	int (*count)(struct gw *, xmpp_stanza_t *);
 	char *open[MAX_OPEN];	/* "id\nrequester" */
 	int nopen;
 	int overflow;
 };
-
-static struct run *cur;
 
 static char *
 iq_key(const char *id, const char *jid)
@@ -105,32 +97,26 @@ expect_answer(struct run *r, xmpp_stanza_t *st)
 	r->open[r->nopen++] = iq_key(id, from);
 }
 
-/* send_fn: remember the last command session id, then count as usual */
-static int
-catch_sid(struct gw *gw, xmpp_stanza_t *st)
+/* what the gateway sends: remember the last command session id */
+static void
+catch_sid(struct fz *f, xmpp_stanza_t *st)
 {
+	struct run *r = f->arg;
 	xmpp_stanza_t *cmd = xmpp_stanza_get_child_by_name_and_ns(st,
 	    "command", NS_COMMANDS);
 	const char *sid;
 
 	if (cmd != NULL &&
 	    (sid = xmpp_stanza_get_attribute(cmd, "sessionid")) != NULL)
-		snprintf(cur->sid, sizeof cur->sid, "%s", sid);
-	answered(cur, st);
-	return cur->count(gw, st);
+		snprintf(r->sid, sizeof r->sid, "%s", sid);
+	answered(r, st);
 }
 
+/* a stanza from the server, before it is routed */
 static void
-on_header(void *arg, xmpp_stanza_t *h)
+on_stanza(struct fz *f, xmpp_stanza_t *st)
 {
-	(void)arg;
-	(void)h;
-}
-
-static void
-on_stanza(void *arg, xmpp_stanza_t *st)
-{
-	struct run *r = arg;
+	struct run *r = f->arg;
 	xmpp_stanza_t *cmd = xmpp_stanza_get_child_by_name_and_ns(st,
 	    "command", NS_COMMANDS);
 	const char *sid;
@@ -140,42 +126,23 @@ on_stanza(void *arg, xmpp_stanza_t *st)
 	    strcmp(sid, "S") == 0)
 		xmpp_stanza_set_attribute(cmd, "sessionid", r->sid);
 	expect_answer(r, st);
-	gw_route_stanza(&r->f.gw, st);
-	fz_settle(&r->f, 0);
 }
-
-static void
-on_close(void *arg, enum xs_close why, const char *detail)
-{
-	(void)arg;
-	(void)why;
-	(void)detail;
-}
-
-static const struct xs_callbacks cbs = { on_header, on_stanza, on_close };
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/* what component.c allows (Prosody's default stanza size) */
-	struct xs_limits lim = { .max_stanza = 512 * 1024 };
 	struct run r;
-	struct xs_parser *p;
+	struct fz *f;
 
 	if (size > 256 * 1024)
 		return 0;
 	memset(&r, 0, sizeof r);
-	cur = &r;
-	fz_open(&r.f);
-	r.count = r.f.gw.send_fn;
-	r.f.gw.send_fn = catch_sid;
-	if ((p = xs_parser_new(&lim, &cbs, &r)) == NULL)
-		abort();
-	if (xs_parser_feed(p, SERVER_HEADER, strlen(SERVER_HEADER)) == 0)
-		(void)xs_parser_feed(p, (const char *)data, size);
-	xs_parser_eof(p);
-	xs_parser_free(p);
-	fz_close(&r.f);
+	f = fz_open();
+	f->arg = &r;
+	f->on_send = catch_sid;
+	f->on_stanza = on_stanza;
+	fz_server_stream(f, NULL, data, size, NULL);
+	fz_close(f);
 	if (r.nopen > 0 && !r.overflow) {
 		fprintf(stderr, "%d iq get/set never answered, e.g. id/from %s\n",
 		    r.nopen, r.open[0]);
@@ -183,6 +150,5 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (int i = 0; i < r.nopen; i++)
 		free(r.open[i]);
-	cur = NULL;
 	return 0;
 }

@@ -28,13 +28,13 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fz f;
+	struct fz *f;
 	int fd;
 
 	if (size > 256 * 1024)
 		return 0;
-	fz_open(&f);
-	fd = fz_pipe_open(&f);
+	f = fz_open();
+	fd = fz_pipe_open(f);
 #ifndef FUZZ_HEADER_PHASE
 	/*
 	 * Header first, then alice comes online: with her online first the
@@ -42,13 +42,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * the crossing (BAREV.md §2).
 	 */
 	if (write(fd, BOB_HEADER, strlen(BOB_HEADER)) != (ssize_t)strlen(BOB_HEADER) ||
-	    fz_pipe_wait_up(&f) == -1) {
+	    fz_pipe_wait_up(f) == -1) {
 		fprintf(stderr, "bob's pipe did not come up\n");
 		abort();
 	}
-	fz_user_online(&f);
+	fz_user_online(f);
 #endif
-	fz_feed_and_wait(&f, fd, data, size);
-	fz_close(&f);
+	fz_feed_and_wait(f, fd, data, size);
+	fz_close(f);
 	return 0;
 }

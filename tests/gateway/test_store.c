@@ -68,6 +68,51 @@ test_no_attempts(const char *db)
 	sqlite3_close(h);
 }
 
+/*
+ * store_copy_from (the fuzz fixture's reset): the copy has the template's
+ * rows and nothing else, the counters start over, a transaction left open
+ * is rolled back, and a copy after nothing was written still holds.
+ */
+static void
+test_copy_from(const char *dir)
+{
+	char tdb[128], wdb[128], err[256];
+	struct store *t, *w;
+	struct store_identity id;
+	struct store_counters n;
+	int64_t ident;
+
+	snprintf(tdb, sizeof(tdb), "%s/template.sqlite", dir);
+	snprintf(wdb, sizeof(wdb), "%s/work.sqlite", dir);
+	t = store_open(tdb, err, sizeof(err));
+	w = store_open(wdb, err, sizeof(err));
+	CHECK(t != NULL && w != NULL);
+	if (t == NULL || w == NULL)
+		return;
+	CHECK(store_identity_add(t, "tpl@example.org", "tpl", "201:7::1", 1337, &ident) == STORE_OK);
+	CHECK(store_copy_from(w, t) == STORE_OK);
+	CHECK(store_identity_get_jid(w, "tpl@example.org", &id) == STORE_OK && id.id == ident);
+	/* an input adds, fails a statement and leaves a transaction open */
+	CHECK(store_identity_add(w, "new@example.org", "new", "201:7::2", 1337, NULL) == STORE_OK);
+	CHECK(store_outbox_add(w, 999999, "x", NULL, "a@b/c", 0, 1, 0, NULL) == STORE_ERR);
+	CHECK(store_begin(w) == STORE_OK);
+	CHECK(store_identity_delete(w, ident) == STORE_OK);
+	CHECK(store_copy_from(w, t) == STORE_OK);
+	CHECK(store_identity_get_jid(w, "new@example.org", &id) == STORE_NOTFOUND);
+	CHECK(store_identity_get_jid(w, "tpl@example.org", &id) == STORE_OK);
+	CHECK(store_identity_count(w) == 1);
+	store_get_counters(w, &n);
+	CHECK(n.errors == 0);
+	/* nothing written since: the copy is skipped, the rows still right */
+	CHECK(store_copy_from(w, t) == STORE_OK);
+	CHECK(store_identity_count(w) == 1);
+	CHECK(store_identity_add(w, "again@example.org", "again", "201:7::3", 1337, NULL) == STORE_OK);
+	CHECK(store_copy_from(w, t) == STORE_OK);
+	CHECK(store_identity_count(w) == 1);
+	store_close(w);
+	store_close(t);
+}
+
 int
 main(void)
 {
@@ -126,6 +171,7 @@ main(void)
 	CHECK(store_outbox_count(s) == 0);
 	store_close(s);
 	test_no_attempts(db);
+	test_copy_from(path);
 
 	unlink(db);
 	snprintf(err, sizeof(err), "rm -rf %s", path);
