@@ -91,3 +91,41 @@ gwt_world_stop(struct gw *gw)
 	gw_config_free(&gw->cfg);
 	xs_shutdown();
 }
+
+xmpp_stanza_t *gwt_sent[GWT_SENT_MAX];
+int gwt_nsent;
+
+int
+gwt_capture(struct gw *gw, xmpp_stanza_t *st)
+{
+	(void)gw;
+	if (gwt_nsent < GWT_SENT_MAX)
+		gwt_sent[gwt_nsent++] = xmpp_stanza_clone(st);
+	return 0;
+}
+
+void
+gwt_forget_sent(void)
+{
+	for (int i = 0; i < gwt_nsent; i++)
+		xmpp_stanza_release(gwt_sent[i]);
+	gwt_nsent = 0;
+}
+
+xmpp_stanza_t *
+gwt_find_sent(const char *name, const char *type, const char *from,
+    const char *to)
+{
+	for (int i = 0; i < gwt_nsent; i++) {
+		xmpp_stanza_t *s = gwt_sent[i];
+		const char *t = xmpp_stanza_get_type(s);
+
+		if ((name == NULL || gwt_streq(xmpp_stanza_get_name(s), name)) &&
+		    (type == NULL || (*type == '\0' ? t == NULL :
+		    gwt_streq(t, type))) &&
+		    (from == NULL || gwt_streq(xmpp_stanza_get_from(s), from)) &&
+		    (to == NULL || gwt_streq(xmpp_stanza_get_to(s), to)))
+			return s;
+	}
+	return NULL;
+}

@@ -31,4 +31,19 @@ int gwt_world_start(struct gw *gw, const char *dir, const char *db,
 /* Everything gwt_world_start() set up, shut down and freed. */
 void gwt_world_stop(struct gw *gw);
 
+/*
+ * What the gateway sent: gwt_capture() as the world's send_fn keeps a
+ * copy of every stanza (the first GWT_SENT_MAX) in gwt_sent[].
+ */
+#define GWT_SENT_MAX 1024
+extern xmpp_stanza_t *gwt_sent[GWT_SENT_MAX];
+extern int gwt_nsent;
+int gwt_capture(struct gw *gw, xmpp_stanza_t *st);
+/* forget (and free) what was captured */
+void gwt_forget_sent(void);
+/* the first stanza captured since gwt_forget_sent() with this name, type,
+ * from and to (NULL = any; type "" = no type), or NULL */
+xmpp_stanza_t *gwt_find_sent(const char *name, const char *type,
+    const char *from, const char *to);
+
 #endif

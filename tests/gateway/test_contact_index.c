@@ -36,43 +36,6 @@
 #define MANY 300
 
 static struct gw gw;
-static xmpp_stanza_t *sent[1024];
-static int nsent;
-
-static int
-capture(struct gw *g, xmpp_stanza_t *st)
-{
-	(void)g;
-	if (nsent < (int)(sizeof(sent) / sizeof(sent[0])))
-		sent[nsent++] = xmpp_stanza_clone(st);
-	return 0;
-}
-
-static void
-forget_sent(void)
-{
-	for (int i = 0; i < nsent; i++)
-		xmpp_stanza_release(sent[i]);
-	nsent = 0;
-}
-
-/* the first stanza sent since forget_sent() with this name/type/from/to
- * (NULL = any; type "" = no type) */
-static xmpp_stanza_t *
-find_sent(const char *name, const char *type, const char *from, const char *to)
-{
-	for (int i = 0; i < nsent; i++) {
-		xmpp_stanza_t *s = sent[i];
-		const char *t = xmpp_stanza_get_type(s);
-
-		if ((name == NULL || gwt_streq(xmpp_stanza_get_name(s), name)) &&
-		    (type == NULL || (*type == '\0' ? t == NULL : gwt_streq(t, type))) &&
-		    (from == NULL || gwt_streq(xmpp_stanza_get_from(s), from)) &&
-		    (to == NULL || gwt_streq(xmpp_stanza_get_to(s), to)))
-			return s;
-	}
-	return NULL;
-}
 
 static void
 deliver(const char *xml)
@@ -93,12 +56,12 @@ probe_answered(const char *user, const char *contact_jid)
 {
 	char xml[1024], from[600];
 
-	forget_sent();
+	gwt_forget_sent();
 	snprintf(xml, sizeof(xml), "<presence type='probe' from='%s/res' to='%s'/>",
 	    user, contact_jid);
 	deliver(xml);
 	snprintf(from, sizeof(from), "%s/barev", contact_jid);
-	return find_sent("presence", "unavailable", from, NULL) != NULL;
+	return gwt_find_sent("presence", "unavailable", from, NULL) != NULL;
 }
 
 /* the user sends a chat message to `contact_jid`: 1 if it was refused as
@@ -108,11 +71,11 @@ message_refused(const char *user, const char *contact_jid)
 {
 	char xml[1024];
 
-	forget_sent();
+	gwt_forget_sent();
 	snprintf(xml, sizeof(xml), "<message type='chat' id='m1' from='%s/res'"
 	    " to='%s'><body>hi</body></message>", user, contact_jid);
 	deliver(xml);
-	return find_sent("message", "error", contact_jid, NULL) != NULL;
+	return gwt_find_sent("message", "error", contact_jid, NULL) != NULL;
 }
 
 static struct br_contact *
@@ -180,7 +143,7 @@ test_contact_is_per_user(void)
 	CHECK(message_refused(ALICE, ERIN_JID));
 	CHECK(message_refused(DAVE, CAROL_JID));
 	CHECK(message_refused(ALICE, BOB_OTHER_ADDR));
-	forget_sent();
+	gwt_forget_sent();
 }
 
 /* the contact's vCard from its strings: a 256-byte name kept whole */
@@ -195,18 +158,18 @@ test_vcard_names(void)
 	memset(name, 'n', STORE_NAME_MAX);
 	name[STORE_NAME_MAX] = '\0';
 	CHECK(prov_contact_add(&gw, ALICE, "frank@201:2::6", name, &r) == 0);
-	forget_sent();
+	gwt_forget_sent();
 	snprintf(xml, sizeof(xml), "<iq type='get' id='v1' from='" ALICE "/res'"
 	    " to='frank\\40201\\3a2\\3a\\3a6@" GWJID "'>"
 	    "<vCard xmlns='vcard-temp'/></iq>");
 	deliver(xml);
-	res = find_sent("iq", "result", NULL, ALICE "/res");
+	res = gwt_find_sent("iq", "result", NULL, ALICE "/res");
 	vc = res ? xmpp_stanza_get_child_by_name(res, "vCard") : NULL;
 	fn = vc ? xmpp_stanza_get_child_by_name(vc, "FN") : NULL;
 	text = fn ? xmpp_stanza_get_text(fn) : NULL;
 	CHECK(text != NULL && gwt_streq(text, name));
 	free(text);
-	forget_sent();
+	gwt_forget_sent();
 }
 
 /* removed: found no more, for its user only */
@@ -226,7 +189,7 @@ test_removed_contact_is_gone(void)
 	CHECK(lookup(ALICE, BOB_JID) != NULL && lookup(ALICE, BOB_JID) !=
 	    lookup(DAVE, BOB_JID));
 	CHECK(probe_answered(ALICE, BOB_JID));
-	forget_sent();
+	gwt_forget_sent();
 }
 
 /* many contacts: each JID finds its own, every time */
@@ -244,7 +207,7 @@ test_many_contacts(void)
 			fprintf(stderr, "%s: %s\n", contact, r.msg);
 			ok = 0;
 		}
-		forget_sent();
+		gwt_forget_sent();
 	}
 	CHECK(ok);
 	for (int i = 0; i < MANY; i++) {
@@ -269,7 +232,7 @@ test_many_contacts(void)
 	for (int i = 0; i < MANY; i += 2) {
 		snprintf(contact, sizeof(contact), "p%d@201:3::%x", i, i + 1);
 		CHECK(prov_contact_remove(&gw, DAVE, contact, &r) == 0);
-		forget_sent();
+		gwt_forget_sent();
 	}
 	for (int i = 0; i < MANY; i++) {
 		struct br_contact *c;
@@ -282,7 +245,7 @@ test_many_contacts(void)
 	CHECK(ok);
 	CHECK(probe_answered(DAVE, "p1\\40201\\3a3\\3a\\3a2@" GWJID));
 	CHECK(!probe_answered(DAVE, "p0\\40201\\3a3\\3a\\3a1@" GWJID));
-	forget_sent();
+	gwt_forget_sent();
 }
 
 int
@@ -296,7 +259,7 @@ main(void)
 	snprintf(path, sizeof(path), "%s/contact_index.sqlite", dir);
 	unlink(path);
 	snprintf(spool, sizeof(spool), "spool_dir = %s/spool\n", dir);
-	if (gwt_world_start(&gw, dir, path, spool, capture) == -1)
+	if (gwt_world_start(&gw, dir, path, spool, gwt_capture) == -1)
 		return 2;
 
 	RUN(test_contact_is_per_user);
@@ -304,7 +267,7 @@ main(void)
 	RUN(test_removed_contact_is_gone);
 	RUN(test_many_contacts);
 
-	forget_sent();
+	gwt_forget_sent();
 	gwt_world_stop(&gw);
 	return CHECK_EXIT();
 }

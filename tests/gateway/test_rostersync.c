@@ -44,26 +44,7 @@
 	ITEM(CAROL_JID, "carol")
 
 static struct gw gw;
-static xmpp_stanza_t *sent[1024];
-static int nsent;
 static char logpath[512];
-
-static int
-capture(struct gw *g, xmpp_stanza_t *st)
-{
-	(void)g;
-	if (nsent < (int)(sizeof(sent) / sizeof(sent[0])))
-		sent[nsent++] = xmpp_stanza_clone(st);
-	return 0;
-}
-
-static void
-forget_sent(void)
-{
-	for (int i = 0; i < nsent; i++)
-		xmpp_stanza_release(sent[i]);
-	nsent = 0;
-}
 
 /* roster iqs of `type` ("get"/"set") sent to `to` (NULL: anyone) */
 static int
@@ -71,11 +52,11 @@ count_roster(const char *type, const char *to)
 {
 	int n = 0;
 
-	for (int i = 0; i < nsent; i++)
-		if (gwt_streq(xmpp_stanza_get_name(sent[i]), "iq") &&
-		    gwt_streq(xmpp_stanza_get_type(sent[i]), type) &&
-		    (to == NULL || gwt_streq(xmpp_stanza_get_to(sent[i]), to)) &&
-		    xmpp_stanza_get_child_by_name_and_ns(sent[i], "query",
+	for (int i = 0; i < gwt_nsent; i++)
+		if (gwt_streq(xmpp_stanza_get_name(gwt_sent[i]), "iq") &&
+		    gwt_streq(xmpp_stanza_get_type(gwt_sent[i]), type) &&
+		    (to == NULL || gwt_streq(xmpp_stanza_get_to(gwt_sent[i]), to)) &&
+		    xmpp_stanza_get_child_by_name_and_ns(gwt_sent[i], "query",
 		    "jabber:iq:roster") != NULL)
 			n++;
 	return n;
@@ -85,15 +66,15 @@ count_roster(const char *type, const char *to)
 static xmpp_stanza_t *
 find_push(const char *to, const char *item)
 {
-	for (int i = 0; i < nsent; i++) {
-		xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(sent[i],
+	for (int i = 0; i < gwt_nsent; i++) {
+		xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(gwt_sent[i],
 		    "query", "jabber:iq:roster");
 		xmpp_stanza_t *it = q ? xmpp_stanza_get_child_by_name(q, "item") : NULL;
 
-		if (it && gwt_streq(xmpp_stanza_get_type(sent[i]), "set") &&
-		    gwt_streq(xmpp_stanza_get_to(sent[i]), to) &&
+		if (it && gwt_streq(xmpp_stanza_get_type(gwt_sent[i]), "set") &&
+		    gwt_streq(xmpp_stanza_get_to(gwt_sent[i]), to) &&
 		    gwt_streq(xmpp_stanza_get_attribute(it, "jid"), item))
-			return sent[i];
+			return gwt_sent[i];
 	}
 	return NULL;
 }
@@ -101,11 +82,11 @@ find_push(const char *to, const char *item)
 static int
 sent_probe(const char *from, const char *to)
 {
-	for (int i = 0; i < nsent; i++)
-		if (gwt_streq(xmpp_stanza_get_name(sent[i]), "presence") &&
-		    gwt_streq(xmpp_stanza_get_type(sent[i]), "probe") &&
-		    gwt_streq(xmpp_stanza_get_from(sent[i]), from) &&
-		    gwt_streq(xmpp_stanza_get_to(sent[i]), to))
+	for (int i = 0; i < gwt_nsent; i++)
+		if (gwt_streq(xmpp_stanza_get_name(gwt_sent[i]), "presence") &&
+		    gwt_streq(xmpp_stanza_get_type(gwt_sent[i]), "probe") &&
+		    gwt_streq(xmpp_stanza_get_from(gwt_sent[i]), from) &&
+		    gwt_streq(xmpp_stanza_get_to(gwt_sent[i]), to))
 			return 1;
 	return 0;
 }
@@ -140,7 +121,7 @@ was_answered(const char *user)
 static void
 grant(const char *xml)
 {
-	forget_sent();
+	gwt_forget_sent();
 	nanswered = 0;
 	deliver(xml);
 }
@@ -151,12 +132,12 @@ get_id(const char *user, char *id, size_t len)
 {
 	int found = -1;
 
-	for (int i = 0; i < nsent; i++)
-		if (gwt_streq(xmpp_stanza_get_type(sent[i]), "get") &&
-		    gwt_streq(xmpp_stanza_get_to(sent[i]), user) &&
-		    xmpp_stanza_get_child_by_name_and_ns(sent[i], "query",
+	for (int i = 0; i < gwt_nsent; i++)
+		if (gwt_streq(xmpp_stanza_get_type(gwt_sent[i]), "get") &&
+		    gwt_streq(xmpp_stanza_get_to(gwt_sent[i]), user) &&
+		    xmpp_stanza_get_child_by_name_and_ns(gwt_sent[i], "query",
 		    "jabber:iq:roster") != NULL) {
-			snprintf(id, len, "%s", xmpp_stanza_get_id(sent[i]));
+			snprintf(id, len, "%s", xmpp_stanza_get_id(gwt_sent[i]));
 			found = 0;
 		}
 	return found;
@@ -167,11 +148,11 @@ get_id(const char *user, char *id, size_t len)
 static const char *
 next_unanswered(const char *not1, const char *not2)
 {
-	for (int i = 0; i < nsent; i++) {
-		const char *to = xmpp_stanza_get_to(sent[i]);
+	for (int i = 0; i < gwt_nsent; i++) {
+		const char *to = xmpp_stanza_get_to(gwt_sent[i]);
 
-		if (gwt_streq(xmpp_stanza_get_type(sent[i]), "get") && to &&
-		    xmpp_stanza_get_child_by_name_and_ns(sent[i], "query",
+		if (gwt_streq(xmpp_stanza_get_type(gwt_sent[i]), "get") && to &&
+		    xmpp_stanza_get_child_by_name_and_ns(gwt_sent[i], "query",
 		    "jabber:iq:roster") != NULL && !was_answered(to) &&
 		    !gwt_streq(to, not1) && !gwt_streq(to, not2))
 			return to;
@@ -389,7 +370,7 @@ test_a_new_grant_ends_the_old_round(void)
 	grant(GRANT("both"));
 	CHECK(get_id(ALICE, old, sizeof(old)) == 0);
 	deliver(GRANT("both"));
-	forget_sent();
+	gwt_forget_sent();
 	snprintf(xml, sizeof(xml), "<iq type='result' id='%s' from='" ALICE "'"
 	    " to='" GWJID "'><query xmlns='jabber:iq:roster'/></iq>", old);
 	deliver(xml);
@@ -424,7 +405,7 @@ main(void)
 	unlink(path);
 	snprintf(logpath, sizeof(logpath), "%s/rostersync.log", dir);
 	snprintf(spool, sizeof(spool), "spool_dir = %s/spool\n", dir);
-	if (gwt_world_start(&gw, dir, path, spool, capture) == -1)
+	if (gwt_world_start(&gw, dir, path, spool, gwt_capture) == -1)
 		return 2;
 	fflush(stderr);
 	saved = dup(2);
@@ -444,7 +425,7 @@ main(void)
 	RUN(test_a_new_grant_ends_the_old_round);
 	RUN(test_set_only_grant_pushes_without_reading);
 
-	forget_sent();
+	gwt_forget_sent();
 	gwt_world_stop(&gw);
 	fflush(stderr);
 	dup2(saved, 2);

@@ -38,57 +38,20 @@
 #define CAROL_JID "carol\\40201\\3a3\\3a\\3a3@" GWJID
 
 static struct gw gw;
-static xmpp_stanza_t *sent[256];
-static int nsent;
 static char logpath[512];
-
-static int
-capture(struct gw *g, xmpp_stanza_t *st)
-{
-	(void)g;
-	if (nsent < (int)(sizeof(sent) / sizeof(sent[0])))
-		sent[nsent++] = xmpp_stanza_clone(st);
-	return 0;
-}
-
-static void
-forget_sent(void)
-{
-	for (int i = 0; i < nsent; i++)
-		xmpp_stanza_release(sent[i]);
-	nsent = 0;
-}
-
-/* the first stanza sent since forget_sent() with this name/type/from/to
- * (NULL = any; type "" = no type) */
-static xmpp_stanza_t *
-find_sent(const char *name, const char *type, const char *from, const char *to)
-{
-	for (int i = 0; i < nsent; i++) {
-		xmpp_stanza_t *s = sent[i];
-		const char *t = xmpp_stanza_get_type(s);
-
-		if ((name == NULL || gwt_streq(xmpp_stanza_get_name(s), name)) &&
-		    (type == NULL || (*type == '\0' ? t == NULL : gwt_streq(t, type))) &&
-		    (from == NULL || gwt_streq(xmpp_stanza_get_from(s), from)) &&
-		    (to == NULL || gwt_streq(xmpp_stanza_get_to(s), to)))
-			return s;
-	}
-	return NULL;
-}
 
 /* the roster push for `item` among what was sent */
 static xmpp_stanza_t *
 find_push(const char *item)
 {
-	for (int i = 0; i < nsent; i++) {
-		xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(sent[i],
+	for (int i = 0; i < gwt_nsent; i++) {
+		xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(gwt_sent[i],
 		    "query", "jabber:iq:roster");
 		xmpp_stanza_t *it = q ? xmpp_stanza_get_child_by_name(q, "item") : NULL;
 
 		if (it && gwt_streq(xmpp_stanza_get_attribute(it, "jid"), item) &&
-		    gwt_streq(xmpp_stanza_get_type(sent[i]), "set"))
-			return sent[i];
+		    gwt_streq(xmpp_stanza_get_type(gwt_sent[i]), "set"))
+			return gwt_sent[i];
 	}
 	return NULL;
 }
@@ -136,7 +99,7 @@ answer_result(xmpp_stanza_t *req)
 static int
 answer_roster_get(const char *user, const char *items)
 {
-	xmpp_stanza_t *get = find_sent("iq", "get", GWJID, user);
+	xmpp_stanza_t *get = gwt_find_sent("iq", "get", GWJID, user);
 	char xml[4096];
 
 	if (get == NULL || xmpp_stanza_get_child_by_name_and_ns(get, "query",
@@ -186,23 +149,23 @@ test_new_identity_gets_the_gateway(void)
 	char port[16];
 	xmpp_stanza_t *sub, *nick;
 
-	forget_sent();
+	gwt_forget_sent();
 	snprintf(port, sizeof(port), "%d", gwt_free_port());
 	CHECK(prov_identity_create(&gw, ALICE, "alice", "::1", port, &r) == 0);
-	sub = find_sent("presence", "subscribe", GWJID, ALICE);
+	sub = gwt_find_sent("presence", "subscribe", GWJID, ALICE);
 	CHECK(sub != NULL);
 	nick = sub ? xmpp_stanza_get_child_by_name(sub, "nick") : NULL;
 	CHECK(nick != NULL && gwt_streq(xmpp_stanza_get_ns(nick), "http://jabber.org/protocol/nick"));
-	CHECK(find_sent("presence", "", GWJID, ALICE) != NULL);
+	CHECK(gwt_find_sent("presence", "", GWJID, ALICE) != NULL);
 
 	/* her client probes the gateway and subscribes to it: approved, online */
-	forget_sent();
+	gwt_forget_sent();
 	deliver("<presence type='probe' from='" ALICE "' to='" GWJID "'/>");
-	CHECK(find_sent("presence", "", GWJID, ALICE) != NULL);
-	forget_sent();
+	CHECK(gwt_find_sent("presence", "", GWJID, ALICE) != NULL);
+	gwt_forget_sent();
 	deliver("<presence type='subscribe' from='someone@example.net' to='" GWJID "'/>");
-	CHECK(find_sent("presence", "subscribed", GWJID, "someone@example.net") != NULL);
-	CHECK(find_sent("presence", "", GWJID, "someone@example.net") != NULL);
+	CHECK(gwt_find_sent("presence", "subscribed", GWJID, "someone@example.net") != NULL);
+	CHECK(gwt_find_sent("presence", "", GWJID, "someone@example.net") != NULL);
 }
 
 /* The server grants the roster, then refuses every push (ejabberd 23.01). */
@@ -214,7 +177,7 @@ test_refused_roster_push_falls_back(void)
 	int warns;
 
 	CHECK(prov_contact_add(&gw, ALICE, "bob@201:2::2", NULL, &r) == 0);
-	forget_sent();
+	gwt_forget_sent();
 	deliver("<message from='example.org' to='" GWJID "'>"
 	    "<privilege xmlns='urn:xmpp:privilege:2'>"
 	    "<perm access='roster' type='both'/>"
@@ -229,12 +192,12 @@ test_refused_roster_push_falls_back(void)
 	CHECK(gwpush != NULL && bobpush != NULL);
 	CHECK(gwpush && gwt_streq(xmpp_stanza_get_to(gwpush), ALICE));
 	/* no subscription request yet: the push does the job */
-	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
+	CHECK(gwt_find_sent("presence", "subscribe", NULL, NULL) == NULL);
 	if (gwpush == NULL || bobpush == NULL)
 		return;
 	gwpush = xmpp_stanza_clone(gwpush);
 	bobpush = xmpp_stanza_clone(bobpush);
-	forget_sent();
+	gwt_forget_sent();
 
 	answer_error(gwpush, "internal-server-error", "module_not_loaded");
 	answer_error(bobpush, "internal-server-error", "module_not_loaded");
@@ -243,13 +206,13 @@ test_refused_roster_push_falls_back(void)
 	CHECK(warns == 1);
 	CHECK(log_lines(" WARN bridge:", "refused a roster push", "subscription requests") == 1);
 	/* the fallback: each item asks alice itself */
-	CHECK(find_sent("presence", "subscribe", GWJID, ALICE) != NULL);
-	CHECK(find_sent("presence", "subscribe", BOB_JID, ALICE) != NULL);
-	CHECK(find_sent("presence", "probe", BOB_JID, ALICE) == NULL);
+	CHECK(gwt_find_sent("presence", "subscribe", GWJID, ALICE) != NULL);
+	CHECK(gwt_find_sent("presence", "subscribe", BOB_JID, ALICE) != NULL);
+	CHECK(gwt_find_sent("presence", "probe", BOB_JID, ALICE) == NULL);
 	/* alice accepts bob's request: now her presence is asked for */
-	forget_sent();
+	gwt_forget_sent();
 	deliver("<presence type='subscribed' from='" ALICE "' to='" BOB_JID "'/>");
-	CHECK(find_sent("presence", "probe", BOB_JID, ALICE) != NULL);
+	CHECK(gwt_find_sent("presence", "probe", BOB_JID, ALICE) != NULL);
 	/* status says it */
 	CHECK(strstr(status_text(), "pushes are refused: internal-server-error"
 	    " (module_not_loaded)") != NULL);
@@ -268,29 +231,29 @@ test_roster_privilege_recovers(void)
 	struct prov_result r;
 	xmpp_stanza_t *push;
 
-	forget_sent();
+	gwt_forget_sent();
 	CHECK(prov_contact_add(&gw, ALICE, "carol@201:3::3", NULL, &r) == 0);
-	CHECK(find_sent("presence", "subscribe", CAROL_JID, ALICE) != NULL);
+	CHECK(gwt_find_sent("presence", "subscribe", CAROL_JID, ALICE) != NULL);
 	push = find_push(CAROL_JID);
 	CHECK(push != NULL);
 	if (push == NULL)
 		return;
 	/* no probe from carol before she is in alice's roster: a server
 	 * answers it with "unsubscribed", which reads as alice removing her */
-	CHECK(find_sent("presence", "probe", CAROL_JID, ALICE) == NULL);
+	CHECK(gwt_find_sent("presence", "probe", CAROL_JID, ALICE) == NULL);
 	push = xmpp_stanza_clone(push);
-	forget_sent();
+	gwt_forget_sent();
 	answer_result(push);
 	xmpp_stanza_release(push);
-	CHECK(find_sent("presence", "probe", CAROL_JID, ALICE) != NULL);
+	CHECK(gwt_find_sent("presence", "probe", CAROL_JID, ALICE) != NULL);
 	CHECK(strstr(status_text(), "roster privilege granted by example.org\n") != NULL);
 	CHECK(strstr(status_text(), "Server requests: all answered") != NULL);
 	CHECK(log_lines(" INFO iqtrack:", "works again", NULL) == 1);
 	/* the next contact goes by push alone */
-	forget_sent();
+	gwt_forget_sent();
 	CHECK(prov_contact_add(&gw, ALICE, "dave@201:4::4", NULL, &r) == 0);
 	CHECK(find_push("dave\\40201\\3a4\\3a\\3a4@" GWJID) != NULL);
-	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
+	CHECK(gwt_find_sent("presence", "subscribe", NULL, NULL) == NULL);
 }
 
 /* A push the server does not answer in time is not a refusal: a server
@@ -303,12 +266,12 @@ test_unanswered_push_is_not_a_refusal(void)
 	struct timeval tv = { 0, 400 * 1000 };
 
 	roster_test_push_ms(100);
-	forget_sent();
+	gwt_forget_sent();
 	CHECK(prov_contact_add(&gw, ALICE, "erin@201:5::5", NULL, &r) == 0);
 	CHECK(find_push("erin\\40201\\3a5\\3a\\3a5@" GWJID) != NULL);
 	event_base_loopexit(gw.base, &tv);	/* the push times out meanwhile */
 	event_base_dispatch(gw.base);
-	CHECK(find_sent("presence", "subscribe", NULL, NULL) == NULL);
+	CHECK(gwt_find_sent("presence", "subscribe", NULL, NULL) == NULL);
 	CHECK(strstr(status_text(), "roster privilege granted by example.org\n") != NULL);
 	CHECK(strstr(status_text(), "no answer") != NULL);
 	roster_test_push_ms(0);
@@ -323,13 +286,13 @@ test_refused_vcard(void)
 	for (int round = 0; round < 2; round++) {
 		char xml[512];
 
-		forget_sent();
+		gwt_forget_sent();
 		snprintf(xml, sizeof(xml), "<presence from='" ALICE "/phone' to='%s'>"
 		    "<x xmlns='vcard-temp:x:update'><photo>%s</photo></x></presence>",
 		    BOB_JID, round ? "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" :
 		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 		deliver(xml);
-		get = find_sent("iq", "get", GWJID, ALICE);
+		get = gwt_find_sent("iq", "get", GWJID, ALICE);
 		CHECK(get != NULL && xmpp_stanza_get_child_by_name_and_ns(get,
 		    "vCard", "vcard-temp") != NULL);
 		if (get == NULL)
@@ -349,21 +312,21 @@ test_nothing_else_breaks(void)
 {
 	xmpp_stanza_t *res;
 
-	forget_sent();
+	gwt_forget_sent();
 	deliver("<iq type='get' id='d1' from='" ALICE "/phone' to='" BOB_JID "'>"
 	    "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
-	res = find_sent("iq", "result", BOB_JID, ALICE "/phone");
+	res = gwt_find_sent("iq", "result", BOB_JID, ALICE "/phone");
 	CHECK(res != NULL);
-	forget_sent();
+	gwt_forget_sent();
 	deliver("<iq type='get' id='p1' from='" ALICE "/phone' to='" GWJID "'>"
 	    "<ping xmlns='urn:xmpp:ping'/></iq>");
-	CHECK(find_sent("iq", "result", GWJID, ALICE "/phone") != NULL);
+	CHECK(gwt_find_sent("iq", "result", GWJID, ALICE "/phone") != NULL);
 	/* an unrelated error to the gateway is not taken for an answer */
-	forget_sent();
+	gwt_forget_sent();
 	deliver("<iq type='error' id='gw-999-00000000' from='" ALICE "' to='" GWJID "'>"
 	    "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
 	    "</error></iq>");
-	CHECK(nsent == 0);
+	CHECK(gwt_nsent == 0);
 }
 
 int
@@ -380,7 +343,7 @@ main(void)
 	unlink(path);
 	snprintf(logpath, sizeof(logpath), "%s/server_errors.log", dir);
 	snprintf(spool, sizeof(spool), "spool_dir = %s/spool\n", dir);
-	if (gwt_world_start(&gw, dir, path, spool, capture) == -1)
+	if (gwt_world_start(&gw, dir, path, spool, gwt_capture) == -1)
 		return 2;
 	/* the log (stderr) goes to a file the checks read */
 	fflush(stderr);
@@ -400,7 +363,7 @@ main(void)
 	RUN(test_refused_vcard);
 	RUN(test_nothing_else_breaks);
 
-	forget_sent();
+	gwt_forget_sent();
 	gwt_world_stop(&gw);
 	fflush(stderr);
 	dup2(saved, 2);
