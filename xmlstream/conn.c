@@ -210,6 +210,18 @@ xs_conn_writecb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	xs_conn_enter(c);
 	c->inflight = 0;
+	/*
+	 * Paced, the next unit waits pace_ms after this one, whether it is
+	 * queued already or sent by on_written below (a receipt's ping right
+	 * after its message): two units must not share one of pascal's reads.
+	 */
+	if (c->pace_ms > 0 && c->pace_timer != NULL) {
+		struct timeval tv = { c->pace_ms / 1000,
+		    (c->pace_ms % 1000) * 1000 };
+
+		c->pacing = 1;
+		evtimer_add(c->pace_timer, &tv);
+	}
 	if (c->on_written != NULL && !c->closed) {
 		c->on_written(c->arg);
 		if (c->closed || c->doomed) {
@@ -217,14 +229,7 @@ xs_conn_writecb(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
-	if (c->pace_ms > 0 && !TAILQ_EMPTY(&c->queue) && c->pace_timer != NULL) {
-		struct timeval tv = { c->pace_ms / 1000,
-		    (c->pace_ms % 1000) * 1000 };
-
-		c->pacing = 1;
-		evtimer_add(c->pace_timer, &tv);
-	} else
-		xs_conn_kick(c);
+	xs_conn_kick(c);	/* nothing while pacing */
 	xs_conn_leave(c);
 }
 

@@ -314,6 +314,55 @@ test_written_callback(void)
 	side_close(&s);
 }
 
+/* paced: what on_written sends waits its turn too (a receipt's ping right
+ * after its message must not share one of pascal's reads) */
+static int answered;
+
+static void
+send_on_written(void *arg)
+{
+	struct side *s = arg;
+
+	if (answered++ == 0)
+		CHECK(xs_conn_send_raw(s->c, "<b/>", 4) == 0);
+}
+
+static void
+test_paced_send_from_written(void)
+{
+	struct side s;
+	char buf[64];
+	double t0 = 0, t1 = 0;
+	int got = 0;
+	ssize_t n;
+
+	side_open(&s, NULL);
+	answered = 0;
+	xs_conn_set_pace(s.c, 50);
+	xs_conn_on_written(s.c, send_on_written);
+	CHECK(xs_conn_send_raw(s.c, "<a/>", 4) == 0);
+	deadline_hit = 0;
+	{
+		struct event *dl = evtimer_new(base, deadline, NULL);
+		struct timeval tv = { 2, 0 };
+
+		evtimer_add(dl, &tv);
+		while (got < 2 && !deadline_hit) {
+			event_base_loop(base, EVLOOP_ONCE);
+			while (got < 2 &&
+			    (n = peer_read(&s, buf, sizeof buf, 0)) > 0) {
+				CHECK_STR(buf, got == 0 ? "<a/>" : "<b/>");
+				*(got == 0 ? &t0 : &t1) = now_ms();
+				got++;
+			}
+		}
+		event_free(dl);
+	}
+	CHECK(got == 2);
+	CHECK(t1 - t0 >= 40);
+	side_close(&s);
+}
+
 static void
 test_close_flushes(void)
 {
@@ -460,6 +509,7 @@ main(void)
 	RUN(test_header_timeout);
 	RUN(test_paced_output);
 	RUN(test_written_callback);
+	RUN(test_paced_send_from_written);
 	RUN(test_close_flushes);
 	RUN(test_bad_peer_closed);
 	RUN(test_eof_and_free_in_callbacks);
