@@ -129,3 +129,16 @@ gwt_find_sent(const char *name, const char *type, const char *from,
 	}
 	return NULL;
 }
+
+void
+gwt_deliver(struct gw *gw, const char *xml)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xs_ctx(), xml);
+
+	if (st == NULL) {
+		fprintf(stderr, "cannot parse %s\n", xml);
+		exit(2);
+	}
+	gw_route_stanza(gw, st);
+	xmpp_stanza_release(st);
+}

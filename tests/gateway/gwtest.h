@@ -31,6 +31,10 @@ int gwt_world_start(struct gw *gw, const char *dir, const char *db,
 /* Everything gwt_world_start() set up, shut down and freed. */
 void gwt_world_stop(struct gw *gw);
 
+/* `xml` parsed and routed as if the server had sent it; exits 2 when it
+ * does not parse (a broken test, not a finding) */
+void gwt_deliver(struct gw *gw, const char *xml);
+
 /*
  * What the gateway sent: gwt_capture() as the world's send_fn keeps a
  * copy of every stanza (the first GWT_SENT_MAX) in gwt_sent[].

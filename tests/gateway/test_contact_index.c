@@ -40,14 +40,7 @@ static struct gw gw;
 static void
 deliver(const char *xml)
 {
-	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xs_ctx(), xml);
-
-	if (st == NULL) {
-		fprintf(stderr, "cannot parse %s\n", xml);
-		exit(2);
-	}
-	gw_route_stanza(&gw, st);
-	xmpp_stanza_release(st);
+	gwt_deliver(&gw, xml);
 }
 
 /* the user probes `contact_jid`: 1 if the gateway answered for it */

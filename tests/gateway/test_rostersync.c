@@ -94,14 +94,7 @@ sent_probe(const char *from, const char *to)
 static void
 deliver(const char *xml)
 {
-	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xs_ctx(), xml);
-
-	if (st == NULL) {
-		fprintf(stderr, "cannot parse %s\n", xml);
-		exit(2);
-	}
-	gw_route_stanza(&gw, st);
-	xmpp_stanza_release(st);
+	gwt_deliver(&gw, xml);
 }
 
 /* the users whose roster get of this round was answered */

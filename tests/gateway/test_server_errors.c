@@ -59,14 +59,7 @@ find_push(const char *item)
 static void
 deliver(const char *xml)
 {
-	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xs_ctx(), xml);
-
-	if (st == NULL) {
-		fprintf(stderr, "cannot parse %s\n", xml);
-		exit(2);
-	}
-	gw_route_stanza(&gw, st);
-	xmpp_stanza_release(st);
+	gwt_deliver(&gw, xml);
 }
 
 /* the server answers `req` (one of ours) with an error */
