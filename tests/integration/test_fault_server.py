@@ -34,8 +34,11 @@ from barevworld import BOB, ALICE_ADDR, BOB_ADDR, CAROL_ADDR  # noqa: E402
 # for the component (COMP_RESET_AFTER_UP_S): its reconnect is 1-2 s.  Links
 # killed sooner are a flapping server, and the backoff grows on purpose
 # (to 30 s and more after a few), so each round lets the link reach that
-# age before the kill: ~12 s a round.
+# age before the kill: ~12 s a round.  Each wait in a round is bounded on
+# its own; the test's limit (ROUND_LIMIT_S a round) only catches a hang and
+# leaves a loaded CI machine room (330 s for ~240 s of work was too close).
 FLAPS = 20
+ROUND_LIMIT_S = 20
 LINK_AGE = 10.5
 SYNCED = 3          # per round and way, waited for
 IN_FLIGHT = 2       # per round and way, sent just before the kill
@@ -153,7 +156,7 @@ async def test_server_kills_lose_nothing_confirmed_and_double_nothing(ctx):
              len(bob_sent), len(lost_b), lost_b[:6]))
     for c in clients[1:]:
         await c.close()
-test_server_kills_lose_nothing_confirmed_and_double_nothing.timeout = 330
+test_server_kills_lose_nothing_confirmed_and_double_nothing.timeout = 60 + FLAPS * ROUND_LIMIT_S
 
 
 if __name__ == "__main__":
