@@ -464,9 +464,16 @@ pipe_timer(evutil_socket_t fd, short what, void *arg)
 			silent_initiator(p);
 		break;
 	case BL_P_UP:
-		if (p->draining)
-			bl_pipe_kill(p, p->drain_why, BL_CLOSE_ABORT);
-		else
+		if (p->draining) {
+			/*
+			 * The peer did not close in time (a busy peer still
+			 * writing): what its kernel already gave ours is read
+			 * and handled now, not thrown away with the socket.
+			 */
+			(void)xs_conn_read_now(p->conn);
+			if (p->state == BL_P_UP)
+				bl_pipe_kill(p, p->drain_why, BL_CLOSE_ABORT);
+		} else
 			bl_ping_tick(p);
 		break;
 	default:

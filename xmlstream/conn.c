@@ -10,8 +10,14 @@
  *
  * Ending: when the peer ends the stream (</stream:stream>, EOF, error,
  * limits, header timeout) the socket is closed and queued output dropped
- * before on_close is called; xs_conn_close() instead flushes (bounded by
- * its linger time) and then reports XS_CLOSED_LOCAL.  Callbacks may free
+ * before on_close is called; xs_conn_close() instead flushes, half-closes
+ * (our FIN after the last byte) and waits for the peer's EOF, all bounded
+ * by its linger time, and then reports XS_CLOSED_LOCAL.  What the peer
+ * sends meanwhile is read and discarded, and so is what the kernel still
+ * holds when the socket is closed: Linux answers a close() with unread
+ * input by a reset, which throws away whatever of our output the peer
+ * has not yet taken (our goodbye), so a socket is never closed unread
+ * unless the owner asks for a reset (SO_LINGER 0).  Callbacks may free
  * the connection: while `busy` xs_conn_free() only marks it doomed and the
  * outermost libevent callback finishes the job.
  */
@@ -34,6 +40,9 @@
 
 /* Bytes the bufferevent may read ahead of the parser. */
 #define XS_READ_HIGH	(16 * 1024)
+/* At most this much unread input is discarded before a close (a peer that
+ * writes faster than we can throw away must not hold the loop). */
+#define XS_DISCARD_MAX	(4 * 1024 * 1024)
 
 struct xs_unit {
 	TAILQ_ENTRY(xs_unit)	 entry;
@@ -63,6 +72,8 @@ struct xs_conn {
 	unsigned		 inflight:1;	/* a unit is in the bufferevent */
 	unsigned		 pacing:1;	/* pace timer running */
 	unsigned		 closing:1;	/* xs_conn_close() was called */
+	unsigned		 half_closed:1;	/* our FIN is out (closing) */
+	unsigned		 peer_eof:1;	/* the peer's FIN came (closing) */
 	unsigned		 closed:1;	/* on_close ran or is not due */
 	unsigned		 doomed:1;
 };
@@ -89,6 +100,31 @@ xs_conn_free_timer(struct event **ev)
 	*ev = NULL;
 }
 
+/*
+ * Read and throw away what the kernel holds for us (bounded), so that the
+ * close() after it ends with a FIN, not a reset that would take our last
+ * bytes with it.  Input that arrives after the close still meets a reset:
+ * nothing can be done for bytes sent to a socket that is gone.
+ */
+static void
+xs_conn_discard_input(int fd)
+{
+	char buf[16384];
+	size_t total = 0;
+	ssize_t n;
+
+	while (total < XS_DISCARD_MAX) {
+		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n > 0) {
+			total += (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		break;		/* EOF, nothing more for now, or an error */
+	}
+}
+
 /* Socket and timers go; the struct and parser stay until freed. */
 static void
 xs_conn_shut(struct xs_conn *c)
@@ -96,6 +132,8 @@ xs_conn_shut(struct xs_conn *c)
 	xs_conn_free_timer(&c->header_timer);
 	xs_conn_free_timer(&c->pace_timer);
 	xs_conn_free_timer(&c->linger_timer);
+	if (c->bev != NULL && c->fd != -1)
+		xs_conn_discard_input(c->fd);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);	/* closes the fd */
 	c->bev = NULL;
@@ -182,6 +220,13 @@ xs_conn_readcb(struct bufferevent *bev, void *arg)
 	int rc;
 
 	xs_conn_enter(c);
+	if (c->closing) {
+		/* After our goodbye nothing is parsed; it is only read, so the
+		 * peer is never stuck on a full window and the close is clean. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		xs_conn_leave(c);
+		return;
+	}
 	while (!c->closed && !c->doomed && evbuffer_get_length(in) > 0) {
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
@@ -200,6 +245,22 @@ static void
 xs_conn_finish_close(struct xs_conn *c)
 {
 	xs_conn_end(c, XS_CLOSED_LOCAL, NULL);
+}
+
+/*
+ * Closing, and everything is in the kernel: send our FIN after it, then
+ * wait (within the linger time) for the peer's, which says it has read
+ * all of ours.  Returns 1 if the close can finish now.
+ */
+static int
+xs_conn_half_close(struct xs_conn *c)
+{
+	if (!c->half_closed) {
+		c->half_closed = 1;
+		if (c->fd == -1 || shutdown(c->fd, SHUT_WR) == -1)
+			return 1;	/* nothing to wait for */
+	}
+	return c->peer_eof;
 }
 
 static void
@@ -241,7 +302,18 @@ xs_conn_eventcb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	xs_conn_enter(c);
-	if (c->closing) {
+	if (c->closing && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/*
+		 * The peer is done writing.  It may still read: what we queued
+		 * goes on until it is in the kernel (the linger timer bounds
+		 * it), then our FIN, and then nothing is left to wait for.
+		 */
+		c->peer_eof = 1;
+		bufferevent_disable(c->bev, EV_READ);
+		if (!c->inflight && TAILQ_EMPTY(&c->queue) &&
+		    xs_conn_half_close(c))
+			xs_conn_finish_close(c);
+	} else if (c->closing) {
 		/* The owner asked to close; a dead peer just ends it sooner. */
 		xs_conn_finish_close(c);
 	} else if (what & BEV_EVENT_EOF) {
@@ -315,7 +387,7 @@ xs_conn_kick(struct xs_conn *c)
 		return;
 	u = TAILQ_FIRST(&c->queue);
 	if (u == NULL) {
-		if (c->closing)
+		if (c->closing && xs_conn_half_close(c))
 			xs_conn_finish_close(c);
 		return;
 	}
@@ -475,11 +547,16 @@ xs_conn_close(struct xs_conn *c, unsigned linger_ms)
 		return;
 	c->closing = 1;
 	xs_conn_free_timer(&c->header_timer);
-	bufferevent_disable(c->bev, EV_READ);
-	if (linger_ms > 0 && (!TAILQ_EMPTY(&c->queue) || c->inflight)) {
-		/* A peer that reads nothing must not hold us forever. */
+	if (linger_ms > 0) {
+		/*
+		 * Flush, FIN, the peer's FIN: a peer that reads nothing, or
+		 * never closes, must not hold us longer than this.  Its input
+		 * is read and discarded meanwhile (xs_conn_readcb).
+		 */
 		tv.tv_sec = linger_ms / 1000;
 		tv.tv_usec = (linger_ms % 1000) * 1000;
+		if (TAILQ_EMPTY(&c->queue) && !c->inflight)
+			(void)xs_conn_half_close(c);	/* no callback here */
 	} else {
 		/* Nothing to flush (or no time to): close on the next turn of
 		 * the loop, never from inside the caller's own call. */
@@ -498,6 +575,37 @@ xs_conn_close(struct xs_conn *c, unsigned linger_ms)
 		xs_conn_end(c, XS_CLOSED_LOCAL, "out of memory");
 		return;
 	}
+}
+
+int
+xs_conn_read_now(struct xs_conn *c)
+{
+	char buf[16384];
+	size_t total = 0;
+	ssize_t n;
+
+	if (c->closed || c->closing || c->bev == NULL)
+		return 0;
+	xs_conn_enter(c);
+	/* what the bufferevent read ahead comes first */
+	xs_conn_readcb(c->bev, c);
+	while (!c->closed && !c->doomed && total < XS_DISCARD_MAX) {
+		n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n > 0) {
+			total += (size_t)n;
+			if (xs_parser_feed(c->parser, buf, (size_t)n) != 0)
+				break;
+			continue;
+		}
+		if (n == 0) {
+			xs_parser_eof(c->parser);
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		break;		/* nothing more for now, or an error */
+	}
+	return xs_conn_leave(c);
 }
 
 void

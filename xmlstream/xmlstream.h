@@ -170,9 +170,19 @@ void xs_conn_header_done(struct xs_conn *c);
  * symmetry with xs_parser_reset). */
 int xs_conn_reset_stream(struct xs_conn *c);
 /*
- * Flush what is queued (bounded by `linger_ms`), then close the socket and
- * call on_close(XS_CLOSED_LOCAL) — unless on_close already ran.  Use it
- * after queueing </stream:stream>.
+ * Parse at once what the kernel holds for this connection (bounded), as if
+ * the loop had read it: callbacks run from inside this call.  For an owner
+ * about to give up on a peer that is still talking, so that what the peer
+ * sent before that moment is not lost with the socket.  -1 if a callback
+ * freed the connection.
+ */
+int xs_conn_read_now(struct xs_conn *c);
+/*
+ * Flush what is queued, send our FIN after it and wait for the peer's, all
+ * bounded by `linger_ms` (0: drop the queue), then close the socket and
+ * call on_close(XS_CLOSED_LOCAL) — unless on_close already ran.  What the
+ * peer sends meanwhile is discarded, never parsed.  Use it after queueing
+ * </stream:stream>.
  */
 void xs_conn_close(struct xs_conn *c, unsigned linger_ms);
 /* Close the socket now and free; never calls on_close. */

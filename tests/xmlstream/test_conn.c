@@ -7,6 +7,9 @@
  */
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -413,6 +416,150 @@ test_close_flushes(void)
 	side_close(&s);
 }
 
+/* Like side_open, over loopback TCP: a socketpair never resets. */
+static void
+side_open_tcp(struct side *s)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int l, ours;
+
+	memset(s, 0, sizeof *s);
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK((l = socket(AF_INET, SOCK_STREAM, 0)) != -1);
+	CHECK(bind(l, (struct sockaddr *)&sin, sizeof sin) == 0);
+	CHECK(listen(l, 1) == 0);
+	CHECK(getsockname(l, (struct sockaddr *)&sin, &len) == 0);
+	CHECK((s->peer = socket(AF_INET, SOCK_STREAM, 0)) != -1);
+	CHECK(connect(s->peer, (struct sockaddr *)&sin, sizeof sin) == 0);
+	CHECK((ours = accept(l, NULL, NULL)) != -1);
+	close(l);
+	evutil_make_socket_nonblocking(ours);
+	s->c = xs_conn_new(base, ours, NULL, &cbs, s);
+	CHECK(s->c != NULL);
+}
+
+/* The peer writes what we will not have read when we close. */
+static void
+peer_floods(struct side *s, size_t bytes)
+{
+	static const char unit[] = "<message><body>unread</body></message>";
+	size_t sent = 0;
+
+	peer_write(s, HDR);
+	while (sent < bytes) {
+		peer_write(s, unit);
+		sent += sizeof unit - 1;
+	}
+}
+
+/*
+ * Everything the peer can read after our close: *out gets the bytes, the
+ * return is 0 for a clean EOF, else the errno that ended it (ECONNRESET
+ * when the kernel reset the connection).  The loop runs meanwhile.
+ */
+static int
+peer_read_to_end(struct side *s, char *out, size_t cap, int *closed_flag)
+{
+	struct pollfd pfd = { s->peer, POLLIN, 0 };
+	size_t have = 0;
+	double t0 = now_ms();
+	ssize_t n;
+
+	out[0] = '\0';
+	while (now_ms() - t0 < 5000) {
+		if (*closed_flag == 0)
+			event_base_loop(base, EVLOOP_NONBLOCK);
+		if (poll(&pfd, 1, 10) != 1)
+			continue;
+		n = recv(s->peer, out + have, cap - 1 - have, 0);
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			return errno;
+		have += (size_t)n;
+		out[have] = '\0';
+		if (have == cap - 1)
+			return -1;
+	}
+	return ETIMEDOUT;
+}
+
+/*
+ * A close with the peer's input unread must still end in a FIN after our
+ * goodbye: Linux answers close() with unread input by a reset, which can
+ * take our last bytes (the goodbye) with it — pipes closed when the user
+ * went offline lost their unavailable presence that way.
+ */
+static void
+test_close_with_unread_input(void)
+{
+	struct side s;
+	char got[4096];
+	int rc, never = 0;
+
+	/* The peer answers our FIN with its own: the close ends then. */
+	side_open_tcp(&s);
+	peer_floods(&s, 32 * 1024);
+	CHECK(xs_conn_send_raw(s.c, "</stream:stream>", 16) == 0);
+	xs_conn_close(s.c, 3000);
+	rc = peer_read_to_end(&s, got, sizeof got, &s.closed);
+	CHECK(rc == 0);				/* EOF, not ECONNRESET */
+	CHECK_STR(got, "</stream:stream>");
+	CHECK(s.closed == 0);			/* it waits for the peer's FIN */
+	shutdown(s.peer, SHUT_WR);
+	CHECK(run_until(&s.closed, 1, 3000));
+	CHECK(s.why == XS_CLOSED_LOCAL);
+	CHECK(s.n == 0);			/* nothing parsed after close */
+	side_close(&s);
+
+	/* A peer that never closes: the linger time ends it, still clean. */
+	side_open_tcp(&s);
+	peer_floods(&s, 32 * 1024);
+	CHECK(xs_conn_send_raw(s.c, "</stream:stream>", 16) == 0);
+	xs_conn_close(s.c, 200);
+	CHECK(run_until(&s.closed, 1, 3000));
+	CHECK(s.why == XS_CLOSED_LOCAL);
+	rc = peer_read_to_end(&s, got, sizeof got, &s.closed);
+	CHECK(rc == 0);
+	CHECK_STR(got, "</stream:stream>");
+	side_close(&s);
+
+	/* Freed at once by its owner, input unread: a FIN all the same. */
+	side_open_tcp(&s);
+	peer_floods(&s, 32 * 1024);
+	run_until(&never, 1, 0);
+	xs_conn_free(s.c);
+	s.c = NULL;
+	rc = peer_read_to_end(&s, got, sizeof got, &never);
+	CHECK(rc == 0);
+	side_close(&s);
+}
+
+/* An owner giving up on a talking peer first gets what it already sent. */
+static void
+test_read_now(void)
+{
+	struct side s;
+	int i;
+
+	side_open_tcp(&s);
+	peer_write(&s, HDR);
+	for (i = 0; i < 5; i++)
+		peer_write(&s, "<message><body>late</body></message>");
+	/* no loop turn: only read_now can have read them */
+	CHECK(s.n == 0);
+	CHECK(xs_conn_read_now(s.c) == 0);
+	CHECK(s.headers == 1 && s.n == 5);
+	CHECK(s.closed == 0);
+	peer_write(&s, "</stream:stream>");
+	CHECK(xs_conn_read_now(s.c) == 0);
+	CHECK(s.closed == 1 && s.why == XS_END_STREAM);
+	side_close(&s);
+}
+
 static void
 test_bad_peer_closed(void)
 {
@@ -511,6 +658,8 @@ main(void)
 	RUN(test_written_callback);
 	RUN(test_paced_send_from_written);
 	RUN(test_close_flushes);
+	RUN(test_close_with_unread_input);
+	RUN(test_read_now);
 	RUN(test_bad_peer_closed);
 	RUN(test_eof_and_free_in_callbacks);
 	event_base_free(base);
