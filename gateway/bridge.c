@@ -319,6 +319,11 @@ user_publish(struct bridge *br, struct br_user *u)
 		if (tr_resource_wins(&a, best ? &b : NULL))
 			best = r;
 	}
+	if (u->held) {
+		if (best == NULL)
+			return;		/* still held: her peers see what they saw */
+		u->held = 0;		/* she is back: what she says now counts */
+	}
 	u->online = best != NULL;
 	p.available = u->online;
 	if (best) {
@@ -665,6 +670,8 @@ bridge_free(struct gw *gw)
 	relay_stop(br);
 	if (br->resync_ev)
 		event_free(br->resync_ev);
+	if (br->hold_ev)
+		event_free(br->hold_ev);
 	while ((c = LIST_FIRST(&br->contacts)) != NULL) {
 		/* the loop is over: what barevlink never reported written
 		 * was not delivered, so the next start sends it */
@@ -772,6 +779,7 @@ bridge_get_stats(struct gw *gw, struct bridge_stats *st)
 	LIST_FOREACH(u, &gw->bridge->users, entry) {
 		st->identities++;
 		st->users_online += u->online != 0;
+		st->users_held += u->held != 0;
 	}
 	LIST_FOREACH(c, &gw->bridge->contacts, entry)
 		st->contacts++;
@@ -783,6 +791,74 @@ bridge_get_stats(struct gw *gw, struct bridge_stats *st)
 
 /* ---- component link ---- */
 
+/* The server-restart hold is over: who is not back is offline now. */
+static void
+hold_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct bridge *br = arg;
+	struct br_user *u;
+	unsigned n = 0;
+
+	(void)fd;
+	(void)what;
+	LIST_FOREACH(u, &br->users, entry) {
+		if (!u->held)
+			continue;
+		u->held = 0;
+		n++;
+		user_publish(br, u);
+	}
+	if (n > 0)
+		log_info("bridge", "%u user(s) did not log back in within %llu s "
+		    "of the server link's return: offline at their peers now", n,
+		    (unsigned long long)(br->gw->cfg.server_restart_hold_ms / 1000));
+}
+
+/*
+ * After a reconnect, a user who was online when the link dropped and has
+ * no resource now most likely went down with her server (a crash or a
+ * restart says nothing to us) and is logging back in.  Closing her pipes
+ * now and dialling them again when she returns is a storm of goodbyes and
+ * re-dials (all of a server's users at once) for a state that lasts
+ * seconds: she is held online at her peers instead, as federated XMPP
+ * servers keep showing a crashed server's users, until she is back or
+ * server_restart_hold passes.  What peers send meanwhile reaches her
+ * bare JID (her server keeps it offline) or the inbox, as always.
+ */
+static void
+hold_start(struct bridge *br)
+{
+	uint64_t ms = br->gw->cfg.server_restart_hold_ms;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	struct br_user *u;
+	unsigned n = 0, still = 0;
+
+	if (ms == 0)
+		return;
+	LIST_FOREACH(u, &br->users, entry) {
+		still += u->held != 0;
+		if (!u->online || !LIST_EMPTY(&u->resources))
+			continue;
+		u->held = 1;
+		n++;
+	}
+	if (n == 0)
+		return;
+	if (br->hold_ev == NULL &&
+	    (br->hold_ev = evtimer_new(br->gw->base, hold_done, br)) == NULL) {
+		LIST_FOREACH(u, &br->users, entry)
+			u->held = 0;	/* cannot time it: no hold */
+		return;
+	}
+	/* a link lost again during a hold does not make it longer for those
+	 * still held from the first loss */
+	if (still == 0 || !evtimer_pending(br->hold_ev, NULL))
+		evtimer_add(br->hold_ev, &tv);
+	log_info("bridge", "%u user(s) online before the server link dropped are "
+	    "not back yet: held online at their peers for up to %llu s", n,
+	    (unsigned long long)(ms / 1000));
+}
+
 static void
 resync_done(evutil_socket_t fd, short what, void *arg)
 {
@@ -792,6 +868,7 @@ resync_done(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	br->resyncing = 0;
+	hold_start(br);
 	LIST_FOREACH(u, &br->users, entry) {
 		user_publish(br, u);
 		/* the grant came with the link or not at all: without it, the

@@ -63,6 +63,7 @@ void bridge_policy_changed(struct gw *gw);
 /* for the status command */
 struct bridge_stats {
 	unsigned identities, contacts, users_online;
+	unsigned users_held;	/* online at peers through a server crash */
 	int privileged_roster;	/* granted (XEP-0356) */
 	char privileged_host[256];	/* who granted it; "" if none */
 	int roster_refused;	/* granted, but the server refuses pushes */

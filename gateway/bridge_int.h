@@ -40,6 +40,10 @@ struct br_user {
 	LIST_HEAD(, br_resource) resources;
 	LIST_HEAD(, br_contact) contacts;	/* this user's, via user_entry */
 	int online;		/* any resource available */
+	/* online at her peers through her server's restart (she had a
+	 * resource when the link dropped, none after it came back) until
+	 * she logs back in or the hold ends: no goodbye, no re-dial */
+	int held;
 };
 
 /*
@@ -106,6 +110,7 @@ struct bridge {
 	void *contacts_by_addr;
 	struct event *ttl_ev;
 	struct event *resync_ev;	/* end of the re-learning after a reconnect */
+	struct event *hold_ev;		/* end of the server-restart hold */
 	int resyncing;
 	int stopping;		/* bridge_shutdown() ran: no new dials */
 	/* outbox rows in the kernel, deleted together on the next loop turn */

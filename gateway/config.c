@@ -96,6 +96,8 @@ static const struct config_key config_keys[] = {
 	KEY("spool_dir", spool_dir, CT_STR, "", 0),
 	KEY("status_socket", status_socket, CT_STR, "", 0),	/* status.h */
 	KEY("max_concurrent_dials", max_concurrent_dials, CT_COUNT, "64", 0),
+	KEY("server_restart_hold", server_restart_hold_ms, CT_DURATION, "120s",
+	    CK_RELOAD),
 	KEY("metrics_path", metrics_path, CT_STR, "", 0),	/* metrics.h */
 	/* test-only: integration tests shorten Barev timers with these */
 	KEY("barev_ping_idle", barev_ping_idle_ms, CT_DURATION, "60s", 0),

@@ -59,6 +59,9 @@ struct gw_config {
 	char *spool_dir;		/* [""] = DATABASE.spool, per instance */
 	char *status_socket;		/* [""] = DATABASE.sock, per instance; "off" */
 	unsigned max_concurrent_dials;	/* [64] Barev dials in flight at once */
+	uint64_t server_restart_hold_ms; /* [120s] users online before a link
+					 * loss stay so at peers this long
+					 * while they log back in; 0 = off */
 	char *metrics_path;		/* [""] = off; "/metrics" on http_listen */
 
 	/* test-only timer overrides (integration tests shorten them) */

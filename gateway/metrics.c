@@ -128,6 +128,7 @@ metrics_snapshot(struct gw *gw, struct metrics_snap *m)
 	bridge_get_stats(gw, &br);
 	m->users = br.identities;	/* one identity per user JID */
 	m->users_online = br.users_online;
+	m->users_held = br.users_held;
 	m->contacts = br.contacts;
 	m->outbox = m->inbox = -1;
 	if (gw->store != NULL) {
@@ -180,6 +181,9 @@ metrics_openmetrics(const struct metrics_snap *m, size_t *lenp)
 	    "barev_users %u\n", m->users);
 	om_add(b, "gauge", "barev_users_online", "Users with an available"
 	    " resource.", "barev_users_online %u\n", m->users_online);
+	om_add(b, "gauge", "barev_users_held", "Users held online at their"
+	    " peers through a server crash, until they log back in.",
+	    "barev_users_held %u\n", m->users_held);
 	om_add(b, "gauge", "barev_contacts", "Provisioned Barev contacts.",
 	    "barev_contacts %u\n", m->contacts);
 	om_add(b, "gauge", "barev_contacts_wanted", "Contacts the gateway keeps"

@@ -25,7 +25,7 @@ extern struct gw_counters gw_counters;
 
 struct metrics_snap {
 	int link_up;
-	unsigned users, users_online, contacts;
+	unsigned users, users_online, users_held, contacts;
 	unsigned pipes_up, pipes_handshake;
 	unsigned dials_in_flight, dials_waiting, dials_max, dials_peak;
 	unsigned contacts_wanted;

@@ -545,6 +545,10 @@ prov_status(struct gw *gw, char *buf, size_t len)
 	tb_add(&t, "Identities: %u, contacts: %u, users online: %u"
 	    " (users: %u)\n", br.identities, br.contacts, br.users_online,
 	    m.users);
+	if (br.users_held > 0)
+		tb_add(&t, "Held online through a server crash: %u user(s), "
+		    "until they log back in or %llu s pass\n", br.users_held,
+		    (unsigned long long)(gw->cfg.server_restart_hold_ms / 1000));
 	tb_add(&t, "Listeners: %u (%u failed)\n", bs.listeners, bs.listeners_failed);
 	bl_foreach_listener(gw->bl, status_listener, &t);
 	tb_add(&t, "Pipes up: %u, in handshake: %u, dials in flight: %u,"
