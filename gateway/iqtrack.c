@@ -194,7 +194,10 @@ gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, enum gw_iq_kind kind,
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	const char *to = xmpp_stanza_get_to(iq);
 
-	if (to == NULL || kind >= GW_IQ_NKINDS || (p = calloc(1, sizeof(*p))) == NULL)
+	/* a callback finished by the shutdown may ask again: refused, or the
+	 * shutdown would never end */
+	if (gw->iq.closing || to == NULL || kind >= GW_IQ_NKINDS ||
+	    (p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
 	snprintf(p->id, sizeof(p->id), "gw-%llu-%08x", ++gw->iq.next_id,
 	    (unsigned)cm_random_u32());
@@ -278,7 +281,9 @@ gw_iq_track_shutdown(struct gw *gw)
 {
 	struct gw_iq_pending *p;
 
-	/* a callback may ask again: those are finished too */
+	/* a callback may ask again: refused meanwhile (gw_iq_request) */
+	gw->iq.closing = 1;
 	while ((p = LIST_FIRST(&gw->iq.pendings)) != NULL)
 		pending_finish(p, NULL);
+	gw->iq.closing = 0;	/* a new bridge on this gw may ask again */
 }

@@ -42,6 +42,7 @@ struct gw_iqtrack {
 	void *by_id;		/* tsearch(3) tree of the pendings, by id */
 	unsigned long long next_id;
 	struct gw_iq_problem problems[GW_IQ_NKINDS];
+	int closing;		/* in gw_iq_track_shutdown: no new requests */
 };
 
 /*

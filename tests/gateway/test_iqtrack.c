@@ -38,6 +38,26 @@ answered(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	got = reply ? xmpp_stanza_clone(reply) : NULL;
 }
 
+static xmpp_stanza_t *iq(const char *, const char *, const char *, const char *);
+
+/* a callback that asks again whenever it is told "no answer" */
+static int asked_again, refused_again;
+
+static void
+asks_again(struct gw *gw, xmpp_stanza_t *reply, void *arg)
+{
+	xmpp_stanza_t *req;
+
+	(void)arg;
+	if (reply != NULL || asked_again >= 1000)
+		return;
+	asked_again++;
+	req = iq("get", NULL, "alice@example.org", NULL);
+	if (gw_iq_request(gw, req, GW_IQ_VCARD, 5000, asks_again, NULL) != 0)
+		refused_again++;
+	xmpp_stanza_release(req);
+}
+
 static xmpp_stanza_t *
 iq(const char *type, const char *from, const char *to, const char *id)
 {
@@ -167,6 +187,20 @@ main(void)
 	real = iq("result", "alice@example.org", "barev.example.org", "other");
 	CHECK(gw_iq_track_route(&gw, real) == 0);
 	xmpp_stanza_release(real);
+
+	/*
+	 * The shutdown finishes every request with NULL; one whose callback
+	 * asks again is refused then, so the shutdown ends (it looped for
+	 * ever before), and the tracker takes requests again afterwards.
+	 */
+	req = iq("get", NULL, "alice@example.org", NULL);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_VCARD, 5000, asks_again, NULL) == 0);
+	xmpp_stanza_release(req);
+	gw_iq_track_shutdown(&gw);
+	CHECK(asked_again == 1 && refused_again == 1);
+	req = iq("get", NULL, "alice@example.org", NULL);
+	CHECK(gw_iq_request(&gw, req, GW_IQ_VCARD, 5000, answered, NULL) == 0);
+	xmpp_stanza_release(req);
 
 	gw_iq_track_shutdown(&gw);
 	event_base_free(gw.base);
