@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -142,8 +141,7 @@ metrics_snapshot(struct gw *gw, struct metrics_snap *m)
 	m->fds_used = fds_used();
 	m->fds_limit = fds_limit();
 	m->rss_bytes = rss_bytes();
-	/* one figure for the process: the store is its only SQLite user */
-	m->store_mem_bytes = sqlite3_memory_used();
+	m->store_mem_bytes = store_memory_used();
 	m->c = gw_counters;
 }
 

@@ -1181,6 +1181,12 @@ store_transfer_prune(struct store *s, int64_t before, int *pruned)
 	return rc;
 }
 
+long long
+store_memory_used(void)
+{
+	return (long long)sqlite3_memory_used();
+}
+
 void
 store_get_counters(struct store *s, struct store_counters *out)
 {

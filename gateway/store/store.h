@@ -208,5 +208,8 @@ struct store_counters {
 	unsigned long long transfers_failed;	/* rows set to 'failed' */
 };
 void store_get_counters(struct store *s, struct store_counters *out);
+/* SQLite's own heap (page cache...), for the whole process: the store is
+ * its only SQLite user */
+long long store_memory_used(void);
 
 #endif
