@@ -44,11 +44,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "transfer.h"
+#include "translate.h"
 #include "xmlstream.h"
 
-#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_RECEIPTS "urn:xmpp:receipts"
-#define NS_HINTS "urn:xmpp:hints"
 #define TYPING_REFRESH_MS 1000	/* purple's indicator lasts ~1 s (BAREV.md §4) */
 #define TYPING_MAX_TICKS 30	/* XEP-0085 §5.2: composing lapses after ~30 s */
 
@@ -65,19 +64,6 @@ now_s(void)
 }
 
 /* ---- chat states ---- */
-
-static const char *
-chatstate_of(xmpp_stanza_t *st)
-{
-	static const char *const states[] = {
-		"active", "composing", "paused", "inactive", "gone",
-	};
-
-	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		if (xmpp_stanza_get_child_by_name_and_ns(st, states[i], NS_CHATSTATES))
-			return states[i];
-	return NULL;
-}
 
 static void
 typing_stop(struct br_contact *c)
@@ -119,21 +105,21 @@ typing_start(struct bridge *br, struct br_contact *c)
 static void
 user_chatstate(struct bridge *br, struct br_contact *c, const char *state)
 {
-	int was_typing = c->typing_ev != NULL;
-
 	if (!c->pipe_up)
 		return;		/* transient: never queued, never dials */
-	if (strcmp(state, "composing") == 0) {
+	switch (tr_user_chatstate(state, c->typing_ev != NULL)) {
+	case TR_TYPING_COMPOSING:
 		bl_send_chatstate(br->gw->bl, c->id, "composing", 0);
 		typing_start(br, c);
-		return;
+		break;
+	case TR_TYPING_STOP:
+		typing_stop(c);
+		bl_send_chatstate(br->gw->bl, c->id, "paused", 0);
+		break;
+	default:
+		typing_stop(c);
+		break;
 	}
-	typing_stop(c);
-	if (strcmp(state, "active") == 0 && !was_typing)
-		return;
-	/* "paused" makes barevlink send <paused/> and <active/> (pascal
-	 * clears on paused, purple on active) */
-	bl_send_chatstate(br->gw->bl, c->id, "paused", 0);
 }
 
 /* A gateway peer's user reads XEP-0085 itself: the state as it is, once. */
@@ -332,7 +318,7 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 {
 	struct gw *gw = br->gw;
 	xmpp_stanza_t *body_el = xmpp_stanza_get_child_by_name(st, "body");
-	const char *state = chatstate_of(st);
+	const char *state = tr_chatstate_of(st);
 	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
 	int want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
 	    NS_RECEIPTS) != NULL;
@@ -900,49 +886,37 @@ void
 relay_message_from_peer(struct bridge *br, struct br_contact *c,
     xmpp_stanza_t *st)
 {
-	xmpp_stanza_t *body_el = xmpp_stanza_get_child_by_name(st, "body");
-	const char *state = chatstate_of(st);
-	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
+	struct tr_peer_message m;
 	char full[STORE_JID_MAX + 16], id[64];
-	xmpp_stanza_t *out, *el;
+	xmpp_stanza_t *out;
+	int durable;
 	static unsigned long seq;
 
 	snprintf(full, sizeof(full), "%s/barev", c->jid);
+	tr_peer_message_read(st, &m);
 	if (c->peer_gateway) {
-		message_from_gateway(br, c, st, body, full, ++seq);
-		free(body);
+		message_from_gateway(br, c, st, m.body, full, ++seq);
+		tr_peer_message_clear(&m);
 		return;
 	}
-	if (body && *body) {
-		out = br_stanza("message", "chat", full, c->user->jid);
-		/* stable: the same id if it waits in the inbox and is flushed */
+	/* stable: the same id if it waits in the inbox and is flushed */
+	if (m.body != NULL)
 		snprintf(id, sizeof(id), "barev-%lld-%lld-%lu", (long long)c->id,
 		    (long long)now_s(), ++seq);
-		xmpp_stanza_set_id(out, id);
-		br_add_text_child(out, "body", NULL, body);
-		/* purple's XHTML-IM and jabber:x:event are left behind: the
-		 * plain body is the message (BAREV.md §4) */
-		if (state) {
-			el = br_stanza(state, NULL, NULL, NULL);
-			xmpp_stanza_set_ns(el, NS_CHATSTATES);
-			xmpp_stanza_add_child_ex(out, el, 0);
-		}
-		relay_to_user(br, c, out, 1);
-		gw_counters.msgs_to_xmpp++;
-		gw_counters.bytes_to_xmpp += strlen(body);
-	} else if (state) {
-		log_debug("relay", "%s from %s@%s", state, c->nick, c->address);
+	else if (m.state != NULL)
+		log_debug("relay", "%s from %s@%s", m.state, c->nick, c->address);
+	if ((out = tr_user_message(full, c->user->jid, m.body ? id : NULL, &m,
+	    &durable)) != NULL) {
 		/* typing notifications are transient: never stored */
-		out = br_stanza("message", "chat", full, c->user->jid);
-		el = br_stanza(state, NULL, NULL, NULL);
-		xmpp_stanza_set_ns(el, NS_CHATSTATES);
-		xmpp_stanza_add_child_ex(out, el, 0);
-		el = br_stanza("no-store", NULL, NULL, NULL);
-		xmpp_stanza_set_ns(el, NS_HINTS);
-		xmpp_stanza_add_child_ex(out, el, 0);
-		relay_to_user(br, c, out, 0);
-	}
-	free(body);
+		relay_to_user(br, c, out, durable);
+		if (m.body != NULL) {
+			gw_counters.msgs_to_xmpp++;
+			gw_counters.bytes_to_xmpp += strlen(m.body);
+		}
+	} else if (m.body != NULL)
+		log_error("relay", "LOST a message from %s@%s: out of memory",
+		    c->nick, c->address);
+	tr_peer_message_clear(&m);
 }
 
 #define INBOX_BATCH 256	/* rows taken out of the inbox per transaction */

@@ -1,5 +1,6 @@
 /*
- * translate — presence across the bridge as pure functions (translate.h).
+ * translate — presence, messages and chat states across the bridge as pure
+ * functions (translate.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include "xmlstream.h"
 
 #define NS_VCARD_UPDATE "vcard-temp:x:update"
+#define NS_HINTS "urn:xmpp:hints"
 
 enum tr_show
 tr_show_parse(const char *text)
@@ -129,6 +131,89 @@ tr_contact_presence(const char *from, const char *to, int available,
 		    xs_add_text(x, "photo", NULL, photo_hash) == NULL)
 			goto fail;
 	}
+	return st;
+fail:
+	xmpp_stanza_release(st);
+	return NULL;
+}
+
+/* ---- messages and chat states ---- */
+
+const char *
+tr_chatstate_of(xmpp_stanza_t *st)
+{
+	static const char *const states[] = {
+		"active", "composing", "paused", "inactive", "gone",
+	};
+
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (xmpp_stanza_get_child_by_name_and_ns(st, states[i],
+		    TR_NS_CHATSTATES))
+			return states[i];
+	return NULL;
+}
+
+enum tr_typing
+tr_user_chatstate(const char *state, int was_typing)
+{
+	if (state == NULL)
+		return TR_TYPING_NONE;
+	if (strcmp(state, "composing") == 0)
+		return TR_TYPING_COMPOSING;
+	if (strcmp(state, "active") == 0 && !was_typing)
+		return TR_TYPING_NONE;
+	return TR_TYPING_STOP;
+}
+
+void
+tr_peer_message_read(xmpp_stanza_t *st, struct tr_peer_message *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->body = child_text(st, "body");
+	if (out->body != NULL && *out->body == '\0') {
+		free(out->body);
+		out->body = NULL;
+	}
+	out->state = tr_chatstate_of(st);
+}
+
+void
+tr_peer_message_clear(struct tr_peer_message *m)
+{
+	free(m->body);
+	m->body = NULL;
+}
+
+/* <name xmlns=ns/> as st's last child; -1 on no memory */
+static int
+add_empty(xmpp_stanza_t *st, const char *name, const char *ns)
+{
+	return xs_add_child(st, name, ns) == NULL ? -1 : 0;
+}
+
+xmpp_stanza_t *
+tr_user_message(const char *from, const char *to, const char *id,
+    const struct tr_peer_message *m, int *durable)
+{
+	xmpp_stanza_t *st;
+
+	*durable = 0;
+	if (m->body == NULL && m->state == NULL)
+		return NULL;
+	if ((st = xs_stanza("message", "chat", from, to)) == NULL)
+		return NULL;
+	if (m->body != NULL) {
+		if ((id != NULL && xmpp_stanza_set_id(st, id) != XMPP_EOK) ||
+		    xs_add_text(st, "body", NULL, m->body) == NULL ||
+		    (m->state != NULL &&
+		    add_empty(st, m->state, TR_NS_CHATSTATES) == -1))
+			goto fail;
+		*durable = 1;
+		return st;
+	}
+	if (add_empty(st, m->state, TR_NS_CHATSTATES) == -1 ||
+	    add_empty(st, "no-store", NS_HINTS) == -1)
+		goto fail;
 	return st;
 fail:
 	xmpp_stanza_release(st);

@@ -1,8 +1,9 @@
 /*
  * translate — the gateway's reason to exist, without anything else: XMPP
  * presence in, what a Barev peer is told out; Barev presence in, what the
- * XMPP user is told out.  Pure functions of their arguments: no sending,
- * no store, no timers, no event loop (docs/design.md "Layers"), so
+ * XMPP user is told out; the same for messages and chat states.  Pure
+ * functions of their arguments: no sending, no store, no timers, no event
+ * loop (docs/design.md "Layers"), so
  * tests/gateway/test_translate.c covers them alone.
  */
 #ifndef GW_TRANSLATE_H
@@ -60,5 +61,49 @@ void tr_peer_presence_clear(struct tr_peer_presence *p);
 xmpp_stanza_t *tr_contact_presence(const char *from, const char *to,
     int available, const char *show, const char *status,
     const char *photo_hash);
+
+/* ---- messages and chat states (BAREV.md §4) ---- */
+
+#define TR_NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+
+/* The XEP-0085 state a message carries (a static string), NULL: none.
+ * purple's legacy jabber:x:event <composing/> is not one. */
+const char *tr_chatstate_of(xmpp_stanza_t *st);
+
+/*
+ * What a user's chat state becomes at a Barev peer, which reads body-less
+ * chat-state messages only (barevlink's bl_send_chatstate writes them).
+ * purple's typing indicator lasts ~1 s: composing is repeated while she
+ * types; any other state ends the typing with paused (barevlink adds
+ * active: pascal clears on paused, purple on active), except an active
+ * while she was not typing, which tells a peer nothing new.
+ */
+enum tr_typing {
+	TR_TYPING_NONE = 0,	/* nothing sent, the repeat stopped */
+	TR_TYPING_COMPOSING,	/* composing now, then repeated */
+	TR_TYPING_STOP,		/* the repeat stopped, paused sent */
+};
+enum tr_typing tr_user_chatstate(const char *state, int was_typing);
+
+/* A message from a Barev peer, read (BAREV.md §4). */
+struct tr_peer_message {
+	char *body;		/* NULL: none or empty; malloc'd */
+	const char *state;	/* XEP-0085, static; NULL: none */
+};
+/* Fills `out`; free it with tr_peer_message_clear(). */
+void tr_peer_message_read(xmpp_stanza_t *st, struct tr_peer_message *out);
+void tr_peer_message_clear(struct tr_peer_message *m);
+
+/*
+ * The message the user's XMPP client gets for `m`, from `from` (the
+ * contact's full JID) to `to`.  With a body: type chat, `id` (stable
+ * across the inbox), the plain body and the chat state beside it (XMPP
+ * clients read both; purple's XHTML-IM and jabber:x:event are left
+ * behind), *durable set.  A chat state alone: no id, the state and a
+ * XEP-0334 no-store hint, *durable clear (typing is transient).  NULL
+ * when there is nothing to tell, or on no memory.
+ */
+xmpp_stanza_t *tr_user_message(const char *from, const char *to,
+    const char *id, const struct tr_peer_message *m, int *durable);
 
 #endif

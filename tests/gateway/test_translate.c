@@ -3,6 +3,8 @@
  * aggregation across the user's resources, <show> both ways (pascal's
  * <show>offline</show> included), what a Barev peer's presence tells the
  * user, and the exact presence the user's server gets for a contact.
+ * Messages and chat states both ways (BAREV.md §4), on the transcripts'
+ * bytes, with the exact message the user's server gets.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +229,146 @@ test_contact_presence(void)
 	    "<presence " TO FROM " type=\"unavailable\"></presence>");
 }
 
+/* ---- messages and chat states (BAREV.md §4) ---- */
+
+static void
+test_chatstate_of(void)
+{
+	static const char *const cases[][2] = {
+		/* pascal, typing */
+		{ "<message type='chat' to='alice@200:1::1' id='chat-1795311963-3031'>"
+		    "<composing xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "composing" },
+		/* purple, the end of typing */
+		{ "<message to='bob@200:2::2' from='alice@200:1::1' type='chat'>"
+		    "<active xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "active" },
+		{ "<message><paused xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "paused" },
+		{ "<message><inactive xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "inactive" },
+		{ "<message><gone xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "gone" },
+		/* purple's legacy jabber:x:event composing is no chat state */
+		{ "<message><body>hi</body><x xmlns='jabber:x:event'><composing/>"
+		    "</x></message>", NULL },
+		/* the right name in no namespace, or an unknown state */
+		{ "<message><composing/></message>", NULL },
+		{ "<message><typing xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		xmpp_stanza_t *st = parse(cases[i][0]);
+		const char *got;
+
+		if (st == NULL)
+			continue;
+		got = tr_chatstate_of(st);
+		if (cases[i][1] == NULL)
+			CHECK(got == NULL);
+		else
+			CHECK(got != NULL && strcmp(got, cases[i][1]) == 0);
+		xmpp_stanza_release(st);
+	}
+}
+
+static void
+test_user_chatstate(void)
+{
+	/* typing, from the start and again: composing, repeated */
+	CHECK(tr_user_chatstate("composing", 0) == TR_TYPING_COMPOSING);
+	CHECK(tr_user_chatstate("composing", 1) == TR_TYPING_COMPOSING);
+	/* active ends her typing; while not typing a peer learns nothing */
+	CHECK(tr_user_chatstate("active", 1) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate("active", 0) == TR_TYPING_NONE);
+	/* every other state ends typing at a peer with paused (+ active) */
+	CHECK(tr_user_chatstate("paused", 1) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate("paused", 0) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate("inactive", 0) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate("gone", 1) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate(NULL, 1) == TR_TYPING_NONE);
+}
+
+#define MTO "to=\"alice@example.org\" "
+#define MFROM "from=\"bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev\""
+
+/* what the user's server gets for `xml` from a Barev peer */
+static void
+user_gets(const char *xml, const char *id, const char *want, int want_durable)
+{
+	struct tr_peer_message m;
+	xmpp_stanza_t *st = parse(xml), *out;
+	int durable = -1;
+	char *s;
+
+	if (st == NULL)
+		return;
+	tr_peer_message_read(st, &m);
+	out = tr_user_message("bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev",
+	    "alice@example.org", id, &m, &durable);
+	if (want == NULL) {
+		CHECK(out == NULL);
+		CHECK(durable == 0);
+	} else {
+		CHECK(out != NULL);
+		s = out ? xs_serialize_str(out, 0, NULL) : NULL;
+		if (s != NULL && strcmp(s, want) != 0)
+			fprintf(stderr, "  from %s\n", xml);
+		CHECK_STR(s, want);
+		CHECK(durable == want_durable);
+		free(s);
+	}
+	if (out != NULL)
+		xmpp_stanza_release(out);
+	tr_peer_message_clear(&m);
+	xmpp_stanza_release(st);
+}
+
+static void
+test_peer_message(void)
+{
+	/* purple: the plain body only, its XHTML-IM and jabber:x:event left
+	 * behind; markup stays escaped text */
+	user_gets("<message to='alice@200:1::1' from='bob@200:2::2' type='chat'>"
+	    "<body>hi alice &lt;b&gt;&amp;amp; &quot;quotes&quot;&lt;/b&gt; "
+	    "&apos;apos&apos;</body><html xmlns='http://www.w3.org/1999/xhtml'>"
+	    "<body><font>hi alice &lt;b&gt;&amp;amp; &quot;quotes&quot;&lt;/b&gt; "
+	    "&apos;apos&apos;</font></body></html><x xmlns='jabber:x:event'>"
+	    "<composing/></x></message>", "barev-7-1-1",
+	    "<message " MTO MFROM " type=\"chat\" id=\"barev-7-1-1\"><body>hi alice "
+	    "&lt;b&gt;&amp;amp; \"quotes\"&lt;/b&gt; 'apos'</body></message>", 1);
+	/* pascal: double quotes; UTF-8 goes through raw, never as &#233; */
+	user_gets("<message to=\"alice@200:1::1\" from=\"bob@200:2::2\" "
+	    "type=\"chat\"><body>caf\xc3\xa9 \xe2\x98\x95</body></message>",
+	    "barev-7-1-2",
+	    "<message " MTO MFROM " type=\"chat\" id=\"barev-7-1-2\"><body>"
+	    "caf\xc3\xa9 \xe2\x98\x95</body></message>", 1);
+	/* a state beside a body (XMPP clients send both) stays beside it */
+	user_gets("<message type='chat'><body>ok</body><active "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", "i",
+	    "<message " MTO MFROM " type=\"chat\" id=\"i\"><body>ok</body>"
+	    "<active xmlns=\"http://jabber.org/protocol/chatstates\"></active>"
+	    "</message>", 1);
+	/* pascal typing: transient, no id, not stored by the server */
+	user_gets("<message type='chat' to='alice@200:1::1' "
+	    "id='chat-1795311963-3031'><composing "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", NULL,
+	    "<message " MTO MFROM " type=\"chat\"><composing "
+	    "xmlns=\"http://jabber.org/protocol/chatstates\"></composing>"
+	    "<no-store xmlns=\"urn:xmpp:hints\"></no-store></message>", 0);
+	/* an empty body is no body */
+	user_gets("<message type='chat'><body></body><paused "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", NULL,
+	    "<message " MTO MFROM " type=\"chat\"><paused "
+	    "xmlns=\"http://jabber.org/protocol/chatstates\"></paused>"
+	    "<no-store xmlns=\"urn:xmpp:hints\"></no-store></message>", 0);
+	/* nothing to tell: no body, no state */
+	user_gets("<message type='chat'><body/></message>", NULL, NULL, 0);
+	user_gets("<message type='chat'><x xmlns='jabber:x:event'><composing/>"
+	    "</x></message>", NULL, NULL, 0);
+}
+
 int
 main(void)
 {
@@ -236,6 +378,9 @@ main(void)
 	RUN(test_show_both_ways);
 	RUN(test_presence_aggregation);
 	RUN(test_contact_presence);
+	RUN(test_chatstate_of);
+	RUN(test_user_chatstate);
+	RUN(test_peer_message);
 	xs_shutdown();
 	return CHECK_EXIT();
 }
