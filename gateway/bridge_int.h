@@ -201,8 +201,6 @@ int passthru_import(struct br_contact *c, xmpp_stanza_t *peer,
 int passthru_id_ok(const char *id);	/* usable as our stanza id */
 
 /* roster.c */
-#define ROSTER_GROUP "Barev"			/* the group of every item */
-#define ROSTER_GATEWAY_NAME "Barev gateway"	/* the gateway JID's name */
 /* the user's server granted us her roster (XEP-0356), working or not */
 int roster_granted_for(struct bridge *br, const char *user_jid);
 /* ... and it is not refusing pushes: a push alone does the job */

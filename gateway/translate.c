@@ -1,6 +1,6 @@
 /*
- * translate — presence, messages and chat states across the bridge as pure
- * functions (translate.h).
+ * translate — presence, messages, chat states and roster items across the
+ * bridge as pure functions (translate.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,8 @@
 
 #define NS_VCARD_UPDATE "vcard-temp:x:update"
 #define NS_HINTS "urn:xmpp:hints"
+#define NS_ROSTER "jabber:iq:roster"
+#define NS_NICK "http://jabber.org/protocol/nick"
 
 enum tr_show
 tr_show_parse(const char *text)
@@ -218,4 +220,81 @@ tr_user_message(const char *from, const char *to, const char *id,
 fail:
 	xmpp_stanza_release(st);
 	return NULL;
+}
+
+/* ---- roster items ---- */
+
+const char *
+tr_contact_name(const char *name, const char *nick)
+{
+	return name != NULL && *name != '\0' ? name : nick;
+}
+
+xmpp_stanza_t *
+tr_roster_push(const char *from, const char *user, const char *item,
+    const char *name, int remove)
+{
+	xmpp_stanza_t *st, *q, *el;
+
+	if ((st = xs_stanza("iq", "set", from, user)) == NULL)
+		return NULL;
+	q = xs_add_child(st, "query", NS_ROSTER);
+	el = q ? xs_add_child(q, "item", NULL) : NULL;
+	if (el == NULL || xmpp_stanza_set_attribute(el, "jid", item) != XMPP_EOK)
+		goto fail;
+	if (remove) {
+		if (xmpp_stanza_set_attribute(el, "subscription", "remove") !=
+		    XMPP_EOK)
+			goto fail;
+		return st;
+	}
+	if (xmpp_stanza_set_attribute(el, "name", name) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(el, "subscription", "both") != XMPP_EOK ||
+	    xs_add_text(el, "group", NULL, TR_ROSTER_GROUP) == NULL)
+		goto fail;
+	return st;
+fail:
+	xmpp_stanza_release(st);
+	return NULL;
+}
+
+xmpp_stanza_t *
+tr_roster_request(const char *item, const char *user, const char *name)
+{
+	xmpp_stanza_t *st;
+
+	if ((st = xs_stanza("presence", "subscribe", item, user)) == NULL)
+		return NULL;
+	if (xs_add_text(st, "nick", NS_NICK, name) == NULL) {
+		xmpp_stanza_release(st);
+		return NULL;
+	}
+	return st;
+}
+
+int
+tr_roster_item_right(xmpp_stanza_t *el, const char *name)
+{
+	const char *sub = xmpp_stanza_get_attribute(el, "subscription");
+	const char *have = xmpp_stanza_get_attribute(el, "name");
+	xmpp_stanza_t *g;
+	int groups = 0, barev = 0;
+
+	if (sub == NULL || strcmp(sub, "both") != 0 ||
+	    xmpp_stanza_get_attribute(el, "ask") != NULL ||
+	    strcmp(have ? have : "", name) != 0)
+		return 0;
+	for (g = xmpp_stanza_get_children(el); g; g = xmpp_stanza_get_next(g)) {
+		const char *gn = xmpp_stanza_get_name(g);
+		char *text;
+
+		if (gn == NULL || strcmp(gn, "group") != 0)
+			continue;
+		groups++;
+		if ((text = xmpp_stanza_get_text(g)) != NULL) {
+			barev |= strcmp(text, TR_ROSTER_GROUP) == 0;
+			xmpp_free(xmpp_stanza_get_context(g), text);
+		}
+	}
+	return groups == 1 && barev;
 }

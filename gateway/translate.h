@@ -1,9 +1,9 @@
 /*
  * translate — the gateway's reason to exist, without anything else: XMPP
  * presence in, what a Barev peer is told out; Barev presence in, what the
- * XMPP user is told out; the same for messages and chat states.  Pure
- * functions of their arguments: no sending, no store, no timers, no event
- * loop (docs/design.md "Layers"), so
+ * XMPP user is told out; the same for messages and chat states, and the
+ * roster items the gateway writes.  Pure functions of their arguments: no
+ * sending, no store, no timers, no event loop (docs/design.md "Layers"), so
  * tests/gateway/test_translate.c covers them alone.
  */
 #ifndef GW_TRANSLATE_H
@@ -105,5 +105,35 @@ void tr_peer_message_clear(struct tr_peer_message *m);
  */
 xmpp_stanza_t *tr_user_message(const char *from, const char *to,
     const char *id, const struct tr_peer_message *m, int *durable);
+
+/* ---- roster items (RFC 6121 §2, XEP-0356 pushes) ---- */
+
+#define TR_ROSTER_GROUP "Barev"			/* the group of every item */
+#define TR_ROSTER_GATEWAY_NAME "Barev gateway"	/* the gateway JID's name */
+
+/* A contact's name in the roster: the one she gave it, else its nick;
+ * never empty for a contact with a nick (clients show a bare escaped JID
+ * otherwise). */
+const char *tr_contact_name(const char *name, const char *nick);
+
+/*
+ * The roster push for `item` (a contact's JID, its localpart XEP-0106
+ * escaped by addr.c, or the gateway's own): an iq set from `from` to
+ * `user` with one item, named `name`, subscription both, in the one group
+ * "Barev"; or subscription remove.  No id: the caller's request tracking
+ * sets it.  NULL on no memory.
+ */
+xmpp_stanza_t *tr_roster_push(const char *from, const char *user,
+    const char *item, const char *name, int remove);
+
+/* Without the roster privilege, the item asks for itself (RFC 6121 §3.1):
+ * a subscribe presence from `item` to `user` with `name` as its XEP-0172
+ * nick, so her client can name it.  NULL on no memory. */
+xmpp_stanza_t *tr_roster_request(const char *item, const char *user,
+    const char *name);
+
+/* Is roster item `el`, as the user's server reports it, what a push of
+ * `name` would leave (name, both without ask, the group "Barev" alone)? */
+int tr_roster_item_right(xmpp_stanza_t *el, const char *name);
 
 #endif

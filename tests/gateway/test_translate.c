@@ -4,11 +4,14 @@
  * <show>offline</show> included), what a Barev peer's presence tells the
  * user, and the exact presence the user's server gets for a contact.
  * Messages and chat states both ways (BAREV.md §4), on the transcripts'
- * bytes, with the exact message the user's server gets.
+ * bytes, with the exact message the user's server gets.  Roster items:
+ * the push and the request for a contact (its JID XEP-0106-escaped by
+ * addr.c), and whether an item the server reports is already right.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "translate.h"
 #include "xmlstream.h"
 #include "../check.h"
@@ -369,6 +372,126 @@ test_peer_message(void)
 	    "</x></message>", NULL, NULL, 0);
 }
 
+/* ---- roster items ---- */
+
+/* the contact's JID as the bridge makes it (addr.c), from `barev` */
+static void
+contact_jid(const char *barev, char *out, size_t len)
+{
+	struct gw_baddr a;
+	char err[128];
+
+	out[0] = '\0';
+	CHECK(gw_baddr_parse(barev, &a, err, sizeof(err)) == 0);
+	CHECK(gw_baddr_to_jid(&a, "barev.example.org", out, len) == 0);
+}
+
+static void
+pushed(xmpp_stanza_t *st, const char *want)
+{
+	char *s;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	s = xs_serialize_str(st, 0, NULL);
+	CHECK_STR(s, want);
+	free(s);
+	xmpp_stanza_release(st);
+}
+
+#define GWJID "barev.example.org"
+#define RTO "to=\"alice@example.org\" "
+/* libstrophe's hash order again, another for an iq's three attributes */
+#define IQHEAD "type=\"set\" from=\"" GWJID "\" to=\"alice@example.org\""
+
+static void
+test_roster_push(void)
+{
+	char jid[512];
+
+	/* nick@ipv6: '@' and every ':' escaped (XEP-0106 §4), lower case */
+	contact_jid("bob@200:2::2", jid, sizeof(jid));
+	CHECK_STR(jid, "bob\\40200\\3a2\\3a\\3a2@" GWJID);
+	pushed(tr_roster_push(GWJID, "alice@example.org", jid,
+	    tr_contact_name("", "bob"), 0),
+	    "<iq " IQHEAD "><query xmlns=\"jabber:iq:"
+	    "roster\"><item jid=\"bob\\40200\\3a2\\3a\\3a2@" GWJID "\" name=\"bob\""
+	    " subscription=\"both\"><group>Barev</group></item></query></iq>");
+	/* a port, a bracketed address, upper case: the name keeps her
+	 * spelling and markup is escaped in it */
+	contact_jid("Bob@[201:ABCD::1]:1338", jid, sizeof(jid));
+	CHECK_STR(jid, "bob\\40[201\\3aabcd\\3a\\3a1]\\3a1338@" GWJID);
+	pushed(tr_roster_push(GWJID, "alice@example.org", jid,
+	    tr_contact_name("Bob & <Co> \"B\"", "Bob"), 0),
+	    "<iq " IQHEAD "><query xmlns=\"jabber:iq:"
+	    "roster\"><item jid=\"bob\\40[201\\3aabcd\\3a\\3a1]\\3a1338@" GWJID
+	    "\" name=\"Bob &amp; &lt;Co&gt; &quot;B&quot;\" subscription=\"both\">"
+	    "<group>Barev</group></item></query></iq>");
+	/* removed: no name, no group */
+	contact_jid("bob@200:2::2", jid, sizeof(jid));
+	pushed(tr_roster_push(GWJID, "alice@example.org", jid, "bob", 1),
+	    "<iq " IQHEAD "><query xmlns=\"jabber:iq:"
+	    "roster\"><item jid=\"bob\\40200\\3a2\\3a\\3a2@" GWJID "\" "
+	    "subscription=\"remove\"></item></query></iq>");
+	/* the gateway itself */
+	pushed(tr_roster_push(GWJID, "alice@example.org", GWJID,
+	    TR_ROSTER_GATEWAY_NAME, 0),
+	    "<iq " IQHEAD "><query xmlns=\"jabber:iq:"
+	    "roster\"><item jid=\"" GWJID "\" name=\"Barev gateway\" "
+	    "subscription=\"both\"><group>Barev</group></item></query></iq>");
+	/* without the privilege: the item asks, its name as XEP-0172 nick */
+	contact_jid("bob@200:2::2", jid, sizeof(jid));
+	pushed(tr_roster_request(jid, "alice@example.org", "bob"),
+	    "<presence " RTO "from=\"bob\\40200\\3a2\\3a\\3a2@" GWJID "\" "
+	    "type=\"subscribe\"><nick xmlns=\"http://jabber.org/protocol/nick\">"
+	    "bob</nick></presence>");
+	/* a name always: hers, else the nick */
+	CHECK_STR(tr_contact_name("Bobby", "bob"), "Bobby");
+	CHECK_STR(tr_contact_name("", "bob"), "bob");
+	CHECK_STR(tr_contact_name(NULL, "bob"), "bob");
+}
+
+static int
+item_right(const char *xml, const char *name)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xs_ctx(), xml);
+	int rv;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return -1;
+	rv = tr_roster_item_right(st, name);
+	xmpp_stanza_release(st);
+	return rv;
+}
+
+static void
+test_roster_item_right(void)
+{
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'>"
+	    "<group>Barev</group></item>", "bob") == 1);
+	/* renamed by her, or the name we would push changed */
+	CHECK(item_right("<item jid='b@g' name='Bobby' subscription='both'>"
+	    "<group>Barev</group></item>", "bob") == 0);
+	CHECK(item_right("<item jid='b@g' subscription='both'>"
+	    "<group>Barev</group></item>", "bob") == 0);
+	/* not both, or a request still pending */
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='to'>"
+	    "<group>Barev</group></item>", "bob") == 0);
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both' "
+	    "ask='subscribe'><group>Barev</group></item>", "bob") == 0);
+	/* the group Barev, alone */
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'/>",
+	    "bob") == 0);
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'>"
+	    "<group>Friends</group></item>", "bob") == 0);
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'>"
+	    "<group>Barev</group><group>Friends</group></item>", "bob") == 0);
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'>"
+	    "<group>barev</group></item>", "bob") == 0);
+}
+
 int
 main(void)
 {
@@ -381,6 +504,8 @@ main(void)
 	RUN(test_chatstate_of);
 	RUN(test_user_chatstate);
 	RUN(test_peer_message);
+	RUN(test_roster_push);
+	RUN(test_roster_item_right);
 	xs_shutdown();
 	return CHECK_EXIT();
 }
