@@ -212,9 +212,9 @@ void roster_item(struct bridge *br, const char *user, const char *item,
 void roster_contact(struct bridge *br, struct br_contact *c, int remove,
     int probe);
 /* tests: how long a push may go unanswered (0: the default) */
-void roster_test_push_ms(unsigned ms);
+void roster_test_push_ms(struct gw *gw, unsigned ms);
 /* how long a roster push or get may go unanswered */
-unsigned roster_request_ms(void);
+unsigned roster_request_ms(struct gw *gw);
 /* push every item the gateway wants in u's roster (no read first) */
 void roster_push_all(struct bridge *br, struct br_user *u);
 /* the gateway JID as an item of her roster */

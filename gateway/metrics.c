@@ -28,8 +28,6 @@
 #include "store.h"
 #include "transfer.h"
 
-struct gw_counters gw_counters;
-static int metrics_attached;
 
 /*
  * Open descriptors.  Since Linux 6.2 the size of /proc/self/fd is their
@@ -143,7 +141,7 @@ metrics_snapshot(struct gw *gw, struct metrics_snap *m)
 	m->rss_bytes = rss_bytes();
 	/* one figure for the process: the store is its only SQLite user */
 	m->store_mem_bytes = sqlite3_memory_used();
-	m->c = gw_counters;
+	m->c = gw->counters;
 }
 
 static void
@@ -273,13 +271,13 @@ metrics_attach(struct gw *gw, struct evhttp *http)
 {
 	const char *path = gw->cfg.metrics_path;
 
-	if (path == NULL || *path == '\0' || http == NULL || metrics_attached)
+	if (path == NULL || *path == '\0' || http == NULL || gw->metrics_attached)
 		return;
 	if (evhttp_set_cb(http, path, metrics_request, gw) != 0) {
 		log_error("metrics", "metrics_path %s: cannot register it", path);
 		return;
 	}
-	metrics_attached = 1;
+	gw->metrics_attached = 1;
 	log_info("metrics", "OpenMetrics on %s%s", gw->cfg.http_listen, path);
 }
 
@@ -289,7 +287,7 @@ metrics_start(struct gw *gw)
 	const char *path = gw->cfg.metrics_path;
 
 	/* config.c made sure a set path has http_listen to live on */
-	if (path == NULL || *path == '\0' || metrics_attached)
+	if (path == NULL || *path == '\0' || gw->metrics_attached)
 		return 0;
 	/* the transfer module serves files only without an upload service;
 	 * the listener is started for the metrics alone then */

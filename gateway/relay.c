@@ -733,8 +733,8 @@ relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 	/* counted here, not at the hand-over: a row requeued by a dying pipe
 	 * is handed over again but relayed once (a cut link's unread rows,
 	 * written again, count again) */
-	gw_counters.msgs_to_barev++;
-	gw_counters.bytes_to_barev += in->body_len;
+	br->gw->counters.msgs_to_barev++;
+	br->gw->counters.bytes_to_barev += in->body_len;
 	/* in the kernel, not yet read: kept until a ping after it returns */
 	TAILQ_REMOVE(&c->inflight, in, entry);
 	in->ping = 0;
@@ -876,8 +876,8 @@ message_from_gateway(struct bridge *br, struct br_contact *c,
 		return;		/* nothing we pass */
 	}
 	if (has_body) {
-		gw_counters.msgs_to_xmpp++;
-		gw_counters.bytes_to_xmpp += strlen(body);
+		br->gw->counters.msgs_to_xmpp++;
+		br->gw->counters.bytes_to_xmpp += strlen(body);
 	}
 	relay_to_user(br, c, out, has_body || durable);
 }
@@ -910,8 +910,8 @@ relay_message_from_peer(struct bridge *br, struct br_contact *c,
 		/* typing notifications are transient: never stored */
 		relay_to_user(br, c, out, durable);
 		if (m.body != NULL) {
-			gw_counters.msgs_to_xmpp++;
-			gw_counters.bytes_to_xmpp += strlen(m.body);
+			br->gw->counters.msgs_to_xmpp++;
+			br->gw->counters.bytes_to_xmpp += strlen(m.body);
 		}
 	} else if (m.body != NULL)
 		log_error("relay", "LOST a message from %s@%s: out of memory",

@@ -26,8 +26,6 @@
 
 #define ROSTER_PUSH_MS 30000	/* a roster push unanswered: given up */
 
-static unsigned roster_push_ms = ROSTER_PUSH_MS;	/* tests shorten it */
-
 /* a roster push in flight: what to do instead if the server refuses it */
 struct roster_op {
 	char user[STORE_JID_MAX];
@@ -151,8 +149,8 @@ roster_item(struct bridge *br, const char *user, const char *item,
 		op->fell_back = 1;
 	}
 	st = tr_roster_push(gw->cfg.component_jid, user, item, name, remove);
-	if (st == NULL || gw_iq_request(gw, st, GW_IQ_ROSTER, roster_push_ms,
-	    roster_pushed, op) == -1) {
+	if (st == NULL || gw_iq_request(gw, st, GW_IQ_ROSTER,
+	    roster_request_ms(gw), roster_pushed, op) == -1) {
 		if (!op->fell_back)
 			roster_by_presence(gw, op);
 		free(op);
@@ -226,16 +224,16 @@ roster_gateway_stanza(struct bridge *br, xmpp_stanza_t *st, const char *type,
 
 /* tests: how long a push may go unanswered (0: the default) */
 void
-roster_test_push_ms(unsigned ms)
+roster_test_push_ms(struct gw *gw, unsigned ms)
 {
-	roster_push_ms = ms ? ms : ROSTER_PUSH_MS;
+	gw->roster_push_ms = ms;
 }
 
 /* how long a roster request (push or get) may go unanswered */
 unsigned
-roster_request_ms(void)
+roster_request_ms(struct gw *gw)
 {
-	return roster_push_ms;
+	return gw->roster_push_ms ? gw->roster_push_ms : ROSTER_PUSH_MS;
 }
 
 /* every item the gateway wants in her roster, pushed (today's start-up

@@ -257,7 +257,7 @@ sync_read(struct bridge *br, struct roster_sync *s, struct br_user *u)
 	g->ident = u->ident;
 	st = br_stanza("iq", "get", gw->cfg.component_jid, u->jid);
 	if (st && gw_add_child(st, "query", NS_ROSTER) != NULL)
-		rc = gw_iq_request(gw, st, GW_IQ_ROSTER, roster_request_ms(),
+		rc = gw_iq_request(gw, st, GW_IQ_ROSTER, roster_request_ms(gw),
 		    sync_got, g);
 	if (st)
 		xmpp_stanza_release(st);
