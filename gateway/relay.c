@@ -704,19 +704,17 @@ read_ping(struct bridge *br, struct br_contact *c)
 static void
 send_receipt(struct bridge *br, struct br_contact *c, const struct br_inflight *in)
 {
-	xmpp_stanza_t *st, *rc;
+	xmpp_stanza_t *st;
 	char full[STORE_JID_MAX + 16], id[72];
 
 	snprintf(full, sizeof(full), "%s/barev", c->jid);
-	st = br_stanza("message", NULL, full, in->from_jid);
 	/* one ping confirms many rows; row ids may come again later */
 	snprintf(id, sizeof(id), "rcpt-%llu-%lld-%lld", (unsigned long long)in->ping,
 	    (long long)in->row, (long long)now_s());
-	xmpp_stanza_set_id(st, id);
-	rc = br_stanza("received", NULL, NULL, NULL);
-	xmpp_stanza_set_ns(rc, NS_RECEIPTS);
-	xmpp_stanza_set_id(rc, in->xmpp_id);
-	xmpp_stanza_add_child_ex(st, rc, 0);
+	if ((st = tr_receipt(full, in->from_jid, id, in->xmpp_id)) == NULL) {
+		log_error("relay", "out of memory: no receipt for %s", in->from_jid);
+		return;
+	}
 	br_send(br->gw, st);
 }
 

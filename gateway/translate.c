@@ -11,6 +11,7 @@
 
 #define NS_VCARD_UPDATE "vcard-temp:x:update"
 #define NS_HINTS "urn:xmpp:hints"
+#define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_ROSTER "jabber:iq:roster"
 #define NS_NICK "http://jabber.org/protocol/nick"
 
@@ -220,6 +221,23 @@ tr_user_message(const char *from, const char *to, const char *id,
 fail:
 	xmpp_stanza_release(st);
 	return NULL;
+}
+
+xmpp_stanza_t *
+tr_receipt(const char *from, const char *to, const char *id,
+    const char *xmpp_id)
+{
+	xmpp_stanza_t *st, *rc;
+
+	if ((st = xs_stanza("message", NULL, from, to)) == NULL)
+		return NULL;
+	if (xmpp_stanza_set_id(st, id) != XMPP_EOK ||
+	    (rc = xs_add_child(st, "received", NS_RECEIPTS)) == NULL ||
+	    xmpp_stanza_set_id(rc, xmpp_id) != XMPP_EOK) {
+		xmpp_stanza_release(st);
+		return NULL;
+	}
+	return st;
 }
 
 /* ---- roster items ---- */

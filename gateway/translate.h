@@ -106,6 +106,14 @@ void tr_peer_message_clear(struct tr_peer_message *m);
 xmpp_stanza_t *tr_user_message(const char *from, const char *to,
     const char *id, const struct tr_peer_message *m, int *durable);
 
+/*
+ * The XEP-0184 receipt for the user's message `xmpp_id`, once its Barev
+ * peer read it (relay.c knows when): from the contact's full JID `from` to
+ * the full JID `to` that asked, with its own `id`.  NULL on no memory.
+ */
+xmpp_stanza_t *tr_receipt(const char *from, const char *to, const char *id,
+    const char *xmpp_id);
+
 /* ---- roster items (RFC 6121 §2, XEP-0356 pushes) ---- */
 
 #define TR_ROSTER_GROUP "Barev"			/* the group of every item */

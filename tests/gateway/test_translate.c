@@ -372,6 +372,26 @@ test_peer_message(void)
 	    "</x></message>", NULL, NULL, 0);
 }
 
+/* XEP-0184: the user's client learns her message was read */
+static void
+test_receipt(void)
+{
+	xmpp_stanza_t *st = tr_receipt(
+	    "bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev",
+	    "alice@example.org/phone", "rcpt-3-17-1764700000", "purple<&>1");
+	char *s;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	s = xs_serialize_str(st, 0, NULL);
+	CHECK_STR(s, "<message to=\"alice@example.org/phone\" " MFROM
+	    " id=\"rcpt-3-17-1764700000\"><received xmlns=\"urn:xmpp:receipts\""
+	    " id=\"purple&lt;&amp;&gt;1\"></received></message>");
+	free(s);
+	xmpp_stanza_release(st);
+}
+
 /* ---- roster items ---- */
 
 /* the contact's JID as the bridge makes it (addr.c), from `barev` */
@@ -504,6 +524,7 @@ main(void)
 	RUN(test_chatstate_of);
 	RUN(test_user_chatstate);
 	RUN(test_peer_message);
+	RUN(test_receipt);
 	RUN(test_roster_push);
 	RUN(test_roster_item_right);
 	xs_shutdown();
