@@ -317,45 +317,42 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
     struct br_contact *c, xmpp_stanza_t *st)
 {
 	struct gw *gw = br->gw;
-	xmpp_stanza_t *body_el = xmpp_stanza_get_child_by_name(st, "body");
-	const char *state = tr_chatstate_of(st);
-	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
-	int want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
-	    NS_RECEIPTS) != NULL;
-	char *extra = NULL;
+	struct tr_user_message m;
+	enum tr_user_send send;
+	char *body, *extra = NULL;
 	int durable = 0;
 
 	(void)u;
-	if (body && *body && transfer_user_message(gw, c->id, st) == 1) {
-		free(body);
+	tr_user_message_read(st, &m);
+	if (m.body && transfer_user_message(gw, c->id, st) == 1) {
+		tr_user_message_clear(&m);
 		return 0;	/* a file link: the transfer module took it */
 	}
 	/* out of memory here only costs the extras: the body still goes */
 	if (peercaps_maybe_gateway(c) &&
 	    passthru_extract(c, st, &extra, &durable) == -1)
 		extra = NULL;
-	if ((body == NULL || *body == '\0') && extra && durable) {
-		/* a reaction, receipt, retraction, marker: a message of its
-		 * own to a gateway, through the outbox like a body */
-		free(body);
-		body = strdup("");
-	} else if (body == NULL || *body == '\0') {
-		free(body);
-		if (state) {
+	if ((send = tr_user_send(&m, extra != NULL && durable)) != TR_SEND_ROW) {
+		if (send == TR_SEND_STATE) {
 			/* after the bodies before it, never ahead of them */
 			relay_commit_accepted(br);
 			if (c->peer_gateway)
 				gateway_chatstate(br, c, extra);
 			else
-				user_chatstate(br, c, state);
+				user_chatstate(br, c, m.state);
 		}
 		free(extra);
+		tr_user_message_clear(&m);
 		return 0;
 	}
+	/* a reaction, receipt, retraction, marker alone: a message of its
+	 * own to a gateway, through the outbox like a body */
+	body = m.body ? m.body : strdup("");
+	m.body = NULL;
 	if (c->typing_ev)
 		typing_stop(c);
 	if (body == NULL ||
-	    accept_message(br, c, st, body, extra, want_receipt) == -1) {
+	    accept_message(br, c, st, body, extra, m.want_receipt) == -1) {
 		free(body);
 		free(extra);
 		br_error_reply(gw, st, "wait", "internal-server-error",

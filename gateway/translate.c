@@ -169,6 +169,35 @@ tr_user_chatstate(const char *state, int was_typing)
 }
 
 void
+tr_user_message_read(xmpp_stanza_t *st, struct tr_user_message *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->body = child_text(st, "body");
+	if (out->body != NULL && *out->body == '\0') {
+		free(out->body);
+		out->body = NULL;
+	}
+	out->state = tr_chatstate_of(st);
+	out->want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
+	    NS_RECEIPTS) != NULL;
+}
+
+void
+tr_user_message_clear(struct tr_user_message *m)
+{
+	free(m->body);
+	m->body = NULL;
+}
+
+enum tr_user_send
+tr_user_send(const struct tr_user_message *m, int durable_extra)
+{
+	if (m->body != NULL || durable_extra)
+		return TR_SEND_ROW;
+	return m->state != NULL ? TR_SEND_STATE : TR_SEND_NOTHING;
+}
+
+void
 tr_peer_message_read(xmpp_stanza_t *st, struct tr_peer_message *out)
 {
 	memset(out, 0, sizeof(*out));

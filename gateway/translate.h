@@ -85,6 +85,31 @@ enum tr_typing {
 };
 enum tr_typing tr_user_chatstate(const char *state, int was_typing);
 
+/* A user's message to a contact, read. */
+struct tr_user_message {
+	char *body;		/* NULL: none or empty; malloc'd */
+	const char *state;	/* XEP-0085, static; NULL: none */
+	int want_receipt;	/* a XEP-0184 request */
+};
+/* Fills `out`; free it with tr_user_message_clear(). */
+void tr_user_message_read(xmpp_stanza_t *st, struct tr_user_message *out);
+void tr_user_message_clear(struct tr_user_message *m);
+
+/*
+ * What becomes of it.  A body (or, to a gateway peer, extras worth a
+ * message of their own: `durable_extra`) is a row of the outbox, and a
+ * Barev peer gets the body alone (BAREV.md §4: a chat state beside a body
+ * makes purple drop the body).  Else a chat state goes as it is, transient
+ * (tr_user_chatstate()); else nothing goes.
+ */
+enum tr_user_send {
+	TR_SEND_NOTHING = 0,
+	TR_SEND_STATE,
+	TR_SEND_ROW,
+};
+enum tr_user_send tr_user_send(const struct tr_user_message *m,
+    int durable_extra);
+
 /* A message from a Barev peer, read (BAREV.md §4). */
 struct tr_peer_message {
 	char *body;		/* NULL: none or empty; malloc'd */

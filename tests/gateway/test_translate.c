@@ -4,7 +4,8 @@
  * <show>offline</show> included), what a Barev peer's presence tells the
  * user, and the exact presence the user's server gets for a contact.
  * Messages and chat states both ways (BAREV.md §4), on the transcripts'
- * bytes, with the exact message the user's server gets.  Roster items:
+ * bytes, with the exact message the user's server gets; what becomes of a
+ * user's message; the XEP-0184 receipt.  Roster items:
  * the push and the request for a contact (its JID XEP-0106-escaped by
  * addr.c), and whether an item the server reports is already right.
  */
@@ -293,6 +294,67 @@ test_user_chatstate(void)
 	CHECK(tr_user_chatstate(NULL, 1) == TR_TYPING_NONE);
 }
 
+/* what a user's message `xml` becomes toward a contact */
+static void
+user_sends(const char *xml, int durable_extra, const char *body,
+    const char *state, int want_receipt, enum tr_user_send want)
+{
+	struct tr_user_message m;
+	xmpp_stanza_t *st = parse(xml);
+
+	if (st == NULL)
+		return;
+	tr_user_message_read(st, &m);
+	if (body == NULL)
+		CHECK(m.body == NULL);
+	else
+		CHECK_STR(m.body, body);
+	if (state == NULL)
+		CHECK(m.state == NULL);
+	else
+		CHECK(m.state != NULL && strcmp(m.state, state) == 0);
+	CHECK(m.want_receipt == want_receipt);
+	if (tr_user_send(&m, durable_extra) != want)
+		fprintf(stderr, "  %s: send %d, want %d\n", xml,
+		    tr_user_send(&m, durable_extra), want);
+	CHECK(tr_user_send(&m, durable_extra) == want);
+	tr_user_message_clear(&m);
+	xmpp_stanza_release(st);
+}
+
+static void
+test_user_message(void)
+{
+	/* a client's body with its state and a receipt request: a row; the
+	 * Barev peer gets the body alone (BAREV.md §4) */
+	user_sends("<message to='bob\\40200\\3a2\\3a\\3a2@barev.example.org' "
+	    "type='chat' id='m1'><body>caf\xc3\xa9 &lt;b&gt; &amp; more</body>"
+	    "<active xmlns='http://jabber.org/protocol/chatstates'/>"
+	    "<request xmlns='urn:xmpp:receipts'/></message>", 0,
+	    "caf\xc3\xa9 <b> & more", "active", 1, TR_SEND_ROW);
+	/* typing alone: transient */
+	user_sends("<message type='chat'><composing "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", 0,
+	    NULL, "composing", 0, TR_SEND_STATE);
+	/* an empty body is none */
+	user_sends("<message type='chat'><body/><paused "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", 0,
+	    NULL, "paused", 0, TR_SEND_STATE);
+	/* a reaction alone, to a gateway peer: a row of its own, even with
+	 * a state beside it */
+	user_sends("<message type='chat'><reactions id='m1' "
+	    "xmlns='urn:xmpp:reactions:0'><reaction>\xf0\x9f\x91\x8d</reaction>"
+	    "</reactions><active xmlns='http://jabber.org/protocol/chatstates'/>"
+	    "</message>", 1, NULL, "active", 0, TR_SEND_ROW);
+	/* ... and nothing for a Barev peer (no extras) */
+	user_sends("<message type='chat'><reactions id='m1' "
+	    "xmlns='urn:xmpp:reactions:0'><reaction>\xf0\x9f\x91\x8d</reaction>"
+	    "</reactions></message>", 0, NULL, NULL, 0, TR_SEND_NOTHING);
+	/* a receipt request without a body asks for nothing to be sent */
+	user_sends("<message><request xmlns='urn:xmpp:receipts'/></message>", 0,
+	    NULL, NULL, 1, TR_SEND_NOTHING);
+}
+
 #define MTO "to=\"alice@example.org\" "
 #define MFROM "from=\"bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev\""
 
@@ -523,6 +585,7 @@ main(void)
 	RUN(test_contact_presence);
 	RUN(test_chatstate_of);
 	RUN(test_user_chatstate);
+	RUN(test_user_message);
 	RUN(test_peer_message);
 	RUN(test_receipt);
 	RUN(test_roster_push);
