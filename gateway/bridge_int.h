@@ -206,8 +206,6 @@ int passthru_import(struct br_contact *c, xmpp_stanza_t *peer,
 int passthru_id_ok(const char *id);	/* usable as our stanza id */
 
 /* roster.c */
-#define ROSTER_GROUP "Barev"			/* the group of every item */
-#define ROSTER_GATEWAY_NAME "Barev gateway"	/* the gateway JID's name */
 /* the user's server granted us her roster (XEP-0356), working or not */
 int roster_granted_for(struct bridge *br, const char *user_jid);
 /* ... and it is not refusing pushes: a push alone does the job */
@@ -219,9 +217,9 @@ void roster_item(struct bridge *br, const char *user, const char *item,
 void roster_contact(struct bridge *br, struct br_contact *c, int remove,
     int probe);
 /* tests: how long a push may go unanswered (0: the default) */
-void roster_test_push_ms(unsigned ms);
+void roster_test_push_ms(struct gw *gw, unsigned ms);
 /* how long a roster push or get may go unanswered */
-unsigned roster_request_ms(void);
+unsigned roster_request_ms(struct gw *gw);
 /* push every item the gateway wants in u's roster (no read first) */
 void roster_push_all(struct bridge *br, struct br_user *u);
 /* the gateway JID as an item of her roster */

@@ -1,6 +1,7 @@
 /*
  * cmdsession — the XEP-0050 sessions of commands.c: a fixed table of
- * CMD_SESSIONS shared by everyone, each a form some full JID has open.
+ * CMD_SESSIONS shared by everyone (gw->cmd), each a form some full JID has
+ * open.
  *
  * One user (bare JID, all her resources together) holds at most
  * CMD_SESSIONS_USER: her next session replaces her own oldest, so nobody
@@ -16,34 +17,32 @@
 #include "clock.h"
 #include "cmdsession.h"
 #include "commands.h"
+#include "gw.h"
 #include "log.h"
 #include "rng.h"
 
-#define CMD_SESSIONS	64
 #define CMD_SESSIONS_USER 8		/* per bare JID */
 #define CMD_TTL_S	900		/* a form left open this long is gone */
 
-static struct cmd_session sessions[CMD_SESSIONS];
-
-static long clock_skew;		/* commands_test_clock_skew() */
-
 static time_t
-now_s(void)
+now_s(const struct cmd_sessions *t)
 {
 	/* never 0: 0 marks a free slot */
-	return (time_t)(cm_now_ms() / 1000) + clock_skew + 1;
+	return (time_t)(cm_now_ms() / 1000) + t->clock_skew + 1;
 }
 
 void
-commands_test_clock_skew(long seconds)
+commands_test_clock_skew(struct gw *gw, long seconds)
 {
-	clock_skew += seconds;
+	gw->cmd.clock_skew += seconds;
 }
 
 struct cmd_session *
-cmd_session_find(const char *id, const char *owner, const struct cmd_def *def)
+cmd_session_find(struct gw *gw, const char *id, const char *owner,
+    const struct cmd_def *def)
 {
-	time_t now = now_s();
+	struct cmd_session *sessions = gw->cmd.s;
+	time_t now = now_s(&gw->cmd);
 
 	for (size_t i = 0; i < CMD_SESSIONS; i++) {
 		struct cmd_session *s = &sessions[i];
@@ -71,7 +70,7 @@ owned_by(const struct cmd_session *s, const char *bare, size_t len)
 
 /* Live sessions of the owner of sessions[i], for choosing whom to evict. */
 static unsigned
-owner_count(size_t i, time_t now)
+owner_count(const struct cmd_session *sessions, size_t i, time_t now)
 {
 	size_t len = strcspn(sessions[i].owner, "/");
 	unsigned n = 0;
@@ -88,7 +87,7 @@ owner_count(size_t i, time_t now)
  * holds the most.
  */
 static struct cmd_session *
-session_slot(const char *owner, time_t now)
+session_slot(struct cmd_session *sessions, const char *owner, time_t now)
 {
 	size_t len = strcspn(owner, "/"), i;
 	struct cmd_session *mine = NULL, *free_slot = NULL, *victim = NULL;
@@ -113,7 +112,7 @@ session_slot(const char *owner, time_t now)
 	if (free_slot != NULL)
 		return free_slot;
 	for (i = 0; i < CMD_SESSIONS; i++) {
-		c = owner_count(i, now);
+		c = owner_count(sessions, i, now);
 		if (c > most || (c == most && victim != NULL &&
 		    sessions[i].seq < victim->seq)) {
 			most = c;
@@ -126,19 +125,18 @@ session_slot(const char *owner, time_t now)
 }
 
 struct cmd_session *
-cmd_session_new(const char *owner, const struct cmd_def *def)
+cmd_session_new(struct gw *gw, const char *owner, const struct cmd_def *def)
 {
-	static unsigned long long seq;
 	struct cmd_session *s;
-	time_t now = now_s();
+	time_t now = now_s(&gw->cmd);
 
-	s = session_slot(owner, now);
+	s = session_slot(gw->cmd.s, owner, now);
 	/* unguessable, and a session also has to match its owner's full JID */
 	cm_random_hex(s->id, sizeof(s->id), CMD_SID_BYTES);
 	snprintf(s->owner, sizeof(s->owner), "%s", owner);
 	s->def = def;
 	s->expires = now + CMD_TTL_S;
-	s->seq = ++seq;
+	s->seq = ++gw->cmd.seq;
 	return s;
 }
 

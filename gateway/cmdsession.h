@@ -8,8 +8,10 @@
 
 #define CMD_JID_MAX	3072		/* RFC 7622: 3 x 1023 + separators */
 #define CMD_SID_BYTES	12
+#define CMD_SESSIONS	64
 
 struct cmd_def;
+struct gw;
 
 struct cmd_session {
 	char id[2 * CMD_SID_BYTES + 1];
@@ -19,11 +21,18 @@ struct cmd_session {
 	unsigned long long seq;		/* creation order: many share a second */
 };
 
+/* the gateway's table (gw->cmd, gw.h); all zero: empty */
+struct cmd_sessions {
+	struct cmd_session s[CMD_SESSIONS];
+	unsigned long long seq;		/* the last session's `seq` */
+	long clock_skew;		/* commands_test_clock_skew() */
+};
+
 /* The live session `id` of `owner` for `def`, or NULL. */
-struct cmd_session *cmd_session_find(const char *id, const char *owner,
-    const struct cmd_def *def);
+struct cmd_session *cmd_session_find(struct gw *gw, const char *id,
+    const char *owner, const struct cmd_def *def);
 /* A new session for `owner` (never NULL: the table gives one up). */
-struct cmd_session *cmd_session_new(const char *owner,
+struct cmd_session *cmd_session_new(struct gw *gw, const char *owner,
     const struct cmd_def *def);
 /* Close it (NULL is fine). */
 void cmd_session_end(struct cmd_session *s);

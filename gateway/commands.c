@@ -596,7 +596,7 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 		    "Only the administrators of this gateway may run this command.");
 	}
 	q->fields = ctx_fields(q, q->def);
-	if (sid != NULL && (s = cmd_session_find(sid, q->from, q->def)) == NULL)
+	if (sid != NULL && (s = cmd_session_find(q->gw, sid, q->from, q->def)) == NULL)
 		return iq_error(iq, "modify", "bad-request", "bad-sessionid",
 		    "This command session is unknown or has expired; start again.");
 	if (action == NULL)
@@ -610,7 +610,7 @@ handle(xmpp_stanza_t *iq, xmpp_stanza_t *cmd, struct cmd_ctx *q)
 		return iq_error(iq, "modify", "bad-request", "bad-action",
 		    "These commands have one stage: use execute or complete.");
 	if (s == NULL)
-		s = cmd_session_new(q->from, q->def);
+		s = cmd_session_new(q->gw, q->from, q->def);
 
 	if (needs_identity(q, q->def) && (rc = has_identity(q->gw, q->bare)) <= 0) {
 		/* my-identity's answer is this; the others cannot start */

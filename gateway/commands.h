@@ -41,6 +41,6 @@ int commands_disco_info_node(struct gw *gw, const char *from_jid,
 
 /* Tests only: session ages move `seconds` on (forms opened earlier are
  * older) without waiting for the clock. */
-void commands_test_clock_skew(long seconds);
+void commands_test_clock_skew(struct gw *gw, long seconds);
 
 #endif

@@ -12,8 +12,10 @@
 #include <time.h>
 #include <strophe.h>
 
+#include "cmdsession.h"
 #include "config.h"
 #include "iqtrack.h"
+#include "service.h"
 
 struct event;
 struct event_base;
@@ -23,6 +25,12 @@ struct bl;
 struct bridge;
 
 #define NS_STANZAS	"urn:ietf:params:xml:ns:xmpp-stanzas"
+
+/* bumped by relay.c: bodies handed to a pipe / sent to the user */
+struct gw_counters {
+	unsigned long long msgs_to_barev, bytes_to_barev;
+	unsigned long long msgs_to_xmpp, bytes_to_xmpp;
+};
 
 struct gw {
 	struct gw_config cfg;		/* current; SIGHUP swaps safe keys */
@@ -38,6 +46,16 @@ struct gw {
 	struct bl *bl;			/* owned by bridge.c */
 	struct bridge *bridge;		/* bridge.c's state */
 	struct gw_iqtrack iq;		/* iqtrack.c: requests to the server */
+
+	/*
+	 * ---- module state: one gateway's, not the process's (issue 11);
+	 * zero is the start state of each ----
+	 */
+	struct gw_counters counters;	/* metrics.h: messages and bytes */
+	int metrics_attached;		/* metrics.c: metrics_path is served */
+	unsigned roster_push_ms;	/* roster.c: 0 = the default; tests */
+	struct gw_service service;	/* service.c: features, disco hooks */
+	struct cmd_sessions cmd;	/* cmdsession.c: open XEP-0050 forms */
 
 	/* ---- main.c's own events ---- */
 	struct event *ev_term;

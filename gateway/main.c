@@ -231,12 +231,11 @@ gw_discovery_setup(struct gw *gw)
 		"jabber:x:data",
 	};
 
-	(void)gw;
 	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
-		if (gw_service_add_feature(features[i]) == -1)
+		if (gw_service_add_feature(gw, features[i]) == -1)
 			return -1;
-	if (gw_service_add_items_hook(gw_items_commands) == -1 ||
-	    gw_service_add_node_info_hook(commands_disco_info_node) == -1)
+	if (gw_service_add_items_hook(gw, gw_items_commands) == -1 ||
+	    gw_service_add_node_info_hook(gw, commands_disco_info_node) == -1)
 		return -1;
 	return 0;
 }
@@ -338,7 +337,7 @@ out:
 		event_free(gw->ev_watchdog);
 	if (gw->base != NULL)
 		event_base_free(gw->base);
-	gw_service_reset();
+	gw_service_reset(gw);
 	xs_shutdown();
 	return rc;
 }

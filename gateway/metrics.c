@@ -27,8 +27,6 @@
 #include "store.h"
 #include "transfer.h"
 
-struct gw_counters gw_counters;
-static int metrics_attached;
 
 /*
  * Open descriptors.  Since Linux 6.2 the size of /proc/self/fd is their
@@ -142,7 +140,7 @@ metrics_snapshot(struct gw *gw, struct metrics_snap *m)
 	m->fds_limit = fds_limit();
 	m->rss_bytes = rss_bytes();
 	m->store_mem_bytes = store_memory_used();
-	m->c = gw_counters;
+	m->c = gw->counters;
 }
 
 static void
@@ -275,13 +273,13 @@ metrics_attach(struct gw *gw, struct evhttp *http)
 {
 	const char *path = gw->cfg.metrics_path;
 
-	if (path == NULL || *path == '\0' || http == NULL || metrics_attached)
+	if (path == NULL || *path == '\0' || http == NULL || gw->metrics_attached)
 		return;
 	if (evhttp_set_cb(http, path, metrics_request, gw) != 0) {
 		log_error("metrics", "metrics_path %s: cannot register it", path);
 		return;
 	}
-	metrics_attached = 1;
+	gw->metrics_attached = 1;
 	log_info("metrics", "OpenMetrics on %s%s", gw->cfg.http_listen, path);
 }
 
@@ -291,7 +289,7 @@ metrics_start(struct gw *gw)
 	const char *path = gw->cfg.metrics_path;
 
 	/* config.c made sure a set path has http_listen to live on */
-	if (path == NULL || *path == '\0' || metrics_attached)
+	if (path == NULL || *path == '\0' || gw->metrics_attached)
 		return 0;
 	/* the transfer module serves files only without an upload service;
 	 * the listener is started for the metrics alone then */

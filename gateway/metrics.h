@@ -6,22 +6,16 @@
  * Gauges are read when asked (users, contacts, pipes, dials, queues, fds);
  * the few event counters (messages and bytes each way) are bumped where the
  * event happens, transfer outcomes and store errors are counted by the
- * store.  One gateway per process, so the counters are process-wide.
+ * store.  The event counters live in `struct gw` (gw.h).
  */
 #ifndef GW_METRICS_H
 #define GW_METRICS_H
 
 #include <stddef.h>
 
-struct gw;
-struct evhttp;
+#include "gw.h"
 
-/* bumped by relay.c: bodies handed to a pipe / sent to the user */
-struct gw_counters {
-	unsigned long long msgs_to_barev, bytes_to_barev;
-	unsigned long long msgs_to_xmpp, bytes_to_xmpp;
-};
-extern struct gw_counters gw_counters;
+struct evhttp;
 
 struct metrics_snap {
 	int link_up;

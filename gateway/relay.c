@@ -44,11 +44,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "transfer.h"
+#include "translate.h"
 #include "xmlstream.h"
 
-#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_RECEIPTS "urn:xmpp:receipts"
-#define NS_HINTS "urn:xmpp:hints"
 #define TYPING_REFRESH_MS 1000	/* purple's indicator lasts ~1 s (BAREV.md §4) */
 #define TYPING_MAX_TICKS 30	/* XEP-0085 §5.2: composing lapses after ~30 s */
 
@@ -65,19 +64,6 @@ now_s(void)
 }
 
 /* ---- chat states ---- */
-
-static const char *
-chatstate_of(xmpp_stanza_t *st)
-{
-	static const char *const states[] = {
-		"active", "composing", "paused", "inactive", "gone",
-	};
-
-	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		if (xmpp_stanza_get_child_by_name_and_ns(st, states[i], NS_CHATSTATES))
-			return states[i];
-	return NULL;
-}
 
 static void
 typing_stop(struct br_contact *c)
@@ -119,21 +105,21 @@ typing_start(struct bridge *br, struct br_contact *c)
 static void
 user_chatstate(struct bridge *br, struct br_contact *c, const char *state)
 {
-	int was_typing = c->typing_ev != NULL;
-
 	if (!c->pipe_up)
 		return;		/* transient: never queued, never dials */
-	if (strcmp(state, "composing") == 0) {
+	switch (tr_user_chatstate(state, c->typing_ev != NULL)) {
+	case TR_TYPING_COMPOSING:
 		bl_send_chatstate(br->gw->bl, c->id, "composing", 0);
 		typing_start(br, c);
-		return;
+		break;
+	case TR_TYPING_STOP:
+		typing_stop(c);
+		bl_send_chatstate(br->gw->bl, c->id, "paused", 0);
+		break;
+	default:
+		typing_stop(c);
+		break;
 	}
-	typing_stop(c);
-	if (strcmp(state, "active") == 0 && !was_typing)
-		return;
-	/* "paused" makes barevlink send <paused/> and <active/> (pascal
-	 * clears on paused, purple on active) */
-	bl_send_chatstate(br->gw->bl, c->id, "paused", 0);
 }
 
 /* A gateway peer's user reads XEP-0085 itself: the state as it is, once. */
@@ -331,45 +317,42 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
     struct br_contact *c, xmpp_stanza_t *st)
 {
 	struct gw *gw = br->gw;
-	xmpp_stanza_t *body_el = xmpp_stanza_get_child_by_name(st, "body");
-	const char *state = chatstate_of(st);
-	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
-	int want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
-	    NS_RECEIPTS) != NULL;
-	char *extra = NULL;
+	struct tr_user_message m;
+	enum tr_user_send send;
+	char *body, *extra = NULL;
 	int durable = 0;
 
 	(void)u;
-	if (body && *body && transfer_user_message(gw, c->id, st) == 1) {
-		free(body);
+	tr_user_message_read(st, &m);
+	if (m.body && transfer_user_message(gw, c->id, st) == 1) {
+		tr_user_message_clear(&m);
 		return 0;	/* a file link: the transfer module took it */
 	}
 	/* out of memory here only costs the extras: the body still goes */
 	if (peercaps_maybe_gateway(c) &&
 	    passthru_extract(c, st, &extra, &durable) == -1)
 		extra = NULL;
-	if ((body == NULL || *body == '\0') && extra && durable) {
-		/* a reaction, receipt, retraction, marker: a message of its
-		 * own to a gateway, through the outbox like a body */
-		free(body);
-		body = strdup("");
-	} else if (body == NULL || *body == '\0') {
-		free(body);
-		if (state) {
+	if ((send = tr_user_send(&m, extra != NULL && durable)) != TR_SEND_ROW) {
+		if (send == TR_SEND_STATE) {
 			/* after the bodies before it, never ahead of them */
 			relay_commit_accepted(br);
 			if (c->peer_gateway)
 				gateway_chatstate(br, c, extra);
 			else
-				user_chatstate(br, c, state);
+				user_chatstate(br, c, m.state);
 		}
 		free(extra);
+		tr_user_message_clear(&m);
 		return 0;
 	}
+	/* a reaction, receipt, retraction, marker alone: a message of its
+	 * own to a gateway, through the outbox like a body */
+	body = m.body ? m.body : strdup("");
+	m.body = NULL;
 	if (c->typing_ev)
 		typing_stop(c);
 	if (body == NULL ||
-	    accept_message(br, c, st, body, extra, want_receipt) == -1) {
+	    accept_message(br, c, st, body, extra, m.want_receipt) == -1) {
 		free(body);
 		free(extra);
 		br_error_reply(gw, st, "wait", "internal-server-error",
@@ -718,19 +701,17 @@ read_ping(struct bridge *br, struct br_contact *c)
 static void
 send_receipt(struct bridge *br, struct br_contact *c, const struct br_inflight *in)
 {
-	xmpp_stanza_t *st, *rc;
+	xmpp_stanza_t *st;
 	char full[STORE_JID_MAX + 16], id[72];
 
 	snprintf(full, sizeof(full), "%s/barev", c->jid);
-	st = br_stanza("message", NULL, full, in->from_jid);
 	/* one ping confirms many rows; row ids may come again later */
 	snprintf(id, sizeof(id), "rcpt-%llu-%lld-%lld", (unsigned long long)in->ping,
 	    (long long)in->row, (long long)now_s());
-	xmpp_stanza_set_id(st, id);
-	rc = br_stanza("received", NULL, NULL, NULL);
-	xmpp_stanza_set_ns(rc, NS_RECEIPTS);
-	xmpp_stanza_set_id(rc, in->xmpp_id);
-	xmpp_stanza_add_child_ex(st, rc, 0);
+	if ((st = tr_receipt(full, in->from_jid, id, in->xmpp_id)) == NULL) {
+		log_error("relay", "out of memory: no receipt for %s", in->from_jid);
+		return;
+	}
 	br_send(br->gw, st);
 }
 
@@ -747,8 +728,8 @@ relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
 	/* counted here, not at the hand-over: a row requeued by a dying pipe
 	 * is handed over again but relayed once (a cut link's unread rows,
 	 * written again, count again) */
-	gw_counters.msgs_to_barev++;
-	gw_counters.bytes_to_barev += in->body_len;
+	br->gw->counters.msgs_to_barev++;
+	br->gw->counters.bytes_to_barev += in->body_len;
 	/* in the kernel, not yet read: kept until a ping after it returns */
 	TAILQ_REMOVE(&c->inflight, in, entry);
 	in->ping = 0;
@@ -890,8 +871,8 @@ message_from_gateway(struct bridge *br, struct br_contact *c,
 		return;		/* nothing we pass */
 	}
 	if (has_body) {
-		gw_counters.msgs_to_xmpp++;
-		gw_counters.bytes_to_xmpp += strlen(body);
+		br->gw->counters.msgs_to_xmpp++;
+		br->gw->counters.bytes_to_xmpp += strlen(body);
 	}
 	relay_to_user(br, c, out, has_body || durable);
 }
@@ -900,49 +881,37 @@ void
 relay_message_from_peer(struct bridge *br, struct br_contact *c,
     xmpp_stanza_t *st)
 {
-	xmpp_stanza_t *body_el = xmpp_stanza_get_child_by_name(st, "body");
-	const char *state = chatstate_of(st);
-	char *body = body_el ? xmpp_stanza_get_text(body_el) : NULL;
+	struct tr_peer_message m;
 	char full[STORE_JID_MAX + 16], id[64];
-	xmpp_stanza_t *out, *el;
+	xmpp_stanza_t *out;
+	int durable;
 	static unsigned long seq;
 
 	snprintf(full, sizeof(full), "%s/barev", c->jid);
+	tr_peer_message_read(st, &m);
 	if (c->peer_gateway) {
-		message_from_gateway(br, c, st, body, full, ++seq);
-		free(body);
+		message_from_gateway(br, c, st, m.body, full, ++seq);
+		tr_peer_message_clear(&m);
 		return;
 	}
-	if (body && *body) {
-		out = br_stanza("message", "chat", full, c->user->jid);
-		/* stable: the same id if it waits in the inbox and is flushed */
+	/* stable: the same id if it waits in the inbox and is flushed */
+	if (m.body != NULL)
 		snprintf(id, sizeof(id), "barev-%lld-%lld-%lu", (long long)c->id,
 		    (long long)now_s(), ++seq);
-		xmpp_stanza_set_id(out, id);
-		br_add_text_child(out, "body", NULL, body);
-		/* purple's XHTML-IM and jabber:x:event are left behind: the
-		 * plain body is the message (BAREV.md §4) */
-		if (state) {
-			el = br_stanza(state, NULL, NULL, NULL);
-			xmpp_stanza_set_ns(el, NS_CHATSTATES);
-			xmpp_stanza_add_child_ex(out, el, 0);
-		}
-		relay_to_user(br, c, out, 1);
-		gw_counters.msgs_to_xmpp++;
-		gw_counters.bytes_to_xmpp += strlen(body);
-	} else if (state) {
-		log_debug("relay", "%s from %s@%s", state, c->nick, c->address);
+	else if (m.state != NULL)
+		log_debug("relay", "%s from %s@%s", m.state, c->nick, c->address);
+	if ((out = tr_user_message(full, c->user->jid, m.body ? id : NULL, &m,
+	    &durable)) != NULL) {
 		/* typing notifications are transient: never stored */
-		out = br_stanza("message", "chat", full, c->user->jid);
-		el = br_stanza(state, NULL, NULL, NULL);
-		xmpp_stanza_set_ns(el, NS_CHATSTATES);
-		xmpp_stanza_add_child_ex(out, el, 0);
-		el = br_stanza("no-store", NULL, NULL, NULL);
-		xmpp_stanza_set_ns(el, NS_HINTS);
-		xmpp_stanza_add_child_ex(out, el, 0);
-		relay_to_user(br, c, out, 0);
-	}
-	free(body);
+		relay_to_user(br, c, out, durable);
+		if (m.body != NULL) {
+			br->gw->counters.msgs_to_xmpp++;
+			br->gw->counters.bytes_to_xmpp += strlen(m.body);
+		}
+	} else if (m.body != NULL)
+		log_error("relay", "LOST a message from %s@%s: out of memory",
+		    c->nick, c->address);
+	tr_peer_message_clear(&m);
 }
 
 #define INBOX_BATCH 256	/* rows taken out of the inbox per transaction */

@@ -22,12 +22,9 @@
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
+#include "translate.h"
 
-#define NS_ROSTER "jabber:iq:roster"
-#define NS_NICK "http://jabber.org/protocol/nick"
 #define ROSTER_PUSH_MS 30000	/* a roster push unanswered: given up */
-
-static unsigned roster_push_ms = ROSTER_PUSH_MS;	/* tests shorten it */
 
 /* a roster push in flight: what to do instead if the server refuses it */
 struct roster_op {
@@ -71,8 +68,11 @@ roster_by_presence(struct gw *gw, const struct roster_op *op)
 		return;
 	}
 	/* XEP-0172: the nick rides on the request, so the client can name it */
-	st = br_stanza("presence", "subscribe", op->item, op->user);
-	br_add_text_child(st, "nick", NS_NICK, op->name);
+	if ((st = tr_roster_request(op->item, op->user, op->name)) == NULL) {
+		log_error("bridge", "out of memory: %s is not in %s's roster",
+		    op->item, op->user);
+		return;
+	}
 	br_send(gw, st);
 }
 
@@ -126,7 +126,7 @@ roster_item(struct bridge *br, const char *user, const char *item,
 {
 	struct gw *gw = br->gw;
 	struct roster_op *op;
-	xmpp_stanza_t *st, *q, *el;
+	xmpp_stanza_t *st;
 
 	if ((op = calloc(1, sizeof(*op))) == NULL) {
 		log_error("bridge", "out of memory: %s is not in %s's roster", item, user);
@@ -148,15 +148,9 @@ roster_item(struct bridge *br, const char *user, const char *item,
 		roster_by_presence(gw, op);
 		op->fell_back = 1;
 	}
-	st = br_stanza("iq", "set", gw->cfg.component_jid, user);
-	q = st ? gw_add_child(st, "query", NS_ROSTER) : NULL;
-	el = q ? gw_add_child(q, "item", NULL) : NULL;
-	if (el == NULL || xmpp_stanza_set_attribute(el, "jid", item) != XMPP_EOK ||
-	    (remove && xmpp_stanza_set_attribute(el, "subscription", "remove") != XMPP_EOK) ||
-	    (!remove && (xmpp_stanza_set_attribute(el, "name", name) != XMPP_EOK ||
-	    xmpp_stanza_set_attribute(el, "subscription", "both") != XMPP_EOK ||
-	    gw_add_text_child(el, "group", ROSTER_GROUP) == -1)) ||
-	    gw_iq_request(gw, st, GW_IQ_ROSTER, roster_push_ms, roster_pushed, op) == -1) {
+	st = tr_roster_push(gw->cfg.component_jid, user, item, name, remove);
+	if (st == NULL || gw_iq_request(gw, st, GW_IQ_ROSTER,
+	    roster_request_ms(gw), roster_pushed, op) == -1) {
 		if (!op->fell_back)
 			roster_by_presence(gw, op);
 		free(op);
@@ -168,7 +162,7 @@ roster_item(struct bridge *br, const char *user, const char *item,
 void
 roster_contact(struct bridge *br, struct br_contact *c, int remove, int probe)
 {
-	roster_item(br, c->user->jid, c->jid, c->name[0] ? c->name : c->nick,
+	roster_item(br, c->user->jid, c->jid, tr_contact_name(c->name, c->nick),
 	    remove, probe);
 }
 
@@ -196,7 +190,8 @@ roster_gateway_join(struct bridge *br, struct br_user *u)
 void
 roster_gateway_add(struct bridge *br, struct br_user *u)
 {
-	roster_item(br, u->jid, br->gw->cfg.component_jid, ROSTER_GATEWAY_NAME, 0, 1);
+	roster_item(br, u->jid, br->gw->cfg.component_jid,
+	    TR_ROSTER_GATEWAY_NAME, 0, 1);
 }
 
 /*
@@ -229,16 +224,16 @@ roster_gateway_stanza(struct bridge *br, xmpp_stanza_t *st, const char *type,
 
 /* tests: how long a push may go unanswered (0: the default) */
 void
-roster_test_push_ms(unsigned ms)
+roster_test_push_ms(struct gw *gw, unsigned ms)
 {
-	roster_push_ms = ms ? ms : ROSTER_PUSH_MS;
+	gw->roster_push_ms = ms;
 }
 
 /* how long a roster request (push or get) may go unanswered */
 unsigned
-roster_request_ms(void)
+roster_request_ms(struct gw *gw)
 {
-	return roster_push_ms;
+	return gw->roster_push_ms ? gw->roster_push_ms : ROSTER_PUSH_MS;
 }
 
 /* every item the gateway wants in her roster, pushed (today's start-up

@@ -31,6 +31,7 @@
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
+#include "translate.h"
 
 #define NS_ROSTER "jabber:iq:roster"
 #define ROSTER_SYNC_WINDOW 16	/* roster reads in flight at once */
@@ -88,34 +89,6 @@ have_cmp(const void *a, const void *b)
 {
 	return strcasecmp(((const struct roster_have *)a)->jid,
 	    ((const struct roster_have *)b)->jid);
-}
-
-/* `el` is what a push of (name, both, group "Barev") would leave */
-static int
-item_right(xmpp_stanza_t *el, const char *name)
-{
-	const char *sub = xmpp_stanza_get_attribute(el, "subscription");
-	const char *have = xmpp_stanza_get_attribute(el, "name");
-	xmpp_stanza_t *g;
-	int groups = 0, barev = 0;
-
-	if (sub == NULL || strcmp(sub, "both") != 0 ||
-	    xmpp_stanza_get_attribute(el, "ask") != NULL ||
-	    strcmp(have ? have : "", name) != 0)
-		return 0;
-	for (g = xmpp_stanza_get_children(el); g; g = xmpp_stanza_get_next(g)) {
-		const char *gn = xmpp_stanza_get_name(g);
-		char *text;
-
-		if (gn == NULL || strcmp(gn, "group") != 0)
-			continue;
-		groups++;
-		if ((text = xmpp_stanza_get_text(g)) != NULL) {
-			barev |= strcmp(text, ROSTER_GROUP) == 0;
-			xmpp_free(xmpp_stanza_get_context(g), text);
-		}
-	}
-	return groups == 1 && barev;
 }
 
 /* the item for `jid` in her roster, or NULL */
@@ -183,7 +156,8 @@ sync_user(struct bridge *br, struct br_user *u, xmpp_stanza_t *query,
 	}
 	/* the gateway JID: once it is right, its push would only have
 	 * probed her presence (roster_gateway_add) */
-	if ((el = have_find(tree, me)) != NULL && item_right(el, ROSTER_GATEWAY_NAME)) {
+	if ((el = have_find(tree, me)) != NULL &&
+	    tr_roster_item_right(el, TR_ROSTER_GATEWAY_NAME)) {
 		br_send(br->gw, br_stanza("presence", "probe", me, u->jid));
 	} else {
 		roster_gateway_add(br, u);
@@ -192,7 +166,8 @@ sync_user(struct bridge *br, struct br_user *u, xmpp_stanza_t *query,
 	LIST_FOREACH(c, &u->contacts, user_entry) {
 		el = have_find(tree, c->jid);
 		known += el != NULL;
-		if (el == NULL || !item_right(el, c->name[0] ? c->name : c->nick)) {
+		if (el == NULL || !tr_roster_item_right(el,
+		    tr_contact_name(c->name, c->nick))) {
 			roster_contact(br, c, 0, 0);
 			pushed++;
 		}
@@ -282,7 +257,7 @@ sync_read(struct bridge *br, struct roster_sync *s, struct br_user *u)
 	g->ident = u->ident;
 	st = br_stanza("iq", "get", gw->cfg.component_jid, u->jid);
 	if (st && gw_add_child(st, "query", NS_ROSTER) != NULL)
-		rc = gw_iq_request(gw, st, GW_IQ_ROSTER, roster_request_ms(),
+		rc = gw_iq_request(gw, st, GW_IQ_ROSTER, roster_request_ms(gw),
 		    sync_got, g);
 	if (st)
 		xmpp_stanza_release(st);

@@ -4,8 +4,8 @@
  * gets service-unavailable (RFC 6120 §8.4): clients wait on iqs, so
  * silence is never an answer.
  *
- * The feature list and the disco hooks are process-wide: modules register
- * at startup, before the link comes up.
+ * The feature list and the disco hooks are the gateway's (gw->service):
+ * modules register at startup, before the link comes up.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,23 +19,15 @@
 #define NS_PING		"urn:xmpp:ping"
 #define NS_VERSION	"jabber:iq:version"
 
-#define SERVICE_MAX_FEATURES	64
-#define SERVICE_MAX_HOOKS	16
 
 static const char *const service_base_features[] = {
 	NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING, NS_VERSION,
 };
 
-static char *service_features[SERVICE_MAX_FEATURES];
-static size_t service_nfeatures;
-static gw_service_items_fn service_items[SERVICE_MAX_HOOKS];
-static size_t service_nitems;
-static gw_service_node_info_fn service_node_info[SERVICE_MAX_HOOKS];
-static size_t service_nnode_info;
-
 int
-gw_service_add_feature(const char *var)
+gw_service_add_feature(struct gw *gw, const char *var)
 {
+	struct gw_service *sv = &gw->service;
 	size_t i;
 	char *s;
 
@@ -44,47 +36,52 @@ gw_service_add_feature(const char *var)
 		if (strcmp(service_base_features[i], var) == 0)
 			return 0;
 	}
-	for (i = 0; i < service_nfeatures; i++) {
-		if (strcmp(service_features[i], var) == 0)
+	for (i = 0; i < sv->nfeatures; i++) {
+		if (strcmp(sv->features[i], var) == 0)
 			return 0;
 	}
-	if (service_nfeatures == SERVICE_MAX_FEATURES) {
+	if (sv->nfeatures == GW_SERVICE_MAX_FEATURES) {
 		log_error("service", "cannot advertise %s: more than %d "
-		    "features", var, SERVICE_MAX_FEATURES);
+		    "features", var, GW_SERVICE_MAX_FEATURES);
 		return -1;
 	}
 	if ((s = strdup(var)) == NULL)
 		return -1;
-	service_features[service_nfeatures++] = s;
+	sv->features[sv->nfeatures++] = s;
 	return 0;
 }
 
 int
-gw_service_add_items_hook(gw_service_items_fn fn)
+gw_service_add_items_hook(struct gw *gw, gw_service_items_fn fn)
 {
-	if (service_nitems == SERVICE_MAX_HOOKS)
+	struct gw_service *sv = &gw->service;
+
+	if (sv->nitems == GW_SERVICE_MAX_HOOKS)
 		return -1;
-	service_items[service_nitems++] = fn;
+	sv->items[sv->nitems++] = fn;
 	return 0;
 }
 
 int
-gw_service_add_node_info_hook(gw_service_node_info_fn fn)
+gw_service_add_node_info_hook(struct gw *gw, gw_service_node_info_fn fn)
 {
-	if (service_nnode_info == SERVICE_MAX_HOOKS)
+	struct gw_service *sv = &gw->service;
+
+	if (sv->nnode_info == GW_SERVICE_MAX_HOOKS)
 		return -1;
-	service_node_info[service_nnode_info++] = fn;
+	sv->node_info[sv->nnode_info++] = fn;
 	return 0;
 }
 
 void
-gw_service_reset(void)
+gw_service_reset(struct gw *gw)
 {
+	struct gw_service *sv = &gw->service;
 	size_t i;
 
-	for (i = 0; i < service_nfeatures; i++)
-		free(service_features[i]);
-	service_nfeatures = service_nitems = service_nnode_info = 0;
+	for (i = 0; i < sv->nfeatures; i++)
+		free(sv->features[i]);
+	sv->nfeatures = sv->nitems = sv->nnode_info = 0;
 }
 
 /* the iq's first element child: its payload */
@@ -145,8 +142,8 @@ service_disco_info(struct gw *gw, xmpp_stanza_t *iq, const char *node,
 	if ((r = service_result(iq, "query", NS_DISCO_INFO, node, &q)) == NULL)
 		return NULL;
 	if (node != NULL) {
-		for (i = 0; i < service_nnode_info; i++) {
-			if ((rc = service_node_info[i](gw, from, node, q)) == 1)
+		for (i = 0; i < gw->service.nnode_info; i++) {
+			if ((rc = gw->service.node_info[i](gw, from, node, q)) == 1)
 				return r;
 			if (rc == -1) {
 				*cond = "internal-server-error";
@@ -166,8 +163,8 @@ service_disco_info(struct gw *gw, xmpp_stanza_t *iq, const char *node,
 		if (service_add_feature_el(q, service_base_features[i]) == -1)
 			goto fail;
 	}
-	for (i = 0; i < service_nfeatures; i++) {
-		if (service_add_feature_el(q, service_features[i]) == -1)
+	for (i = 0; i < gw->service.nfeatures; i++) {
+		if (service_add_feature_el(q, gw->service.features[i]) == -1)
 			goto fail;
 	}
 	return r;
@@ -188,8 +185,8 @@ service_disco_items(struct gw *gw, xmpp_stanza_t *iq, const char *node,
 
 	if ((r = service_result(iq, "query", NS_DISCO_ITEMS, node, &q)) == NULL)
 		return NULL;
-	for (i = 0; i < service_nitems; i++) {
-		if ((rc = service_items[i](gw, from, node, q)) == -1) {
+	for (i = 0; i < gw->service.nitems; i++) {
+		if ((rc = gw->service.items[i](gw, from, node, q)) == -1) {
 			*cond = "internal-server-error";
 			goto fail;
 		}

@@ -4,7 +4,7 @@
  * else addressed to the gateway JID that reaches it gets
  * service-unavailable, never silence.
  *
- * Later modules extend discovery at startup: features with
+ * Later modules extend discovery at startup (kept in gw->service): features with
  * gw_service_add_feature(), items and node info (e.g. XEP-0050 command
  * nodes) with the hooks below.
  */
@@ -17,7 +17,7 @@ struct gw;
 
 /* advertise `var` in disco#info on the gateway JID (copied; duplicates
  * ignored); 0 or -1 */
-int gw_service_add_feature(const char *var);
+int gw_service_add_feature(struct gw *gw, const char *var);
 
 /*
  * disco#items on the gateway JID: each hook appends <item/>s to `query`
@@ -35,8 +35,20 @@ typedef int (*gw_service_items_fn)(struct gw *gw, const char *from,
 typedef int (*gw_service_node_info_fn)(struct gw *gw, const char *from,
     const char *node, xmpp_stanza_t *query);
 
-int gw_service_add_items_hook(gw_service_items_fn fn);
-int gw_service_add_node_info_hook(gw_service_node_info_fn fn);
+int gw_service_add_items_hook(struct gw *gw, gw_service_items_fn fn);
+int gw_service_add_node_info_hook(struct gw *gw, gw_service_node_info_fn fn);
+
+/* what modules added, kept in `struct gw` (gw.h) */
+#define GW_SERVICE_MAX_FEATURES	64
+#define GW_SERVICE_MAX_HOOKS	16
+struct gw_service {
+	char *features[GW_SERVICE_MAX_FEATURES];	/* malloc'd */
+	size_t nfeatures;
+	gw_service_items_fn items[GW_SERVICE_MAX_HOOKS];
+	size_t nitems;
+	gw_service_node_info_fn node_info[GW_SERVICE_MAX_HOOKS];
+	size_t nnode_info;
+};
 
 /*
  * An iq addressed to the gateway JID.  Answers every get/set (result or
@@ -45,6 +57,6 @@ int gw_service_add_node_info_hook(gw_service_node_info_fn fn);
 void gw_service_handle_iq(struct gw *gw, xmpp_stanza_t *iq);
 
 /* forget added features and hooks (shutdown, tests) */
-void gw_service_reset(void);
+void gw_service_reset(struct gw *gw);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * translate — presence across the bridge as pure functions (translate.h).
+ * translate — presence, messages, chat states and roster items across the
+ * bridge as pure functions (translate.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,10 @@
 #include "xmlstream.h"
 
 #define NS_VCARD_UPDATE "vcard-temp:x:update"
+#define NS_HINTS "urn:xmpp:hints"
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_ROSTER "jabber:iq:roster"
+#define NS_NICK "http://jabber.org/protocol/nick"
 
 enum tr_show
 tr_show_parse(const char *text)
@@ -133,4 +138,210 @@ tr_contact_presence(const char *from, const char *to, int available,
 fail:
 	xmpp_stanza_release(st);
 	return NULL;
+}
+
+/* ---- messages and chat states ---- */
+
+const char *
+tr_chatstate_of(xmpp_stanza_t *st)
+{
+	static const char *const states[] = {
+		"active", "composing", "paused", "inactive", "gone",
+	};
+
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (xmpp_stanza_get_child_by_name_and_ns(st, states[i],
+		    TR_NS_CHATSTATES))
+			return states[i];
+	return NULL;
+}
+
+enum tr_typing
+tr_user_chatstate(const char *state, int was_typing)
+{
+	if (state == NULL)
+		return TR_TYPING_NONE;
+	if (strcmp(state, "composing") == 0)
+		return TR_TYPING_COMPOSING;
+	if (strcmp(state, "active") == 0 && !was_typing)
+		return TR_TYPING_NONE;
+	return TR_TYPING_STOP;
+}
+
+void
+tr_user_message_read(xmpp_stanza_t *st, struct tr_user_message *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->body = child_text(st, "body");
+	if (out->body != NULL && *out->body == '\0') {
+		free(out->body);
+		out->body = NULL;
+	}
+	out->state = tr_chatstate_of(st);
+	out->want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
+	    NS_RECEIPTS) != NULL;
+}
+
+void
+tr_user_message_clear(struct tr_user_message *m)
+{
+	free(m->body);
+	m->body = NULL;
+}
+
+enum tr_user_send
+tr_user_send(const struct tr_user_message *m, int durable_extra)
+{
+	if (m->body != NULL || durable_extra)
+		return TR_SEND_ROW;
+	return m->state != NULL ? TR_SEND_STATE : TR_SEND_NOTHING;
+}
+
+void
+tr_peer_message_read(xmpp_stanza_t *st, struct tr_peer_message *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->body = child_text(st, "body");
+	if (out->body != NULL && *out->body == '\0') {
+		free(out->body);
+		out->body = NULL;
+	}
+	out->state = tr_chatstate_of(st);
+}
+
+void
+tr_peer_message_clear(struct tr_peer_message *m)
+{
+	free(m->body);
+	m->body = NULL;
+}
+
+/* <name xmlns=ns/> as st's last child; -1 on no memory */
+static int
+add_empty(xmpp_stanza_t *st, const char *name, const char *ns)
+{
+	return xs_add_child(st, name, ns) == NULL ? -1 : 0;
+}
+
+xmpp_stanza_t *
+tr_user_message(const char *from, const char *to, const char *id,
+    const struct tr_peer_message *m, int *durable)
+{
+	xmpp_stanza_t *st;
+
+	*durable = 0;
+	if (m->body == NULL && m->state == NULL)
+		return NULL;
+	if ((st = xs_stanza("message", "chat", from, to)) == NULL)
+		return NULL;
+	if (m->body != NULL) {
+		if ((id != NULL && xmpp_stanza_set_id(st, id) != XMPP_EOK) ||
+		    xs_add_text(st, "body", NULL, m->body) == NULL ||
+		    (m->state != NULL &&
+		    add_empty(st, m->state, TR_NS_CHATSTATES) == -1))
+			goto fail;
+		*durable = 1;
+		return st;
+	}
+	if (add_empty(st, m->state, TR_NS_CHATSTATES) == -1 ||
+	    add_empty(st, "no-store", NS_HINTS) == -1)
+		goto fail;
+	return st;
+fail:
+	xmpp_stanza_release(st);
+	return NULL;
+}
+
+xmpp_stanza_t *
+tr_receipt(const char *from, const char *to, const char *id,
+    const char *xmpp_id)
+{
+	xmpp_stanza_t *st, *rc;
+
+	if ((st = xs_stanza("message", NULL, from, to)) == NULL)
+		return NULL;
+	if (xmpp_stanza_set_id(st, id) != XMPP_EOK ||
+	    (rc = xs_add_child(st, "received", NS_RECEIPTS)) == NULL ||
+	    xmpp_stanza_set_id(rc, xmpp_id) != XMPP_EOK) {
+		xmpp_stanza_release(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* ---- roster items ---- */
+
+const char *
+tr_contact_name(const char *name, const char *nick)
+{
+	return name != NULL && *name != '\0' ? name : nick;
+}
+
+xmpp_stanza_t *
+tr_roster_push(const char *from, const char *user, const char *item,
+    const char *name, int remove)
+{
+	xmpp_stanza_t *st, *q, *el;
+
+	if ((st = xs_stanza("iq", "set", from, user)) == NULL)
+		return NULL;
+	q = xs_add_child(st, "query", NS_ROSTER);
+	el = q ? xs_add_child(q, "item", NULL) : NULL;
+	if (el == NULL || xmpp_stanza_set_attribute(el, "jid", item) != XMPP_EOK)
+		goto fail;
+	if (remove) {
+		if (xmpp_stanza_set_attribute(el, "subscription", "remove") !=
+		    XMPP_EOK)
+			goto fail;
+		return st;
+	}
+	if (xmpp_stanza_set_attribute(el, "name", name) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(el, "subscription", "both") != XMPP_EOK ||
+	    xs_add_text(el, "group", NULL, TR_ROSTER_GROUP) == NULL)
+		goto fail;
+	return st;
+fail:
+	xmpp_stanza_release(st);
+	return NULL;
+}
+
+xmpp_stanza_t *
+tr_roster_request(const char *item, const char *user, const char *name)
+{
+	xmpp_stanza_t *st;
+
+	if ((st = xs_stanza("presence", "subscribe", item, user)) == NULL)
+		return NULL;
+	if (xs_add_text(st, "nick", NS_NICK, name) == NULL) {
+		xmpp_stanza_release(st);
+		return NULL;
+	}
+	return st;
+}
+
+int
+tr_roster_item_right(xmpp_stanza_t *el, const char *name)
+{
+	const char *sub = xmpp_stanza_get_attribute(el, "subscription");
+	const char *have = xmpp_stanza_get_attribute(el, "name");
+	xmpp_stanza_t *g;
+	int groups = 0, barev = 0;
+
+	if (sub == NULL || strcmp(sub, "both") != 0 ||
+	    xmpp_stanza_get_attribute(el, "ask") != NULL ||
+	    strcmp(have ? have : "", name) != 0)
+		return 0;
+	for (g = xmpp_stanza_get_children(el); g; g = xmpp_stanza_get_next(g)) {
+		const char *gn = xmpp_stanza_get_name(g);
+		char *text;
+
+		if (gn == NULL || strcmp(gn, "group") != 0)
+			continue;
+		groups++;
+		if ((text = xmpp_stanza_get_text(g)) != NULL) {
+			barev |= strcmp(text, TR_ROSTER_GROUP) == 0;
+			xmpp_free(xmpp_stanza_get_context(g), text);
+		}
+	}
+	return groups == 1 && barev;
 }

@@ -163,13 +163,6 @@ fz_init(void)
 	fclose(f);
 	if (xs_init() == -1)
 		fz_die("xs_init");
-	if (gw_service_add_feature("http://jabber.org/protocol/commands") == -1 ||
-	    gw_service_add_feature("jabber:iq:gateway") == -1 ||
-	    gw_service_add_feature("jabber:iq:register") == -1 ||
-	    gw_service_add_feature("jabber:x:data") == -1 ||
-	    gw_service_add_items_hook(fz_items_commands) == -1 ||
-	    gw_service_add_node_info_hook(commands_disco_info_node) == -1)
-		fz_die("discovery setup");
 }
 
 static int
@@ -278,6 +271,15 @@ fz_build(struct fz *f)
 
 	fz_init();
 	memset(f, 0, sizeof *f);
+	/* discovery as main.c sets it up, in this gateway's own state */
+	if (gw_service_add_feature(&f->gw,
+	    "http://jabber.org/protocol/commands") == -1 ||
+	    gw_service_add_feature(&f->gw, "jabber:iq:gateway") == -1 ||
+	    gw_service_add_feature(&f->gw, "jabber:iq:register") == -1 ||
+	    gw_service_add_feature(&f->gw, "jabber:x:data") == -1 ||
+	    gw_service_add_items_hook(&f->gw, fz_items_commands) == -1 ||
+	    gw_service_add_node_info_hook(&f->gw, commands_disco_info_node) == -1)
+		fz_die("discovery setup");
 	f->srv = -1;
 	for (size_t i = 0; i < 2; i++) {
 		unlink(dbs[i]);
@@ -333,6 +335,7 @@ fz_teardown(void)
 	store_close(fz_template);
 	event_base_free(f->gw.base);
 	gw_config_free(&f->gw.cfg);
+	gw_service_reset(&f->gw);
 	if (f->srv != -1)
 		close(f->srv);
 	close(f->lfd);
@@ -356,7 +359,7 @@ fz_open(void)
 	if (store_copy_from(f->gw.store, fz_template) != STORE_OK)
 		fz_die("cannot reset the database from its template");
 	/* every command session an earlier input opened has expired */
-	commands_test_clock_skew(24 * 3600);
+	commands_test_clock_skew(&f->gw, 24 * 3600);
 	f->sent = 0;
 	f->on_send = NULL;
 	f->on_stanza = NULL;

@@ -479,7 +479,7 @@ test_sessions_capped_per_user(void)
 	command(ADMIN, "add-contact", NULL, NULL, NULL);
 	CHECK(gwt_streq(cmd_status(), "executing"));
 	snprintf(admin_sid, sizeof(admin_sid), "%s", cmd_sid() ? cmd_sid() : "none");
-	commands_test_clock_skew(5);	/* the admin's form is older */
+	commands_test_clock_skew(&gw, 5);	/* the admin's form is older */
 	for (i = 0; i < 70; i++) {
 		command(i % 2 ? ALICE : "alice@example.org/laptop", "add-contact",
 		    NULL, NULL, NULL);

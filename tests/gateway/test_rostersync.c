@@ -343,14 +343,14 @@ test_unanswered_read_pushes_everything(void)
 {
 	struct timeval tv = { 0, 400 * 1000 };
 
-	roster_test_push_ms(100);
+	roster_test_push_ms(&gw, 100);
 	grant(GRANT("both"));
 	event_base_loopexit(gw.base, &tv);
 	event_base_dispatch(gw.base);
 	CHECK(find_push(ALICE, GWJID) != NULL);
 	CHECK(find_push(ALICE, BOB_JID) != NULL);
 	CHECK(find_push(ALICE, CAROL_JID) != NULL);
-	roster_test_push_ms(0);
+	roster_test_push_ms(&gw, 0);
 }
 
 /* A second grant (the link came back) while reads of the first are out:

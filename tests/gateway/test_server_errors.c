@@ -258,7 +258,7 @@ test_unanswered_push_is_not_a_refusal(void)
 	struct prov_result r;
 	struct timeval tv = { 0, 400 * 1000 };
 
-	roster_test_push_ms(100);
+	roster_test_push_ms(&gw, 100);
 	gwt_forget_sent();
 	CHECK(prov_contact_add(&gw, ALICE, "erin@201:5::5", NULL, &r) == 0);
 	CHECK(find_push("erin\\40201\\3a5\\3a\\3a5@" GWJID) != NULL);
@@ -267,7 +267,7 @@ test_unanswered_push_is_not_a_refusal(void)
 	CHECK(gwt_find_sent("presence", "subscribe", NULL, NULL) == NULL);
 	CHECK(strstr(status_text(), "roster privilege granted by example.org\n") != NULL);
 	CHECK(strstr(status_text(), "no answer") != NULL);
-	roster_test_push_ms(0);
+	roster_test_push_ms(&gw, 0);
 }
 
 /* alice's avatar: the server refuses her vCard, twice */

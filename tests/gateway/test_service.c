@@ -142,6 +142,23 @@ test_user_discovers_the_gateway(struct gw *gw)
 	    "<item-not-found", NULL });
 }
 
+/* what one gateway advertises is its own (gw->service), not the process's */
+static void
+test_features_belong_to_their_gateway(struct gw *gw)
+{
+	struct gw other;
+
+	memset(&other, 0, sizeof other);
+	other.cfg.component_jid = gw->cfg.component_jid;
+	other.send_fn = capture;
+	expect_reply(&other, "<iq type='get' id='o1' from='" ALICE "' to='" COMP
+	    "'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+	    (const char *[]){ "type=\"result\"", "id=\"o1\"",
+	    "var=\"urn:xmpp:ping\"", NULL });
+	CHECK(nsent == 1 && strstr(sent[0], "urn:example:later") == NULL);
+	gw_service_reset(&other);
+}
+
 static void
 test_ping_and_version(struct gw *gw)
 {
@@ -230,17 +247,18 @@ main(void)
 	memset(&gw, 0, sizeof gw);
 	gw.cfg.component_jid = (char *)COMP;
 	gw.send_fn = capture;
-	CHECK(gw_service_add_feature("urn:example:later") == 0);
-	CHECK(gw_service_add_feature("urn:example:later") == 0);
+	CHECK(gw_service_add_feature(&gw, "urn:example:later") == 0);
+	CHECK(gw_service_add_feature(&gw, "urn:example:later") == 0);
 
 	test_user_discovers_the_gateway(&gw);
+	test_features_belong_to_their_gateway(&gw);
 	test_ping_and_version(&gw);
 	test_unknown_requests_are_refused(&gw);
 	test_errors_and_results_are_not_answered(&gw);
 	test_error_reply_shape();
 
 	reset_sent();
-	gw_service_reset();
+	gw_service_reset(&gw);
 	xs_shutdown();
 	if (failures > 0) {
 		fprintf(stderr, "test_service: %d failure(s)\n", failures);

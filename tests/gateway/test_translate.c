@@ -3,10 +3,16 @@
  * aggregation across the user's resources, <show> both ways (pascal's
  * <show>offline</show> included), what a Barev peer's presence tells the
  * user, and the exact presence the user's server gets for a contact.
+ * Messages and chat states both ways (BAREV.md §4), on the transcripts'
+ * bytes, with the exact message the user's server gets; what becomes of a
+ * user's message; the XEP-0184 receipt.  Roster items:
+ * the push and the request for a contact (its JID XEP-0106-escaped by
+ * addr.c), and whether an item the server reports is already right.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "translate.h"
 #include "xmlstream.h"
 #include "../check.h"
@@ -227,6 +233,347 @@ test_contact_presence(void)
 	    "<presence " TO FROM " type=\"unavailable\"></presence>");
 }
 
+/* ---- messages and chat states (BAREV.md §4) ---- */
+
+static void
+test_chatstate_of(void)
+{
+	static const char *const cases[][2] = {
+		/* pascal, typing */
+		{ "<message type='chat' to='alice@200:1::1' id='chat-1795311963-3031'>"
+		    "<composing xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "composing" },
+		/* purple, the end of typing */
+		{ "<message to='bob@200:2::2' from='alice@200:1::1' type='chat'>"
+		    "<active xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "active" },
+		{ "<message><paused xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "paused" },
+		{ "<message><inactive xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "inactive" },
+		{ "<message><gone xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", "gone" },
+		/* purple's legacy jabber:x:event composing is no chat state */
+		{ "<message><body>hi</body><x xmlns='jabber:x:event'><composing/>"
+		    "</x></message>", NULL },
+		/* the right name in no namespace, or an unknown state */
+		{ "<message><composing/></message>", NULL },
+		{ "<message><typing xmlns='http://jabber.org/protocol/chatstates'/>"
+		    "</message>", NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		xmpp_stanza_t *st = parse(cases[i][0]);
+		const char *got;
+
+		if (st == NULL)
+			continue;
+		got = tr_chatstate_of(st);
+		if (cases[i][1] == NULL)
+			CHECK(got == NULL);
+		else
+			CHECK(got != NULL && strcmp(got, cases[i][1]) == 0);
+		xmpp_stanza_release(st);
+	}
+}
+
+static void
+test_user_chatstate(void)
+{
+	/* typing, from the start and again: composing, repeated */
+	CHECK(tr_user_chatstate("composing", 0) == TR_TYPING_COMPOSING);
+	CHECK(tr_user_chatstate("composing", 1) == TR_TYPING_COMPOSING);
+	/* active ends her typing; while not typing a peer learns nothing */
+	CHECK(tr_user_chatstate("active", 1) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate("active", 0) == TR_TYPING_NONE);
+	/* every other state ends typing at a peer with paused (+ active) */
+	CHECK(tr_user_chatstate("paused", 1) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate("paused", 0) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate("inactive", 0) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate("gone", 1) == TR_TYPING_STOP);
+	CHECK(tr_user_chatstate(NULL, 1) == TR_TYPING_NONE);
+}
+
+/* what a user's message `xml` becomes toward a contact */
+static void
+user_sends(const char *xml, int durable_extra, const char *body,
+    const char *state, int want_receipt, enum tr_user_send want)
+{
+	struct tr_user_message m;
+	xmpp_stanza_t *st = parse(xml);
+
+	if (st == NULL)
+		return;
+	tr_user_message_read(st, &m);
+	if (body == NULL)
+		CHECK(m.body == NULL);
+	else
+		CHECK_STR(m.body, body);
+	if (state == NULL)
+		CHECK(m.state == NULL);
+	else
+		CHECK(m.state != NULL && strcmp(m.state, state) == 0);
+	CHECK(m.want_receipt == want_receipt);
+	if (tr_user_send(&m, durable_extra) != want)
+		fprintf(stderr, "  %s: send %d, want %d\n", xml,
+		    tr_user_send(&m, durable_extra), want);
+	CHECK(tr_user_send(&m, durable_extra) == want);
+	tr_user_message_clear(&m);
+	xmpp_stanza_release(st);
+}
+
+static void
+test_user_message(void)
+{
+	/* a client's body with its state and a receipt request: a row; the
+	 * Barev peer gets the body alone (BAREV.md §4) */
+	user_sends("<message to='bob\\40200\\3a2\\3a\\3a2@barev.example.org' "
+	    "type='chat' id='m1'><body>caf\xc3\xa9 &lt;b&gt; &amp; more</body>"
+	    "<active xmlns='http://jabber.org/protocol/chatstates'/>"
+	    "<request xmlns='urn:xmpp:receipts'/></message>", 0,
+	    "caf\xc3\xa9 <b> & more", "active", 1, TR_SEND_ROW);
+	/* typing alone: transient */
+	user_sends("<message type='chat'><composing "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", 0,
+	    NULL, "composing", 0, TR_SEND_STATE);
+	/* an empty body is none */
+	user_sends("<message type='chat'><body/><paused "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", 0,
+	    NULL, "paused", 0, TR_SEND_STATE);
+	/* a reaction alone, to a gateway peer: a row of its own, even with
+	 * a state beside it */
+	user_sends("<message type='chat'><reactions id='m1' "
+	    "xmlns='urn:xmpp:reactions:0'><reaction>\xf0\x9f\x91\x8d</reaction>"
+	    "</reactions><active xmlns='http://jabber.org/protocol/chatstates'/>"
+	    "</message>", 1, NULL, "active", 0, TR_SEND_ROW);
+	/* ... and nothing for a Barev peer (no extras) */
+	user_sends("<message type='chat'><reactions id='m1' "
+	    "xmlns='urn:xmpp:reactions:0'><reaction>\xf0\x9f\x91\x8d</reaction>"
+	    "</reactions></message>", 0, NULL, NULL, 0, TR_SEND_NOTHING);
+	/* a receipt request without a body asks for nothing to be sent */
+	user_sends("<message><request xmlns='urn:xmpp:receipts'/></message>", 0,
+	    NULL, NULL, 1, TR_SEND_NOTHING);
+}
+
+#define MTO "to=\"alice@example.org\" "
+#define MFROM "from=\"bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev\""
+
+/* what the user's server gets for `xml` from a Barev peer */
+static void
+user_gets(const char *xml, const char *id, const char *want, int want_durable)
+{
+	struct tr_peer_message m;
+	xmpp_stanza_t *st = parse(xml), *out;
+	int durable = -1;
+	char *s;
+
+	if (st == NULL)
+		return;
+	tr_peer_message_read(st, &m);
+	out = tr_user_message("bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev",
+	    "alice@example.org", id, &m, &durable);
+	if (want == NULL) {
+		CHECK(out == NULL);
+		CHECK(durable == 0);
+	} else {
+		CHECK(out != NULL);
+		s = out ? xs_serialize_str(out, 0, NULL) : NULL;
+		if (s != NULL && strcmp(s, want) != 0)
+			fprintf(stderr, "  from %s\n", xml);
+		CHECK_STR(s, want);
+		CHECK(durable == want_durable);
+		free(s);
+	}
+	if (out != NULL)
+		xmpp_stanza_release(out);
+	tr_peer_message_clear(&m);
+	xmpp_stanza_release(st);
+}
+
+static void
+test_peer_message(void)
+{
+	/* purple: the plain body only, its XHTML-IM and jabber:x:event left
+	 * behind; markup stays escaped text */
+	user_gets("<message to='alice@200:1::1' from='bob@200:2::2' type='chat'>"
+	    "<body>hi alice &lt;b&gt;&amp;amp; &quot;quotes&quot;&lt;/b&gt; "
+	    "&apos;apos&apos;</body><html xmlns='http://www.w3.org/1999/xhtml'>"
+	    "<body><font>hi alice &lt;b&gt;&amp;amp; &quot;quotes&quot;&lt;/b&gt; "
+	    "&apos;apos&apos;</font></body></html><x xmlns='jabber:x:event'>"
+	    "<composing/></x></message>", "barev-7-1-1",
+	    "<message " MTO MFROM " type=\"chat\" id=\"barev-7-1-1\"><body>hi alice "
+	    "&lt;b&gt;&amp;amp; \"quotes\"&lt;/b&gt; 'apos'</body></message>", 1);
+	/* pascal: double quotes; UTF-8 goes through raw, never as &#233; */
+	user_gets("<message to=\"alice@200:1::1\" from=\"bob@200:2::2\" "
+	    "type=\"chat\"><body>caf\xc3\xa9 \xe2\x98\x95</body></message>",
+	    "barev-7-1-2",
+	    "<message " MTO MFROM " type=\"chat\" id=\"barev-7-1-2\"><body>"
+	    "caf\xc3\xa9 \xe2\x98\x95</body></message>", 1);
+	/* a state beside a body (XMPP clients send both) stays beside it */
+	user_gets("<message type='chat'><body>ok</body><active "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", "i",
+	    "<message " MTO MFROM " type=\"chat\" id=\"i\"><body>ok</body>"
+	    "<active xmlns=\"http://jabber.org/protocol/chatstates\"></active>"
+	    "</message>", 1);
+	/* pascal typing: transient, no id, not stored by the server */
+	user_gets("<message type='chat' to='alice@200:1::1' "
+	    "id='chat-1795311963-3031'><composing "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", NULL,
+	    "<message " MTO MFROM " type=\"chat\"><composing "
+	    "xmlns=\"http://jabber.org/protocol/chatstates\"></composing>"
+	    "<no-store xmlns=\"urn:xmpp:hints\"></no-store></message>", 0);
+	/* an empty body is no body */
+	user_gets("<message type='chat'><body></body><paused "
+	    "xmlns='http://jabber.org/protocol/chatstates'/></message>", NULL,
+	    "<message " MTO MFROM " type=\"chat\"><paused "
+	    "xmlns=\"http://jabber.org/protocol/chatstates\"></paused>"
+	    "<no-store xmlns=\"urn:xmpp:hints\"></no-store></message>", 0);
+	/* nothing to tell: no body, no state */
+	user_gets("<message type='chat'><body/></message>", NULL, NULL, 0);
+	user_gets("<message type='chat'><x xmlns='jabber:x:event'><composing/>"
+	    "</x></message>", NULL, NULL, 0);
+}
+
+/* XEP-0184: the user's client learns her message was read */
+static void
+test_receipt(void)
+{
+	xmpp_stanza_t *st = tr_receipt(
+	    "bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev",
+	    "alice@example.org/phone", "rcpt-3-17-1764700000", "purple<&>1");
+	char *s;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	s = xs_serialize_str(st, 0, NULL);
+	CHECK_STR(s, "<message to=\"alice@example.org/phone\" " MFROM
+	    " id=\"rcpt-3-17-1764700000\"><received xmlns=\"urn:xmpp:receipts\""
+	    " id=\"purple&lt;&amp;&gt;1\"></received></message>");
+	free(s);
+	xmpp_stanza_release(st);
+}
+
+/* ---- roster items ---- */
+
+/* the contact's JID as the bridge makes it (addr.c), from `barev` */
+static void
+contact_jid(const char *barev, char *out, size_t len)
+{
+	struct gw_baddr a;
+	char err[128];
+
+	out[0] = '\0';
+	CHECK(gw_baddr_parse(barev, &a, err, sizeof(err)) == 0);
+	CHECK(gw_baddr_to_jid(&a, "barev.example.org", out, len) == 0);
+}
+
+static void
+pushed(xmpp_stanza_t *st, const char *want)
+{
+	char *s;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	s = xs_serialize_str(st, 0, NULL);
+	CHECK_STR(s, want);
+	free(s);
+	xmpp_stanza_release(st);
+}
+
+#define GWJID "barev.example.org"
+#define RTO "to=\"alice@example.org\" "
+/* libstrophe's hash order again, another for an iq's three attributes */
+#define IQHEAD "type=\"set\" from=\"" GWJID "\" to=\"alice@example.org\""
+
+static void
+test_roster_push(void)
+{
+	char jid[512];
+
+	/* nick@ipv6: '@' and every ':' escaped (XEP-0106 §4), lower case */
+	contact_jid("bob@200:2::2", jid, sizeof(jid));
+	CHECK_STR(jid, "bob\\40200\\3a2\\3a\\3a2@" GWJID);
+	pushed(tr_roster_push(GWJID, "alice@example.org", jid,
+	    tr_contact_name("", "bob"), 0),
+	    "<iq " IQHEAD "><query xmlns=\"jabber:iq:"
+	    "roster\"><item jid=\"bob\\40200\\3a2\\3a\\3a2@" GWJID "\" name=\"bob\""
+	    " subscription=\"both\"><group>Barev</group></item></query></iq>");
+	/* a port, a bracketed address, upper case: the name keeps her
+	 * spelling and markup is escaped in it */
+	contact_jid("Bob@[201:ABCD::1]:1338", jid, sizeof(jid));
+	CHECK_STR(jid, "bob\\40[201\\3aabcd\\3a\\3a1]\\3a1338@" GWJID);
+	pushed(tr_roster_push(GWJID, "alice@example.org", jid,
+	    tr_contact_name("Bob & <Co> \"B\"", "Bob"), 0),
+	    "<iq " IQHEAD "><query xmlns=\"jabber:iq:"
+	    "roster\"><item jid=\"bob\\40[201\\3aabcd\\3a\\3a1]\\3a1338@" GWJID
+	    "\" name=\"Bob &amp; &lt;Co&gt; &quot;B&quot;\" subscription=\"both\">"
+	    "<group>Barev</group></item></query></iq>");
+	/* removed: no name, no group */
+	contact_jid("bob@200:2::2", jid, sizeof(jid));
+	pushed(tr_roster_push(GWJID, "alice@example.org", jid, "bob", 1),
+	    "<iq " IQHEAD "><query xmlns=\"jabber:iq:"
+	    "roster\"><item jid=\"bob\\40200\\3a2\\3a\\3a2@" GWJID "\" "
+	    "subscription=\"remove\"></item></query></iq>");
+	/* the gateway itself */
+	pushed(tr_roster_push(GWJID, "alice@example.org", GWJID,
+	    TR_ROSTER_GATEWAY_NAME, 0),
+	    "<iq " IQHEAD "><query xmlns=\"jabber:iq:"
+	    "roster\"><item jid=\"" GWJID "\" name=\"Barev gateway\" "
+	    "subscription=\"both\"><group>Barev</group></item></query></iq>");
+	/* without the privilege: the item asks, its name as XEP-0172 nick */
+	contact_jid("bob@200:2::2", jid, sizeof(jid));
+	pushed(tr_roster_request(jid, "alice@example.org", "bob"),
+	    "<presence " RTO "from=\"bob\\40200\\3a2\\3a\\3a2@" GWJID "\" "
+	    "type=\"subscribe\"><nick xmlns=\"http://jabber.org/protocol/nick\">"
+	    "bob</nick></presence>");
+	/* a name always: hers, else the nick */
+	CHECK_STR(tr_contact_name("Bobby", "bob"), "Bobby");
+	CHECK_STR(tr_contact_name("", "bob"), "bob");
+	CHECK_STR(tr_contact_name(NULL, "bob"), "bob");
+}
+
+static int
+item_right(const char *xml, const char *name)
+{
+	xmpp_stanza_t *st = xmpp_stanza_new_from_string(xs_ctx(), xml);
+	int rv;
+
+	CHECK(st != NULL);
+	if (st == NULL)
+		return -1;
+	rv = tr_roster_item_right(st, name);
+	xmpp_stanza_release(st);
+	return rv;
+}
+
+static void
+test_roster_item_right(void)
+{
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'>"
+	    "<group>Barev</group></item>", "bob") == 1);
+	/* renamed by her, or the name we would push changed */
+	CHECK(item_right("<item jid='b@g' name='Bobby' subscription='both'>"
+	    "<group>Barev</group></item>", "bob") == 0);
+	CHECK(item_right("<item jid='b@g' subscription='both'>"
+	    "<group>Barev</group></item>", "bob") == 0);
+	/* not both, or a request still pending */
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='to'>"
+	    "<group>Barev</group></item>", "bob") == 0);
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both' "
+	    "ask='subscribe'><group>Barev</group></item>", "bob") == 0);
+	/* the group Barev, alone */
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'/>",
+	    "bob") == 0);
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'>"
+	    "<group>Friends</group></item>", "bob") == 0);
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'>"
+	    "<group>Barev</group><group>Friends</group></item>", "bob") == 0);
+	CHECK(item_right("<item jid='b@g' name='bob' subscription='both'>"
+	    "<group>barev</group></item>", "bob") == 0);
+}
+
 int
 main(void)
 {
@@ -236,6 +583,13 @@ main(void)
 	RUN(test_show_both_ways);
 	RUN(test_presence_aggregation);
 	RUN(test_contact_presence);
+	RUN(test_chatstate_of);
+	RUN(test_user_chatstate);
+	RUN(test_user_message);
+	RUN(test_peer_message);
+	RUN(test_receipt);
+	RUN(test_roster_push);
+	RUN(test_roster_item_right);
 	xs_shutdown();
 	return CHECK_EXIT();
 }
