@@ -42,8 +42,9 @@ LAYERS = {
     "component": ("component", ["common", "xmlstream"]),
     "barevlink": ("barevlink", ["common", "xmlstream"]),
     "gateway/store": ("gwstore", ["common", "schema"]),
+    "gateway/translate": ("gwtranslate", ["xmlstream"]),
     "gateway": ("gwcore", ["common", "xmlstream", "component", "barevlink",
-                           "gateway/store"]),
+                           "gateway/store", "gateway/translate"]),
 }
 # folders that are libraries but hold no C headers of ours (generated code)
 LIBS_WITHOUT_HEADERS = {"schema": "gwschema"}
@@ -229,6 +230,10 @@ PLANTS = [
      "component/ includes \"../gateway/store/store.h\" from gateway/store/"),
     ("gateway/store/store.c", '#include "gw.h"\n',
      "gateway/store/ includes \"gw.h\" from gateway/"),
+    ("gateway/translate/translate.c", '#include "store.h"\n',
+     "gateway/translate/ includes \"store.h\" from gateway/store/"),
+    ("gateway/translate/translate.c", '#include "barevlink.h"\n',
+     "gateway/translate/ includes \"barevlink.h\" from barevlink/"),
     ("gateway/store/CMakeLists.txt",
      "target_link_libraries(gwstore PUBLIC xmlstream)\n",
      "gwstore links xmlstream (xmlstream/), against the layer order"),
