@@ -523,6 +523,7 @@ contact_add(struct bridge *br, const struct store_contact *sc)
 		TAILQ_INIT(&c->unread);
 		c->id = sc->id;
 		c->ident = sc->identity_id;
+		c->was_gateway = sc->was_gateway;	/* peercaps.c */
 		if (contact_strings(br, c, sc) == -1) {
 			free(c);
 			return NULL;

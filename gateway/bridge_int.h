@@ -94,7 +94,7 @@ struct br_contact {
 	/* peercaps.c: the peer said it is a barev-gateway (this pipe only) */
 	int peer_gateway;
 	uint64_t caps_probe;	/* our disco#info awaiting an answer, or 0 */
-	int was_gateway;	/* ... on an earlier pipe (memory only) */
+	int was_gateway;	/* ... on an earlier pipe (kept in the store) */
 	struct event *caps_ev;	/* the queue waits for the answer until then */
 };
 

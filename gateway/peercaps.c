@@ -11,10 +11,11 @@
  *
  * The answer lives with the pipe (br_contact.peer_gateway, cleared when it
  * goes down): the same address may be a gateway today and purple tomorrow.
- * What was a gateway on the last pipe (was_gateway, memory only) keeps the
- * extras of messages queued meanwhile, and on the next pipe its queue
- * waits for the answer, at most HOLD_MS: then it goes in the form the
- * answer asks for.  A peer that never was a gateway is never waited for.
+ * What was a gateway on the last pipe (was_gateway, kept in the store so a
+ * restart does not forget it) keeps the extras of messages queued
+ * meanwhile, and on the next pipe its queue waits for the answer, at most
+ * HOLD_MS: then it goes in the form the answer asks for.  A peer that never
+ * was a gateway is never waited for.
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "bridge_int.h"
 #include "gw.h"
 #include "log.h"
+#include "store.h"
 
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define PROBE_PREFIX "gwcaps-"
@@ -52,6 +54,18 @@ release(struct br_contact *c)
 	br_pipe_ready(c->br, c);
 }
 
+/* was_gateway, in memory and in the store (a failed write is logged by
+ * the store; memory still holds it until the next restart) */
+static void
+remember(struct br_contact *c, int yes)
+{
+	if (c->was_gateway == yes)
+		return;
+	c->was_gateway = yes;
+	if (c->br->gw->store != NULL)
+		(void)store_contact_set_gateway(c->br->gw->store, c->id, yes);
+}
+
 static void
 hold_expired(evutil_socket_t fd, short what, void *arg)
 {
@@ -62,7 +76,7 @@ hold_expired(evutil_socket_t fd, short what, void *arg)
 	log_info("peercaps", "%s@%s was a barev-gateway but did not say so again"
 	    " in time; what waited for it goes in the Barev form", c->nick,
 	    c->address);
-	c->was_gateway = 0;
+	remember(c, 0);
 	br_pipe_ready(c->br, c);
 }
 
@@ -194,14 +208,15 @@ peercaps_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 		return 0;
 	c->caps_probe = 0;	/* one answer per question */
 	if (strcmp(type, "result") == 0 && q && has_feature(q, PEERCAPS_FEATURE)) {
-		c->peer_gateway = c->was_gateway = 1;
+		c->peer_gateway = 1;
+		remember(c, 1);
 		log_info("peercaps", "%s@%s is a barev-gateway: receipts, corrections,"
 		    " reactions, replies, retractions and markers pass through",
 		    c->nick, c->address);
 	} else {
 		log_debug("peercaps", "%s@%s answered the disco#info without %s",
 		    c->nick, c->address, PEERCAPS_FEATURE);
-		c->was_gateway = 0;
+		remember(c, 0);
 	}
 	release(c);	/* what waited for the answer goes now */
 	return 1;

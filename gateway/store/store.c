@@ -28,7 +28,7 @@ extern const int schema_count;
 enum stmt_id {
 	S_IDENT_ADD, S_IDENT_GET_JID, S_IDENT_GET, S_IDENT_FIND, S_IDENT_NICK,
 	S_IDENT_DEL, S_IDENT_ALL, S_IDENT_COUNT,
-	S_CONT_ADD, S_CONT_GET, S_CONT_FIND, S_CONT_DEL,
+	S_CONT_ADD, S_CONT_GET, S_CONT_FIND, S_CONT_DEL, S_CONT_GATEWAY,
 	S_CONT_ALL, S_CONT_OF,
 	S_OUT_ADD, S_OUT_QUEUED, S_OUT_STATE, S_OUT_EXTRA, S_OUT_DEL, S_OUT_EXPIRED,
 	S_OUT_DROP_SENDING, S_OUT_CONTACTS, S_OUT_COUNT, S_OUT_QUEUED_OF,
@@ -53,12 +53,13 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_IDENT_COUNT] = "SELECT count(*) FROM identities",
 	[S_CONT_ADD] = "INSERT INTO contacts (identity_id, nick, address, port, name, created_at)"
 	    " VALUES (?, ?, ?, ?, ?, strftime('%s','now'))",
-	[S_CONT_GET] = "SELECT id, identity_id, nick, address, port, name FROM contacts WHERE id = ?",
-	[S_CONT_FIND] = "SELECT id, identity_id, nick, address, port, name FROM contacts"
+	[S_CONT_GET] = "SELECT id, identity_id, nick, address, port, name, was_gateway FROM contacts WHERE id = ?",
+	[S_CONT_FIND] = "SELECT id, identity_id, nick, address, port, name, was_gateway FROM contacts"
 	    " WHERE identity_id = ? AND nick = ? COLLATE NOCASE AND address = ?",
 	[S_CONT_DEL] = "DELETE FROM contacts WHERE id = ?",
-	[S_CONT_ALL] = "SELECT id, identity_id, nick, address, port, name FROM contacts ORDER BY id",
-	[S_CONT_OF] = "SELECT id, identity_id, nick, address, port, name FROM contacts"
+	[S_CONT_GATEWAY] = "UPDATE contacts SET was_gateway = ? WHERE id = ?",
+	[S_CONT_ALL] = "SELECT id, identity_id, nick, address, port, name, was_gateway FROM contacts ORDER BY id",
+	[S_CONT_OF] = "SELECT id, identity_id, nick, address, port, name, was_gateway FROM contacts"
 	    " WHERE identity_id = ? ORDER BY id",
 	[S_OUT_ADD] = "INSERT INTO outbox (contact_id, body, xmpp_id, from_jid, want_receipt, created_at,"
 	    " state) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -546,6 +547,7 @@ row_contact(sqlite3_stmt *st, struct store_contact *o)
 	copy_col(o->address, sizeof(o->address), st, 3);
 	o->port = sqlite3_column_int(st, 4);
 	copy_col(o->name, sizeof(o->name), st, 5);
+	o->was_gateway = sqlite3_column_int(st, 6) != 0;
 }
 
 static void
@@ -612,6 +614,18 @@ store_contact_delete(struct store *s, int64_t id)
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, id);
+	return step_done(s, st);
+}
+
+int
+store_contact_set_gateway(struct store *s, int64_t id, int yes)
+{
+	sqlite3_stmt *st = stmt_get(s, S_CONT_GATEWAY);
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int(st, 1, yes != 0);
+	sqlite3_bind_int64(st, 2, id);
 	return step_done(s, st);
 }
 

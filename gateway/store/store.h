@@ -39,6 +39,7 @@ struct store_contact {
 	char address[STORE_ADDR_MAX];
 	int port;
 	char name[STORE_NAME_MAX + 1];	/* "" = none; show the nick */
+	int was_gateway;	/* a barev-gateway on the last pipe that said */
 };
 
 struct store_outmsg {
@@ -104,6 +105,8 @@ int store_contact_get(struct store *s, int64_t id, struct store_contact *out);
 int store_contact_find(struct store *s, int64_t identity_id, const char *nick,
     const char *addr, struct store_contact *out);
 int store_contact_delete(struct store *s, int64_t id);
+/* remember whether the peer said it is a barev-gateway (peercaps.c) */
+int store_contact_set_gateway(struct store *s, int64_t id, int yes);
 /* identity_id 0 = every contact */
 int store_contact_foreach(struct store *s, int64_t identity_id,
     void (*fn)(void *arg, const struct store_contact *), void *arg);

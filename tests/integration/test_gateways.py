@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import barevpeer as bp                          # noqa: E402
 import harness                                   # noqa: E402
 from harness import Client, expect, expect_eq     # noqa: E402
-from barevworld import chat, contact_jid, server_with_gateway, wait_inbox  # noqa: E402
+from barevworld import (chat, contact_jid, server_with_gateway, wait_count,  # noqa: E402
+                        wait_inbox)
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -310,6 +311,39 @@ async def test_what_waits_for_an_offline_gateway_user_keeps_its_extras(ctx):
     expect_eq(child(m, "reactions", NS_REACTIONS).get("id"), mid, "it names the message")
     m = await from_peer(bob, lambda m: m["body"] == "see you soon",
                         "the correction made while bob was away", timeout=30)
+    r = child(m, "replace", NS_CORRECT)
+    expect(r is not None and r.get("id") == mid, "it is still a correction", mid, m)
+
+
+async def test_what_waits_across_a_restart_of_our_gateway_keeps_its_extras(ctx):
+    alice, bob = ctx["alice"], ctx["bob"]
+    bob["client"].mark()
+    mid = alice["client"].send_message(alice["peer"], "before the restart")
+    await from_peer(bob, lambda m: m["body"] == "before the restart", "the message")
+    # bob's gateway goes away: what alice writes now certainly waits
+    alice["gw"].mark()
+    bob["gw"].stop()
+    await alice["gw"].wait_log(r"pipe down: alice@a\.example <-> bob@", timeout=20)
+    alice["client"].send_message(
+        alice["peer"], None,
+        xml=["<reactions xmlns='%s' id='%s'><reaction>🔁</reaction></reactions>"
+             % (NS_REACTIONS, mid), "<store xmlns='%s'/>" % NS_HINTS])
+    alice["client"].send_message(alice["peer"], "after the restart",
+                                 xml=["<replace xmlns='%s' id='%s'/>" % (NS_CORRECT, mid)])
+    await wait_count(alice["gw"], "outbox", lambda n: n == 2,
+                     "both waiting in alice's gateway's outbox")
+    # alice's gateway restarts with them queued: it must still know that
+    # bob's end is a gateway, or the first pipe takes them as Barev
+    alice["gw"].stop()
+    alice["gw"].start()
+    await alice["gw"].wait_up(timeout=20)
+    bob["gw"].start()
+    await bob["gw"].wait_up(timeout=20)
+    m = await from_peer(bob, lambda m: child(m, "reactions", NS_REACTIONS) is not None,
+                        "the reaction queued across the restart", timeout=30)
+    expect_eq(child(m, "reactions", NS_REACTIONS).get("id"), mid, "it names the message")
+    m = await from_peer(bob, lambda m: m["body"] == "after the restart",
+                        "the correction queued across the restart", timeout=30)
     r = child(m, "replace", NS_CORRECT)
     expect(r is not None and r.get("id") == mid, "it is still a correction", mid, m)
 
