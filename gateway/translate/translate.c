@@ -168,15 +168,24 @@ tr_user_chatstate(const char *state, int was_typing)
 	return TR_TYPING_STOP;
 }
 
+/* a message's body, NULL for none or an empty one (both say nothing) */
+static char *
+body_of(xmpp_stanza_t *st)
+{
+	char *body = child_text(st, "body");
+
+	if (body != NULL && *body == '\0') {
+		free(body);
+		body = NULL;
+	}
+	return body;
+}
+
 void
 tr_user_message_read(xmpp_stanza_t *st, struct tr_user_message *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->body = child_text(st, "body");
-	if (out->body != NULL && *out->body == '\0') {
-		free(out->body);
-		out->body = NULL;
-	}
+	out->body = body_of(st);
 	out->state = tr_chatstate_of(st);
 	out->want_receipt = xmpp_stanza_get_child_by_name_and_ns(st, "request",
 	    NS_RECEIPTS) != NULL;
@@ -201,11 +210,7 @@ void
 tr_peer_message_read(xmpp_stanza_t *st, struct tr_peer_message *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->body = child_text(st, "body");
-	if (out->body != NULL && *out->body == '\0') {
-		free(out->body);
-		out->body = NULL;
-	}
+	out->body = body_of(st);
 	out->state = tr_chatstate_of(st);
 }
 

@@ -193,22 +193,27 @@ test_presence_aggregation(void)
 
 /* ---- a contact's presence toward the user ---- */
 
+/* st (taken) as the component link writes it is exactly `want` */
 static void
-contact_says(int available, const char *show, const char *status,
-    const char *photo, const char *want)
+pushed(xmpp_stanza_t *st, const char *want)
 {
-	xmpp_stanza_t *st = tr_contact_presence("bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev",
-	    "alice@example.org", available, show, status, photo);
 	char *s;
 
 	CHECK(st != NULL);
 	if (st == NULL)
 		return;
-	/* as the component link writes it */
 	s = xs_serialize_str(st, 0, NULL);
 	CHECK_STR(s, want);
 	free(s);
 	xmpp_stanza_release(st);
+}
+
+static void
+contact_says(int available, const char *show, const char *status,
+    const char *photo, const char *want)
+{
+	pushed(tr_contact_presence("bob\\40200\\3a2\\3a\\3a2@barev.example.org/barev",
+	    "alice@example.org", available, show, status, photo), want);
 }
 
 /* libstrophe writes attributes in its hash table's (fixed) order */
@@ -466,20 +471,6 @@ contact_jid(const char *barev, char *out, size_t len)
 	out[0] = '\0';
 	CHECK(gw_baddr_parse(barev, &a, err, sizeof(err)) == 0);
 	CHECK(gw_baddr_to_jid(&a, "barev.example.org", out, len) == 0);
-}
-
-static void
-pushed(xmpp_stanza_t *st, const char *want)
-{
-	char *s;
-
-	CHECK(st != NULL);
-	if (st == NULL)
-		return;
-	s = xs_serialize_str(st, 0, NULL);
-	CHECK_STR(s, want);
-	free(s);
-	xmpp_stanza_release(st);
 }
 
 #define GWJID "barev.example.org"
