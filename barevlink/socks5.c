@@ -29,8 +29,7 @@
 #include "log.h"
 #include "socks5.h"
 
-#define S5_BUF		(256 * 1024)	/* receiver's one buffer (no splice) */
-#define S5_PIPE_MAX	(1024 * 1024)	/* receiver's pipe, when the kernel allows */
+#define S5_BUF		(256 * 1024)	/* receiver's one buffer */
 #define S5_SEND_SLICE	(4u << 20)	/* bytes per writable event, for fairness */
 #define S5_DRAIN_POLL_MS 50
 
@@ -64,7 +63,6 @@ struct s5 {
 	unsigned connect_ms, idle_ms;
 	char *buf;
 	int pipe[2];			/* socket -> pipe -> file, or -1 */
-	size_t pipe_sz;			/* its capacity: bytes per splice */
 	/* sender */
 	struct in6_addr peer;
 	unsigned accept_ms, drain_ms;
@@ -354,27 +352,6 @@ r_pipe_close(struct s5 *s)
 		}
 }
 
-/*
- * The pipe's pages are the kernel's, bounded like a buffer, and it is
- * empty between events (r_data drains it into the file).  A larger pipe
- * means fewer, larger file writes: at 1 MiB the receiver spends about a
- * third less CPU per GiB than at 256 KiB (bench/relay/README.md; 4 MiB,
- * which only root may set, was worse).  An unprivileged process gets at
- * most fs.pipe-max-size (1 MiB by default), and less once the user's pipes
- * pass fs.pipe-user-pages-soft: take the largest that is granted.
- */
-static void
-r_pipe_size(struct s5 *s)
-{
-	int got;
-
-	for (size_t sz = S5_PIPE_MAX; sz >= 64 * 1024; sz /= 2)
-		if (fcntl(s->pipe[0], F_SETPIPE_SZ, (int)sz) != -1)
-			break;
-	got = fcntl(s->pipe[0], F_GETPIPE_SZ);
-	s->pipe_sz = got > 0 ? (size_t)got : 64 * 1024;
-}
-
 /* The file system takes no splice: empty the pipe through the buffer,
  * and copy from now on.  0, or -1 with errno. */
 static int
@@ -428,9 +405,8 @@ static void
 r_data(struct s5 *s)
 {
 	uint64_t left = s->size - s->bytes;
+	size_t want = left < S5_BUF ? (size_t)left : S5_BUF;
 	int spliced = s->pipe[0] != -1;
-	size_t chunk = spliced ? s->pipe_sz : S5_BUF;
-	size_t want = left < chunk ? (size_t)left : chunk;
 	ssize_t n;
 	char why[96];
 
@@ -868,8 +844,9 @@ s5_recv_start(struct event_base *base, const struct s5_recv_params *p,
 	s->hosts = calloc(p->nhosts, sizeof(*s->hosts));
 	if (s->buf == NULL || s->hosts == NULL)
 		goto fail;
+	/* the pipe's pages are the kernel's, bounded like the buffer */
 	if (pipe2(s->pipe, O_CLOEXEC | O_NONBLOCK) == 0)
-		r_pipe_size(s);
+		fcntl(s->pipe[0], F_SETPIPE_SZ, S5_BUF);
 	for (size_t i = 0; i < p->nhosts; i++) {
 		if ((s->hosts[i].host = strdup(p->hosts[i].host)) == NULL)
 			goto fail;
