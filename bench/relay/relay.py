@@ -7,7 +7,10 @@ size we time: offer -> last byte written by bob (receive phase) and offer ->
 the link message at alice (whole relay: receive + upload).  The baseline is
 a plain loopback TCP copy of the same file into a file, in the same run.
 Peak RSS (VmHWM) of the gateway is read after each size: flat memory means
-it does not grow with the file.
+it does not grow with the file.  A second line per size says when the sink
+had the last byte and the CPU seconds each side used (the gateway; this
+process, which is bob, the sink and alice; the whole machine, which on a
+shared box includes whatever else runs), with the 1-minute load average.
 
     /usr/bin/python3 bench/relay/relay.py [--prosody-http] SIZE_MIB [SIZE_MIB ...]
 
@@ -116,6 +119,7 @@ class Sink:
         self.ls.listen(8)
         self.port = self.ls.getsockname()[1]
         self.received = []
+        self.done_at = None
         threading.Thread(target=self._loop, daemon=True).start()
 
     def _loop(self):
@@ -151,13 +155,29 @@ class Sink:
                     break
                 f.write(mv[:n])
                 got += n
+        self.done_at = time.monotonic()
         self.received.append(got)
-        os.unlink(self.path)
+        # the file stays, as with a real upload service; main() removes it
+        # once the clock has stopped, as tcp_copy() does with its copy
         c.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         c.close()
 
     def close(self):
         self.ls.close()
+
+
+def cpu_of(pid):
+    """user+system CPU seconds of a process (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_busy():
+    """CPU seconds all CPUs spent not idle (softirq and kworkers included)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def vm(pid, key):
@@ -204,15 +224,23 @@ async def main(sizes, use_sink):
         size = mib * MIB
         src = os.path.join(tmp, "file-%d.bin" % mib)
         make_file(src, size)
+        c0, b0 = cpu_of(os.getpid()), cpu_busy()
         base = tcp_copy(src, os.path.join(tmp, "copy.bin"), size)
+        c_base, b_base = cpu_of(os.getpid()) - c0, cpu_busy() - b0
+        c0, g0, b0 = cpu_of(os.getpid()), cpu_of(gw.pid), cpu_busy()
         alice.mark()
+        if sink:
+            sink.done_at = None
         t0 = time.monotonic()
         conn = await send_file_from_disk(s, src, size, "bench-%d" % i)
         t_recv = time.monotonic() - t0
         m = await alice.wait_message(lambda m: (m["body"] or "").startswith("http"),
                                      timeout=600, what="the link")
         t_all = time.monotonic() - t0
+        c_rel, g_rel, b_rel = cpu_of(os.getpid()) - c0, cpu_of(gw.pid) - g0, cpu_busy() - b0
         conn.close()
+        if sink and os.path.exists(sink.path):
+            os.unlink(sink.path)
         hwm = vm(gw.pid, "VmHWM")
         os.unlink(src)
         rows.append((mib, base, t_recv, t_all, hwm))
@@ -220,6 +248,11 @@ async def main(sizes, use_sink):
               " bob->spool->upload %.2fs (%.0f MiB/s) | ratio %.2f | gateway VmHWM %d kB"
               % (mib, base, mib / base, t_recv, mib / t_recv, t_all, mib / t_all,
                  base / t_all, hwm), flush=True)
+        t_sink = sink.done_at - t0 if sink and sink.done_at else float("nan")
+        print("           sink has the last byte at %.2fs | CPU s: tcp copy %.2f |"
+              " relay: gateway %.2f, bob+sink+alice %.2f | whole machine: %.2f, %.2f |"
+              " load %.1f" % (t_sink, c_base, g_rel, c_rel, b_base, b_rel, os.getloadavg()[0]),
+              flush=True)
         del m
     await alice.close()
     await bob.stop()
