@@ -46,6 +46,7 @@ enum config_type {
 #define CK_REQUIRED	0x01	/* no default: must be set */
 #define CK_SECRET	0x02	/* never print the value */
 #define CK_RELOAD	0x04	/* safe to change on SIGHUP */
+#define CK_OFF		0x08	/* a duration that 0 or "off" turns off */
 
 struct config_key {
 	const char *name;
@@ -97,7 +98,7 @@ static const struct config_key config_keys[] = {
 	KEY("status_socket", status_socket, CT_STR, "", 0),	/* status.h */
 	KEY("max_concurrent_dials", max_concurrent_dials, CT_COUNT, "64", 0),
 	KEY("server_restart_hold", server_restart_hold_ms, CT_DURATION, "120s",
-	    CK_RELOAD),
+	    CK_RELOAD | CK_OFF),
 	KEY("metrics_path", metrics_path, CT_STR, "", 0),	/* metrics.h */
 	/* test-only: integration tests shorten Barev timers with these */
 	KEY("barev_ping_idle", barev_ping_idle_ms, CT_DURATION, "60s", 0),
@@ -248,6 +249,11 @@ config_convert(const struct config_key *k, struct gw_config *c,
 		}
 		return 0;
 	case CT_DURATION:
+		if ((k->flags & CK_OFF) && (strcmp(raw, "0") == 0 ||
+		    strcasecmp(raw, "off") == 0)) {
+			*(uint64_t *)field = 0;
+			return 0;
+		}
 		if (config_duration(raw, field) == -1) {
 			config_err(why, whylen, "\"%s\" is not a duration > 0 "
 			    "(seconds, or with ms/s/m/h/d, e.g. 30s, 7d)", raw);

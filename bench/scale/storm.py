@@ -214,6 +214,10 @@ def main():
     ap.add_argument("--away", type=float, default=0.0,
                     help="users wait this many s before logging in again after the"
                     " kill (> the gateway's 3 s resync grace: every pipe is re-dialled)")
+    ap.add_argument("--hold", default=None,
+                    help="server_restart_hold (default: the daemon's, 120s); 0 = off:"
+                    " users not back within the 3 s resync grace go offline and"
+                    " their pipes are closed and re-dialled (the behaviour before it)")
     ap.add_argument("--binary", default=None)
     ap.add_argument("--log-level", default="info")
     args = ap.parse_args()
@@ -240,6 +244,8 @@ def main():
                metrics_path="/metrics")
     if args.max_dials:
         cfg["max_concurrent_dials"] = str(args.max_dials)
+    if args.hold is not None:
+        cfg["server_restart_hold"] = args.hold
     gw = harness.Gateway(p, gwdir, config=cfg, binary=binary)
     prov = provision(gw.config["database"], U, C)
     url = "http://127.0.0.1:%d/metrics" % http_port

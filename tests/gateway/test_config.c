@@ -89,9 +89,11 @@ test_good_file_and_defaults(void)
 	    "http_listen = [::1]:5280\n"
 	    "http_public_url = https://files.example.org/\n"
 	    "download_hosts = upload.example.org,files.example.org\n"
-	    "barev_ping_idle = 1500ms\n");
+	    "barev_ping_idle = 1500ms\n"
+	    "server_restart_hold = off\n");
 
 	CHECK(gw_config_load(&c, path, err, sizeof err) == 0);
+	CHECK(c.server_restart_hold_ms == 0);	/* "off" turns it off */
 	CHECK(strcmp(c.component_jid, "barev.example.org") == 0);
 	CHECK(strcmp(c.component_secret,
 	    "a secret # with a hash \" and quote") == 0);
@@ -219,6 +221,10 @@ test_bad_values_name_their_key(void)
 	    NULL);
 	expect_error(BASE "upload_service = up@load\n", "upload_service", NULL);
 	expect_error(BASE "barev_ping_idle = soon\n", "barev_ping_idle", NULL);
+	/* 0 is "off" only where the key says so */
+	expect_error(BASE "barev_ping_idle = 0\n", "barev_ping_idle", NULL);
+	expect_error(BASE "server_restart_hold = -1\n", "server_restart_hold",
+	    NULL);
 	expect_error("component_jid = a@b\ncomponent_secret = x\n"
 	    "database = d\n", "component_jid", NULL);
 	expect_error(BASE "component_secret_file = /x\n", "component_secret",
