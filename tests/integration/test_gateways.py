@@ -288,6 +288,29 @@ async def test_foreign_elements_do_not_cross(ctx):
                "no urn:example:private", raw)
 
 
+def queue_reaction_and_correction(alice, mid, emoji, text):
+    """alice reacts to message `mid` and corrects it to `text`, while her
+    gateway cannot reach bob's end: both wait with their extras."""
+    alice["client"].send_message(
+        alice["peer"], None,
+        xml=["<reactions xmlns='%s' id='%s'><reaction>%s</reaction></reactions>"
+             % (NS_REACTIONS, mid, emoji), "<store xmlns='%s'/>" % NS_HINTS])
+    alice["client"].send_message(alice["peer"], text,
+                                 xml=["<replace xmlns='%s' id='%s'/>" % (NS_CORRECT, mid)])
+
+
+async def reaction_and_correction_arrive(bob, mid, text, when):
+    """Both reach bob as what they were: a reaction and a correction of
+    message `mid`, not a plain message."""
+    m = await from_peer(bob, lambda m: child(m, "reactions", NS_REACTIONS) is not None,
+                        "the reaction " + when, timeout=30)
+    expect_eq(child(m, "reactions", NS_REACTIONS).get("id"), mid, "it names the message")
+    m = await from_peer(bob, lambda m: m["body"] == text, "the correction " + when,
+                        timeout=30)
+    r = child(m, "replace", NS_CORRECT)
+    expect(r is not None and r.get("id") == mid, "it is still a correction", mid, m)
+
+
 async def test_what_waits_for_an_offline_gateway_user_keeps_its_extras(ctx):
     alice, bob = ctx["alice"], ctx["bob"]
     bob["client"].mark()
@@ -297,22 +320,11 @@ async def test_what_waits_for_an_offline_gateway_user_keeps_its_extras(ctx):
     await bob["client"].close()
     await alice["gw"].wait_log(r"pipe down: alice@a\.example <-> bob@", timeout=20)
     # queued at alice's gateway while bob is away
-    alice["client"].send_message(
-        alice["peer"], None,
-        xml=["<reactions xmlns='%s' id='%s'><reaction>👋</reaction></reactions>"
-             % (NS_REACTIONS, mid), "<store xmlns='%s'/>" % NS_HINTS])
-    alice["client"].send_message(alice["peer"], "see you soon",
-                                 xml=["<replace xmlns='%s' id='%s'/>" % (NS_CORRECT, mid)])
+    queue_reaction_and_correction(alice, mid, "👋", "see you soon")
     c = Client(bob["jid"], "bob", bob["p"])
     await c.connect_and_wait()
     bob["client"] = c
-    m = await from_peer(bob, lambda m: child(m, "reactions", NS_REACTIONS) is not None,
-                        "the reaction made while bob was away", timeout=30)
-    expect_eq(child(m, "reactions", NS_REACTIONS).get("id"), mid, "it names the message")
-    m = await from_peer(bob, lambda m: m["body"] == "see you soon",
-                        "the correction made while bob was away", timeout=30)
-    r = child(m, "replace", NS_CORRECT)
-    expect(r is not None and r.get("id") == mid, "it is still a correction", mid, m)
+    await reaction_and_correction_arrive(bob, mid, "see you soon", "made while bob was away")
 
 
 async def test_what_waits_across_a_restart_of_our_gateway_keeps_its_extras(ctx):
@@ -324,12 +336,7 @@ async def test_what_waits_across_a_restart_of_our_gateway_keeps_its_extras(ctx):
     alice["gw"].mark()
     bob["gw"].stop()
     await alice["gw"].wait_log(r"pipe down: alice@a\.example <-> bob@", timeout=20)
-    alice["client"].send_message(
-        alice["peer"], None,
-        xml=["<reactions xmlns='%s' id='%s'><reaction>🔁</reaction></reactions>"
-             % (NS_REACTIONS, mid), "<store xmlns='%s'/>" % NS_HINTS])
-    alice["client"].send_message(alice["peer"], "after the restart",
-                                 xml=["<replace xmlns='%s' id='%s'/>" % (NS_CORRECT, mid)])
+    queue_reaction_and_correction(alice, mid, "🔁", "after the restart")
     await wait_count(alice["gw"], "outbox", lambda n: n == 2,
                      "both waiting in alice's gateway's outbox")
     # alice's gateway restarts with them queued: it must still know that
@@ -339,13 +346,8 @@ async def test_what_waits_across_a_restart_of_our_gateway_keeps_its_extras(ctx):
     await alice["gw"].wait_up(timeout=20)
     bob["gw"].start()
     await bob["gw"].wait_up(timeout=20)
-    m = await from_peer(bob, lambda m: child(m, "reactions", NS_REACTIONS) is not None,
-                        "the reaction queued across the restart", timeout=30)
-    expect_eq(child(m, "reactions", NS_REACTIONS).get("id"), mid, "it names the message")
-    m = await from_peer(bob, lambda m: m["body"] == "after the restart",
-                        "the correction queued across the restart", timeout=30)
-    r = child(m, "replace", NS_CORRECT)
-    expect(r is not None and r.get("id") == mid, "it is still a correction", mid, m)
+    await reaction_and_correction_arrive(bob, mid, "after the restart",
+                                         "queued across the restart")
 
 
 async def test_an_id_used_twice_while_the_server_is_down_loses_nothing(ctx):
