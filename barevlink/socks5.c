@@ -29,7 +29,7 @@
 #include "log.h"
 #include "socks5.h"
 
-#define S5_BUF		(256 * 1024)	/* receiver's one buffer */
+#define S5_BUF		(256 * 1024)	/* receiver's one buffer, if it copies */
 #define S5_SEND_SLICE	(4u << 20)	/* bytes per writable event, for fairness */
 #define S5_DRAIN_POLL_MS 50
 
@@ -352,11 +352,26 @@ r_pipe_close(struct s5 *s)
 		}
 }
 
+/*
+ * The receiver's buffer, made the first time it is needed: only where the
+ * kernel cannot splice (a file system without it, no pipe), so a receive
+ * that splices never holds S5_BUF of our heap.  NULL with errno ENOMEM.
+ */
+static char *
+r_buf(struct s5 *s)
+{
+	if (s->buf == NULL && (s->buf = malloc(S5_BUF)) == NULL)
+		errno = ENOMEM;
+	return s->buf;
+}
+
 /* The file system takes no splice: empty the pipe through the buffer,
  * and copy from now on.  0, or -1 with errno. */
 static int
 r_pipe_copy(struct s5 *s, size_t n)
 {
+	if (r_buf(s) == NULL)
+		return -1;
 	while (n > 0) {
 		ssize_t r = read(s->pipe[0], s->buf, n < S5_BUF ? n : S5_BUF);
 
@@ -418,8 +433,13 @@ r_data(struct s5 *s)
 			spliced = 0;
 		}
 	}
-	if (!spliced)
+	if (!spliced) {
+		if (r_buf(s) == NULL) {
+			finish(s, 0, "out of memory");
+			return;
+		}
 		n = recv(s->fd, s->buf, want, 0);
+	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -840,9 +860,8 @@ s5_recv_start(struct event_base *base, const struct s5_recv_params *p,
 	s->connect_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 10000;
 	s->idle_ms = p->idle_timeout_ms ? p->idle_timeout_ms : 30000;
 	s->progress = p->progress;
-	s->buf = malloc(S5_BUF);
 	s->hosts = calloc(p->nhosts, sizeof(*s->hosts));
-	if (s->buf == NULL || s->hosts == NULL)
+	if (s->hosts == NULL)
 		goto fail;
 	/* the pipe's pages are the kernel's, bounded like the buffer */
 	if (pipe2(s->pipe, O_CLOEXEC | O_NONBLOCK) == 0)
