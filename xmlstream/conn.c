@@ -40,8 +40,8 @@
 
 /* Bytes the bufferevent may read ahead of the parser. */
 #define XS_READ_HIGH	(16 * 1024)
-/* At most this much unread input is discarded before a close (a peer that
- * writes faster than we can throw away must not hold the loop). */
+/* At most this much input is taken in one go outside the loop, parsed or
+ * discarded (a peer that writes faster than that must not hold us). */
 #define XS_DISCARD_MAX	(4 * 1024 * 1024)
 
 struct xs_unit {
@@ -101,26 +101,31 @@ xs_conn_free_timer(struct event **ev)
 }
 
 /*
- * Read and throw away what the kernel holds for us (bounded), so that the
- * close() after it ends with a FIN, not a reset that would take our last
- * bytes with it.  Input that arrives after the close still meets a reset:
- * nothing can be done for bytes sent to a socket that is gone.
+ * Take what the kernel holds for us now, at most XS_DISCARD_MAX bytes, and
+ * parse it (xs_conn_read_now) or throw it away.  Thrown away before every
+ * close(), so that it ends with a FIN, not a reset that would take our
+ * last bytes with it; input that arrives after the close still meets a
+ * reset: nothing can be done for bytes sent to a socket that is gone.
  */
 static void
-xs_conn_discard_input(int fd)
+xs_conn_take_input(struct xs_conn *c, int parse)
 {
 	char buf[16384];
 	size_t total = 0;
 	ssize_t n;
 
-	while (total < XS_DISCARD_MAX) {
-		n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+	while (total < XS_DISCARD_MAX && !(parse && (c->closed || c->doomed))) {
+		n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
 		if (n > 0) {
 			total += (size_t)n;
+			if (parse && xs_parser_feed(c->parser, buf, (size_t)n) != 0)
+				break;
 			continue;
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == 0 && parse)
+			xs_parser_eof(c->parser);
 		break;		/* EOF, nothing more for now, or an error */
 	}
 }
@@ -133,7 +138,7 @@ xs_conn_shut(struct xs_conn *c)
 	xs_conn_free_timer(&c->pace_timer);
 	xs_conn_free_timer(&c->linger_timer);
 	if (c->bev != NULL && c->fd != -1)
-		xs_conn_discard_input(c->fd);
+		xs_conn_take_input(c, 0);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);	/* closes the fd */
 	c->bev = NULL;
@@ -580,31 +585,12 @@ xs_conn_close(struct xs_conn *c, unsigned linger_ms)
 int
 xs_conn_read_now(struct xs_conn *c)
 {
-	char buf[16384];
-	size_t total = 0;
-	ssize_t n;
-
 	if (c->closed || c->closing || c->bev == NULL)
 		return 0;
 	xs_conn_enter(c);
 	/* what the bufferevent read ahead comes first */
 	xs_conn_readcb(c->bev, c);
-	while (!c->closed && !c->doomed && total < XS_DISCARD_MAX) {
-		n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
-		if (n > 0) {
-			total += (size_t)n;
-			if (xs_parser_feed(c->parser, buf, (size_t)n) != 0)
-				break;
-			continue;
-		}
-		if (n == 0) {
-			xs_parser_eof(c->parser);
-			break;
-		}
-		if (errno == EINTR)
-			continue;
-		break;		/* nothing more for now, or an error */
-	}
+	xs_conn_take_input(c, 1);
 	return xs_conn_leave(c);
 }
 
