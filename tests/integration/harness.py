@@ -55,6 +55,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.request
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -147,6 +148,35 @@ def free_port(preferred=None):
         if port not in _ports_given:
             _ports_given.add(port)
             return port
+
+
+def read_metrics(port):
+    """{sample name with labels: value} from the gateway's /metrics on
+    127.0.0.1:port; checks the OpenMetrics format on the way."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=10) as r:
+        ctype = r.headers.get("Content-Type", "")
+        text = r.read().decode()
+    expect(ctype.startswith("application/openmetrics-text"),
+           "OpenMetrics content type", "application/openmetrics-text", ctype)
+    lines = text.rstrip("\n").split("\n")
+    expect_eq(lines[-1], "# EOF", "the last line of /metrics")
+    out, types = {}, {}
+    for ln in lines[:-1]:
+        if ln.startswith("# TYPE "):
+            _, _, fam, typ = ln.split(" ", 3)
+            types[fam] = typ
+            continue
+        if ln.startswith("#"):
+            continue
+        name, value = ln.rsplit(" ", 1)
+        fam = name.split("{")[0]
+        if fam.endswith("_total"):
+            expect_eq(types.get(fam[:-6]), "counter", "family of " + name)
+        else:
+            expect(fam in types, "a TYPE line for " + fam, fam, types)
+        out[name] = float(value)
+    return out
 
 
 def _port_open(port):

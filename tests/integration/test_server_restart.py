@@ -34,8 +34,19 @@ def unavailable(el):
     return el.get("type") == "unavailable"
 
 
+HTTP_PORT = harness.free_port()
+
+
 async def setup():
-    return await barevworld.start()
+    # /metrics on, as an operator graphing the gateway has it
+    return await barevworld.start(
+        gw_config={"http_listen": "127.0.0.1:%d" % HTTP_PORT,
+                   "http_public_url": "http://127.0.0.1:%d" % HTTP_PORT,
+                   "metrics_path": "/metrics"})
+
+
+def users_held():
+    return harness.read_metrics(HTTP_PORT).get("barev_users_held")
 
 
 async def crash_and_restart(p, gw):
@@ -62,6 +73,7 @@ async def test_users_of_a_crashed_server_stay_online_at_their_peers(ctx):
     r = gw.run("--config", gw.config_path, "--health")
     expect("Held online through a server crash: 1 user(s)" in r.stdout,
            "status tells the operator who is held", None, r.stdout)
+    expect_eq(users_held(), 1.0, "barev_users_held in /metrics while she is away")
     expect_eq([el for el in s.presences[seen:] if unavailable(el)], [],
               "unavailable presences bob got while alice's server was down")
     alice = Client("alice@example.org", "alice", p)
@@ -73,6 +85,7 @@ async def test_users_of_a_crashed_server_stay_online_at_their_peers(ctx):
     expect(not s.closed, "the same pipe carried it")
     r = gw.run("--config", gw.config_path, "--health")
     expect("Held online" not in r.stdout, "nobody held once she is back", None, r.stdout)
+    expect_eq(users_held(), 0.0, "barev_users_held in /metrics once she is back")
     expect_eq(len([x for x in bob.all_sessions
                    if (x.remote_nick or "").lower() == "alice"]), 1,
               "pipes bob had with alice over the crash")

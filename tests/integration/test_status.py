@@ -21,7 +21,6 @@ import resource
 import sqlite3
 import sys
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -66,31 +65,7 @@ def status_field(text, regex):
 
 
 def metrics():
-    """{sample name with labels: value} from /metrics; checks the format."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % HTTP_PORT,
-                                timeout=10) as r:
-        ctype = r.headers.get("Content-Type", "")
-        text = r.read().decode()
-    expect(ctype.startswith("application/openmetrics-text"),
-           "OpenMetrics content type", "application/openmetrics-text", ctype)
-    lines = text.rstrip("\n").split("\n")
-    expect_eq(lines[-1], "# EOF", "the last line of /metrics")
-    out, types = {}, {}
-    for ln in lines[:-1]:
-        if ln.startswith("# TYPE "):
-            _, _, fam, typ = ln.split(" ", 3)
-            types[fam] = typ
-            continue
-        if ln.startswith("#"):
-            continue
-        name, value = ln.rsplit(" ", 1)
-        fam = name.split("{")[0]
-        if fam.endswith("_total"):
-            expect_eq(types.get(fam[:-6]), "counter", "family of " + name)
-        else:
-            expect(fam in types, "a TYPE line for " + fam, fam, types)
-        out[name] = float(value)
-    return out
+    return harness.read_metrics(HTTP_PORT)
 
 
 async def barrier(alice):
