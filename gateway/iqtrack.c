@@ -54,6 +54,7 @@ static const char *const kind_names[GW_IQ_NKINDS] = {
 	[GW_IQ_UPLOAD] = "upload slot request (XEP-0363)",
 	[GW_IQ_DISCO] = "disco request",
 	[GW_IQ_PING] = "ping",
+	[GW_IQ_PEP] = "OMEMO key request (PEP)",
 };
 
 const char *
@@ -229,6 +230,17 @@ gw_iq_request(struct gw *gw, xmpp_stanza_t *iq, enum gw_iq_kind kind,
 	return 0;
 }
 
+/* an answer that is not a failure of the server: a user without OMEMO
+ * keys has no node to read (item-not-found) */
+static int
+expected_error(const struct gw_iq_pending *p, xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(iq, "error");
+
+	return p->kind == GW_IQ_PEP && err != NULL &&
+	    xmpp_stanza_get_child_by_name(err, "item-not-found") != NULL;
+}
+
 /* the addressee itself, or the domain of a user's JID (bare) */
 static int
 valid_sender(const struct gw_iq_pending *p, const char *from)
@@ -267,10 +279,11 @@ gw_iq_track_route(struct gw *gw, xmpp_stanza_t *iq)
 		    " went to %s", id, from ? from : "nobody", p->to);
 		return 1;
 	}
-	if (strcmp(type, "error") == 0)
-		problem_failed(gw, p->kind, p->to,
-		    gw_iq_error_text(iq, cause, sizeof(cause)));
-	else
+	if (strcmp(type, "error") == 0) {
+		if (!expected_error(p, iq))
+			problem_failed(gw, p->kind, p->to,
+			    gw_iq_error_text(iq, cause, sizeof(cause)));
+	} else
 		problem_solved(gw, p->kind, p->to);
 	pending_finish(p, iq);
 	return 1;

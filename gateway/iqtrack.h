@@ -25,6 +25,7 @@ enum gw_iq_kind {
 	GW_IQ_UPLOAD,		/* an XEP-0363 upload slot */
 	GW_IQ_DISCO,		/* disco#info/items */
 	GW_IQ_PING,		/* XEP-0199 */
+	GW_IQ_PEP,		/* a user's OMEMO keys for another gateway */
 	GW_IQ_NKINDS
 };
 
