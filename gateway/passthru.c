@@ -7,9 +7,12 @@
  * client wrote them, with the message id kept so that every reference
  * (which names a message by id) still resolves at the other end.  Only
  * child elements of allow-listed namespaces pass, each checked down to its
- * last descendant, never arbitrary XML; the one JID among them (XEP-0461's
- * reply@to) crosses the pipe as the Barev JID (nick@address) and is
- * rewritten to the XMPP JID of the same person on the far side.
+ * last descendant, never arbitrary XML.  OMEMO's <encrypted/> (XEP-0384,
+ * both versions) passes the same way, untouched but for its JIDs, and
+ * pep.c carries the keys it needs.  The JIDs among them (XEP-0461's
+ * reply@to, OMEMO 2's keys@jid) cross the pipe as Barev JIDs
+ * (nick@address) and are rewritten to the XMPP JIDs of the same people on
+ * the far side.
  *
  * Outbound, the allowed children are serialized into the outbox row's
  * `extra` beside the body, so they share its transaction and its order;
@@ -22,7 +25,8 @@
 #include "bridge_int.h"
 #include "xmlstream.h"
 
-#define EXTRA_MAX 8192		/* serialized children of one message */
+#define EXTRA_MAX 65536		/* serialized children of one message: an
+				 * OMEMO key per device of both users */
 #define CHILDREN_MAX 16
 #define DEPTH_MAX 4
 #define ID_MAX 128
@@ -31,6 +35,7 @@
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_REPLY "urn:xmpp:reply:0"
 #define NS_HINTS "urn:xmpp:hints"
+#define NS_OMEMO2 "urn:xmpp:omemo:2"
 
 /* namespace, and whether an element of it is worth a message of its own */
 static const struct {
@@ -49,6 +54,9 @@ static const struct {
 	{ "urn:xmpp:chat-markers:0", 1 },	/* XEP-0333 */
 	{ "urn:xmpp:sid:0", 0 },		/* XEP-0359 origin-id only */
 	{ NS_HINTS, 0 },			/* XEP-0334 */
+	{ "eu.siacs.conversations.axolotl", 1 },	/* XEP-0384 0.3 (OMEMO) */
+	{ NS_OMEMO2, 1 },			/* XEP-0384 0.8+ */
+	{ "urn:xmpp:eme:0", 0 },		/* XEP-0380: "it is OMEMO" */
 };
 
 /* -1 not allowed, else its `durable` */
@@ -113,42 +121,80 @@ barev_jid(char *out, size_t len, const char *nick, const char *addr)
 	return 0;
 }
 
-/* XEP-0461 reply@to: `outbound` turns an XMPP JID into a Barev one */
+/*
+ * A JID of the far side's world in `el`'s attribute `attr` renamed for
+ * ours: outbound (an XMPP JID -> a Barev one) the user's JID becomes her
+ * Barev JID and the contact's JID the peer's; inbound the other way.
+ * `drop`: a JID that is neither is removed (else left as written).
+ */
+static void
+map_jid(struct br_contact *c, xmpp_stanza_t *el, const char *attr,
+    int outbound, int drop)
+{
+	const char *jid = xmpp_stanza_get_attribute(el, attr);
+	char me[STORE_JID_MAX + GW_ADDR_TEXT], peer[STORE_JID_MAX + GW_ADDR_TEXT];
+	const char *to = NULL;
+	char *bare = NULL;
+
+	if (jid == NULL)
+		return;
+	if (barev_jid(me, sizeof(me), c->user->nick, c->user->address) == 0 &&
+	    barev_jid(peer, sizeof(peer), c->nick, c->address) == 0) {
+		if (outbound) {
+			if ((bare = br_bare(jid)) == NULL)
+				;
+			else if (strcmp(bare, c->user->jid) == 0)
+				to = me;
+			else if (strcasecmp(bare, c->jid) == 0)
+				to = peer;
+		} else if (strcasecmp(jid, peer) == 0) {
+			/* the peer's "me" is our contact, its "peer" our user */
+			to = c->jid;
+		} else if (strcasecmp(jid, me) == 0) {
+			to = c->user->jid;
+		}
+	}
+	if (to != NULL)
+		xmpp_stanza_set_attribute(el, attr, to);
+	else if (drop)
+		xmpp_stanza_del_attribute(el, attr);
+	free(bare);
+}
+
+/* XEP-0461 reply@to: a JID neither side knows is left out */
 static void
 rewrite_reply(struct br_contact *c, xmpp_stanza_t *el, int outbound)
 {
-	const char *to = xmpp_stanza_get_attribute(el, "to");
-	char me[STORE_JID_MAX + GW_ADDR_TEXT], peer[STORE_JID_MAX + GW_ADDR_TEXT];
-	char *bare;
+	if (strcmp(xmpp_stanza_get_name(el), "reply") == 0)
+		map_jid(c, el, "to", outbound, 1);
+}
 
-	if (to == NULL || strcmp(xmpp_stanza_get_name(el), "reply") != 0)
+/* OMEMO 2's <keys jid='…'>: each recipient's keys under her JID, which
+ * her client looks for under its own; the rest of it is encrypted */
+static void
+rewrite_keys(struct br_contact *c, xmpp_stanza_t *el, int outbound)
+{
+	xmpp_stanza_t *hdr, *k;
+
+	if (strcmp(xmpp_stanza_get_name(el), "encrypted") != 0 ||
+	    (hdr = xmpp_stanza_get_child_by_name(el, "header")) == NULL)
 		return;
-	if (barev_jid(me, sizeof(me), c->user->nick, c->user->address) == -1 ||
-	    barev_jid(peer, sizeof(peer), c->nick, c->address) == -1) {
-		xmpp_stanza_del_attribute(el, "to");
-		return;
-	}
-	if (outbound) {
-		if ((bare = br_bare(to)) == NULL) {
-			xmpp_stanza_del_attribute(el, "to");
-			return;
-		}
-		if (strcmp(bare, c->user->jid) == 0)
-			xmpp_stanza_set_attribute(el, "to", me);
-		else if (strcasecmp(bare, c->jid) == 0)
-			xmpp_stanza_set_attribute(el, "to", peer);
-		else
-			xmpp_stanza_del_attribute(el, "to");
-		free(bare);
-		return;
-	}
-	/* inbound: the peer's "me" is our contact, its "peer" our user */
-	if (strcasecmp(to, peer) == 0)
-		xmpp_stanza_set_attribute(el, "to", c->jid);
-	else if (strcasecmp(to, me) == 0)
-		xmpp_stanza_set_attribute(el, "to", c->user->jid);
-	else
-		xmpp_stanza_del_attribute(el, "to");
+	for (k = xmpp_stanza_get_children(hdr); k; k = xmpp_stanza_get_next(k))
+		if (xmpp_stanza_is_tag(k) && xmpp_stanza_get_name(k) &&
+		    strcmp(xmpp_stanza_get_name(k), "keys") == 0)
+			map_jid(c, k, "jid", outbound, 0);
+}
+
+/* the JIDs a passed child names, for the other side */
+static void
+rewrite(struct br_contact *c, xmpp_stanza_t *el, int outbound)
+{
+	const char *ns = xmpp_stanza_get_ns(el);
+
+	if (strcmp(ns, NS_REPLY) == 0)
+		rewrite_reply(c, el, outbound);
+	else if (strcmp(ns, NS_OMEMO2) == 0)
+		rewrite_keys(c, el, outbound);
 }
 
 int
@@ -169,8 +215,7 @@ passthru_extract(struct br_contact *c, xmpp_stanza_t *st, char **extra,
 			break;
 		if ((cp = xmpp_stanza_copy(ch)) == NULL)
 			goto oom;
-		if (strcmp(xmpp_stanza_get_ns(cp), NS_REPLY) == 0)
-			rewrite_reply(c, cp, 1);
+		rewrite(c, cp, 1);
 		s = xs_serialize_str(cp, 0, &n);
 		xmpp_stanza_release(cp);
 		if (s == NULL)
@@ -263,8 +308,7 @@ passthru_import(struct br_contact *c, xmpp_stanza_t *peer, xmpp_stanza_t *out)
 			break;
 		if ((cp = xmpp_stanza_copy(ch)) == NULL)
 			continue;
-		if (strcmp(xmpp_stanza_get_ns(cp), NS_REPLY) == 0)
-			rewrite_reply(c, cp, 0);
+		rewrite(c, cp, 0);
 		xmpp_stanza_add_child_ex(out, cp, 0);
 		durable |= d;
 	}
