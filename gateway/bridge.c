@@ -631,7 +631,8 @@ bridge_start(struct gw *gw)
 	    store_contact_foreach(gw->store, 0, load_contact, br) != STORE_OK)
 		return -1;
 	br_policy_warn(br);
-	if (avatar_start(gw) == -1 || transfer_start(gw) == -1)
+	if (avatar_start(gw) == -1 || transfer_start(gw) == -1 ||
+	    pep_start(br) == -1)
 		return -1;
 	return relay_start(br);
 }
@@ -681,6 +682,7 @@ bridge_free(struct gw *gw)
 	}
 	while ((u = LIST_FIRST(&br->users)) != NULL)
 		user_free(br, u);
+	pep_stop(br);
 	if (gw->bl)
 		bl_free(gw->bl);
 	gw->bl = NULL;
@@ -1178,6 +1180,8 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 		    "No such Barev contact in your roster");
 		return 1;
 	}
+	if (strcmp(ns, NS_PUBSUB) == 0)
+		return pep_user_iq(gw->bridge, c, st);	/* OMEMO keys */
 	reply = gw_iq_result(st);
 	if (strcmp(ns, NS_DISCO_INFO) == 0 && strcmp(type, "get") == 0) {
 		static const char *const features[] = {
@@ -1257,6 +1261,7 @@ bl_ev_pipe_down(void *arg, int64_t ident, int64_t contact, const char *why)
 	    c->address, why ? why : "closed");
 	c->pipe_up = 0;
 	peercaps_pipe_down(c);
+	pep_pipe_down(br, c);
 	relay_pipe_down(br, c);
 	transfer_pipe_down(br->gw, c->id);
 	if (br->stopping)
@@ -1287,7 +1292,7 @@ peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 	const char *type = xmpp_stanza_get_type(st);
 	xmpp_stanza_t *reply;
 
-	if (peercaps_peer_iq(br, c, st) ||
+	if (peercaps_peer_iq(br, c, st) || pep_peer_iq(br, c, st) ||
 	    avatar_peer_iq(br->gw, c->ident, c->id, st) ||
 	    transfer_peer_iq(br->gw, c->ident, c->id, st))
 		return;

@@ -17,6 +17,7 @@
 struct event;
 struct gw;
 struct roster_sync;
+struct pep;
 
 /* One connected resource of a local user (presence aggregation). */
 struct br_resource {
@@ -96,6 +97,10 @@ struct br_contact {
 	uint64_t caps_probe;	/* our disco#info awaiting an answer, or 0 */
 	int was_gateway;	/* ... on an earlier pipe (kept in the store) */
 	struct event *caps_ev;	/* the queue waits for the answer until then */
+	/* pep.c: OMEMO key reads across the pipe (this pipe only) */
+	unsigned pep_subscribed;	/* device lists we subscribed it to */
+	unsigned pep_waiting;	/* the user's reads waiting for the peer */
+	unsigned pep_asking;	/* the peer's reads waiting for her server */
 };
 
 struct bridge {
@@ -127,6 +132,7 @@ struct bridge {
 	int roster_refused;	/* ... but refused a push: until one works,
 				 * subscription requests do the job */
 	uint64_t next_cookie;
+	struct pep *pep;	/* pep.c's reads waiting for the peer */
 };
 
 /* policy.c: barevlink's permit() event; WARNs once after the load */
@@ -204,6 +210,21 @@ xmpp_stanza_t *passthru_wire(const char *id, const char *body,
 int passthru_import(struct br_contact *c, xmpp_stanza_t *peer,
     xmpp_stanza_t *out);
 int passthru_id_ok(const char *id);	/* usable as our stanza id */
+
+/* pep.c: OMEMO keys between gateways (XEP-0384 devices and bundles) */
+#define NS_PUBSUB "http://jabber.org/protocol/pubsub"
+/* a pubsub iq from a user to a contact JID (always handled) */
+int pep_user_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st);
+/* an iq from the peer: 1 if it was a key read or the answer to ours */
+int pep_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st);
+/* messages carrying a PEP event, each way: 1 when consumed */
+int pep_user_message(struct bridge *br, struct br_contact *c,
+    xmpp_stanza_t *st);
+int pep_peer_message(struct bridge *br, struct br_contact *c,
+    xmpp_stanza_t *st);
+void pep_pipe_down(struct bridge *br, struct br_contact *c);
+int pep_start(struct bridge *br);
+void pep_stop(struct bridge *br);
 
 /* roster.c */
 /* the user's server granted us her roster (XEP-0356), working or not */

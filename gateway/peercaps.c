@@ -211,7 +211,7 @@ peercaps_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 		c->peer_gateway = 1;
 		remember(c, 1);
 		log_info("peercaps", "%s@%s is a barev-gateway: receipts, corrections,"
-		    " reactions, replies, retractions and markers pass through",
+		    " reactions, replies, retractions, markers and OMEMO pass through",
 		    c->nick, c->address);
 	} else {
 		log_debug("peercaps", "%s@%s answered the disco#info without %s",

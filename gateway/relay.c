@@ -323,6 +323,8 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	int durable = 0;
 
 	(void)u;
+	if (pep_user_message(br, c, st))
+		return 0;	/* her server's PEP event: OMEMO keys or nothing */
 	tr_user_message_read(st, &m);
 	if (m.body && transfer_user_message(gw, c->id, st) == 1) {
 		tr_user_message_clear(&m);
@@ -887,6 +889,8 @@ relay_message_from_peer(struct bridge *br, struct br_contact *c,
 	int durable;
 	static unsigned long seq;
 
+	if (pep_peer_message(br, c, st))
+		return;		/* a gateway's OMEMO device-list event */
 	snprintf(full, sizeof(full), "%s/barev", c->jid);
 	tr_peer_message_read(st, &m);
 	if (c->peer_gateway) {

@@ -33,6 +33,7 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(build-essential cmake pkg-config libstrophe-dev libxml2-dev
           libevent-dev libssl-dev libsqlite3-dev libsystemd-dev libgd-dev sqlite3 prosody
           prosody-modules ejabberd python3 python3-slixmpp python3-yaml iproute2
+          python3-omemo python3-oldmemo python3-twomemo python3-xmlschema
           util-linux systemd valgrind yggdrasil openssl gnutls-bin
           nftables)
 # step 4: clang with libFuzzer (Debian 12 ships it in libclang-rt-14-dev)
