@@ -9,13 +9,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <net/if.h>
-#include <sched.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -31,6 +28,7 @@
 #include "commands.h"
 #include "component.h"
 #include "fixture.h"
+#include "netns.h"
 #include "iqtrack.h"
 #include "log.h"
 #include "service.h"
@@ -67,32 +65,6 @@ fz_items_commands(struct gw *gw, const char *from, const char *node,
 	return 1;
 }
 
-/*
- * A network namespace of our own (when root, as CI is): whatever a fuzzed
- * input makes the gateway dial (streamhosts, upload URLs, Barev peers)
- * fails at once with "network unreachable" instead of sending SYNs into
- * the host's network, and parallel fuzzers cannot collide on ports.  Only
- * loopback is up.
- */
-static void
-fz_netns(void)
-{
-	struct ifreq ifr;
-	int fd;
-
-	if (unshare(CLONE_NEWNET) == -1)
-		return;		/* not root: the host's network it is */
-	memset(&ifr, 0, sizeof ifr);
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-	if ((fd = socket(AF_INET, SOCK_DGRAM, 0)) == -1 ||
-	    ioctl(fd, SIOCGIFFLAGS, &ifr) == -1)
-		fz_die("loopback in the new network namespace");
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr) == -1)
-		fz_die("cannot bring loopback up");
-	close(fd);
-}
-
 static int
 fz_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -120,7 +92,7 @@ fz_init(void)
 	if (done)
 		return;
 	done = 1;
-	fz_netns();
+	fz_own_netns(NULL);
 	log_set_level(getenv("FUZZ_VERBOSE") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
 	if (dir != NULL) {
 		snprintf(fz_dir, sizeof fz_dir, "%s", dir);

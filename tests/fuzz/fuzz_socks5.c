@@ -24,11 +24,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <net/if.h>
 #include <poll.h>
-#include <sched.h>
-#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +38,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "netns.h"
 #include "socks5.h"
 
 /* DST.ADDR of the transcripts' first transfer (seeds.py puts it in) */
@@ -50,7 +47,19 @@
 #define TIMEOUT_MS 5000		/* never reached on the clock (see above) */
 #define GRACE_MS 1		/* quiet this long: fire the next timeout */
 #define MAX_WATCHED 16
-#define DATA_PORTS "41000-41999"	/* the sender's data ports (below) */
+
+/*
+ * The sender's data ports, reserved from the ephemeral range in the
+ * harness's own network namespace (fz_own_netns, when root).  An input
+ * makes 2-4 connections on ::1 and each leaves a TIME-WAIT for 60 s; at
+ * 2,000 inputs a second the kernel hands out every ephemeral port of the
+ * host in turn, 41000-41999 among them, and a port held by a connect()ed
+ * socket's TIME-WAIT cannot be bound even with SO_REUSEADDR: after ~10^5
+ * inputs every data port was taken and s5_send_start() had none.  That is
+ * the harness's churn, not the gateway's (an operator runs far fewer
+ * transfers, and docs/operators.md says to reserve the range too).
+ */
+#define DATA_PORTS "41000-41999"
 
 struct run {
 	struct event_base *base;
@@ -221,40 +230,6 @@ waits_add(const struct event_base *base, const struct event *ev, void *arg)
  * One step of the loop: run what is ready, or wait GRACE_MS for a socket,
  * or fire the earliest timeout as if its time had come.
  */
-/*
- * A network namespace of our own when root (as CI is): loopback only, and
- * the sender role's data ports reserved from the ephemeral range.  An input
- * makes 2-4 connections on ::1 and each leaves a TIME-WAIT for 60 s; at
- * 2,000 inputs a second the kernel hands out every ephemeral port of the
- * host in turn, 41000-41999 among them, and a port held by a connect()ed
- * socket's TIME-WAIT cannot be bound even with SO_REUSEADDR: after ~10^5
- * inputs every data port was taken and s5_send_start() had none.  That is
- * the harness's churn, not the gateway's (an operator runs far fewer
- * transfers, and docs/operators.md says to reserve the range too).
- */
-static void
-own_netns(void)
-{
-	struct ifreq ifr;
-	int fd;
-
-	if (unshare(CLONE_NEWNET) == -1)
-		return;		/* not root: the host's network it is */
-	memset(&ifr, 0, sizeof ifr);
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-	if ((fd = socket(AF_INET, SOCK_DGRAM, 0)) == -1 ||
-	    ioctl(fd, SIOCGIFFLAGS, &ifr) == -1)
-		abort();
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr) == -1)
-		abort();
-	close(fd);
-	if ((fd = open("/proc/sys/net/ipv4/ip_local_reserved_ports", O_WRONLY)) == -1 ||
-	    write(fd, DATA_PORTS, strlen(DATA_PORTS)) == -1)
-		abort();
-	close(fd);
-}
-
 static void
 step(struct event_base *base)
 {
@@ -288,7 +263,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!inited) {
 		log_set_level(getenv("FUZZ_VERBOSE") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
-		own_netns();
+		fz_own_netns(DATA_PORTS);
 		inited = 1;
 	}
 	if (size < 1 || size > 64 * 1024)

@@ -242,6 +242,29 @@ async def start(users=("alice",), gw_config=None, prosody_kwargs=None,
             "alice": alice}
 
 
+async def two_gateways(alice_addr, bob_addr):
+    """alice@a.example and bob@b.example, each on a Prosody with its own
+    gateway (server_with_gateway), with Barev identities on the given
+    addresses; each adds the other by chat command.  Each dict gets
+    "peer": the other's contact JID on its own gateway."""
+    alice = await server_with_gateway("alice", "a.example", alice_addr)
+    bob = await server_with_gateway("bob", "b.example", bob_addr)
+    alice["peer"] = contact_jid("bob", bob_addr, alice["p"].component)
+    bob["peer"] = contact_jid("alice", alice_addr, bob["p"].component)
+    for me, other in ((alice, bob), (bob, alice)):
+        answer = await chat(me["client"], "add %s@%s" % (other["name"], other["addr"]),
+                            to=me["p"].component)
+        expect("added" in answer, "%s adds %s" % (me["name"], other["name"]), "added", answer)
+    return alice, bob
+
+
+async def wait_gateway_peers(alice, bob, timeout=30):
+    """Until each gateway has learnt that the other one is a gateway."""
+    for me, other in ((alice, bob), (bob, alice)):
+        await me["gw"].wait_log(r"peercaps: %s@%s is a barev-gateway" % (
+            other["name"], other["addr"]), timeout=timeout, since=0)
+
+
 async def server_with_gateway(name, domain, addr, within=None):
     """A Prosody of its own for `domain` with its gateway barev.<domain>
     (for two servers side by side); its admin gives `name` an identity

@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import barevpeer as bp                          # noqa: E402
 import harness                                   # noqa: E402
 from harness import Client, expect, expect_eq     # noqa: E402
-from barevworld import (chat, contact_jid, server_with_gateway, wait_count,  # noqa: E402
-                        wait_inbox)
+from barevworld import (chat, contact_jid, two_gateways, wait_count,  # noqa: E402
+                        wait_gateway_peers, wait_inbox)
 
 ALICE_ADDR = "201:1::1"
 BOB_ADDR = "201:2::2"
@@ -47,19 +47,8 @@ NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
 NS_HINTS = "urn:xmpp:hints"
 
 
-async def server(name, domain, addr):
-    return await server_with_gateway(name, domain, addr)
-
-
 async def setup():
-    alice = await server("alice", "a.example", ALICE_ADDR)
-    bob = await server("bob", "b.example", BOB_ADDR)
-    alice["peer"] = contact_jid("bob", BOB_ADDR, alice["p"].component)
-    bob["peer"] = contact_jid("alice", ALICE_ADDR, bob["p"].component)
-    for me, other in ((alice, bob), (bob, alice)):
-        answer = await chat(me["client"], "add %s@%s" % (other["name"], other["addr"]),
-                            to=me["p"].component)
-        expect("added" in answer, "%s adds %s" % (me["name"], other["name"]), "added", answer)
+    alice, bob = await two_gateways(ALICE_ADDR, BOB_ADDR)
     peers = {}
     for nick, addr, profile in BAREV_PEERS:
         peers[nick] = bp.Peer(nick, addr, profile=profile)
@@ -69,9 +58,7 @@ async def setup():
                             to=alice["p"].component)
         expect("added" in answer, "alice adds " + nick, "added", answer)
         await peers[nick].wait_session("alice", timeout=15)
-    for me, other in ((alice, bob), (bob, alice)):
-        await me["gw"].wait_log(r"peercaps: %s@%s is a barev-gateway" % (
-            other["name"], other["addr"]), timeout=30, since=0)
+    await wait_gateway_peers(alice, bob)
     return {"alice": alice, "bob": bob, "peers": peers}
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 import barevpeer as bp                          # noqa: E402
 import harness                                   # noqa: E402
 from harness import expect, expect_eq           # noqa: E402
-from barevworld import chat, contact_jid, server_with_gateway  # noqa: E402
+from barevworld import chat, contact_jid, two_gateways, wait_gateway_peers  # noqa: E402
 import omemoclient                               # noqa: E402
 from omemoclient import OLD, TWO, NS_EVENT        # noqa: E402
 
@@ -41,23 +41,14 @@ NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 
 
 async def setup():
-    alice = await server_with_gateway("alice", "a.example", ALICE_ADDR)
-    bob = await server_with_gateway("bob", "b.example", BOB_ADDR)
-    alice["peer"] = contact_jid("bob", BOB_ADDR, alice["p"].component)
-    bob["peer"] = contact_jid("alice", ALICE_ADDR, bob["p"].component)
-    for me, other in ((alice, bob), (bob, alice)):
-        answer = await chat(me["client"], "add %s@%s" % (other["name"], other["addr"]),
-                            to=me["p"].component)
-        expect("added" in answer, "%s adds %s" % (me["name"], other["name"]), "added", answer)
+    alice, bob = await two_gateways(ALICE_ADDR, BOB_ADDR)
     carol = bp.Peer("carol", CAROL_ADDR, profile="purple")
     carol.add_buddy("alice", ALICE_ADDR)
     await carol.start()
     answer = await chat(alice["client"], "add carol@%s" % CAROL_ADDR, to=alice["p"].component)
     expect("added" in answer, "alice adds carol", "added", answer)
     await carol.wait_session("alice", timeout=15)
-    for me, other in ((alice, bob), (bob, alice)):
-        await me["gw"].wait_log(r"peercaps: %s@%s is a barev-gateway" % (
-            other["name"], other["addr"]), timeout=30, since=0)
+    await wait_gateway_peers(alice, bob)
     for u in (alice, bob):
         u["omemo"] = await omemoclient.Omemo(u["client"]).start()
         u["device"] = await u["omemo"].own_device_id()
