@@ -1,7 +1,8 @@
 /*
  * test_passthru — between two gateways only allow-listed children pass,
- * checked to the last descendant, both ways; reply@to crosses as the
- * Barev JID and comes back as the XMPP JID of the same person; ids kept.
+ * checked to the last descendant, both ways; reply@to and OMEMO 2's
+ * keys@jid cross as Barev JIDs and come back as the XMPP JIDs of the same
+ * people; OMEMO messages pass whole, however many keys; ids kept.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,78 @@ test_reply_to_crosses_as_the_barev_jid_and_back(void)
 	xmpp_stanza_release(peer);
 }
 
+/* An OMEMO 2 message with `nkeys` keys for bob's devices and one for
+ * alice's own other device. */
+static xmpp_stanza_t *
+omemo2(const char *bob_jid, const char *alice_jid, int nkeys)
+{
+	char *xml = malloc(4096 + (size_t)nkeys * 300), *p;
+	xmpp_stanza_t *st;
+
+	CHECK(xml != NULL);
+	p = xml + sprintf(xml, "<message xmlns='jabber:client' id='o1'>"
+	    "<body>I sent you an OMEMO encrypted message.</body>"
+	    "<encrypted xmlns='urn:xmpp:omemo:2'><header sid='11'>"
+	    "<keys jid='%s'>", bob_jid);
+	for (int i = 0; i < nkeys; i++)
+		p += sprintf(p, "<key rid='%d' kex='true'>%0200d</key>", 100 + i, i);
+	sprintf(p, "</keys><keys jid='%s'><key rid='12'>QUJD</key></keys>"
+	    "</header><payload>UExBSU4=</payload></encrypted>"
+	    "<store xmlns='urn:xmpp:hints'/>"
+	    "<encryption xmlns='urn:xmpp:eme:0' namespace='urn:xmpp:omemo:2'/>"
+	    "</message>", alice_jid);
+	st = parse(xml);
+	free(xml);
+	return st;
+}
+
+static void
+test_omemo_passes_with_its_keys_renamed(void)
+{
+	xmpp_stanza_t *st, *out, *peer, *enc, *hdr, *k;
+	char *extra;
+	int durable;
+
+	/* alice encrypts for bob's contact JID and for herself */
+	st = omemo2(bob.jid, "alice@a.example", 100);
+	CHECK(passthru_extract(&bob, st, &extra, &durable) == 0);
+	CHECK(extra != NULL && durable == 1);	/* worth a message of its own */
+	if (extra) {
+		CHECK(strstr(extra, " jid=\"bob@201:2::2\"") != NULL);
+		CHECK(strstr(extra, " jid=\"alice@201:1::1\"") != NULL);
+		CHECK(strstr(extra, "rid=\"199\"") != NULL);	/* all 100 keys */
+		CHECK(strstr(extra, ">UExBSU4=</payload>") != NULL);
+		CHECK(passthru_has(extra, "encryption", "urn:xmpp:eme:0"));
+	}
+	free(extra);
+	xmpp_stanza_release(st);
+
+	/* from bob's gateway: its user bob is our contact, its "peer" alice */
+	peer = omemo2("alice@201:1::1", "bob@201:2::2", 3);
+	out = br_stanza("message", "chat", NULL, NULL);
+	CHECK(passthru_import(&bob, peer, out) == 1);
+	enc = xmpp_stanza_get_child_by_name_and_ns(out, "encrypted", "urn:xmpp:omemo:2");
+	hdr = enc ? xmpp_stanza_get_child_by_name(enc, "header") : NULL;
+	k = hdr ? xmpp_stanza_get_children(hdr) : NULL;
+	CHECK(k && strcmp(xmpp_stanza_get_attribute(k, "jid"), alice.jid) == 0);
+	k = k ? xmpp_stanza_get_next(k) : NULL;
+	CHECK(k && strcmp(xmpp_stanza_get_attribute(k, "jid"), bob.jid) == 0);
+	xmpp_stanza_release(out);
+	xmpp_stanza_release(peer);
+
+	/* legacy OMEMO has no JIDs: it passes as written */
+	st = parse("<message xmlns='jabber:client'><body>fallback</body>"
+	    "<encrypted xmlns='eu.siacs.conversations.axolotl'><header sid='7'>"
+	    "<key rid='8' prekey='true'>S0VZ</key><iv>SVY=</iv></header>"
+	    "<payload>UA==</payload></encrypted></message>");
+	CHECK(passthru_extract(&bob, st, &extra, &durable) == 0);
+	CHECK(extra && strstr(extra, " prekey=\"true\"") != NULL &&
+	    strstr(extra, " rid=\"8\"") != NULL &&
+	    strstr(extra, ">S0VZ</key>") != NULL);
+	free(extra);
+	xmpp_stanza_release(st);
+}
+
 static void
 test_ids(void)
 {
@@ -139,6 +212,7 @@ main(void)
 	}
 	RUN(test_extract_keeps_only_the_allowlist);
 	RUN(test_reply_to_crosses_as_the_barev_jid_and_back);
+	RUN(test_omemo_passes_with_its_keys_renamed);
 	RUN(test_ids);
 	xs_shutdown();
 	return CHECK_EXIT();
