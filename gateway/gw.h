@@ -23,6 +23,7 @@ struct comp;
 struct store;
 struct bl;
 struct bridge;
+struct spool_drops;
 
 #define NS_STANZAS	"urn:ietf:params:xml:ns:xmpp-stanzas"
 
@@ -56,6 +57,7 @@ struct gw {
 	unsigned roster_push_ms;	/* roster.c: 0 = the default; tests */
 	struct gw_service service;	/* service.c: features, disco hooks */
 	struct cmd_sessions cmd;	/* cmdsession.c: open XEP-0050 forms */
+	struct spool_drops *drops;	/* spooldrop.c: files being freed */
 
 	/* ---- main.c's own events ---- */
 	struct event *ev_term;
