@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <strophe.h>
 
+#include "passthru.h"
 #include "translate.h"
 #include "addr.h"
 #include "store.h"
@@ -196,20 +197,15 @@ int peercaps_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 /* features a contact JID shows on XMPP because its peer is a gateway */
 void peercaps_disco_features(struct br_contact *c, xmpp_stanza_t *query);
 
-/* passthru.c: allow-listed children between two gateways */
-/* the children of a user's message that pass, serialized (*extra NULL if
- * none); *durable: one is worth a message without a body; -1 out of memory */
-int passthru_extract(struct br_contact *c, xmpp_stanza_t *st, char **extra,
-    int *durable);
-xmpp_stanza_t *passthru_parse(const char *extra);	/* <x>extra</x> */
-int passthru_has(const char *extra, const char *name, const char *ns);
-/* the stanza for a gateway peer (barevlink sets from/to) */
-xmpp_stanza_t *passthru_wire(const char *id, const char *body,
-    const char *extra);
-/* copy the peer's allowed children into `out`; 1 if one is durable */
-int passthru_import(struct br_contact *c, xmpp_stanza_t *peer,
-    xmpp_stanza_t *out);
-int passthru_id_ok(const char *id);	/* usable as our stanza id */
+/* who is who on c's pipe, for passthru (translate/passthru.h) */
+static inline struct tr_pair
+br_pair(const struct br_contact *c)
+{
+	struct tr_pair p = { c->user->jid, c->user->nick, c->user->address,
+	    c->jid, c->nick, c->address };
+
+	return p;
+}
 
 /* pep.c: OMEMO keys between gateways (XEP-0384 devices and bundles) */
 #define NS_PUBSUB "http://jabber.org/protocol/pubsub"

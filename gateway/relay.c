@@ -318,6 +318,7 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 {
 	struct gw *gw = br->gw;
 	struct tr_user_message m;
+	struct tr_pair pair = br_pair(c);
 	enum tr_user_send send;
 	char *body, *extra = NULL;
 	int durable = 0;
@@ -332,7 +333,7 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	}
 	/* out of memory here only costs the extras: the body still goes */
 	if (peercaps_maybe_gateway(c) &&
-	    passthru_extract(c, st, &extra, &durable) == -1)
+	    passthru_extract(&pair, st, &extra, &durable) == -1)
 		extra = NULL;
 	if ((send = tr_user_send(&m, extra != NULL && durable)) != TR_SEND_ROW) {
 		if (send == TR_SEND_STATE) {
@@ -853,6 +854,7 @@ message_from_gateway(struct bridge *br, struct br_contact *c,
     xmpp_stanza_t *st, const char *body, const char *full, unsigned long seq)
 {
 	const char *pid = xmpp_stanza_get_id(st);
+	struct tr_pair pair = br_pair(c);
 	xmpp_stanza_t *out;
 	char id[64];
 	int durable, has_body = body && *body;
@@ -867,7 +869,7 @@ message_from_gateway(struct bridge *br, struct br_contact *c,
 	}
 	if (has_body)
 		br_add_text_child(out, "body", NULL, body);
-	durable = passthru_import(c, st, out);
+	durable = passthru_import(&pair, st, out);
 	if (!has_body && xmpp_stanza_get_children(out) == NULL) {
 		xmpp_stanza_release(out);
 		return;		/* nothing we pass */

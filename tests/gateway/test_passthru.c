@@ -8,16 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge_int.h"
+#include "passthru.h"
 #include "xmlstream.h"
 #include "../check.h"
 
-static struct br_user alice = {
-	.jid = "alice@a.example", .nick = "alice", .address = "201:1::1",
-};
-static struct br_contact bob = {
-	.nick = "bob", .address = "201:2::2", .user = &alice,
-	.jid = "bob\\40201\\3a2\\3a\\3a2@barev.a.example",
+/* alice@a.example (Barev alice@201:1::1) and her contact bob@201:2::2 */
+static const struct tr_pair bob = {
+	.user_jid = "alice@a.example", .user_nick = "alice",
+	.user_addr = "201:1::1",
+	.contact_jid = "bob\\40201\\3a2\\3a\\3a2@barev.a.example",
+	.contact_nick = "bob", .contact_addr = "201:2::2",
 };
 
 static xmpp_stanza_t *
@@ -105,12 +105,12 @@ test_reply_to_crosses_as_the_barev_jid_and_back(void)
 	    "<reply xmlns='urn:xmpp:reply:0' to='mallory@201:6::6' id='c'/>"
 	    "<x xmlns='jabber:x:oob'><url>http://x</url></x>"
 	    "</message>");
-	out = br_stanza("message", "chat", NULL, NULL);
+	out = xs_stanza("message", "chat", NULL, NULL);
 	CHECK(passthru_import(&bob, peer, out) == 1);
 	r = xmpp_stanza_get_children(out);
-	CHECK(r && strcmp(xmpp_stanza_get_attribute(r, "to"), bob.jid) == 0);
+	CHECK(r && strcmp(xmpp_stanza_get_attribute(r, "to"), bob.contact_jid) == 0);
 	r = r ? xmpp_stanza_get_next(r) : NULL;
-	CHECK(r && strcmp(xmpp_stanza_get_attribute(r, "to"), alice.jid) == 0);
+	CHECK(r && strcmp(xmpp_stanza_get_attribute(r, "to"), bob.user_jid) == 0);
 	r = r ? xmpp_stanza_get_next(r) : NULL;
 	CHECK(r && xmpp_stanza_get_attribute(r, "to") == NULL);
 	CHECK(r && xmpp_stanza_get_next(r) == NULL);	/* no oob */
@@ -151,7 +151,7 @@ test_omemo_passes_with_its_keys_renamed(void)
 	int durable;
 
 	/* alice encrypts for bob's contact JID and for herself */
-	st = omemo2(bob.jid, "alice@a.example", 100);
+	st = omemo2(bob.contact_jid, "alice@a.example", 100);
 	CHECK(passthru_extract(&bob, st, &extra, &durable) == 0);
 	CHECK(extra != NULL && durable == 1);	/* worth a message of its own */
 	if (extra) {
@@ -166,14 +166,14 @@ test_omemo_passes_with_its_keys_renamed(void)
 
 	/* from bob's gateway: its user bob is our contact, its "peer" alice */
 	peer = omemo2("alice@201:1::1", "bob@201:2::2", 3);
-	out = br_stanza("message", "chat", NULL, NULL);
+	out = xs_stanza("message", "chat", NULL, NULL);
 	CHECK(passthru_import(&bob, peer, out) == 1);
 	enc = xmpp_stanza_get_child_by_name_and_ns(out, "encrypted", "urn:xmpp:omemo:2");
 	hdr = enc ? xmpp_stanza_get_child_by_name(enc, "header") : NULL;
 	k = hdr ? xmpp_stanza_get_children(hdr) : NULL;
-	CHECK(k && strcmp(xmpp_stanza_get_attribute(k, "jid"), alice.jid) == 0);
+	CHECK(k && strcmp(xmpp_stanza_get_attribute(k, "jid"), bob.user_jid) == 0);
 	k = k ? xmpp_stanza_get_next(k) : NULL;
-	CHECK(k && strcmp(xmpp_stanza_get_attribute(k, "jid"), bob.jid) == 0);
+	CHECK(k && strcmp(xmpp_stanza_get_attribute(k, "jid"), bob.contact_jid) == 0);
 	xmpp_stanza_release(out);
 	xmpp_stanza_release(peer);
 

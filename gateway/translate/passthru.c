@@ -17,12 +17,15 @@
  * Outbound, the allowed children are serialized into the outbox row's
  * `extra` beside the body, so they share its transaction and its order;
  * relay.c builds the wire stanza from both only for a gateway peer.
+ *
+ * Pure (a part of the translation core, gateway/translate/): who is who is
+ * given as a struct tr_pair, and nothing is sent or stored here.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "bridge_int.h"
+#include "passthru.h"
 #include "xmlstream.h"
 
 #define EXTRA_MAX 65536		/* serialized children of one message: an
@@ -108,16 +111,40 @@ child_allowed(xmpp_stanza_t *ch)
 	return tree_ok(ch, 1) ? d : -1;
 }
 
+/* `jid` (bare or full, any case) is `bare` */
 static int
-barev_jid(char *out, size_t len, const char *nick, const char *addr)
+bare_is(const char *jid, const char *bare)
+{
+	size_t n = strcspn(jid, "/");
+
+	return strlen(bare) == n && strncasecmp(jid, bare, n) == 0;
+}
+
+/* `jid` is the Barev JID nick@addr (any case) */
+static int
+barev_is(const char *jid, const char *nick, const char *addr)
+{
+	size_t n = strlen(nick);
+
+	return strncasecmp(jid, nick, n) == 0 && jid[n] == '@' &&
+	    strcasecmp(jid + n + 1, addr) == 0;
+}
+
+/* el[attr] = nick@addr; 0 or -1 (out of memory: the attribute goes) */
+static int
+set_barev(xmpp_stanza_t *el, const char *attr, const char *nick,
+    const char *addr)
 {
 	size_t n = strlen(nick), m = strlen(addr);
+	char *j = malloc(n + m + 2);
 
-	if (n + m + 2 > len)
+	if (j == NULL)
 		return -1;
-	memcpy(out, nick, n);
-	out[n] = '@';
-	memcpy(out + n + 1, addr, m + 1);
+	memcpy(j, nick, n);
+	j[n] = '@';
+	memcpy(j + n + 1, addr, m + 1);
+	xmpp_stanza_set_attribute(el, attr, j);
+	free(j);
 	return 0;
 }
 
@@ -128,42 +155,33 @@ barev_jid(char *out, size_t len, const char *nick, const char *addr)
  * `drop`: a JID that is neither is removed (else left as written).
  */
 static void
-map_jid(struct br_contact *c, xmpp_stanza_t *el, const char *attr,
+map_jid(const struct tr_pair *p, xmpp_stanza_t *el, const char *attr,
     int outbound, int drop)
 {
 	const char *jid = xmpp_stanza_get_attribute(el, attr);
-	char me[STORE_JID_MAX + GW_ADDR_TEXT], peer[STORE_JID_MAX + GW_ADDR_TEXT];
-	const char *to = NULL;
-	char *bare = NULL;
+	int rc = 1;
 
 	if (jid == NULL)
 		return;
-	if (barev_jid(me, sizeof(me), c->user->nick, c->user->address) == 0 &&
-	    barev_jid(peer, sizeof(peer), c->nick, c->address) == 0) {
-		if (outbound) {
-			if ((bare = br_bare(jid)) == NULL)
-				;
-			else if (strcmp(bare, c->user->jid) == 0)
-				to = me;
-			else if (strcasecmp(bare, c->jid) == 0)
-				to = peer;
-		} else if (strcasecmp(jid, peer) == 0) {
-			/* the peer's "me" is our contact, its "peer" our user */
-			to = c->jid;
-		} else if (strcasecmp(jid, me) == 0) {
-			to = c->user->jid;
-		}
+	if (outbound && bare_is(jid, p->user_jid))
+		rc = set_barev(el, attr, p->user_nick, p->user_addr);
+	else if (outbound && bare_is(jid, p->contact_jid))
+		rc = set_barev(el, attr, p->contact_nick, p->contact_addr);
+	else if (!outbound && barev_is(jid, p->contact_nick, p->contact_addr)) {
+		/* the peer's "me" is our contact, its "peer" our user */
+		xmpp_stanza_set_attribute(el, attr, p->contact_jid);
+		rc = 0;
+	} else if (!outbound && barev_is(jid, p->user_nick, p->user_addr)) {
+		xmpp_stanza_set_attribute(el, attr, p->user_jid);
+		rc = 0;
 	}
-	if (to != NULL)
-		xmpp_stanza_set_attribute(el, attr, to);
-	else if (drop)
+	if (rc == -1 || (rc == 1 && drop))
 		xmpp_stanza_del_attribute(el, attr);
-	free(bare);
 }
 
 /* XEP-0461 reply@to: a JID neither side knows is left out */
 static void
-rewrite_reply(struct br_contact *c, xmpp_stanza_t *el, int outbound)
+rewrite_reply(const struct tr_pair *c, xmpp_stanza_t *el, int outbound)
 {
 	if (strcmp(xmpp_stanza_get_name(el), "reply") == 0)
 		map_jid(c, el, "to", outbound, 1);
@@ -172,7 +190,7 @@ rewrite_reply(struct br_contact *c, xmpp_stanza_t *el, int outbound)
 /* OMEMO 2's <keys jid='…'>: each recipient's keys under her JID, which
  * her client looks for under its own; the rest of it is encrypted */
 static void
-rewrite_keys(struct br_contact *c, xmpp_stanza_t *el, int outbound)
+rewrite_keys(const struct tr_pair *c, xmpp_stanza_t *el, int outbound)
 {
 	xmpp_stanza_t *hdr, *k;
 
@@ -187,7 +205,7 @@ rewrite_keys(struct br_contact *c, xmpp_stanza_t *el, int outbound)
 
 /* the JIDs a passed child names, for the other side */
 static void
-rewrite(struct br_contact *c, xmpp_stanza_t *el, int outbound)
+rewrite(const struct tr_pair *c, xmpp_stanza_t *el, int outbound)
 {
 	const char *ns = xmpp_stanza_get_ns(el);
 
@@ -198,7 +216,7 @@ rewrite(struct br_contact *c, xmpp_stanza_t *el, int outbound)
 }
 
 int
-passthru_extract(struct br_contact *c, xmpp_stanza_t *st, char **extra,
+passthru_extract(const struct tr_pair *c, xmpp_stanza_t *st, char **extra,
     int *durable)
 {
 	xmpp_stanza_t *ch, *cp;
@@ -277,12 +295,12 @@ passthru_wire(const char *id, const char *body, const char *extra)
 {
 	xmpp_stanza_t *msg, *w, *ch, *cp;
 
-	if ((msg = br_stanza("message", "chat", NULL, NULL)) == NULL)
+	if ((msg = xs_stanza("message", "chat", NULL, NULL)) == NULL)
 		return NULL;
 	if (id && *id)
 		xmpp_stanza_set_id(msg, id);
 	if (body && *body)
-		br_add_text_child(msg, "body", NULL, body);
+		(void)xs_add_text(msg, "body", NULL, body);
 	if (extra == NULL || (w = passthru_parse(extra)) == NULL)
 		return msg;	/* an unreadable extra: the body still goes */
 	for (ch = xmpp_stanza_get_children(w); ch; ch = xmpp_stanza_get_next(ch)) {
@@ -295,7 +313,7 @@ passthru_wire(const char *id, const char *body, const char *extra)
 }
 
 int
-passthru_import(struct br_contact *c, xmpp_stanza_t *peer, xmpp_stanza_t *out)
+passthru_import(const struct tr_pair *c, xmpp_stanza_t *peer, xmpp_stanza_t *out)
 {
 	xmpp_stanza_t *ch, *cp;
 	size_t count = 0;
