@@ -1120,12 +1120,97 @@ done:
 	return 1;
 }
 
-/* disco#info, vCard and ping on a contact JID; jabber:iq:gateway on ours */
+/* XEP-0100 §6.3 on the gateway's JID: what the user typed becomes a
+ * contact JID (get: the prompt; set: the JID) */
+static int
+gateway_prompt(struct gw *gw, xmpp_stanza_t *st, xmpp_stanza_t *q,
+    const char *type)
+{
+	xmpp_stanza_t *reply = gw_iq_result(st), *res, *el;
+	char *typed;
+	struct gw_baddr a;
+	char err[256], jid[STORE_JID_MAX];
+
+	res = br_stanza("query", NULL, NULL, NULL);
+	if (reply == NULL || res == NULL)
+		goto oom;
+	xmpp_stanza_set_ns(res, NS_GATEWAY);
+	if (strcmp(type, "get") == 0) {
+		br_add_text_child(res, "desc", NULL, "Enter the Barev address"
+		    " of your contact: nick@ADDRESS or nick@[ADDRESS]:PORT");
+		br_add_text_child(res, "prompt", NULL, NULL);
+	} else {
+		typed = (el = xmpp_stanza_get_child_by_name(q, "prompt")) ?
+		    xmpp_stanza_get_text(el) : NULL;
+		if (typed == NULL || gw_baddr_parse(typed, &a, err, sizeof(err)) == -1) {
+			br_error_reply(gw, st, "modify", "bad-request",
+			    typed ? err : "Give a Barev address");
+			free(typed);
+			xmpp_stanza_release(res);
+			xmpp_stanza_release(reply);
+			return 1;
+		}
+		free(typed);
+		if (gw_baddr_to_jid(&a, gw->cfg.component_jid, jid, sizeof(jid)) == 0)
+			br_add_text_child(res, "jid", NULL, jid);
+	}
+	xmpp_stanza_add_child_ex(reply, res, 0);
+	br_send(gw, reply);
+	return 1;
+oom:
+	if (res)
+		xmpp_stanza_release(res);
+	if (reply)
+		xmpp_stanza_release(reply);
+	br_error_reply(gw, st, "wait", "internal-server-error",
+	    "The gateway is out of memory.");
+	return 1;
+}
+
+/* What a contact JID answers itself (translate.c builds it): disco#info,
+ * vCard with the avatar, ping; PEP reads for OMEMO keys (pep.c). */
+static int
+contact_iq(struct gw *gw, struct br_contact *c, xmpp_stanza_t *st,
+    const char *ns, const char *type)
+{
+	xmpp_stanza_t *reply, *res = NULL;
+	const char *const *passed;
+	size_t n;
+
+	if (strcmp(ns, NS_PUBSUB) == 0)
+		return pep_user_iq(gw->bridge, c, st);	/* OMEMO keys */
+	if (strcmp(ns, NS_DISCO_INFO) == 0 && strcmp(type, "get") == 0) {
+		passed = peercaps_passed(c, &n);
+		if ((res = tr_contact_disco(c->nick, passed, n)) == NULL)
+			goto oom;
+	} else if (strcmp(ns, "vcard-temp") == 0 && strcmp(type, "get") == 0) {
+		if ((res = tr_contact_vcard(c->nick, c->name)) == NULL)
+			goto oom;
+		avatar_contact_vcard(gw, c->id, res);
+	} else if (strcmp(ns, "urn:xmpp:ping") != 0) {
+		br_error_reply(gw, st, "cancel", "service-unavailable", NULL);
+		return 1;
+	}	/* a ping is answered for the peer: the gateway is reachable */
+	if ((reply = gw_iq_result(st)) == NULL)
+		goto oom;
+	if (res)
+		xmpp_stanza_add_child_ex(reply, res, 0);
+	br_send(gw, reply);
+	return 1;
+oom:
+	if (res)
+		xmpp_stanza_release(res);
+	br_error_reply(gw, st, "wait", "internal-server-error",
+	    "The gateway is out of memory.");
+	return 1;
+}
+
+/* iqs to a contact JID; jabber:iq:gateway on ours */
 int
 bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 {
 	const char *type = xmpp_stanza_get_type(st), *to = xmpp_stanza_get_to(st);
-	xmpp_stanza_t *q = xmpp_stanza_get_children(st), *reply, *res, *el;
+	xmpp_stanza_t *q = xmpp_stanza_get_children(st);
 	const char *ns;
 	char *from = br_bare(xmpp_stanza_get_from(st));
 	struct br_user *u = from ? br_user_by_jid(gw->bridge, from) : NULL;
@@ -1136,43 +1221,11 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 		q = xmpp_stanza_get_next(q);
 	if (type == NULL || q == NULL || (strcmp(type, "get") && strcmp(type, "set")))
 		return 0;
-	ns = xmpp_stanza_get_ns(q);
-	if (ns == NULL)
+	if ((ns = xmpp_stanza_get_ns(q)) == NULL)
 		return 0;
-	if (to && !strchr(to, '@')) {
-		/* XEP-0100 §6.3: turn what the user typed into a contact JID */
-		if (strcmp(ns, NS_GATEWAY) != 0)
-			return 0;
-		reply = gw_iq_result(st);
-		res = br_stanza("query", NULL, NULL, NULL);
-		xmpp_stanza_set_ns(res, NS_GATEWAY);
-		if (strcmp(type, "get") == 0) {
-			br_add_text_child(res, "desc", NULL, "Enter the Barev address"
-			    " of your contact: nick@ADDRESS or nick@[ADDRESS]:PORT");
-			br_add_text_child(res, "prompt", NULL, NULL);
-		} else {
-			char *typed = (el = xmpp_stanza_get_child_by_name(q, "prompt")) ?
-			    xmpp_stanza_get_text(el) : NULL;
-			struct gw_baddr a;
-			char err[256], jid[STORE_JID_MAX];
-
-			if (typed == NULL || gw_baddr_parse(typed, &a, err, sizeof(err)) == -1) {
-				free(typed);
-				xmpp_stanza_release(res);
-				xmpp_stanza_release(reply);
-				br_error_reply(gw, st, "modify", "bad-request",
-				    typed ? err : "Give a Barev address");
-				return 1;
-			}
-			free(typed);
-			if (gw_baddr_to_jid(&a, gw->cfg.component_jid, jid,
-			    sizeof(jid)) == 0)
-				br_add_text_child(res, "jid", NULL, jid);
-		}
-		xmpp_stanza_add_child_ex(reply, res, 0);
-		br_send(gw, reply);
-		return 1;
-	}
+	if (to && !strchr(to, '@'))
+		return strcmp(ns, NS_GATEWAY) == 0 ?
+		    gateway_prompt(gw, st, q, type) : 0;
 	if (u)
 		c = br_contact_for(u, to);
 	if (c == NULL) {
@@ -1180,44 +1233,7 @@ bridge_handle_iq(struct gw *gw, xmpp_stanza_t *st)
 		    "No such Barev contact in your roster");
 		return 1;
 	}
-	if (strcmp(ns, NS_PUBSUB) == 0)
-		return pep_user_iq(gw->bridge, c, st);	/* OMEMO keys */
-	reply = gw_iq_result(st);
-	if (strcmp(ns, NS_DISCO_INFO) == 0 && strcmp(type, "get") == 0) {
-		static const char *const features[] = {
-			NS_DISCO_INFO, "http://jabber.org/protocol/chatstates",
-			"urn:xmpp:receipts", "urn:xmpp:ping", "vcard-temp",
-		};
-		res = br_stanza("query", NULL, NULL, NULL);
-		xmpp_stanza_set_ns(res, NS_DISCO_INFO);
-		el = br_stanza("identity", NULL, NULL, NULL);
-		xmpp_stanza_set_attribute(el, "category", "client");
-		xmpp_stanza_set_attribute(el, "type", "pc");
-		xmpp_stanza_set_attribute(el, "name", c->nick);
-		xmpp_stanza_add_child_ex(res, el, 0);
-		for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
-			el = br_stanza("feature", NULL, NULL, NULL);
-			xmpp_stanza_set_attribute(el, "var", features[i]);
-			xmpp_stanza_add_child_ex(res, el, 0);
-		}
-		peercaps_disco_features(c, res);
-		xmpp_stanza_add_child_ex(reply, res, 0);
-	} else if (strcmp(ns, "urn:xmpp:ping") == 0) {
-		/* answered for the peer: the gateway is reachable */
-	} else if (strcmp(ns, "vcard-temp") == 0 && strcmp(type, "get") == 0) {
-		res = br_stanza("vCard", NULL, NULL, NULL);
-		xmpp_stanza_set_ns(res, "vcard-temp");
-		br_add_text_child(res, "NICKNAME", NULL, c->nick);
-		br_add_text_child(res, "FN", NULL, c->name[0] ? c->name : c->nick);
-		avatar_contact_vcard(gw, c->id, res);
-		xmpp_stanza_add_child_ex(reply, res, 0);
-	} else {
-		xmpp_stanza_release(reply);
-		br_error_reply(gw, st, "cancel", "service-unavailable", NULL);
-		return 1;
-	}
-	br_send(gw, reply);
-	return 1;
+	return contact_iq(gw, c, st, ns, type);
 }
 
 /* ---- barevlink events ---- */

@@ -195,7 +195,7 @@ void peercaps_forget(struct br_contact *c);
 /* a disco#info get or our probe's answer from the peer: 1 when handled */
 int peercaps_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st);
 /* features a contact JID shows on XMPP because its peer is a gateway */
-void peercaps_disco_features(struct br_contact *c, xmpp_stanza_t *query);
+const char *const *peercaps_passed(const struct br_contact *c, size_t *n);
 
 /* who is who on c's pipe, for passthru (translate/passthru.h) */
 static inline struct tr_pair

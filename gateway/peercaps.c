@@ -222,18 +222,12 @@ peercaps_peer_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 	return 1;
 }
 
-/* The XMPP side's disco#info of a contact JID: what passes to this one. */
-void
-peercaps_disco_features(struct br_contact *c, xmpp_stanza_t *query)
+/* The XMPP side's disco#info of a contact JID: what passes to this one
+ * beyond what every contact lists (n of them; none for a Barev peer). */
+const char *const *
+peercaps_passed(const struct br_contact *c, size_t *n)
 {
-	xmpp_stanza_t *el;
-
-	if (!c->peer_gateway)
-		return;
-	/* [0] is ours and [1..2] the bridge always lists */
-	for (size_t i = 3; i < sizeof(gw_features) / sizeof(gw_features[0]); i++) {
-		el = br_stanza("feature", NULL, NULL, NULL);
-		xmpp_stanza_set_attribute(el, "var", gw_features[i]);
-		xmpp_stanza_add_child_ex(query, el, 0);
-	}
+	/* [0] is ours and [1..2] every contact lists */
+	*n = c->peer_gateway ? sizeof(gw_features) / sizeof(gw_features[0]) - 3 : 0;
+	return gw_features + 3;
 }

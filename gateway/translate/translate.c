@@ -350,3 +350,63 @@ tr_roster_item_right(xmpp_stanza_t *el, const char *name)
 	}
 	return groups == 1 && barev;
 }
+
+/* <feature var=…/> under q; -1 on no memory */
+static int
+add_feature(xmpp_stanza_t *q, const char *var)
+{
+	xmpp_stanza_t *el = xs_add_child(q, "feature", NULL);
+
+	if (el == NULL)
+		return -1;
+	xmpp_stanza_set_attribute(el, "var", var);
+	return 0;
+}
+
+xmpp_stanza_t *
+tr_contact_disco(const char *nick, const char *const *extra, size_t n)
+{
+	static const char *const features[] = {
+		"http://jabber.org/protocol/disco#info",
+		"http://jabber.org/protocol/chatstates",
+		"urn:xmpp:receipts", "urn:xmpp:ping", "vcard-temp",
+	};
+	xmpp_stanza_t *q = xs_stanza("query", NULL, NULL, NULL), *id;
+	int rc = 0;
+
+	if (q == NULL)
+		return NULL;
+	xmpp_stanza_set_ns(q, "http://jabber.org/protocol/disco#info");
+	if ((id = xs_add_child(q, "identity", NULL)) == NULL)
+		rc = -1;
+	else {
+		xmpp_stanza_set_attribute(id, "category", "client");
+		xmpp_stanza_set_attribute(id, "type", "pc");
+		xmpp_stanza_set_attribute(id, "name", nick);
+	}
+	for (size_t i = 0; rc == 0 && i < sizeof(features) / sizeof(features[0]); i++)
+		rc = add_feature(q, features[i]);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = add_feature(q, extra[i]);
+	if (rc == -1) {
+		xmpp_stanza_release(q);
+		return NULL;
+	}
+	return q;
+}
+
+xmpp_stanza_t *
+tr_contact_vcard(const char *nick, const char *name)
+{
+	xmpp_stanza_t *v = xs_stanza("vCard", NULL, NULL, NULL);
+
+	if (v == NULL)
+		return NULL;
+	xmpp_stanza_set_ns(v, "vcard-temp");
+	if (xs_add_text(v, "NICKNAME", NULL, nick) == NULL ||
+	    xs_add_text(v, "FN", NULL, tr_contact_name(name, nick)) == NULL) {
+		xmpp_stanza_release(v);
+		return NULL;
+	}
+	return v;
+}

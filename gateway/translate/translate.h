@@ -169,4 +169,16 @@ xmpp_stanza_t *tr_roster_request(const char *item, const char *user,
  * `name` would leave (name, both without ask, the group "Barev" alone)? */
 int tr_roster_item_right(xmpp_stanza_t *el, const char *name);
 
+/*
+ * What a contact JID answers about itself.  disco#info: a client named
+ * `nick` with what every contact supports (chat states, receipts, ping,
+ * vCard) and `extra` features (n of them; what passes to a gateway peer).
+ * vCard: NICKNAME `nick`, FN the contact's name (tr_contact_name); the
+ * avatar's PHOTO is the caller's to add.  The payload element alone;
+ * NULL on no memory.
+ */
+xmpp_stanza_t *tr_contact_disco(const char *nick, const char *const *extra,
+    size_t n);
+xmpp_stanza_t *tr_contact_vcard(const char *nick, const char *name);
+
 #endif

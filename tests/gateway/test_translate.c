@@ -525,6 +525,39 @@ test_roster_push(void)
 	CHECK_STR(tr_contact_name(NULL, "bob"), "bob");
 }
 
+/* what a contact JID says of itself: disco#info and vCard */
+static void
+test_contact_disco_and_vcard(void)
+{
+	static const char *const passed[] = { "urn:xmpp:reactions:0" };
+
+	pushed(tr_contact_disco("bob", NULL, 0),
+	    "<query xmlns=\"http://jabber.org/protocol/disco#info\">"
+	    "<identity type=\"pc\" category=\"client\" name=\"bob\"></identity>"
+	    "<feature var=\"http://jabber.org/protocol/disco#info\"></feature>"
+	    "<feature var=\"http://jabber.org/protocol/chatstates\"></feature>"
+	    "<feature var=\"urn:xmpp:receipts\"></feature>"
+	    "<feature var=\"urn:xmpp:ping\"></feature>"
+	    "<feature var=\"vcard-temp\"></feature></query>");
+	/* a gateway peer: what passes to it, after what every contact has */
+	pushed(tr_contact_disco("b&<o>", passed, 1),
+	    "<query xmlns=\"http://jabber.org/protocol/disco#info\">"
+	    "<identity type=\"pc\" category=\"client\" name=\"b&amp;&lt;o&gt;\"></identity>"
+	    "<feature var=\"http://jabber.org/protocol/disco#info\"></feature>"
+	    "<feature var=\"http://jabber.org/protocol/chatstates\"></feature>"
+	    "<feature var=\"urn:xmpp:receipts\"></feature>"
+	    "<feature var=\"urn:xmpp:ping\"></feature>"
+	    "<feature var=\"vcard-temp\"></feature>"
+	    "<feature var=\"urn:xmpp:reactions:0\"></feature></query>");
+	/* FN: the name she gave it, else the nick */
+	pushed(tr_contact_vcard("bob", "Bob Barev"),
+	    "<vCard xmlns=\"vcard-temp\"><NICKNAME>bob</NICKNAME>"
+	    "<FN>Bob Barev</FN></vCard>");
+	pushed(tr_contact_vcard("bob", ""),
+	    "<vCard xmlns=\"vcard-temp\"><NICKNAME>bob</NICKNAME>"
+	    "<FN>bob</FN></vCard>");
+}
+
 static int
 item_right(const char *xml, const char *name)
 {
@@ -581,6 +614,7 @@ main(void)
 	RUN(test_receipt);
 	RUN(test_roster_push);
 	RUN(test_roster_item_right);
+	RUN(test_contact_disco_and_vcard);
 	xs_shutdown();
 	return CHECK_EXIT();
 }
