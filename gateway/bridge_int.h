@@ -8,6 +8,7 @@
 
 #include <sys/queue.h>
 #include <stdint.h>
+#include <time.h>
 #include <strophe.h>
 
 #include "passthru.h"
@@ -140,6 +141,30 @@ struct bridge {
 int br_permit(void *arg, const char *local, const char *remote);
 void br_policy_warn(struct bridge *br);
 
+/* wall-clock seconds, what the store's rows are stamped with */
+static inline int64_t
+br_now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* registry.c: users and contacts in memory */
+int br_registry_load(struct bridge *br);
+void br_contact_free(struct bridge *br, struct br_contact *c);
+void br_user_free(struct bridge *br, struct br_user *u);	/* no contacts left */
+
+/* presence.c */
+/* the contact's presence to `to` (NULL: its user) as it stands */
+void br_contact_presence_send(struct bridge *br, struct br_contact *c,
+    const char *to);
+void br_peer_presence(struct bridge *br, struct br_contact *c,
+    xmpp_stanza_t *st);
+void br_user_presence(struct bridge *br, struct br_user *u, xmpp_stanza_t *st,
+    int avail);
+/* what her resources add up to, to her peers */
+void br_user_publish(struct bridge *br, struct br_user *u);
+void br_resource_free(struct br_resource *r);
+
 /* bridge.c */
 struct br_user *br_user_by_ident(struct bridge *br, int64_t ident);
 struct br_user *br_user_by_jid(struct bridge *br, const char *bare);
@@ -160,6 +185,7 @@ void br_add_text_child(xmpp_stanza_t *parent, const char *name, const char *ns,
 void br_error_reply(struct gw *gw, xmpp_stanza_t *st, const char *type,
     const char *cond, const char *text);
 char *br_bare(const char *jid);		/* malloc'd, lower-cased */
+char *br_node(const char *jid);	/* localpart, lower-cased; xmpp_free() it */
 char *br_resource_of(const char *jid);	/* malloc'd or NULL */
 int br_send(struct gw *gw, xmpp_stanza_t *st);	/* releases st */
 
@@ -183,6 +209,18 @@ void relay_stop(struct bridge *br);
 /* deliver a stanza to XMPP now, or hold it in the inbox if the link is down */
 void relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
     int durable);
+void relay_typing_stop(struct br_contact *c);	/* her <composing/> lapses */
+
+/* outbox.c (relay.c's rule): rows to the pipes and the proof they were read */
+void outbox_contact_forget(struct br_contact *c);
+/* hand one committed row to c's pipe now: 0, or -1 (it stays queued) */
+int outbox_handoff(struct bridge *br, struct br_contact *c,
+    const struct store_outmsg *m);
+void outbox_flush(struct bridge *br, struct br_contact *c);	/* its queue */
+/* delete the rows proved read now (the batch timer's work; at stop) */
+void outbox_forget_rows_now(struct bridge *br);
+/* the row is about to be deleted as read: an expiry must leave it */
+int outbox_row_forgotten(struct bridge *br, int64_t row);
 
 /* peercaps.c: is the peer another barev-gateway? (docs/design.md) */
 #define PEERCAPS_FEATURE "urn:barev:gateway:0"

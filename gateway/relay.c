@@ -47,26 +47,15 @@
 #include "translate.h"
 #include "xmlstream.h"
 
+
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define TYPING_REFRESH_MS 1000	/* purple's indicator lasts ~1 s (BAREV.md §4) */
 #define TYPING_MAX_TICKS 30	/* XEP-0085 §5.2: composing lapses after ~30 s */
 
-static void relay_flush_outbox(struct bridge *br, struct br_contact *c);
-static int flushing;	/* inside relay_flush_outbox() */
-#define FLUSH_BATCH_BYTES (256 * 1024)	/* bodies read from the outbox at once */
-static int handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m);
-static void forget_row(struct bridge *br, int64_t row);
-
-static int64_t
-now_s(void)
-{
-	return (int64_t)time(NULL);
-}
-
 /* ---- chat states ---- */
 
-static void
-typing_stop(struct br_contact *c)
+void
+relay_typing_stop(struct br_contact *c)
 {
 	if (c->typing_ev) {
 		event_free(c->typing_ev);
@@ -83,7 +72,7 @@ typing_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (!c->pipe_up || ++c->typing_ticks > TYPING_MAX_TICKS) {
-		typing_stop(c);
+		relay_typing_stop(c);
 		return;
 	}
 	bl_send_chatstate(c->br->gw->bl, c->id, "composing", 0);
@@ -113,11 +102,11 @@ user_chatstate(struct bridge *br, struct br_contact *c, const char *state)
 		typing_start(br, c);
 		break;
 	case TR_TYPING_STOP:
-		typing_stop(c);
+		relay_typing_stop(c);
 		bl_send_chatstate(br->gw->bl, c->id, "paused", 0);
 		break;
 	default:
-		typing_stop(c);
+		relay_typing_stop(c);
 		break;
 	}
 }
@@ -128,7 +117,7 @@ gateway_chatstate(struct bridge *br, struct br_contact *c, const char *extra)
 {
 	xmpp_stanza_t *st;
 
-	typing_stop(c);
+	relay_typing_stop(c);
 	if (!c->pipe_up || (st = passthru_wire(NULL, NULL, extra)) == NULL)
 		return;		/* transient: never queued, never dials */
 	bl_send_stanza(br->gw->bl, c->id, st, 0);
@@ -218,7 +207,7 @@ store_accepted(struct bridge *br, struct br_accepted *v, size_t n)
 		a->direct = a->c->pipe_up && a->c->outbox_queued == 0;
 		if (store_outbox_add(store, a->c->id, a->body,
 		    xmpp_stanza_get_id(a->st), xmpp_stanza_get_from(a->st),
-		    a->want_receipt, now_s(), a->direct, &a->row) != STORE_OK)
+		    a->want_receipt, br_now_s(), a->direct, &a->row) != STORE_OK)
 			goto fail;
 		if (a->extra && store_outbox_set_extra(store, a->row,
 		    a->extra) != STORE_OK)
@@ -249,7 +238,7 @@ deliver_accepted(struct bridge *br, struct br_accepted *a)
 		    a->extra };
 
 		/* an earlier one of the batch may have gone to the queue */
-		if (c->outbox_queued == 0 && c->pipe_up && handoff(br, c, &m) == 0) {
+		if (c->outbox_queued == 0 && c->pipe_up && outbox_handoff(br, c, &m) == 0) {
 			log_debug("relay", "message %lld handed to %s@%s",
 			    (long long)a->row, c->nick, c->address);
 			return;
@@ -285,7 +274,7 @@ relay_commit_accepted(struct bridge *br)
 				continue;
 			c->batch_mark = 0;
 			if (c->pipe_up)
-				relay_flush_outbox(br, c);
+				outbox_flush(br, c);
 			else
 				br_update_want(br, c);	/* dial */
 		}
@@ -353,7 +342,7 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	body = m.body ? m.body : strdup("");
 	m.body = NULL;
 	if (c->typing_ev)
-		typing_stop(c);
+		relay_typing_stop(c);
 	if (body == NULL ||
 	    accept_message(br, c, st, body, extra, m.want_receipt) == -1) {
 		free(body);
@@ -365,417 +354,8 @@ relay_message_from_user(struct bridge *br, struct br_user *u,
 	return 0;
 }
 
-/* A row's bytes: today's body-only message to a Barev peer; to a gateway
- * the client's id, body and allow-listed children (passthru.c). */
-static int
-send_row(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
-{
-	xmpp_stanza_t *st;
-	int rv;
 
-	if (!c->peer_gateway)
-		return bl_send_message(br->gw->bl, c->id, m->body, (uint64_t)m->id);
-	if ((st = passthru_wire(m->xmpp_id, m->body, m->extra)) == NULL)
-		return -1;
-	rv = bl_send_stanza(br->gw->bl, c->id, st, (uint64_t)m->id);
-	xmpp_stanza_release(st);
-	return rv;
-}
-
-/*
- * Give one row (already marked 'sending': a crash after this never
- * re-sends it) to the pipe and remember it until the peer confirms it read
- * it (relay_sent, relay_ping_done).  0, or -1 when barevlink refused it.
- */
-static int
-handoff(struct bridge *br, struct br_contact *c, const struct store_outmsg *m)
-{
-	struct br_inflight *in;
-
-	if (*m->body == '\0' && !c->peer_gateway) {
-		/* only a gateway understood it, and the pipe now leads to a
-		 * Barev peer: nothing it could show, so it is done */
-		log_debug("relay", "message %lld to %s@%s had only extras a Barev"
-		    " peer cannot read; dropped", (long long)m->id, c->nick,
-		    c->address);
-		forget_row(br, m->id);
-		return 0;
-	}
-	if ((in = calloc(1, sizeof(*in))) == NULL)
-		return -1;
-	in->row = m->id;
-	in->want_receipt = m->want_receipt;
-	in->xmpp_id = m->xmpp_id ? strdup(m->xmpp_id) : NULL;
-	in->from_jid = strdup(m->from_jid);
-	if (in->from_jid == NULL || send_row(br, c, m) == -1) {
-		free(in->xmpp_id);
-		free(in->from_jid);
-		free(in);
-		return -1;
-	}
-	/* a gateway peer's user answers the request herself (XEP-0184) */
-	if (c->peer_gateway && in->want_receipt &&
-	    passthru_has(m->extra, "request", NS_RECEIPTS))
-		in->want_receipt = 0;
-	in->body_len = strlen(m->body);
-	TAILQ_INSERT_TAIL(&c->inflight, in, entry);
-	return 0;
-}
-
-/* The queued rows of one contact, copied out of the store. */
-struct flush_ctx {
-	struct store_outmsg *v;
-	size_t n, cap;
-	int partial;		/* out of memory: some rows were left */
-	int more;		/* a batch is full: rows were left for the next */
-	size_t bytes;
-};
-
-static int
-collect_one(void *arg, const struct store_outmsg *m)
-{
-	struct flush_ctx *f = arg;
-	struct store_outmsg *v, *o;
-
-	/* a batch at a time: a long backlog never sits in memory at once */
-	if (f->bytes >= FLUSH_BATCH_BYTES) {
-		f->more = 1;
-		return 1;
-	}
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 16;
-
-		if ((v = realloc(f->v, cap * sizeof(*v))) == NULL)
-			goto oom;
-		f->v = v;
-		f->cap = cap;
-	}
-	o = &f->v[f->n];
-	*o = *m;
-	o->body = strdup(m->body);
-	o->from_jid = strdup(m->from_jid);
-	o->xmpp_id = m->xmpp_id ? strdup(m->xmpp_id) : NULL;
-	o->extra = m->extra ? strdup(m->extra) : NULL;
-	if (o->body == NULL || o->from_jid == NULL || (m->xmpp_id && !o->xmpp_id) ||
-	    (m->extra && !o->extra)) {
-		free(o->body);
-		free(o->from_jid);
-		free(o->xmpp_id);
-		free(o->extra);
-		goto oom;
-	}
-	f->n++;
-	f->bytes += strlen(o->body);
-	return 0;
-oom:
-	f->partial = 1;
-	return 1;
-}
-
-/*
- * Hand a contact's queued rows to its pipe: all are marked 'sending' in
- * one transaction first (one fsync for a backlog, not one per row, and
- * nothing reaches a pipe before its mark is durable), then handed over in
- * order; what barevlink refuses goes back to the queue, again in one.
- */
-static void
-relay_flush_outbox(struct bridge *br, struct br_contact *c)
-{
-	struct store *store = br->gw->store;
-	struct flush_ctx f;
-	int64_t *ids;
-	size_t i, sent;
-	int more;
-
-again:
-	memset(&f, 0, sizeof(f));
-	sent = 0;
-	if (!c->pipe_up)
-		return;
-	flushing = 1;	/* relay_sent() runs inside handoff(): no nesting */
-	/* rows in flight are already 'sending', so they are not read again */
-	store_outbox_foreach_queued(store, c->id, collect_one, &f);
-	if (f.n > 0 && (ids = calloc(f.n, sizeof(*ids))) != NULL) {
-		for (i = 0; i < f.n; i++)
-			ids[i] = f.v[i].id;
-		if (store_outbox_set_sending_many(store, ids, f.n, 1) == STORE_OK) {
-			while (sent < f.n && c->pipe_up &&
-			    handoff(br, c, &f.v[sent]) == 0)
-				sent++;
-			if (sent < f.n && store_outbox_set_sending_many(store,
-			    ids + sent, f.n - sent, 0) != STORE_OK)
-				log_error("relay", "%zu message(s) to %s@%s could not"
-				    " be queued again; the next start drops them",
-				    f.n - sent, c->nick, c->address);
-		}
-		free(ids);
-	}
-	flushing = 0;
-	/* not exact, only "some are left": that sends the next ones through
-	 * the queue too, keeping the order */
-	c->outbox_queued = f.partial || f.more || sent < f.n;
-	more = f.more && sent == f.n;
-	if (sent)
-		log_debug("relay", "%zu message(s) handed to %s@%s", sent, c->nick,
-		    c->address);
-	for (i = 0; i < f.n; i++) {
-		free(f.v[i].body);
-		free(f.v[i].xmpp_id);
-		free(f.v[i].from_jid);
-		free(f.v[i].extra);
-	}
-	free(f.v);
-	/* the kernel took the whole batch at once: no relay_sent() follows */
-	if (more && c->pipe_up && TAILQ_EMPTY(&c->inflight))
-		goto again;
-}
-
-void
-relay_pipe_up(struct bridge *br, struct br_contact *c)
-{
-	relay_flush_outbox(br, c);
-	br_update_want(br, c);
-}
-
-static void
-inflight_free(struct br_inflight *in)
-{
-	free(in->xmpp_id);
-	free(in->from_jid);
-	free(in);
-}
-
-/* `inflight` then `unread` of a contact, freed */
-static void
-inflight_clear(struct br_contact *c)
-{
-	struct br_inflight *in;
-
-	while ((in = TAILQ_FIRST(&c->inflight)) != NULL) {
-		TAILQ_REMOVE(&c->inflight, in, entry);
-		inflight_free(in);
-	}
-	while ((in = TAILQ_FIRST(&c->unread)) != NULL) {
-		TAILQ_REMOVE(&c->unread, in, entry);
-		inflight_free(in);
-	}
-	c->read_ping = 0;
-}
-
-/*
- * The pipe is gone.  Rows never written to the kernel are queued again.
- * Rows the kernel took but no ping answer confirmed: queued again too when
- * the pipe was cut (barevlink reset the connection: they may be lost, and
- * can no longer arrive late), else (a drain, our own orderly close)
- * deleted: the peer has them or the closing connection still brings them.
- * The ids are older than any row still queued, so a resend keeps the order.
- */
-void
-relay_pipe_down(struct bridge *br, struct br_contact *c)
-{
-	struct store *store = br->gw->store;
-	struct br_inflight *in;
-	int64_t *ids;
-	size_t n = 0, k = 0, unread = 0;
-	int back = 0, cut = c->pipe_cut;
-
-	c->pipe_cut = 0;
-	typing_stop(c);
-	TAILQ_FOREACH(in, &c->unread, entry)
-		unread++;
-	TAILQ_FOREACH(in, &c->inflight, entry)
-		n++;
-	n += unread;
-	if (n > 0 && (ids = calloc(n, sizeof(*ids))) != NULL) {
-		TAILQ_FOREACH(in, &c->unread, entry)
-			ids[k++] = in->row;
-		TAILQ_FOREACH(in, &c->inflight, entry)
-			ids[k++] = in->row;
-		if (!cut && unread > 0 &&
-		    store_outbox_delete_many(store, ids, unread) != STORE_OK)
-			log_warn("relay", "%zu delivered outbox rows not deleted; the"
-			    " next start drops them unsent", unread);
-		k = cut ? 0 : unread;	/* the first row to queue again */
-		if (n > k) {
-			if (store_outbox_set_sending_many(store, ids + k, n - k,
-			    0) == STORE_OK)
-				back = (int)(n - k);
-			else
-				log_error("relay", "%zu message(s) to %s@%s could not be"
-				    " queued again; the next start drops them", n - k,
-				    c->nick, c->address);
-		}
-		free(ids);
-	}
-	inflight_clear(c);
-	if (back) {
-		c->outbox_queued += back;
-		log_info("relay", "%d message(s) to %s@%s requeued%s", back, c->nick,
-		    c->address, cut && unread ? " (the link was cut before the"
-		    " peer confirmed it read them)" : "");
-	}
-	br_update_want(br, c);
-}
-
-/*
- * Rows the peer confirmed are deleted in batches: with the next messages'
- * transaction while they keep coming, else by a timer DONE_MS later.
- * Until then they stay 'sending', which a restart drops without
- * re-sending, so the batching never makes a duplicate.
- */
-#define DONE_MS 20
-
-static void
-forget_rows_now(struct bridge *br)
-{
-	if (br->done_n > 0 && store_outbox_delete_many(br->gw->store,
-	    br->done_rows, br->done_n) != STORE_OK)
-		log_warn("relay", "%zu delivered outbox rows not deleted; the next"
-		    " start drops them unsent", br->done_n);
-	br->done_n = 0;
-}
-
-static void
-forget_rows_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	forget_rows_now(arg);
-}
-
-static void
-forget_row(struct bridge *br, int64_t row)
-{
-	struct timeval tv = { 0, DONE_MS * 1000 };
-	int64_t *tmp;
-
-	if (br->done_n == br->done_cap) {
-		size_t cap = br->done_cap ? br->done_cap * 2 : 64;
-
-		if ((tmp = realloc(br->done_rows, cap * sizeof(*tmp))) == NULL) {
-			store_outbox_delete(br->gw->store, row);
-			return;
-		}
-		br->done_rows = tmp;
-		br->done_cap = cap;
-	}
-	br->done_rows[br->done_n++] = row;
-	if (br->done_ev == NULL &&
-	    (br->done_ev = evtimer_new(br->gw->base, forget_rows_cb, br)) == NULL) {
-		forget_rows_now(br);
-		return;
-	}
-	if (!evtimer_pending(br->done_ev, NULL))
-		evtimer_add(br->done_ev, &tv);
-}
-
-static int
-row_forgotten(struct bridge *br, int64_t row)
-{
-	for (size_t i = 0; i < br->done_n; i++)
-		if (br->done_rows[i] == row)
-			return 1;
-	return 0;
-}
-
-/*
- * Ask the peer to prove it read the rows the kernel took: one ping at a
- * time covers every unread row written before it.  Rows written while it
- * is out wait for its answer, then the next ping.
- */
-static void
-read_ping(struct bridge *br, struct br_contact *c)
-{
-	struct br_inflight *in;
-	uint64_t cookie;
-
-	if (c->read_ping != 0 || (in = TAILQ_LAST(&c->unread, br_inflight_q)) == NULL ||
-	    in->ping != 0)
-		return;		/* one out already, or nothing to confirm */
-	cookie = ++br->next_cookie;
-	if (bl_ping(br->gw->bl, c->id, cookie) == -1)
-		return;		/* the pipe is going: pipe_down sorts them */
-	c->read_ping = cookie;
-	/* those without a ping are the tail */
-	for (; in != NULL && in->ping == 0; in = TAILQ_PREV(in, br_inflight_q, entry))
-		in->ping = cookie;
-}
-
-static void
-send_receipt(struct bridge *br, struct br_contact *c, const struct br_inflight *in)
-{
-	xmpp_stanza_t *st;
-	char full[STORE_JID_MAX + 16], id[72];
-
-	snprintf(full, sizeof(full), "%s/barev", c->jid);
-	/* one ping confirms many rows; row ids may come again later */
-	snprintf(id, sizeof(id), "rcpt-%llu-%lld-%lld", (unsigned long long)in->ping,
-	    (long long)in->row, (long long)now_s());
-	if ((st = tr_receipt(full, in->from_jid, id, in->xmpp_id)) == NULL) {
-		log_error("relay", "out of memory: no receipt for %s", in->from_jid);
-		return;
-	}
-	br_send(br->gw, st);
-}
-
-void
-relay_sent(struct bridge *br, struct br_contact *c, uint64_t token)
-{
-	struct br_inflight *in;
-
-	TAILQ_FOREACH(in, &c->inflight, entry)
-		if ((uint64_t)in->row == token)
-			break;
-	if (in == NULL)
-		return;
-	/* counted here, not at the hand-over: a row requeued by a dying pipe
-	 * is handed over again but relayed once (a cut link's unread rows,
-	 * written again, count again) */
-	br->gw->counters.msgs_to_barev++;
-	br->gw->counters.bytes_to_barev += in->body_len;
-	/* in the kernel, not yet read: kept until a ping after it returns */
-	TAILQ_REMOVE(&c->inflight, in, entry);
-	in->ping = 0;
-	TAILQ_INSERT_TAIL(&c->unread, in, entry);
-	read_ping(br, c);
-	if (TAILQ_EMPTY(&c->inflight)) {
-		/* all in the kernel: what the pipe held back (a peer reading
-		 * slowly, BL_MAX_UNSENT) waits in the outbox; on with it */
-		if (c->outbox_queued && !flushing)
-			relay_flush_outbox(br, c);
-		br_update_want(br, c);
-	}
-}
-
-void
-relay_ping_done(struct bridge *br, struct br_contact *c, uint64_t cookie, int ok)
-{
-	struct br_inflight *in;
-
-	if (cookie == 0 || cookie != c->read_ping)
-		return;
-	c->read_ping = 0;
-	if (!ok) {
-		/* unanswered in time, the pipe still up (a slow reader): ask
-		 * again; a dead pipe's rows are pipe_down's */
-		TAILQ_FOREACH(in, &c->unread, entry)
-			if (in->ping == cookie)
-				in->ping = 0;
-		if (c->pipe_up)
-			read_ping(br, c);
-		return;
-	}
-	/* TCP order: the peer read everything written before the ping */
-	while ((in = TAILQ_FIRST(&c->unread)) != NULL && in->ping == cookie) {
-		TAILQ_REMOVE(&c->unread, in, entry);
-		forget_row(br, in->row);
-		if (in->want_receipt && in->xmpp_id && in->from_jid)
-			send_receipt(br, c, in);
-		inflight_free(in);
-	}
-	read_ping(br, c);
-}
-
+/* The contact is being deleted: nothing of it may outlive it. */
 void
 relay_contact_forget(struct bridge *br, struct br_contact *c)
 {
@@ -797,204 +377,8 @@ relay_contact_forget(struct bridge *br, struct br_contact *c)
 		xmpp_stanza_release(a->st);
 	}
 	br->acc_n = k;
-	typing_stop(c);
-	inflight_clear(c);
-}
-
-/* ---- Barev -> XMPP ---- */
-
-void
-relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
-    int durable)
-{
-	struct gw *gw = br->gw;
-	char *xml, id[96];
-	size_t len;
-	int rc;
-	static unsigned long dup_seq;
-
-	if (comp_state(gw->comp) == COMP_UP && gw_send(gw, st) == 0) {
-		xmpp_stanza_release(st);
-		return;
-	}
-	if (!durable) {
-		xmpp_stanza_release(st);
-		return;
-	}
-	/* the link is down: hold it, in order, until it is back */
-	xml = xs_serialize_str(st, 0, &len);
-	rc = xml ? store_inbox_add(gw->store, c ? c->id : 0,
-	    xmpp_stanza_get_id(st), xml, now_s()) : STORE_ERR;
-	if (rc == STORE_DUP) {
-		/* a gateway peer's user chose the id and used it twice: a
-		 * fresh one costs references to this one, never the message */
-		snprintf(id, sizeof(id), "barev-%lld-%lld-dup%lu",
-		    c ? (long long)c->id : 0LL, (long long)now_s(), ++dup_seq);
-		xmpp_stanza_set_id(st, id);
-		free(xml);
-		xml = xs_serialize_str(st, 0, &len);
-		rc = xml ? store_inbox_add(gw->store, c ? c->id : 0, id, xml,
-		    now_s()) : STORE_ERR;
-	}
-	if (rc != STORE_OK)
-		log_error("relay", "LOST a message from %s@%s: the component link is"
-		    " down and the inbox refused it", c ? c->nick : "?",
-		    c ? c->address : "?");
-	free(xml);
-	xmpp_stanza_release(st);
-}
-
-/*
- * From another gateway: its user's message as her client wrote it, id and
- * allow-listed children kept (passthru.c); held in the inbox like any
- * message when it carries a body or something durable, else transient.
- */
-static void
-message_from_gateway(struct bridge *br, struct br_contact *c,
-    xmpp_stanza_t *st, const char *body, const char *full, unsigned long seq)
-{
-	const char *pid = xmpp_stanza_get_id(st);
-	struct tr_pair pair = br_pair(c);
-	xmpp_stanza_t *out;
-	char id[64];
-	int durable, has_body = body && *body;
-
-	out = br_stanza("message", "chat", full, c->user->jid);
-	if (passthru_id_ok(pid)) {
-		xmpp_stanza_set_id(out, pid);	/* references name it */
-	} else {
-		snprintf(id, sizeof(id), "barev-%lld-%lld-%lu", (long long)c->id,
-		    (long long)now_s(), seq);
-		xmpp_stanza_set_id(out, id);
-	}
-	if (has_body)
-		br_add_text_child(out, "body", NULL, body);
-	durable = passthru_import(&pair, st, out);
-	if (!has_body && xmpp_stanza_get_children(out) == NULL) {
-		xmpp_stanza_release(out);
-		return;		/* nothing we pass */
-	}
-	if (has_body) {
-		br->gw->counters.msgs_to_xmpp++;
-		br->gw->counters.bytes_to_xmpp += strlen(body);
-	}
-	relay_to_user(br, c, out, has_body || durable);
-}
-
-void
-relay_message_from_peer(struct bridge *br, struct br_contact *c,
-    xmpp_stanza_t *st)
-{
-	struct tr_peer_message m;
-	char full[STORE_JID_MAX + 16], id[64];
-	xmpp_stanza_t *out;
-	int durable;
-	static unsigned long seq;
-
-	if (pep_peer_message(br, c, st))
-		return;		/* a gateway's OMEMO device-list event */
-	snprintf(full, sizeof(full), "%s/barev", c->jid);
-	tr_peer_message_read(st, &m);
-	if (c->peer_gateway) {
-		message_from_gateway(br, c, st, m.body, full, ++seq);
-		tr_peer_message_clear(&m);
-		return;
-	}
-	/* stable: the same id if it waits in the inbox and is flushed */
-	if (m.body != NULL)
-		snprintf(id, sizeof(id), "barev-%lld-%lld-%lu", (long long)c->id,
-		    (long long)now_s(), ++seq);
-	else if (m.state != NULL)
-		log_debug("relay", "%s from %s@%s", m.state, c->nick, c->address);
-	if ((out = tr_user_message(full, c->user->jid, m.body ? id : NULL, &m,
-	    &durable)) != NULL) {
-		/* typing notifications are transient: never stored */
-		relay_to_user(br, c, out, durable);
-		if (m.body != NULL) {
-			br->gw->counters.msgs_to_xmpp++;
-			br->gw->counters.bytes_to_xmpp += strlen(m.body);
-		}
-	} else if (m.body != NULL)
-		log_error("relay", "LOST a message from %s@%s: out of memory",
-		    c->nick, c->address);
-	tr_peer_message_clear(&m);
-}
-
-#define INBOX_BATCH 256	/* rows taken out of the inbox per transaction */
-
-struct inbox_ctx {
-	struct store *store;
-	xmpp_stanza_t *st[INBOX_BATCH];
-	size_t n;
-	int more;		/* the batch is full: rows were left */
-	int failed;
-};
-
-static int
-inbox_collect(void *arg, const struct store_inmsg *m)
-{
-	struct inbox_ctx *ic = arg;
-	xmpp_stanza_t *st;
-
-	if (ic->n == INBOX_BATCH) {
-		ic->more = 1;
-		return 1;
-	}
-	if ((st = xmpp_stanza_new_from_string(xs_ctx(), m->xml)) == NULL)
-		log_error("relay", "inbox row %lld is unreadable; dropped",
-		    (long long)m->id);
-	if (store_inbox_delete(ic->store, m->id) != STORE_OK) {
-		if (st != NULL)
-			xmpp_stanza_release(st);
-		ic->failed = 1;
-		return 1;
-	}
-	if (st != NULL)
-		ic->st[ic->n++] = st;
-	return 0;
-}
-
-/*
- * What came from Barev while the component link was down, in order: a
- * batch of rows is deleted in one transaction (one fsync, not one per
- * row: a thousand held messages stalled every pipe for seconds at link
- * up), then sent.  Deleted before sent: a crash in between loses them in
- * a buffer, like a crash a moment later, and never doubles them.
- */
-void
-relay_flush_inbox(struct bridge *br)
-{
-	struct gw *gw = br->gw;
-	struct inbox_ctx *ic;
-	int sent = 0, ok = 0;
-	size_t i;
-
-	if ((ic = malloc(sizeof(*ic))) == NULL) {
-		log_error("relay", "no memory to deliver the held messages");
-		return;
-	}
-	do {
-		memset(ic, 0, sizeof(*ic));
-		ic->store = gw->store;
-		if (comp_state(gw->comp) != COMP_UP ||
-		    store_begin(gw->store) != STORE_OK)
-			break;
-		store_inbox_foreach(gw->store, inbox_collect, ic);
-		ok = !ic->failed && store_commit(gw->store) == STORE_OK;
-		if (!ok)
-			store_rollback(gw->store);
-		for (i = 0; i < ic->n; i++) {
-			if (ok) {
-				gw_send(gw, ic->st[i]);
-				sent++;
-			}
-			xmpp_stanza_release(ic->st[i]);
-		}
-	} while (ok && ic->more);
-	free(ic);
-	if (sent)
-		log_info("relay", "delivered %d message(s) held while the component"
-		    " link was down", sent);
+	relay_typing_stop(c);
+	outbox_contact_forget(c);
 }
 
 /* ---- outbox expiry ---- */
@@ -1016,7 +400,7 @@ expire_one(void *arg, const struct store_outmsg *m)
 			if (in->row == m->id)
 				return 0;	/* written, its read not yet confirmed */
 	}
-	if (row_forgotten(br, m->id))
+	if (outbox_row_forgotten(br, m->id))
 		return 0;		/* delivered; deleted in a moment */
 	snprintf(full, sizeof(full), "%s/barev", c ? c->jid : br->gw->cfg.component_jid);
 	st = br_stanza("message", "error", full, m->from_jid);
@@ -1059,7 +443,7 @@ ttl_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (comp_state(br->gw->comp) != COMP_UP)
 		return;		/* tell them when they can hear it */
-	store_outbox_foreach_expired(br->gw->store, now_s() - ttl_s, expire_one, br);
+	store_outbox_foreach_expired(br->gw->store, br_now_s() - ttl_s, expire_one, br);
 }
 
 static void
@@ -1111,7 +495,7 @@ relay_stop(struct bridge *br)
 		event_free(br->acc_ev);
 		br->acc_ev = NULL;
 	}
-	forget_rows_now(br);
+	outbox_forget_rows_now(br);
 	if (br->done_ev) {
 		event_free(br->done_ev);
 		br->done_ev = NULL;
