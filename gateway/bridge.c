@@ -371,51 +371,59 @@ done:
 	return 1;
 }
 
+/* The result to `st` with `payload` (may be NULL) in it; `ok` 0: building
+ * the payload ran out of memory, and the user is told so instead. */
+static int
+answer(struct gw *gw, xmpp_stanza_t *st, xmpp_stanza_t *payload, int ok)
+{
+	xmpp_stanza_t *reply = ok ? gw_iq_result(st) : NULL;
+
+	if (reply == NULL) {
+		if (payload)
+			xmpp_stanza_release(payload);
+		br_error_reply(gw, st, "wait", "internal-server-error",
+		    "The gateway is out of memory.");
+		return 1;
+	}
+	if (payload)
+		xmpp_stanza_add_child_ex(reply, payload, 0);
+	br_send(gw, reply);
+	return 1;
+}
+
 /* XEP-0100 §6.3 on the gateway's JID: what the user typed becomes a
  * contact JID (get: the prompt; set: the JID) */
 static int
 gateway_prompt(struct gw *gw, xmpp_stanza_t *st, xmpp_stanza_t *q,
     const char *type)
 {
-	xmpp_stanza_t *reply = gw_iq_result(st), *res, *el;
+	xmpp_stanza_t *res = br_stanza("query", NULL, NULL, NULL), *el;
 	char *typed;
 	struct gw_baddr a;
 	char err[256], jid[STORE_JID_MAX];
 
-	res = br_stanza("query", NULL, NULL, NULL);
-	if (reply == NULL || res == NULL)
-		goto oom;
+	if (res == NULL)
+		return answer(gw, st, NULL, 0);
 	xmpp_stanza_set_ns(res, NS_GATEWAY);
 	if (strcmp(type, "get") == 0) {
 		br_add_text_child(res, "desc", NULL, "Enter the Barev address"
 		    " of your contact: nick@ADDRESS or nick@[ADDRESS]:PORT");
 		br_add_text_child(res, "prompt", NULL, NULL);
-	} else {
-		typed = (el = xmpp_stanza_get_child_by_name(q, "prompt")) ?
-		    xmpp_stanza_get_text(el) : NULL;
-		if (typed == NULL || gw_baddr_parse(typed, &a, err, sizeof(err)) == -1) {
-			br_error_reply(gw, st, "modify", "bad-request",
-			    typed ? err : "Give a Barev address");
-			free(typed);
-			xmpp_stanza_release(res);
-			xmpp_stanza_release(reply);
-			return 1;
-		}
-		free(typed);
-		if (gw_baddr_to_jid(&a, gw->cfg.component_jid, jid, sizeof(jid)) == 0)
-			br_add_text_child(res, "jid", NULL, jid);
+		return answer(gw, st, res, 1);
 	}
-	xmpp_stanza_add_child_ex(reply, res, 0);
-	br_send(gw, reply);
-	return 1;
-oom:
-	if (res)
+	typed = (el = xmpp_stanza_get_child_by_name(q, "prompt")) ?
+	    xmpp_stanza_get_text(el) : NULL;
+	if (typed == NULL || gw_baddr_parse(typed, &a, err, sizeof(err)) == -1) {
+		br_error_reply(gw, st, "modify", "bad-request",
+		    typed ? err : "Give a Barev address");
+		free(typed);
 		xmpp_stanza_release(res);
-	if (reply)
-		xmpp_stanza_release(reply);
-	br_error_reply(gw, st, "wait", "internal-server-error",
-	    "The gateway is out of memory.");
-	return 1;
+		return 1;
+	}
+	free(typed);
+	if (gw_baddr_to_jid(&a, gw->cfg.component_jid, jid, sizeof(jid)) == 0)
+		br_add_text_child(res, "jid", NULL, jid);
+	return answer(gw, st, res, 1);
 }
 
 /* What a contact JID answers itself (translate.c builds it): disco#info,
@@ -424,7 +432,7 @@ static int
 contact_iq(struct gw *gw, struct br_contact *c, xmpp_stanza_t *st,
     const char *ns, const char *type)
 {
-	xmpp_stanza_t *reply, *res = NULL;
+	xmpp_stanza_t *res;
 	const char *const *passed;
 	size_t n;
 
@@ -432,27 +440,17 @@ contact_iq(struct gw *gw, struct br_contact *c, xmpp_stanza_t *st,
 		return pep_user_iq(gw->bridge, c, st);	/* OMEMO keys */
 	if (strcmp(ns, NS_DISCO_INFO) == 0 && strcmp(type, "get") == 0) {
 		passed = peercaps_passed(c, &n);
-		if ((res = tr_contact_disco(c->nick, passed, n)) == NULL)
-			goto oom;
-	} else if (strcmp(ns, "vcard-temp") == 0 && strcmp(type, "get") == 0) {
-		if ((res = tr_contact_vcard(c->nick, c->name)) == NULL)
-			goto oom;
-		avatar_contact_vcard(gw, c->id, res);
-	} else if (strcmp(ns, "urn:xmpp:ping") != 0) {
-		br_error_reply(gw, st, "cancel", "service-unavailable", NULL);
-		return 1;
-	}	/* a ping is answered for the peer: the gateway is reachable */
-	if ((reply = gw_iq_result(st)) == NULL)
-		goto oom;
-	if (res)
-		xmpp_stanza_add_child_ex(reply, res, 0);
-	br_send(gw, reply);
-	return 1;
-oom:
-	if (res)
-		xmpp_stanza_release(res);
-	br_error_reply(gw, st, "wait", "internal-server-error",
-	    "The gateway is out of memory.");
+		res = tr_contact_disco(c->nick, passed, n);
+		return answer(gw, st, res, res != NULL);
+	}
+	if (strcmp(ns, "vcard-temp") == 0 && strcmp(type, "get") == 0) {
+		if ((res = tr_contact_vcard(c->nick, c->name)) != NULL)
+			avatar_contact_vcard(gw, c->id, res);
+		return answer(gw, st, res, res != NULL);
+	}
+	if (strcmp(ns, "urn:xmpp:ping") == 0)	/* answered for the peer: */
+		return answer(gw, st, NULL, 1);	/* the gateway is reachable */
+	br_error_reply(gw, st, "cancel", "service-unavailable", NULL);
 	return 1;
 }
 

@@ -169,16 +169,13 @@ read_request(xmpp_stanza_t *pubsub, int *kind)
 	node = items ? xmpp_stanza_get_attribute(items, "node") : NULL;
 	if ((*kind = node_kind(node)) == 0)
 		return NULL;
-	ps = xs_stanza("pubsub", NULL, NULL, NULL);
-	out = xs_stanza("items", NULL, NULL, NULL);
-	if (ps == NULL || out == NULL) {
-		if (ps)
-			xmpp_stanza_release(ps);
-		if (out)
-			xmpp_stanza_release(out);
+	if ((ps = xs_stanza("pubsub", NULL, NULL, NULL)) == NULL)
+		return NULL;
+	xmpp_stanza_set_ns(ps, NS_PUBSUB);
+	if ((out = xs_add_child(ps, "items", NULL)) == NULL) {
+		xmpp_stanza_release(ps);
 		return NULL;
 	}
-	xmpp_stanza_set_ns(ps, NS_PUBSUB);
 	xmpp_stanza_set_attribute(out, "node", node);
 	max = xmpp_stanza_get_attribute(items, "max_items");
 	if (max && *max && strlen(max) < 6 && strspn(max, "0123456789") == strlen(max))
@@ -190,13 +187,11 @@ read_request(xmpp_stanza_t *pubsub, int *kind)
 		if (!xmpp_stanza_is_tag(it) || name == NULL ||
 		    strcmp(name, "item") != 0 ||
 		    (id = xmpp_stanza_get_attribute(it, "id")) == NULL ||
-		    strlen(id) > 64 || (el = xs_stanza("item", NULL, NULL, NULL)) == NULL)
+		    strlen(id) > 64 || (el = xs_add_child(out, "item", NULL)) == NULL)
 			continue;
 		xmpp_stanza_set_attribute(el, "id", id);
-		xmpp_stanza_add_child_ex(out, el, 0);
 		n++;
 	}
-	xmpp_stanza_add_child_ex(ps, out, 0);
 	return ps;
 }
 
@@ -428,23 +423,16 @@ peer_answer(struct bridge *br, struct pep_wait *w, xmpp_stanza_t *st,
 static xmpp_stanza_t *
 pipe_error(const char *type, const char *cond)
 {
-	xmpp_stanza_t *iq = xs_stanza("iq", "error", NULL, NULL);
-	xmpp_stanza_t *err = xs_stanza("error", NULL, NULL, NULL);
-	xmpp_stanza_t *el = xs_stanza(cond, NULL, NULL, NULL);
+	xmpp_stanza_t *iq = xs_stanza("iq", "error", NULL, NULL), *err;
 
-	if (iq == NULL || err == NULL || el == NULL) {
-		if (iq)
-			xmpp_stanza_release(iq);
-		if (err)
-			xmpp_stanza_release(err);
-		if (el)
-			xmpp_stanza_release(el);
+	if (iq == NULL)
+		return NULL;
+	if ((err = xs_add_child(iq, "error", NULL)) == NULL ||
+	    xs_add_child(err, cond, NS_STANZAS) == NULL) {
+		xmpp_stanza_release(iq);
 		return NULL;
 	}
 	xmpp_stanza_set_attribute(err, "type", type);
-	xmpp_stanza_set_ns(el, NS_STANZAS);
-	xmpp_stanza_add_child_ex(err, el, 0);
-	xmpp_stanza_add_child_ex(iq, err, 0);
 	return iq;
 }
 
@@ -510,23 +498,15 @@ subscribe(struct bridge *br, struct br_contact *c, const char *node,
 
 	if (c->pep_subscribed & bit)
 		return;
-	iq = xs_stanza("iq", "set", c->jid, c->user->jid);
-	ps = xs_stanza("pubsub", NULL, NULL, NULL);
-	sub = xs_stanza("subscribe", NULL, NULL, NULL);
-	if (iq == NULL || ps == NULL || sub == NULL) {
-		if (iq)
-			xmpp_stanza_release(iq);
-		if (ps)
-			xmpp_stanza_release(ps);
-		if (sub)
-			xmpp_stanza_release(sub);
+	if ((iq = xs_stanza("iq", "set", c->jid, c->user->jid)) == NULL)
+		return;
+	if ((ps = xs_add_child(iq, "pubsub", NS_PUBSUB)) == NULL ||
+	    (sub = xs_add_child(ps, "subscribe", NULL)) == NULL) {
+		xmpp_stanza_release(iq);
 		return;
 	}
-	xmpp_stanza_set_ns(ps, NS_PUBSUB);
 	xmpp_stanza_set_attribute(sub, "node", node);
 	xmpp_stanza_set_attribute(sub, "jid", c->jid);
-	xmpp_stanza_add_child_ex(ps, sub, 0);
-	xmpp_stanza_add_child_ex(iq, ps, 0);
 	if (gw_iq_request(br->gw, iq, GW_IQ_PEP, ASK_MS, subscribed, NULL) == 0)
 		c->pep_subscribed |= bit;
 	xmpp_stanza_release(iq);
