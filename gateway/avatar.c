@@ -21,7 +21,6 @@
 
 #include "avatar.h"
 #include "barevlink.h"
-#include "bridge.h"
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
@@ -53,19 +52,19 @@ struct av_owner {
 	struct av_fetch *fetch;
 	char next[STORE_AVATAR_TOKEN_MAX + 1];	/* seen during the fetch */
 	char *jid;			/* identities: the user's bare JID */
+	struct av_state *av;		/* the module it belongs to */
 };
 
 struct av_state {
 	struct gw *gw;
+	struct avatar_events ev;	/* the bridge's: what users see changed */
+	void *ev_arg;
 	LIST_HEAD(, av_owner) owners;
 	void *by_key;			/* tsearch(3) of owners by (kind, id):
 					 * the server copies a user's presence
 					 * to each contact JID, each looks it up */
 	unsigned long long next_id;
 };
-
-/* one gateway per process; struct gw has no slot for module state */
-static struct av_state *av;
 
 static void peer_fetch_start(struct av_owner *, const char *);
 static void user_fetch_start(struct av_owner *, const char *);
@@ -89,10 +88,11 @@ owner_cmp(const void *a, const void *b)
 static struct av_owner *
 owner_find(struct gw *gw, enum av_kind kind, int64_t id)
 {
+	struct av_state *av = gw->avatar;
 	struct av_owner key;
 	void **node;
 
-	if (av == NULL || av->gw != gw)
+	if (av == NULL)
 		return NULL;
 	key.kind = kind;
 	key.id = id;
@@ -110,9 +110,10 @@ owner_jid(const struct av_owner *o)
 static struct av_owner *
 owner_get(struct gw *gw, enum av_kind kind, int64_t id)
 {
+	struct av_state *av = gw->avatar;
 	struct av_owner *o = owner_find(gw, kind, id);
 
-	if (o != NULL || av == NULL || av->gw != gw)
+	if (o != NULL || av == NULL)
 		return o;
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
 		log_error("avatar", "out of memory");
@@ -120,6 +121,7 @@ owner_get(struct gw *gw, enum av_kind kind, int64_t id)
 	}
 	o->kind = kind;
 	o->id = id;
+	o->av = av;
 	if (tsearch(o, &av->by_key, owner_cmp) == NULL) {
 		log_error("avatar", "out of memory");
 		free(o);
@@ -156,7 +158,7 @@ static void
 owner_free(struct av_owner *o)
 {
 	fetch_detach(o);
-	tdelete(o, &av->by_key, owner_cmp);
+	tdelete(o, &o->av->by_key, owner_cmp);
 	LIST_REMOVE(o, entry);
 	free(o->jid);
 	free(o);
@@ -199,7 +201,7 @@ owner_set_image(struct av_owner *o, const char *token, const unsigned char *data
 		    " memory)", kind_name(o->kind), (long long)o->id);
 		return 0;
 	}
-	if (store_avatar_set(av->gw->store, kind_name(o->kind), o->id, token,
+	if (store_avatar_set(o->av->gw->store, kind_name(o->kind), o->id, token,
 	    sha1, mime, data, len, (int64_t)time(NULL)) != STORE_OK) {
 		log_error("avatar", "cannot store the avatar of %s %lld",
 		    kind_name(o->kind), (long long)o->id);
@@ -267,7 +269,7 @@ peer_fetch_timeout(evutil_socket_t fd, short what, void *arg)
 	    (long long)o->id, f->id);
 	snprintf(token, sizeof(token), "%s", f->token);
 	fetch_detach(o);
-	if (bl_contact_state(av->gw->bl, o->id) != BL_PIPE_UP) {
+	if (bl_contact_state(o->av->gw->bl, o->id) != BL_PIPE_UP) {
 		/* the pipe died under the request: the presence on the next
 		 * pipe asks again */
 		o->next[0] = '\0';
@@ -289,15 +291,15 @@ peer_fetch_start(struct av_owner *o, const char *token)
 		goto fail;
 	f->o = o;
 	snprintf(f->token, sizeof(f->token), "%s", token);
-	snprintf(f->id, sizeof(f->id), "av-%llu", ++av->next_id);
-	if ((f->timer = evtimer_new(av->gw->base, peer_fetch_timeout, f)) == NULL ||
+	snprintf(f->id, sizeof(f->id), "av-%llu", ++o->av->next_id);
+	if ((f->timer = evtimer_new(o->av->gw->base, peer_fetch_timeout, f)) == NULL ||
 	    (iq = xmpp_stanza_new(xs_ctx())) == NULL ||
 	    xmpp_stanza_set_name(iq, "iq") != XMPP_EOK ||
 	    xmpp_stanza_set_type(iq, "get") != XMPP_EOK ||
 	    xmpp_stanza_set_id(iq, f->id) != XMPP_EOK ||
 	    gw_add_child(iq, "vCard", NS_VCARD) == NULL)
 		goto fail;
-	if (bl_send_stanza(av->gw->bl, o->id, iq, 0) == -1) {
+	if (bl_send_stanza(o->av->gw->bl, o->id, iq, 0) == -1) {
 		/* no pipe: the next presence (there is one per pipe) retries */
 		log_debug("avatar", "cannot ask contact %lld for its vCard: no pipe",
 		    (long long)o->id);
@@ -349,7 +351,7 @@ avatar_peer_presence(struct gw *gw, int64_t ident, int64_t contact,
 static void
 peer_fetch_result(struct av_owner *o, xmpp_stanza_t *iq)
 {
-	struct gw *gw = av->gw;
+	struct gw *gw = o->av->gw;
 	const char *type = xmpp_stanza_get_type(iq), *mime;
 	char token[STORE_AVATAR_TOKEN_MAX + 1];
 	unsigned char *data = NULL;
@@ -405,7 +407,7 @@ done:
 	free(b64);
 	free(data);
 	if (changed)
-		bridge_contact_presence_refresh(gw, o->id);
+		o->av->ev.contact_changed(o->av->ev_arg, o->id);
 	fetch_done(o, token);
 }
 
@@ -491,6 +493,7 @@ user_fetch_cb(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 	char *b64 = NULL;
 	int has_vcard, changed = 0;
 
+	(void)gw;			/* o->av->gw: the same */
 	if (o == NULL) {		/* forgotten or stopping meanwhile */
 		free(f);
 		return;
@@ -532,7 +535,7 @@ done:
 	free(data);
 	free(img);
 	if (changed)
-		bridge_identity_presence_refresh(gw, o->id);
+		o->av->ev.identity_changed(o->av->ev_arg, o->id);
 	fetch_done(o, f->token);
 	free(f);
 }
@@ -540,7 +543,7 @@ done:
 static void
 user_fetch_start(struct av_owner *o, const char *token)
 {
-	struct gw *gw = av->gw;
+	struct gw *gw = o->av->gw;
 	struct av_fetch *f;
 	xmpp_stanza_t *iq = NULL;
 
@@ -616,7 +619,7 @@ avatar_user_presence(struct gw *gw, int64_t ident, xmpp_stanza_t *st)
 		o->token[0] = '\0';
 		log_info("avatar", "%s has no avatar now", owner_jid(o));
 		if (owner_set_image(o, NULL, NULL, 0, NULL))
-			bridge_identity_presence_refresh(gw, ident);
+			o->av->ev.identity_changed(o->av->ev_arg, ident);
 		goto out;
 	}
 	if (strcmp(o->token, hash) == 0)
@@ -656,18 +659,22 @@ load_row(void *arg, const struct store_avatar *a)
 }
 
 int
-avatar_start(struct gw *gw)
+avatar_start(struct gw *gw, const struct avatar_events *ev, void *arg)
 {
+	struct av_state *av;
 	int purged = 0;
 
-	if (av != NULL) {
+	if (gw->avatar != NULL) {
 		log_error("avatar", "started twice");
 		return -1;
 	}
 	if ((av = calloc(1, sizeof(*av))) == NULL)
 		return -1;
 	av->gw = gw;
+	av->ev = *ev;
+	av->ev_arg = arg;
 	LIST_INIT(&av->owners);
+	gw->avatar = av;
 	/* rows of contacts/identities deleted while we were not running */
 	if (store_avatar_purge_orphans(gw->store, &purged) == STORE_OK && purged > 0)
 		log_info("avatar", "dropped %d avatars of deleted contacts", purged);
@@ -681,12 +688,14 @@ avatar_start(struct gw *gw)
 void
 avatar_stop(struct gw *gw)
 {
-	if (av == NULL || av->gw != gw)
+	struct av_state *av = gw->avatar;
+
+	if (av == NULL)
 		return;
 	while (!LIST_EMPTY(&av->owners))
 		owner_free(LIST_FIRST(&av->owners));
 	free(av);
-	av = NULL;
+	gw->avatar = NULL;
 }
 
 /*
@@ -699,7 +708,7 @@ forget(struct gw *gw, enum av_kind kind, int64_t id)
 {
 	struct av_owner *o = owner_find(gw, kind, id);
 
-	if (av == NULL || av->gw != gw)
+	if (gw->avatar == NULL)
 		return;
 	if (o)
 		owner_free(o);

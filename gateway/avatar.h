@@ -11,9 +11,10 @@
  * most 96x96 and 64 KiB -> its SHA1 in the identity's Barev presence and
  * the image in answers to the peers' vCard gets.
  *
- * The bridge calls these hooks; the module calls back into the bridge
- * (bridge_contact_presence_refresh / bridge_identity_presence_refresh)
- * when something a user or a peer should see has changed.
+ * The bridge calls these hooks; the module tells it through the events it
+ * registered at avatar_start() when something a user or a peer should see
+ * has changed (it never calls the bridge itself).  Its state is a member
+ * of struct gw (gw->avatar), so two gateways in one process are apart.
  */
 #ifndef GW_AVATAR_H
 #define GW_AVATAR_H
@@ -23,7 +24,14 @@
 
 struct gw;
 
-int avatar_start(struct gw *gw);
+struct avatar_events {
+	/* the contact's image changed: its presence to the user says so */
+	void (*contact_changed)(void *arg, int64_t contact);
+	/* the user's image changed: her presence to her peers says so */
+	void (*identity_changed)(void *arg, int64_t ident);
+};
+
+int avatar_start(struct gw *gw, const struct avatar_events *ev, void *arg);
 void avatar_stop(struct gw *gw);
 
 /* a peer's presence arrived; token = its <photo> text, NULL/"" = none */

@@ -162,7 +162,7 @@ bridge_start(struct gw *gw)
 	if (br_registry_load(br) == -1)
 		return -1;
 	br_policy_warn(br);
-	if (avatar_start(gw) == -1 || transfer_start(gw) == -1 ||
+	if (avatar_start(gw, &br_avatar_events, br) == -1 || transfer_start(gw) == -1 ||
 	    pep_start(br) == -1)
 		return -1;
 	return relay_start(br);

@@ -52,10 +52,6 @@ void bridge_contact_added(struct gw *gw, const struct store_identity *id,
 void bridge_contact_removed(struct gw *gw, const struct store_identity *id,
     const struct store_contact *c);
 
-/* the contact's presence (e.g. its avatar hash) changed: tell the user */
-void bridge_contact_presence_refresh(struct gw *gw, int64_t contact);
-/* the identity's Barev presence (e.g. its photo) changed: tell the peers */
-void bridge_identity_presence_refresh(struct gw *gw, int64_t ident);
 
 /* refuse_outside_yggdrasil changed on SIGHUP (policy.c) */
 void bridge_policy_changed(struct gw *gw);

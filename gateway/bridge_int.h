@@ -14,6 +14,7 @@
 #include "passthru.h"
 #include "translate.h"
 #include "addr.h"
+#include "avatar.h"
 #include "store.h"
 
 struct event;
@@ -164,6 +165,8 @@ void br_user_presence(struct bridge *br, struct br_user *u, xmpp_stanza_t *st,
 /* what her resources add up to, to her peers */
 void br_user_publish(struct bridge *br, struct br_user *u);
 void br_resource_free(struct br_resource *r);
+/* what the avatar module tells the bridge (arg: the bridge) */
+extern const struct avatar_events br_avatar_events;
 
 /* bridge.c */
 struct br_user *br_user_by_ident(struct bridge *br, int64_t ident);

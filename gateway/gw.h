@@ -24,6 +24,7 @@ struct store;
 struct bl;
 struct bridge;
 struct spool_drops;
+struct av_state;
 
 #define NS_STANZAS	"urn:ietf:params:xml:ns:xmpp-stanzas"
 
@@ -58,6 +59,7 @@ struct gw {
 	struct gw_service service;	/* service.c: features, disco hooks */
 	struct cmd_sessions cmd;	/* cmdsession.c: open XEP-0050 forms */
 	struct spool_drops *drops;	/* spooldrop.c: files being freed */
+	struct av_state *avatar;	/* avatar.c: owners, fetches, images */
 
 	/* ---- main.c's own events ---- */
 	struct event *ev_term;

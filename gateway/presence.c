@@ -388,22 +388,28 @@ bridge_handle_privilege(struct gw *gw, xmpp_stanza_t *st)
 	return 1;
 }
 
-/* ---- for the avatar module: something users or peers see changed ---- */
+/* ---- the avatar module's events: something users or peers see changed ---- */
 
-void
-bridge_contact_presence_refresh(struct gw *gw, int64_t contact)
+static void
+avatar_contact_changed(void *arg, int64_t contact)
 {
-	struct br_contact *c = gw->bridge ? br_contact_by_id(gw->bridge, contact) : NULL;
+	struct bridge *br = arg;
+	struct br_contact *c = br_contact_by_id(br, contact);
 
 	if (c && c->available)
-		br_contact_presence_send(gw->bridge, c, NULL);
+		br_contact_presence_send(br, c, NULL);
 }
 
-void
-bridge_identity_presence_refresh(struct gw *gw, int64_t ident)
+static void
+avatar_identity_changed(void *arg, int64_t ident)
 {
-	struct br_user *u = gw->bridge ? br_user_by_ident(gw->bridge, ident) : NULL;
+	struct bridge *br = arg;
+	struct br_user *u = br_user_by_ident(br, ident);
 
 	if (u)
-		br_user_publish(gw->bridge, u);
+		br_user_publish(br, u);
 }
+
+const struct avatar_events br_avatar_events = {
+	avatar_contact_changed, avatar_identity_changed,
+};
