@@ -126,7 +126,8 @@ omemo2(const char *bob_jid, const char *alice_jid, int nkeys)
 	char *xml = malloc(4096 + (size_t)nkeys * 300), *p;
 	xmpp_stanza_t *st;
 
-	CHECK(xml != NULL);
+	if (xml == NULL)
+		abort();
 	p = xml + sprintf(xml, "<message xmlns='jabber:client' id='o1'>"
 	    "<body>I sent you an OMEMO encrypted message.</body>"
 	    "<encrypted xmlns='urn:xmpp:omemo:2'><header sid='11'>"
