@@ -41,6 +41,7 @@ void transfer_forget_contact(struct gw *gw, int64_t contact);
  * system's CAs plus ca_file, and the URL's host).
  */
 struct xfer_http;
+#define XFER_HTTP_TIMEOUT_S	60	/* client requests and served replies */
 /* once per request: ok, or a short reason for the user; may free `h` */
 typedef void (*xfer_http_cb)(void *arg, int ok, const char *why);
 
@@ -80,8 +81,8 @@ struct gw_strlist;
 int xfer_url_allowed(const struct gw_strlist *allowed,
     const char *upload_service, const char *url);
 
-/* the gateway's own file server (http_listen): GET /TOKEN/NAME serves
- * SPOOL/served/TOKEN */
+/* the gateway's own file server (http_listen, transfer_serve.c):
+ * GET /TOKEN/NAME serves SPOOL/served/TOKEN */
 int xfer_serve_start(struct gw *gw);
 void xfer_serve_stop(struct gw *gw);
 /* the client TLS context (system CAs + ca_file); 0, or -1 logged */
