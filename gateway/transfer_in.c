@@ -595,17 +595,71 @@ offers_bytestreams(xmpp_stanza_t *si)
 	return 0;
 }
 
+/*
+ * An offer this gateway does not take (too large, nowhere to upload it,
+ * over a cap or the quota): declined to the peer, the user told why, the
+ * transfer ended; 1.  0: go on.
+ */
+static int
+in_offer_refused(struct xfer *x, xmpp_stanza_t *iq)
+{
+	struct gw *gw = x->gw;
+	char have[32], lim[32];
+	enum xl_verdict v;
+
+	if (x->size > xfer_max_size(gw)) {
+		xfer_human_size(x->size, have, sizeof(have));
+		xfer_human_size(xfer_max_size(gw), lim, sizeof(lim));
+		decline(gw, x->contact, iq);
+		xfer_fail(x, "it is larger than this gateway accepts (%s, the limit is %s); "
+		    "it was declined", have, lim);
+		return 1;
+	}
+	if (gw->cfg.upload_service[0] == '\0' && (gw->cfg.http_listen[0] == '\0' ||
+	    gw->cfg.http_public_url[0] == '\0')) {
+		decline(gw, x->contact, iq);
+		xfer_fail(x, "this gateway has no upload service configured; it was declined");
+		return 1;
+	}
+	if ((v = in_admit(x)) != XL_OK) {
+		decline(gw, x->contact, iq);
+		in_refuse(x, v);
+		return 1;
+	}
+	return 0;
+}
+
+/* accept: <si><feature><x type=submit><field var=stream-method><value> */
+static xmpp_stanza_t *
+in_accept(xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *r, *s, *f, *xd, *fld;
+
+	if ((r = gw_iq_result(iq)) == NULL ||
+	    (s = gw_add_child(r, "si", NS_SI)) == NULL ||
+	    (f = gw_add_child(s, "feature", NS_FNEG)) == NULL ||
+	    (xd = gw_add_child(f, "x", NS_XDATA)) == NULL ||
+	    xmpp_stanza_set_type(xd, "submit") != XMPP_EOK ||
+	    (fld = gw_add_child(xd, "field", NULL)) == NULL ||
+	    xmpp_stanza_set_attribute(fld, "var", "stream-method") != XMPP_EOK ||
+	    gw_add_text_child(fld, "value", NS_BS) == -1) {
+		if (r)
+			xmpp_stanza_release(r);
+		return NULL;
+	}
+	return r;
+}
+
 int
 xfer_in_offer(struct gw *gw, int64_t contact, xmpp_stanza_t *iq, xmpp_stanza_t *si)
 {
 	xmpp_stanza_t *file = xmpp_stanza_get_child_by_name(si, "file");
 	const char *sid = xfer_attr_of(si, "id"), *name = xfer_attr_of(file, "name");
 	const char *size_s = xfer_attr_of(file, "size");
-	char *end = NULL, have[32], lim[32];
+	char *end = NULL;
 	unsigned long long size;
 	struct xfer *x;
-	xmpp_stanza_t *r, *s, *f, *xd, *fld;
-	enum xl_verdict v;
+	xmpp_stanza_t *r;
 
 	if (sid == NULL || *sid == '\0')
 		sid = xmpp_stanza_get_id(iq);
@@ -626,43 +680,15 @@ xfer_in_offer(struct gw *gw, int64_t contact, xmpp_stanza_t *iq, xmpp_stanza_t *
 	x->initiator = xmpp_stanza_get_from(iq) ? strdup(xmpp_stanza_get_from(iq)) : NULL;
 	if (x->name == NULL)
 		goto internal;
-	if (size > xfer_max_size(gw)) {
-		xfer_human_size(size, have, sizeof(have));
-		xfer_human_size(xfer_max_size(gw), lim, sizeof(lim));
-		decline(gw, contact, iq);
-		xfer_fail(x, "it is larger than this gateway accepts (%s, the limit is %s); "
-		    "it was declined", have, lim);
+	if (in_offer_refused(x, iq))
 		return 1;
-	}
-	if (gw->cfg.upload_service[0] == '\0' && (gw->cfg.http_listen[0] == '\0' ||
-	    gw->cfg.http_public_url[0] == '\0')) {
-		decline(gw, contact, iq);
-		xfer_fail(x, "this gateway has no upload service configured; it was declined");
-		return 1;
-	}
-	if ((v = in_admit(x)) != XL_OK) {
-		decline(gw, contact, iq);
-		in_refuse(x, v);
-		return 1;
-	}
 	if (xfer_spool_create(x) == -1)
 		goto internal;
 	if (store_transfer_add(gw->store, contact, "in", x->sid, x->name, x->size,
 	    "offered", x->path, xfer_now_s(), &x->row) != STORE_OK)
 		goto internal;
-	/* accept: <si><feature><x type=submit><field var=stream-method><value> */
-	if ((r = gw_iq_result(iq)) == NULL ||
-	    (s = gw_add_child(r, "si", NS_SI)) == NULL ||
-	    (f = gw_add_child(s, "feature", NS_FNEG)) == NULL ||
-	    (xd = gw_add_child(f, "x", NS_XDATA)) == NULL ||
-	    xmpp_stanza_set_type(xd, "submit") != XMPP_EOK ||
-	    (fld = gw_add_child(xd, "field", NULL)) == NULL ||
-	    xmpp_stanza_set_attribute(fld, "var", "stream-method") != XMPP_EOK ||
-	    gw_add_text_child(fld, "value", NS_BS) == -1) {
-		if (r)
-			xmpp_stanza_release(r);
+	if ((r = in_accept(iq)) == NULL)
 		goto internal;
-	}
 	if (xfer_send_to_peer(x, r) == -1) {
 		xfer_fail(x, "the connection to %s dropped", x->peer_name);
 		return 1;
