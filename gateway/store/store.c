@@ -8,6 +8,8 @@
  * is exactly "one logical change, one transaction" for single-row changes.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +194,84 @@ exec_simple(struct store *s, enum stmt_id id)
 	sqlite3_stmt *st = stmt_get(s, id);
 
 	return st ? step_done(s, st) : STORE_ERR;
+}
+
+/*
+ * The one bind/step helper: statement `id`, prepared once, gets its
+ * parameters from the arguments as `types` says, one letter per `?` in
+ * order: 'i' int, 'I' int64_t, 't' text (NULL = SQL NULL), 'k' a row id
+ * (int64_t, 0 = SQL NULL).  NULL if the statement could not be prepared.
+ */
+static void
+stmt_vbind(sqlite3_stmt *st, const char *types, va_list ap)
+{
+	int64_t k;
+
+	for (int i = 0; types[i]; i++)
+		switch (types[i]) {
+		case 'i':
+			sqlite3_bind_int(st, i + 1, va_arg(ap, int));
+			break;
+		case 'I':
+			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 't':
+			bind_text(st, i + 1, va_arg(ap, const char *));
+			break;
+		case 'k':
+			if ((k = va_arg(ap, int64_t)) != 0)
+				sqlite3_bind_int64(st, i + 1, k);
+			else
+				sqlite3_bind_null(st, i + 1);
+			break;
+		}
+}
+
+static sqlite3_stmt *
+stmt_bind(struct store *s, enum stmt_id id, const char *types, ...)
+{
+	sqlite3_stmt *st = stmt_get(s, id);
+	va_list ap;
+
+	if (st == NULL)
+		return NULL;
+	va_start(ap, types);
+	stmt_vbind(st, types, ap);
+	va_end(ap);
+	return st;
+}
+
+/* Bind and step a statement that returns no rows (step_done). */
+static int
+stmt_run(struct store *s, enum stmt_id id, const char *types, ...)
+{
+	sqlite3_stmt *st = stmt_get(s, id);
+	va_list ap;
+
+	if (st == NULL)
+		return STORE_ERR;
+	va_start(ap, types);
+	stmt_vbind(st, types, ap);
+	va_end(ap);
+	return step_done(s, st);
+}
+
+/* stmt_run for an INSERT; *idp (if not NULL) gets the new row's id. */
+static int
+stmt_insert(struct store *s, enum stmt_id id, int64_t *idp, const char *types, ...)
+{
+	sqlite3_stmt *st = stmt_get(s, id);
+	va_list ap;
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	va_start(ap, types);
+	stmt_vbind(st, types, ap);
+	va_end(ap);
+	if ((rc = step_done(s, st)) == STORE_OK && idp)
+		*idp = sqlite3_last_insert_rowid(s->db);
+	return rc;
 }
 
 static int
@@ -444,76 +524,44 @@ int
 store_identity_add(struct store *s, const char *jid, const char *nick,
     const char *addr, int port, int64_t *idp)
 {
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_ADD);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, jid);
-	bind_text(st, 2, nick);
-	bind_text(st, 3, addr);
-	sqlite3_bind_int(st, 4, port);
-	if ((rc = step_done(s, st)) == STORE_OK && idp)
-		*idp = sqlite3_last_insert_rowid(s->db);
-	return rc;
+	return stmt_insert(s, S_IDENT_ADD, idp, "ttti", jid, nick, addr, port);
 }
 
 int
 store_identity_get_jid(struct store *s, const char *jid, struct store_identity *out)
 {
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_GET_JID);
+	sqlite3_stmt *st = stmt_bind(s, S_IDENT_GET_JID, "t", jid);
 
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, jid);
-	return one_identity(s, st, out);
+	return st ? one_identity(s, st, out) : STORE_ERR;
 }
 
 int
 store_identity_get(struct store *s, int64_t id, struct store_identity *out)
 {
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_GET);
+	sqlite3_stmt *st = stmt_bind(s, S_IDENT_GET, "I", id);
 
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return one_identity(s, st, out);
+	return st ? one_identity(s, st, out) : STORE_ERR;
 }
 
 int
 store_identity_find(struct store *s, const char *nick, const char *addr,
     struct store_identity *out)
 {
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_FIND);
+	sqlite3_stmt *st = stmt_bind(s, S_IDENT_FIND, "tt", nick, addr);
 
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, nick);
-	bind_text(st, 2, addr);
-	return one_identity(s, st, out);
+	return st ? one_identity(s, st, out) : STORE_ERR;
 }
 
 int
 store_identity_set_nick(struct store *s, int64_t id, const char *nick)
 {
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_NICK);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, nick);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
+	return stmt_run(s, S_IDENT_NICK, "tI", nick, id);
 }
 
 int
 store_identity_delete(struct store *s, int64_t id)
 {
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
+	return stmt_run(s, S_IDENT_DEL, "I", id);
 }
 
 int
@@ -566,67 +614,37 @@ int
 store_contact_add(struct store *s, int64_t identity_id, const char *nick,
     const char *addr, int port, const char *name, int64_t *idp)
 {
-	sqlite3_stmt *st = stmt_get(s, S_CONT_ADD);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, identity_id);
-	bind_text(st, 2, nick);
-	bind_text(st, 3, addr);
-	sqlite3_bind_int(st, 4, port);
-	bind_text(st, 5, name && *name ? name : NULL);
-	if ((rc = step_done(s, st)) == STORE_OK && idp)
-		*idp = sqlite3_last_insert_rowid(s->db);
-	return rc;
+	return stmt_insert(s, S_CONT_ADD, idp, "Ittit", identity_id, nick, addr,
+	    port, name && *name ? name : NULL);
 }
 
 int
 store_contact_get(struct store *s, int64_t id, struct store_contact *out)
 {
-	sqlite3_stmt *st = stmt_get(s, S_CONT_GET);
+	sqlite3_stmt *st = stmt_bind(s, S_CONT_GET, "I", id);
 
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return one_contact(s, st, out);
+	return st ? one_contact(s, st, out) : STORE_ERR;
 }
 
 int
 store_contact_find(struct store *s, int64_t identity_id, const char *nick,
     const char *addr, struct store_contact *out)
 {
-	sqlite3_stmt *st = stmt_get(s, S_CONT_FIND);
+	sqlite3_stmt *st = stmt_bind(s, S_CONT_FIND, "Itt", identity_id, nick, addr);
 
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, identity_id);
-	bind_text(st, 2, nick);
-	bind_text(st, 3, addr);
-	return one_contact(s, st, out);
+	return st ? one_contact(s, st, out) : STORE_ERR;
 }
 
 int
 store_contact_delete(struct store *s, int64_t id)
 {
-	sqlite3_stmt *st = stmt_get(s, S_CONT_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
+	return stmt_run(s, S_CONT_DEL, "I", id);
 }
 
 int
 store_contact_set_gateway(struct store *s, int64_t id, int yes)
 {
-	sqlite3_stmt *st = stmt_get(s, S_CONT_GATEWAY);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int(st, 1, yes != 0);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
+	return stmt_run(s, S_CONT_GATEWAY, "iI", yes != 0, id);
 }
 
 int
@@ -657,21 +675,8 @@ store_outbox_add(struct store *s, int64_t contact_id, const char *body,
     const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
     int sending, int64_t *idp)
 {
-	sqlite3_stmt *st = stmt_get(s, S_OUT_ADD);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, contact_id);
-	bind_text(st, 2, body);
-	bind_text(st, 3, xmpp_id);
-	bind_text(st, 4, from_jid);
-	sqlite3_bind_int(st, 5, want_receipt != 0);
-	sqlite3_bind_int64(st, 6, now);
-	bind_text(st, 7, sending ? "sending" : "queued");
-	if ((rc = step_done(s, st)) == STORE_OK && idp)
-		*idp = sqlite3_last_insert_rowid(s->db);
-	return rc;
+	return stmt_insert(s, S_OUT_ADD, idp, "ItttiIt", contact_id, body, xmpp_id,
+	    from_jid, want_receipt != 0, now, sending ? "sending" : "queued");
 }
 
 /* One transaction for a row operation applied to many rows. */
@@ -767,60 +772,36 @@ int
 store_outbox_foreach_queued(struct store *s, int64_t contact_id,
     int (*fn)(void *, const struct store_outmsg *), void *arg)
 {
-	sqlite3_stmt *st = stmt_get(s, S_OUT_QUEUED);
+	sqlite3_stmt *st = stmt_bind(s, S_OUT_QUEUED, "I", contact_id);
 
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, contact_id);
-	return outbox_each(s, st, fn, arg);
+	return st ? outbox_each(s, st, fn, arg) : STORE_ERR;
 }
 
 int
 store_outbox_set_sending(struct store *s, int64_t id, int sending)
 {
-	sqlite3_stmt *st = stmt_get(s, S_OUT_STATE);
-	const char *state = sending ? "sending" : "queued";
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, state);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
+	return stmt_run(s, S_OUT_STATE, "tI", sending ? "sending" : "queued", id);
 }
 
 int
 store_outbox_set_extra(struct store *s, int64_t id, const char *extra)
 {
-	sqlite3_stmt *st = stmt_get(s, S_OUT_EXTRA);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, extra);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
+	return stmt_run(s, S_OUT_EXTRA, "tI", extra, id);
 }
 
 int
 store_outbox_delete(struct store *s, int64_t id)
 {
-	sqlite3_stmt *st = stmt_get(s, S_OUT_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
+	return stmt_run(s, S_OUT_DEL, "I", id);
 }
 
 int
 store_outbox_foreach_expired(struct store *s, int64_t before,
     int (*fn)(void *, const struct store_outmsg *), void *arg)
 {
-	sqlite3_stmt *st = stmt_get(s, S_OUT_EXPIRED);
+	sqlite3_stmt *st = stmt_bind(s, S_OUT_EXPIRED, "I", before);
 
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, before);
-	return outbox_each(s, st, fn, arg);
+	return st ? outbox_each(s, st, fn, arg) : STORE_ERR;
 }
 
 int
@@ -871,11 +852,8 @@ int store_outbox_count(struct store *s) { return count_of(s, S_OUT_COUNT); }
 int
 store_outbox_queued_of(struct store *s, int64_t contact_id)
 {
-	sqlite3_stmt *st = stmt_get(s, S_OUT_QUEUED_OF);
-
-	if (st == NULL)
+	if (stmt_bind(s, S_OUT_QUEUED_OF, "I", contact_id) == NULL)
 		return -1;
-	sqlite3_bind_int64(st, 1, contact_id);
 	return count_of(s, S_OUT_QUEUED_OF);
 }
 
@@ -885,18 +863,7 @@ int
 store_inbox_add(struct store *s, int64_t contact_id, const char *stanza_id,
     const char *xml, int64_t now)
 {
-	sqlite3_stmt *st = stmt_get(s, S_IN_ADD);
-
-	if (st == NULL)
-		return STORE_ERR;
-	if (contact_id)
-		sqlite3_bind_int64(st, 1, contact_id);
-	else
-		sqlite3_bind_null(st, 1);
-	bind_text(st, 2, stanza_id);
-	bind_text(st, 3, xml);
-	sqlite3_bind_int64(st, 4, now);
-	return step_done(s, st);
+	return stmt_run(s, S_IN_ADD, "kttI", contact_id, stanza_id, xml, now);
 }
 
 int
@@ -933,12 +900,7 @@ store_inbox_foreach(struct store *s, int (*fn)(void *, const struct store_inmsg 
 int
 store_inbox_delete(struct store *s, int64_t id)
 {
-	sqlite3_stmt *st = stmt_get(s, S_IN_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
+	return stmt_run(s, S_IN_DEL, "I", id);
 }
 
 int store_inbox_count(struct store *s) { return count_of(s, S_IN_COUNT); }
@@ -948,24 +910,17 @@ int store_inbox_count(struct store *s) { return count_of(s, S_IN_COUNT); }
 int
 store_kv_set(struct store *s, const char *key, const char *value)
 {
-	sqlite3_stmt *st = stmt_get(s, S_KV_SET);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, key);
-	bind_text(st, 2, value);
-	return step_done(s, st);
+	return stmt_run(s, S_KV_SET, "tt", key, value);
 }
 
 int
 store_kv_get(struct store *s, const char *key, char *buf, size_t len)
 {
-	sqlite3_stmt *st = stmt_get(s, S_KV_GET);
+	sqlite3_stmt *st = stmt_bind(s, S_KV_GET, "t", key);
 	int rc, ret;
 
 	if (st == NULL)
 		return STORE_ERR;
-	bind_text(st, 1, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		copy_col(buf, len, st, 0);
@@ -997,15 +952,11 @@ store_avatar_set(struct store *s, const char *kind, int64_t owner,
     const char *token, const char *sha1, const char *mime, const void *data,
     size_t len, int64_t now)
 {
-	sqlite3_stmt *st = stmt_get(s, S_AV_SET);
+	sqlite3_stmt *st = stmt_bind(s, S_AV_SET, "tIttt", kind, owner,
+	    token && *token ? token : NULL, data ? sha1 : NULL, data ? mime : NULL);
 
 	if (st == NULL)
 		return STORE_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, owner);
-	bind_text(st, 3, token && *token ? token : NULL);
-	bind_text(st, 4, data ? sha1 : NULL);
-	bind_text(st, 5, data ? mime : NULL);
 	if (data)
 		sqlite3_bind_blob64(st, 6, data, len, SQLITE_TRANSIENT);
 	else
@@ -1018,29 +969,20 @@ int
 store_avatar_set_token(struct store *s, const char *kind, int64_t owner,
     const char *token, int64_t now)
 {
-	sqlite3_stmt *st = stmt_get(s, S_AV_TOKEN);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, owner);
-	bind_text(st, 3, token && *token ? token : NULL);
-	sqlite3_bind_int64(st, 4, now);
-	return step_done(s, st);
+	return stmt_run(s, S_AV_TOKEN, "tItI", kind, owner,
+	    token && *token ? token : NULL, now);
 }
 
 int
 store_avatar_get(struct store *s, const char *kind, int64_t owner,
     struct store_avatar *out)
 {
-	sqlite3_stmt *st = stmt_get(s, S_AV_GET);
+	sqlite3_stmt *st = stmt_bind(s, S_AV_GET, "tI", kind, owner);
 	const void *blob;
 	int rc, ret = STORE_OK;
 
 	if (st == NULL)
 		return STORE_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, owner);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		row_avatar(st, out);
@@ -1070,13 +1012,7 @@ store_avatar_get(struct store *s, const char *kind, int64_t owner,
 int
 store_avatar_delete(struct store *s, const char *kind, int64_t owner)
 {
-	sqlite3_stmt *st = stmt_get(s, S_AV_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, owner);
-	return step_done(s, st);
+	return stmt_run(s, S_AV_DEL, "tI", kind, owner);
 }
 
 int
@@ -1118,39 +1054,19 @@ store_transfer_add(struct store *s, int64_t contact_id, const char *direction,
     const char *sid, const char *name, uint64_t size, const char *state,
     const char *spool_path, int64_t now, int64_t *idp)
 {
-	sqlite3_stmt *st = stmt_get(s, S_XFER_ADD);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, contact_id);
-	bind_text(st, 2, direction);
-	bind_text(st, 3, sid);
-	bind_text(st, 4, name);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
-	bind_text(st, 6, state);
-	bind_text(st, 7, spool_path);
-	sqlite3_bind_int64(st, 8, now);
-	sqlite3_bind_int64(st, 9, now);
-	if ((rc = step_done(s, st)) == STORE_OK && idp)
-		*idp = sqlite3_last_insert_rowid(s->db);
-	return rc;
+	return stmt_insert(s, S_XFER_ADD, idp, "ItttIttII", contact_id, direction,
+	    sid, name, (int64_t)size, state, spool_path, now, now);
 }
 
 int
 store_transfer_set_state(struct store *s, int64_t id, const char *state,
     const char *url, const char *error, int64_t now)
 {
-	sqlite3_stmt *st = stmt_get(s, S_XFER_STATE);
+	sqlite3_stmt *st = stmt_bind(s, S_XFER_STATE, "tttII", state, url, error, now, id);
 	int rc;
 
 	if (st == NULL)
 		return STORE_ERR;
-	bind_text(st, 1, state);
-	bind_text(st, 2, url);
-	bind_text(st, 3, error);
-	sqlite3_bind_int64(st, 4, now);
-	sqlite3_bind_int64(st, 5, id);
 	if ((rc = step_done(s, st)) == STORE_OK && state != NULL) {
 		if (strcmp(state, "done") == 0)
 			s->n.transfers_done++;
@@ -1164,13 +1080,11 @@ int
 store_transfer_fail_unfinished(struct store *s, const char *error, int64_t now,
     int *failed)
 {
-	sqlite3_stmt *st = stmt_get(s, S_XFER_FAIL_OPEN);
+	sqlite3_stmt *st = stmt_bind(s, S_XFER_FAIL_OPEN, "tI", error, now);
 	int rc;
 
 	if (st == NULL)
 		return STORE_ERR;
-	bind_text(st, 1, error);
-	sqlite3_bind_int64(st, 2, now);
 	rc = step_done(s, st);
 	if (rc == STORE_OK) {
 		s->n.transfers_failed += (unsigned long long)sqlite3_changes(s->db);
@@ -1183,12 +1097,11 @@ store_transfer_fail_unfinished(struct store *s, const char *error, int64_t now,
 int
 store_transfer_prune(struct store *s, int64_t before, int *pruned)
 {
-	sqlite3_stmt *st = stmt_get(s, S_XFER_PRUNE);
+	sqlite3_stmt *st = stmt_bind(s, S_XFER_PRUNE, "I", before);
 	int rc;
 
 	if (st == NULL)
 		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, before);
 	rc = step_done(s, st);
 	if (rc == STORE_OK && pruned)
 		*pruned = sqlite3_changes(s->db);
