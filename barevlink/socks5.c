@@ -166,6 +166,18 @@ s5_queue_out(struct s5 *s, const void *p, size_t n)
 	s->out_off = 0;
 }
 
+/* A SOCKS5 request or reply naming the DST.ADDR hash as a domain (ATYP 3),
+ * port 0: code is the command (1 CONNECT) or the reply (0 succeeded). */
+void
+s5_queue_dst(struct s5 *s, unsigned char code)
+{
+	s->out[0] = 5; s->out[1] = code; s->out[2] = 0; s->out[3] = 3; s->out[4] = 40;
+	memcpy(s->out + 5, s->dst, 40);
+	s->out[45] = 0; s->out[46] = 0;
+	s->out_len = 47;
+	s->out_off = 0;
+}
+
 void
 s5_nonblock_nodelay(int fd)
 {

@@ -76,6 +76,8 @@ int s5_flush_out(struct s5 *s);
 int s5_fill_in(struct s5 *s);
 void s5_expect_bytes(struct s5 *s, size_t n);
 void s5_queue_out(struct s5 *s, const void *p, size_t n);
+/* a request (code 1, CONNECT) or reply (code 0) for DST.ADDR, port 0 */
+void s5_queue_dst(struct s5 *s, unsigned char code);
 void s5_nonblock_nodelay(int fd);
 /* bytes still to read after the 5-byte head of a SOCKS5 request/reply */
 int s5_addr_rest(const unsigned char *head);

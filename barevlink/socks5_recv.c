@@ -251,6 +251,24 @@ r_data(struct s5 *s)
 		s5_finish(s, 1, NULL);	/* the byte count is the end (§6.6) */
 }
 
+/* The reply is in: the file's bytes follow. */
+static void
+r_handshake_done(struct s5 *s)
+{
+	/* the reply's address is not checked: purple and pascal send
+	 * different things there (BAREV.md §6.4) */
+	event_del(s->tmr);
+	s->state = R_DATA;
+	if (s->cb.connected)
+		s->cb.connected(s->arg, s->cur);
+	if (s->size == 0) {
+		s5_finish(s, 1, NULL);
+		return;
+	}
+	if (s5_watch(s, s->fd, EV_READ | EV_PERSIST, s->idle_ms) == -1)
+		s5_finish(s, 0, "out of memory");
+}
+
 void
 s5_recv_event(struct s5 *s, short what)
 {
@@ -287,11 +305,7 @@ s5_recv_event(struct s5 *s, short what)
 			s5_recv_next_host(s, "refused the greeting");
 			return;
 		}
-		s->out[0] = 5; s->out[1] = 1; s->out[2] = 0; s->out[3] = 3; s->out[4] = 40;
-		memcpy(s->out + 5, s->dst, 40);
-		s->out[45] = 0; s->out[46] = 0;
-		s->out_len = 47;
-		s->out_off = 0;
+		s5_queue_dst(s, 1);	/* CONNECT */
 		s->state = R_REQUEST;
 		s5_expect_bytes(s, 5);
 		/* FALLTHROUGH */
@@ -322,18 +336,7 @@ s5_recv_event(struct s5 *s, short what)
 		}
 		if (r == 0)
 			break;
-		/* the reply's address is not checked: purple and pascal send
-		 * different things there (BAREV.md §6.4) */
-		event_del(s->tmr);
-		s->state = R_DATA;
-		if (s->cb.connected)
-			s->cb.connected(s->arg, s->cur);
-		if (s->size == 0) {
-			s5_finish(s, 1, NULL);
-			return;
-		}
-		if (s5_watch(s, s->fd, EV_READ | EV_PERSIST, s->idle_ms) == -1)
-			s5_finish(s, 0, "out of memory");
+		r_handshake_done(s);
 		return;
 	default:
 		return;
