@@ -145,6 +145,18 @@ s_peer_readable(struct s5 *s)
 	return 1;
 }
 
+/* The reply is out: the file's bytes follow. */
+static void
+s_handshake_done(struct s5 *s)
+{
+	event_del(s->tmr);
+	s->state = S_DATA;
+	if (s->cb.connected)
+		s->cb.connected(s->arg, 0);
+	if (s5_watch(s, s->fd, EV_READ | EV_WRITE | EV_PERSIST, s->idle_ms) == -1)
+		s5_finish(s, 0, "out of memory");
+}
+
 void
 s5_send_event(struct s5 *s, short what)
 {
@@ -210,20 +222,10 @@ s5_send_event(struct s5 *s, short what)
 		/* pascal hashes its upper-case JID forms: log, never fail (§6.5) */
 		if (s->in[3] != 3 || s->in[4] != 40 || memcmp(s->in + 5, s->dst, 40) != 0)
 			log_debug("socks5", "receiver's DST.ADDR is not the expected hash");
-		/* reply: the same address back */
-		s->out[0] = 5; s->out[1] = 0; s->out[2] = 0; s->out[3] = 3; s->out[4] = 40;
-		memcpy(s->out + 5, s->dst, 40);
-		s->out[45] = 0; s->out[46] = 0;
-		s->out_len = 47;
-		s->out_off = 0;
+		s5_queue_dst(s, 0);	/* reply: the same address back */
 		if (s5_flush_out(s) != 1)
 			goto closed;
-		event_del(s->tmr);
-		s->state = S_DATA;
-		if (s->cb.connected)
-			s->cb.connected(s->arg, 0);
-		if (s5_watch(s, s->fd, EV_READ | EV_WRITE | EV_PERSIST, s->idle_ms) == -1)
-			s5_finish(s, 0, "out of memory");
+		s_handshake_done(s);
 		return;
 	default:
 		return;
