@@ -265,6 +265,59 @@ bl_pipe_drain(struct bl_pipe *p, const char *why)
 	return (0);
 }
 
+/* A closed pipe belongs to nobody: the contact may go before the reaper. */
+static void
+pipe_detach(struct bl_pipe *p)
+{
+	struct bl_contact *c = p->contact;
+
+	bl_pipe_pending_uncount(p);
+	bl_dial_slot_release(p);
+	if (c != NULL) {
+		if (c->pipe == p)
+			c->pipe = NULL;
+		if (c->dial == p)
+			c->dial = NULL;
+	}
+	p->contact = NULL;
+	p->ident = NULL;
+}
+
+/* An orderly close: unavailable and </stream:stream> queued; -1 if not.
+ * What it left in bl->scratch is the caller's to drain. */
+static int
+pipe_goodbye(struct bl_pipe *p)
+{
+	struct bl	*bl = p->bl;
+	int		 rv = -1;
+
+	if (p->conn != NULL && p->hdr_sent &&
+	    evbuffer_add(bl->scratch, "<presence type=\"unavailable\">"
+	    "</presence>", 40) == 0 &&
+	    xs_conn_send_raw(p->conn, (const char *)evbuffer_pullup(
+	    bl->scratch, -1), 40) == 0 &&
+	    xs_conn_send_raw(p->conn, "</stream:stream>", 16) == 0)
+		rv = 0;
+	return (rv);
+}
+
+/* Pings in flight get no answer now: failed, if the gateway knew the pipe. */
+static void
+pipe_fail_pings(struct bl_pipe *p, int was_up, int64_t iid, int64_t cid)
+{
+	struct bl	*bl = p->bl;
+	struct bl_ping	*pg;
+	uint64_t	 cookie;
+
+	while ((pg = TAILQ_FIRST(&p->pings)) != NULL) {
+		cookie = pg->cookie;
+		TAILQ_REMOVE(&p->pings, pg, entry);
+		free(pg);
+		if (was_up && bl->ev.ping_done != NULL)
+			bl->ev.ping_done(bl->arg, iid, cid, cookie, 0);
+	}
+}
+
 /*
  * Close a pipe: detach it from its contact, tell the gateway if it was up,
  * redial when wanted, and leave the freeing to the reaper.  Orderly closes
@@ -275,11 +328,9 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 {
 	struct bl	*bl = p->bl;
 	struct bl_contact *c = p->contact;
-	struct bl_ping	*pg;
 	int64_t		 iid = 0, cid = 0;
 	int		 was_up = p->state == BL_P_UP, cut;
 	struct linger	 rst = { 1, 0 };
-	uint64_t	 cookie;
 	char		 src[BL_ADDRSTRLEN];
 
 	if (p->state >= BL_P_CLOSING)
@@ -311,33 +362,18 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	if (cut && p->conn != NULL)
 		(void)setsockopt(xs_conn_fd(p->conn), SOL_SOCKET, SO_LINGER, &rst,
 		    sizeof(rst));
-	bl_pipe_pending_uncount(p);
-	bl_dial_slot_release(p);
 	if (c != NULL) {
 		cid = c->id;
 		iid = c->ident->id;
-		if (c->pipe == p)
-			c->pipe = NULL;
-		if (c->dial == p)
-			c->dial = NULL;
 	}
-	/* a closed pipe belongs to nobody: the contact may go before the reaper */
-	p->contact = NULL;
-	p->ident = NULL;
+	pipe_detach(p);
 	p->state = BL_P_CLOSING;
 	evtimer_del(&p->timer);
 	if (p->pollev != NULL)
 		evtimer_del(p->pollev);
 	if (p->connev != NULL)
 		event_del(p->connev);
-	p->orderly = 0;
-	if (how == BL_CLOSE_ORDERLY && p->conn != NULL && p->hdr_sent &&
-	    evbuffer_add(bl->scratch, "<presence type=\"unavailable\">"
-	    "</presence>", 40) == 0 &&
-	    xs_conn_send_raw(p->conn, (const char *)evbuffer_pullup(
-	    bl->scratch, -1), 40) == 0 &&
-	    xs_conn_send_raw(p->conn, "</stream:stream>", 16) == 0)
-		p->orderly = 1;
+	p->orderly = how == BL_CLOSE_ORDERLY && pipe_goodbye(p) == 0;
 	evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
 	p->in_reap = 1;
 	TAILQ_INSERT_TAIL(&bl->reap, p, reap_entry);
@@ -358,13 +394,7 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	if (c != NULL && p->bye_ours)
 		c->backoff = 0;
 	/* events last: the gateway may call back into us */
-	while ((pg = TAILQ_FIRST(&p->pings)) != NULL) {
-		cookie = pg->cookie;
-		TAILQ_REMOVE(&p->pings, pg, entry);
-		free(pg);
-		if (was_up && bl->ev.ping_done != NULL)
-			bl->ev.ping_done(bl->arg, iid, cid, cookie, 0);
-	}
+	pipe_fail_pings(p, was_up, iid, cid);
 	if (cut && bl->ev.pipe_cut != NULL)
 		bl->ev.pipe_cut(bl->arg, iid, cid);
 	if (was_up && bl->ev.pipe_down != NULL)
