@@ -145,6 +145,106 @@ config_key_find(const char *name)
 	return -1;
 }
 
+/* true/yes/1/on or false/no/0/off, any case; -1 neither */
+static int
+config_bool(const char *raw, int *out)
+{
+	if (strcasecmp(raw, "true") == 0 || strcasecmp(raw, "yes") == 0 ||
+	    strcmp(raw, "1") == 0 || strcasecmp(raw, "on") == 0)
+		*out = 1;
+	else if (strcasecmp(raw, "false") == 0 ||
+	    strcasecmp(raw, "no") == 0 || strcmp(raw, "0") == 0 ||
+	    strcasecmp(raw, "off") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* The string keys: checked by their kind, stored as a copy. */
+static int
+config_convert_str(const struct config_key *k, void *field, const char *raw,
+    char *why, size_t whylen)
+{
+	unsigned char a6[16];
+	char canon[INET6_ADDRSTRLEN], *s;
+
+	if (k->type == CT_DOMAIN && *raw != '\0' &&
+	    !config_domain_ok(raw)) {
+		config_err(why, whylen, "\"%s\" is not a domain JID "
+		    "(e.g. barev.example.org)", raw);
+		return -1;
+	}
+	if (k->type == CT_URL && *raw != '\0' &&
+	    ((strncmp(raw, "http://", 7) != 0 &&
+	    strncmp(raw, "https://", 8) != 0) ||
+	    strpbrk(raw, " \t\"<>") != NULL)) {
+		config_err(why, whylen, "\"%s\" is not an http:// or "
+		    "https:// URL", raw);
+		return -1;
+	}
+	if (k->type == CT_LISTEN && *raw != '\0' &&
+	    !config_listen_ok(raw)) {
+		config_err(why, whylen, "\"%s\" is not HOST:PORT or "
+		    "[IPV6]:PORT", raw);
+		return -1;
+	}
+	if (k->type == CT_ADDR6 && *raw != '\0') {
+		if (inet_pton(AF_INET6, raw, a6) != 1 ||
+		    inet_ntop(AF_INET6, a6, canon, sizeof canon) == NULL) {
+			config_err(why, whylen, "\"%s\" is not an IPv6 "
+			    "address", raw);
+			return -1;
+		}
+		raw = canon;
+	}
+	if ((s = strdup(raw)) == NULL) {
+		config_err(why, whylen, "out of memory");
+		return -1;
+	}
+	if (k->type == CT_DOMAIN)
+		config_lower(s);
+	if (k->type == CT_URL) {
+		size_t n = strlen(s);
+		while (n > 0 && s[n - 1] == '/')
+			s[--n] = '\0';
+	}
+	free(*(char **)field);
+	*(char **)field = s;
+	return 0;
+}
+
+/* The list keys: each item checked by the list's kind. */
+static int
+config_convert_list(const struct config_key *k, void *field, const char *raw,
+    char *why, size_t whylen)
+{
+	const char *bad;
+	char *badcopy = NULL;
+	int rc;
+
+	config_list_free(field);
+	rc = config_list(raw, field, k->type == CT_JIDLIST ?
+	    config_bare_jid_ok : k->type == CT_PREFIXLIST ?
+	    config_prefix_ok : config_host_ok, &bad, &badcopy);
+	if (rc == 0)
+		return 0;
+	if (bad == NULL) {
+		config_err(why, whylen, "out of memory");
+		return -1;
+	}
+	if (k->type == CT_JIDLIST)
+		config_err(why, whylen, "\"%s\" is not a bare JID "
+		    "(user@domain)", bad);
+	else if (k->type == CT_PREFIXLIST)
+		config_err(why, whylen, "\"%s\" is neither a host[:port]"
+		    " nor an http(s)://host[:port]/path prefix", bad);
+	else
+		config_err(why, whylen, "\"%s\" is not a host name", bad);
+	free(badcopy);
+	return -1;
+}
+
 /*
  * Convert `raw` into the key's field.  On failure `why` says what is wrong
  * with the value (quoted), without the key name.
@@ -154,12 +254,7 @@ config_convert(const struct config_key *k, struct gw_config *c,
     const char *raw, char *why, size_t whylen)
 {
 	void *field = (char *)c + k->off;
-	const char *bad;
-	char *badcopy = NULL, *s;
-	unsigned char a6[16];
-	char canon[INET6_ADDRSTRLEN];
 	enum log_level lvl;
-	int rc;
 
 	switch (k->type) {
 	case CT_STR:
@@ -167,47 +262,7 @@ config_convert(const struct config_key *k, struct gw_config *c,
 	case CT_URL:
 	case CT_LISTEN:
 	case CT_ADDR6:
-		if (k->type == CT_DOMAIN && *raw != '\0' &&
-		    !config_domain_ok(raw)) {
-			config_err(why, whylen, "\"%s\" is not a domain JID "
-			    "(e.g. barev.example.org)", raw);
-			return -1;
-		}
-		if (k->type == CT_URL && *raw != '\0' &&
-		    ((strncmp(raw, "http://", 7) != 0 &&
-		    strncmp(raw, "https://", 8) != 0) ||
-		    strpbrk(raw, " \t\"<>") != NULL)) {
-			config_err(why, whylen, "\"%s\" is not an http:// or "
-			    "https:// URL", raw);
-			return -1;
-		}
-		if (k->type == CT_LISTEN && *raw != '\0' &&
-		    !config_listen_ok(raw)) {
-			config_err(why, whylen, "\"%s\" is not HOST:PORT or "
-			    "[IPV6]:PORT", raw);
-			return -1;
-		}
-		if (k->type == CT_ADDR6 && *raw != '\0') {
-			if (inet_pton(AF_INET6, raw, a6) != 1 ||
-			    inet_ntop(AF_INET6, a6, canon, sizeof canon) == NULL) {
-				config_err(why, whylen, "\"%s\" is not an IPv6 "
-				    "address", raw);
-				return -1;
-			}
-			raw = canon;
-		}
-		if ((s = strdup(raw)) == NULL)
-			goto nomem;
-		if (k->type == CT_DOMAIN)
-			config_lower(s);
-		if (k->type == CT_URL) {
-			size_t n = strlen(s);
-			while (n > 0 && s[n - 1] == '/')
-				s[--n] = '\0';
-		}
-		free(*(char **)field);
-		*(char **)field = s;
-		return 0;
+		return config_convert_str(k, field, raw, why, whylen);
 	case CT_PORT:
 		if (config_port(raw, field) == -1) {
 			config_err(why, whylen, "\"%s\" is not a port (1-65535)",
@@ -235,14 +290,7 @@ config_convert(const struct config_key *k, struct gw_config *c,
 		}
 		return 0;
 	case CT_BOOL:
-		if (strcasecmp(raw, "true") == 0 || strcasecmp(raw, "yes") == 0 ||
-		    strcmp(raw, "1") == 0 || strcasecmp(raw, "on") == 0)
-			*(int *)field = 1;
-		else if (strcasecmp(raw, "false") == 0 ||
-		    strcasecmp(raw, "no") == 0 || strcmp(raw, "0") == 0 ||
-		    strcasecmp(raw, "off") == 0)
-			*(int *)field = 0;
-		else {
+		if (config_bool(raw, field) == -1) {
 			config_err(why, whylen, "\"%s\" is not a boolean "
 			    "(true/false/yes/no/1/0)", raw);
 			return -1;
@@ -277,29 +325,9 @@ config_convert(const struct config_key *k, struct gw_config *c,
 	case CT_JIDLIST:
 	case CT_HOSTLIST:
 	case CT_PREFIXLIST:
-		config_list_free(field);
-		rc = config_list(raw, field, k->type == CT_JIDLIST ?
-		    config_bare_jid_ok : k->type == CT_PREFIXLIST ?
-		    config_prefix_ok : config_host_ok, &bad, &badcopy);
-		if (rc == 0)
-			return 0;
-		if (bad == NULL)
-			goto nomem;
-		if (k->type == CT_JIDLIST)
-			config_err(why, whylen, "\"%s\" is not a bare JID "
-			    "(user@domain)", bad);
-		else if (k->type == CT_PREFIXLIST)
-			config_err(why, whylen, "\"%s\" is neither a host[:port]"
-			    " nor an http(s)://host[:port]/path prefix", bad);
-		else
-			config_err(why, whylen, "\"%s\" is not a host name", bad);
-		free(badcopy);
-		return -1;
+		return config_convert_list(k, field, raw, why, whylen);
 	}
 	config_err(why, whylen, "internal error: unknown key type");
-	return -1;
-nomem:
-	config_err(why, whylen, "out of memory");
 	return -1;
 }
 
