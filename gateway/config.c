@@ -558,30 +558,14 @@ config_derive(struct gw_config *c)
 	return 0;
 }
 
-int
-gw_config_load(struct gw_config *c, const char *path, char *err,
-    size_t errlen)
+/* The environment wins over the file: BAREV_<KEY>; -1 out of memory. */
+static int
+config_from_env(struct gw_config *c, int *lines)
 {
-	int lines[NKEYS];
-	char env[128], why[512], where[256 + 64], missing[256];
+	char env[128];
 	const char *ev;
 	size_t i, p, j;
-	int si = config_key_find("component_secret");
-	int sfi = config_key_find("component_secret_file");
 
-	memset(c, 0, sizeof *c);
-	if ((c->raw = calloc(NKEYS, sizeof *c->raw)) == NULL)
-		goto nomem;
-	if (path != NULL && (c->path = strdup(path)) == NULL)
-		goto nomem;
-	for (i = 0; i < NKEYS; i++)
-		lines[i] = -1;
-
-	if (path != NULL &&
-	    config_read_file(path, c->raw, lines, err, errlen) == -1)
-		goto fail;
-
-	/* the environment wins over the file */
 	for (i = 0; i < NKEYS; i++) {
 		p = (size_t)snprintf(env, sizeof env, "%s", CONFIG_ENV_PREFIX);
 		for (j = 0; config_keys[i].name[j] != '\0' &&
@@ -593,11 +577,20 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 			continue;
 		free(c->raw[i]);
 		if ((c->raw[i] = strdup(ev)) == NULL)
-			goto nomem;
+			return -1;
 		lines[i] = 0;
 	}
+	return 0;
+}
 
-	/* required keys before values: name everything that is missing */
+/* Required keys before values: name everything that is missing. */
+static int
+config_check_required(struct gw_config *c, int si, int sfi, char *err,
+    size_t errlen)
+{
+	char missing[256];
+	size_t i, p;
+
 	missing[0] = '\0';
 	for (i = 0; i < NKEYS; i++) {
 		const char *name = config_keys[i].name;
@@ -619,38 +612,56 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	if (missing[0] != '\0') {
 		config_err(err, errlen, "missing required key%s: %s",
 		    strchr(missing, ',') != NULL ? "s" : "", missing);
-		goto fail;
+		return -1;
 	}
 	if (c->raw[si] != NULL && *c->raw[si] != '\0' &&
 	    c->raw[sfi] != NULL && *c->raw[sfi] != '\0') {
 		config_err(err, errlen, "component_secret and "
 		    "component_secret_file are both set; keep one");
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+/* Every key's text (or its default) into its field; -1 with `err` set. */
+static int
+config_convert_all(struct gw_config *c, const char *path, const int *lines,
+    char *err, size_t errlen)
+{
+	char why[512], where[256 + 64];
+	size_t i;
 
 	for (i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 
 		if (c->raw[i] == NULL && k->def != NULL &&
-		    (c->raw[i] = strdup(k->def)) == NULL)
-			goto nomem;
+		    (c->raw[i] = strdup(k->def)) == NULL) {
+			config_err(err, errlen, "out of memory");
+			return -1;
+		}
 		if (c->raw[i] == NULL)
 			continue;
 		if (config_convert(k, c, c->raw[i], why, sizeof why) == -1) {
 			config_where(path, lines[i], k->name, where,
 			    sizeof where);
 			config_err(err, errlen, "%s: %s%s", k->name, why, where);
-			goto fail;
+			return -1;
 		}
 	}
+	return 0;
+}
 
+/* component_secret_file, when set, is the secret; -1 with `err` set. */
+static int
+config_secret_from_file(struct gw_config *c, int si, char *err, size_t errlen)
+{
 	if (c->component_secret_file != NULL &&
 	    *c->component_secret_file != '\0') {
 		free(c->component_secret);
 		c->component_secret = NULL;
 		if (config_read_secret(c->component_secret_file,
 		    &c->component_secret, err, errlen) == -1)
-			goto fail;
+			return -1;
 		/* raw text of the effective secret, for reload diffs only */
 		free(c->raw[si]);
 		if ((c->raw[si] = strdup(c->component_secret)) == NULL)
@@ -659,6 +670,19 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	if (c->component_secret_file == NULL &&
 	    (c->component_secret_file = strdup("")) == NULL)
 		goto nomem;
+	return 0;
+nomem:
+	config_err(err, errlen, "out of memory");
+	return -1;
+}
+
+/* What only the values together tell (files, paths); -1 with `err` set. */
+static int
+config_check_values(const struct gw_config *c, const char *path,
+    const int *lines, char *err, size_t errlen)
+{
+	char where[256 + 64];
+
 	/* --test-config should catch an unreadable CA file, not the first
 	 * transfer (its contents are checked when the gateway starts) */
 	if (c->ca_file[0] != '\0') {
@@ -669,7 +693,7 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 			    "ca_file", where, sizeof where);
 			config_err(err, errlen, "ca_file: cannot read %s: %s%s",
 			    c->ca_file, strerror(errno), where);
-			goto fail;
+			return -1;
 		}
 		fclose(f);
 	}
@@ -678,13 +702,43 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	    strpbrk(c->metrics_path, "?# \t") != NULL)) {
 		config_err(err, errlen, "metrics_path: \"%s\" is not a URL path"
 		    " such as /metrics", c->metrics_path);
-		goto fail;
+		return -1;
 	}
 	if (c->metrics_path[0] != '\0' && c->http_listen[0] == '\0') {
 		config_err(err, errlen, "metrics_path is set but http_listen is"
 		    " not: the metrics are served on http_listen");
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+int
+gw_config_load(struct gw_config *c, const char *path, char *err,
+    size_t errlen)
+{
+	int lines[NKEYS];
+	size_t i;
+	int si = config_key_find("component_secret");
+	int sfi = config_key_find("component_secret_file");
+
+	memset(c, 0, sizeof *c);
+	if ((c->raw = calloc(NKEYS, sizeof *c->raw)) == NULL)
+		goto nomem;
+	if (path != NULL && (c->path = strdup(path)) == NULL)
+		goto nomem;
+	for (i = 0; i < NKEYS; i++)
+		lines[i] = -1;
+
+	if (path != NULL &&
+	    config_read_file(path, c->raw, lines, err, errlen) == -1)
+		goto fail;
+	if (config_from_env(c, lines) == -1)
+		goto nomem;
+	if (config_check_required(c, si, sfi, err, errlen) == -1 ||
+	    config_convert_all(c, path, lines, err, errlen) == -1 ||
+	    config_secret_from_file(c, si, err, errlen) == -1 ||
+	    config_check_values(c, path, lines, err, errlen) == -1)
+		goto fail;
 	if (config_derive(c) == -1)
 		goto nomem;
 	return 0;
