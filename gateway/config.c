@@ -1,6 +1,7 @@
 /*
- * config — parse the configuration file, apply environment overrides,
- * validate, and diff two configurations on SIGHUP.
+ * config — the configuration's keys: apply environment overrides to the
+ * file's text, validate, and diff two configurations on SIGHUP.  Reading
+ * the file is config_file.c, the value syntaxes config_value.c.
  *
  * The one idea: every key is one row of `config_keys` (name, type, field,
  * default, flags).  Loading is three passes over raw text — file, then
@@ -9,9 +10,7 @@
  * the raw text kept per key makes reload diffs generic.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +19,8 @@
 
 #include "config.h"
 #include "config_value.h"
+#include "config_int.h"
 
-#define CONFIG_LINE_MAX		65536
-#define CONFIG_SECRET_MAX	4096
-#define CONFIG_ENV_PREFIX	"BAREV_GATEWAY_"
 
 enum config_type {
 	CT_STR,		/* any text */
@@ -117,11 +114,7 @@ struct config_origin {
 	int line;		/* > 0: file line; 0: environment; -1: default */
 };
 
-static void
-config_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
+void
 config_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -133,7 +126,7 @@ config_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
+int
 config_key_find(const char *name)
 {
 	size_t i;
@@ -370,172 +363,6 @@ gw_config_free(struct gw_config *c)
 	memset(c, 0, sizeof *c);
 }
 
-/* ---- the file ---- */
-
-/* parse `value` (trimmed) into a fresh string: quotes and their escapes */
-static char *
-config_unquote(const char *value, const char **why)
-{
-	const char *p;
-	char *out, *o;
-
-	if (*value != '"')
-		return strdup(value);
-	if ((out = malloc(strlen(value) + 1)) == NULL) {
-		*why = "out of memory";
-		return NULL;
-	}
-	for (p = value + 1, o = out; *p != '"'; p++) {
-		if (*p == '\0') {
-			*why = "unterminated quoted value";
-			goto fail;
-		}
-		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-			p++;
-		*o++ = *p;
-	}
-	*o = '\0';
-	for (p++; isspace((unsigned char)*p); p++)
-		;
-	if (*p != '\0' && *p != '#') {
-		*why = "text after the closing quote";
-		goto fail;
-	}
-	return out;
-fail:
-	free(out);
-	return NULL;
-}
-
-static int
-config_read_file(const char *path, char **raw, int *lines, char *err,
-    size_t errlen)
-{
-	FILE *f;
-	char *buf = NULL, *line, *eq, *key, *val, *v;
-	const char *why = "out of memory";
-	size_t cap = 0;
-	ssize_t n;
-	int lineno = 0, i;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		config_err(err, errlen, "cannot read %s: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	while ((n = getline(&buf, &cap, f)) != -1) {
-		lineno++;
-		if (n > CONFIG_LINE_MAX || strlen(buf) != (size_t)n) {
-			config_err(err, errlen, "%s:%d: line too long or "
-			    "contains a NUL byte", path, lineno);
-			goto fail;
-		}
-		line = config_trim(buf);
-		if (*line == '\0' || *line == '#')
-			continue;
-		if ((eq = strchr(line, '=')) == NULL) {
-			config_err(err, errlen, "%s:%d: expected \"key = "
-			    "value\"", path, lineno);
-			goto fail;
-		}
-		*eq = '\0';
-		key = config_trim(line);
-		val = config_trim(eq + 1);
-		if ((i = config_key_find(key)) == -1) {
-			config_err(err, errlen, "%s:%d: unknown key \"%s\"",
-			    path, lineno, key);
-			goto fail;
-		}
-		if (raw[i] != NULL) {
-			config_err(err, errlen, "%s:%d: %s: set twice (first "
-			    "on line %d)", path, lineno, key, lines[i]);
-			goto fail;
-		}
-		if ((v = config_unquote(val, &why)) == NULL) {
-			config_err(err, errlen, "%s:%d: %s: %s", path, lineno,
-			    key, why);
-			goto fail;
-		}
-		raw[i] = v;
-		lines[i] = lineno;
-	}
-	if (ferror(f)) {
-		config_err(err, errlen, "cannot read %s: %s", path,
-		    strerror(errno));
-		goto fail;
-	}
-	free(buf);
-	fclose(f);
-	return 0;
-fail:
-	free(buf);
-	fclose(f);
-	return -1;
-}
-
-static int
-config_read_secret(const char *path, char **out, char *err, size_t errlen)
-{
-	FILE *f;
-	char buf[CONFIG_SECRET_MAX + 2];
-	size_t n;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		config_err(err, errlen, "component_secret_file: cannot read "
-		    "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof buf - 1, f);
-	if (ferror(f)) {
-		config_err(err, errlen, "component_secret_file: cannot read "
-		    "%s: %s", path, strerror(errno));
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	if (n > CONFIG_SECRET_MAX) {
-		config_err(err, errlen, "component_secret_file: %s is larger "
-		    "than %d bytes", path, CONFIG_SECRET_MAX);
-		return -1;
-	}
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = '\0';
-	if (n == 0 || strlen(buf) != n) {
-		config_err(err, errlen, "component_secret_file: %s is empty "
-		    "or contains a NUL byte", path);
-		return -1;
-	}
-	if ((*out = strdup(buf)) == NULL) {
-		config_err(err, errlen, "out of memory");
-		return -1;
-	}
-	explicit_bzero(buf, sizeof buf);
-	return 0;
-}
-
-static void
-config_where(const char *path, int line, const char *key, char *buf,
-    size_t len)
-{
-	char env[128];
-	size_t i, p;
-
-	if (line > 0) {
-		snprintf(buf, len, " (%s:%d)", path, line);
-		return;
-	}
-	if (line < 0) {
-		snprintf(buf, len, " (default)");
-		return;
-	}
-	p = (size_t)snprintf(env, sizeof env, "%s", CONFIG_ENV_PREFIX);
-	for (i = 0; key[i] != '\0' && p + 1 < sizeof env; i++)
-		env[p++] = (char)toupper((unsigned char)key[i]);
-	env[p] = '\0';
-	snprintf(buf, len, " (from %s)", env);
-}
-
 /*
  * Defaults that belong to one instance, derived from its database path.
  * A fixed default directory would be shared by every gateway on the host,
@@ -564,15 +391,10 @@ config_from_env(struct gw_config *c, int *lines)
 {
 	char env[128];
 	const char *ev;
-	size_t i, p, j;
+	size_t i;
 
 	for (i = 0; i < NKEYS; i++) {
-		p = (size_t)snprintf(env, sizeof env, "%s", CONFIG_ENV_PREFIX);
-		for (j = 0; config_keys[i].name[j] != '\0' &&
-		    p + 1 < sizeof env; j++)
-			env[p++] = (char)toupper(
-			    (unsigned char)config_keys[i].name[j]);
-		env[p] = '\0';
+		config_env_name(config_keys[i].name, env, sizeof env);
 		if ((ev = getenv(env)) == NULL)
 			continue;
 		free(c->raw[i]);
