@@ -212,35 +212,18 @@ store_bind(struct store *s, enum stmt_id id, const char *types, ...)
 	return st;
 }
 
-/* Bind and step a statement that returns no rows (step_done). */
 int
-store_run(struct store *s, enum stmt_id id, const char *types, ...)
+store_done(struct store *s, sqlite3_stmt *st)
 {
-	sqlite3_stmt *st = store_stmt(s, id);
-	va_list ap;
-
-	if (st == NULL)
-		return STORE_ERR;
-	va_start(ap, types);
-	stmt_vbind(st, types, ap);
-	va_end(ap);
-	return store_step_done(s, st);
+	return st ? store_step_done(s, st) : STORE_ERR;
 }
 
-/* stmt_run for an INSERT; *idp (if not NULL) gets the new row's id. */
 int
-store_insert(struct store *s, enum stmt_id id, int64_t *idp, const char *types, ...)
+store_inserted(struct store *s, sqlite3_stmt *st, int64_t *idp)
 {
-	sqlite3_stmt *st = store_stmt(s, id);
-	va_list ap;
-	int rc;
+	int rc = store_done(s, st);
 
-	if (st == NULL)
-		return STORE_ERR;
-	va_start(ap, types);
-	stmt_vbind(st, types, ap);
-	va_end(ap);
-	if ((rc = store_step_done(s, st)) == STORE_OK && idp)
+	if (rc == STORE_OK && idp)
 		*idp = sqlite3_last_insert_rowid(s->db);
 	return rc;
 }

@@ -58,8 +58,14 @@ sqlite3_stmt *store_stmt(struct store *s, enum stmt_id id);
  * store_insert: store_run, and *idp (if not NULL) gets the new row's id.
  */
 sqlite3_stmt *store_bind(struct store *s, enum stmt_id id, const char *types, ...);
-int store_run(struct store *s, enum stmt_id id, const char *types, ...);
-int store_insert(struct store *s, enum stmt_id id, int64_t *idp, const char *types, ...);
+#define store_run(s, id, ...) \
+	store_done((s), store_bind((s), (id), __VA_ARGS__))
+#define store_insert(s, id, idp, ...) \
+	store_inserted((s), store_bind((s), (id), __VA_ARGS__), (idp))
+/* st stepped (store_step_done); STORE_ERR for NULL (not prepared) */
+int store_done(struct store *s, sqlite3_stmt *st);
+/* store_done, and *idp (if not NULL) gets the new row's id */
+int store_inserted(struct store *s, sqlite3_stmt *st, int64_t *idp);
 /* step a statement that returns no rows; constraint errors are STORE_DUP */
 int store_step_done(struct store *s, sqlite3_stmt *st);
 int store_exec(struct store *s, enum stmt_id id);
