@@ -118,7 +118,7 @@ gw_link_down(void *arg, const char *why)
 {
 	struct gw *gw = arg;
 
-	/* component.c has logged it already */
+	/* component/ has logged it already */
 	gw_notify("STATUS=component link down: %s", why);
 	bridge_component_down(gw);
 }

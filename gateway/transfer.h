@@ -34,7 +34,8 @@ void transfer_pipe_up(struct gw *gw, int64_t contact);
 void transfer_forget_contact(struct gw *gw, int64_t contact);
 
 /*
- * ---- inside the module: transfer_http.c for transfer.c ----
+ * ---- inside the module: transfer_http.c and transfer_serve.c for the
+ * other transfer*.c ----
  * HTTP both ways, streamed between a socket and a spool file: memory per
  * request is a bounded buffer whatever the size.  http:// and https://
  * (OpenSSL bufferevents, the peer's certificate verified against the

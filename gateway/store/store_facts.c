@@ -153,7 +153,7 @@ store_avatar_purge_orphans(struct store *s, int *purged)
 	return rc;
 }
 
-/* ---- transfers (gateway/transfer.c) ---- */
+/* ---- transfers (gateway/transfer*.c) ---- */
 
 int
 store_transfer_add(struct store *s, int64_t contact_id, const char *direction,
