@@ -269,6 +269,18 @@ int	 bl_pipe_send_ctl(struct bl_pipe *p, struct evbuffer *buf);
 int	 bl_pipe_send_presence(struct bl_pipe *p);
 int	 bl_pipe_ping(struct bl_pipe *p, uint64_t cookie);
 void	 bl_timer_in(struct event *ev, uint64_t ms);
+int	 bl_pipe_conn(struct bl_pipe *p, int fd);
+
+/* pipe_header.c: the header phase, up to the pipe being up */
+void	 bl_pipe_on_header(void *arg, xmpp_stanza_t *hdr);
+/* an inbound peer that connected and says nothing: our header first */
+void	 bl_pipe_silent_initiator(struct bl_pipe *p);
+void	 bl_pipe_pending_uncount(struct bl_pipe *p);
+
+/* pipe_send.c: the units of an up pipe, flow control, `sent` */
+void	 bl_pipe_on_written(void *arg);
+/* `sent` for every unit that ends at or before byte `written` */
+void	 bl_pipe_tokens_sent(struct bl_pipe *p, uint64_t written);
 
 /* ping.c */
 int	 bl_ping_iq(struct bl_pipe *p, xmpp_stanza_t *st);

@@ -1,5 +1,7 @@
 /*
- * pipe — one TCP connection speaking Barev, from the first byte to the close.
+ * pipe — one TCP connection speaking Barev, from the first byte to the close:
+ * its life cycle, its events and its end.  The header phase is
+ * pipe_header.c, sending on an up pipe pipe_send.c.
  *
  * A pipe is either our dial (outbound: we know the contact from the start)
  * or an accepted connection (inbound: the peer is identified from its
@@ -31,18 +33,14 @@
 #include "log.h"
 
 #define LINGER_MS	2000	/* flushing </stream:stream> on an orderly close */
-#define STALL_POLL_MS	100	/* watching a peer that reads nothing */
 #define STREAM_NS	"http://etherx.jabber.org/streams"
 
-static void	 pipe_on_header(void *, xmpp_stanza_t *);
 static void	 pipe_on_stanza(void *, xmpp_stanza_t *);
 static void	 pipe_on_close(void *, enum xs_close, const char *);
-static void	 pipe_on_written(void *);
 static void	 pipe_timer(evutil_socket_t, short, void *);
-static int	 pipe_send(struct bl_pipe *, struct evbuffer *, uint64_t, int);
 
 static const struct xs_callbacks pipe_cb = {
-	pipe_on_header, pipe_on_stanza, pipe_on_close
+	bl_pipe_on_header, pipe_on_stanza, pipe_on_close
 };
 
 int
@@ -83,8 +81,8 @@ pipe_alloc(struct bl *bl)
 	return (p);
 }
 
-static int
-pipe_conn(struct bl_pipe *p, int fd)
+int
+bl_pipe_conn(struct bl_pipe *p, int fd)
 {
 	struct bl	*bl = p->bl;
 	struct xs_limits lim;
@@ -98,7 +96,7 @@ pipe_conn(struct bl_pipe *p, int fd)
 	p->conn = xs_conn_new(bl->base, fd, &lim, &pipe_cb, p);
 	if (p->conn == NULL)
 		return (-1);
-	xs_conn_on_written(p->conn, pipe_on_written);
+	xs_conn_on_written(p->conn, bl_pipe_on_written);
 	/* paced until the peer's header shows it is not pascal */
 	xs_conn_set_pace(p->conn, bl->cfg.pace_ms);
 	return (0);
@@ -121,7 +119,7 @@ bl_pipe_inbound(struct bl_listener *l, int fd, const struct in6_addr *src)
 	p->listener = l;
 	p->src = *src;
 	p->state = BL_P_HANDSHAKE;
-	if (pipe_conn(p, fd) == -1) {	/* fd closed by xs_conn */
+	if (bl_pipe_conn(p, fd) == -1) {	/* fd closed by xs_conn */
 		bl_pipe_free(p);
 		return (NULL);
 	}
@@ -152,223 +150,6 @@ bl_pipe_outbound(struct bl_contact *c, int fd)
 	bl_dial_slot_take(p);
 	bl_timer_in(&p->timer, bl->cfg.dial_timeout_ms);
 	return (p);
-}
-
-static int
-send_header(struct bl_pipe *p, const struct bl_contact *c)
-{
-	struct bl	*bl = p->bl;
-
-	if (bl_fmt_header(bl->scratch, p->ident->nick, p->ident->addrtxt,
-	    c->nick, c->addrtxt) == -1) {
-		evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
-		return (-1);
-	}
-	if (bl_pipe_send_buf(p, bl->scratch, 0) == -1)
-		return (-1);
-	p->hdr_sent = 1;
-	return (0);
-}
-
-/* the connect() of our dial completed (writable, SO_ERROR == 0) */
-void
-bl_pipe_connected(struct bl_pipe *p)
-{
-	int	 fd = p->fd;
-
-	p->fd = -1;
-	if (pipe_conn(p, fd) == -1) {	/* fd closed by xs_conn */
-		bl_pipe_kill(p, "out of memory", BL_CLOSE_ABORT);
-		return;
-	}
-	p->state = BL_P_HANDSHAKE;
-	/* initiator speaks first, whole header in one unit (BAREV.md §2) */
-	if (send_header(p, p->contact) == -1)
-		bl_pipe_kill(p, "cannot send our header", BL_CLOSE_ABORT);
-}
-
-static void
-pending_uncount(struct bl_pipe *p)
-{
-	struct bl_allow	*a;
-
-	if (!p->pending_counted)
-		return;
-	p->pending_counted = 0;
-	if ((a = bl_allow_find(p->bl, &p->src)) != NULL && a->pending > 0)
-		a->pending--;
-}
-
-static void
-go_up(struct bl_pipe *p)
-{
-	struct bl	*bl = p->bl;
-	struct bl_contact *c = p->contact;
-
-	if (c->pipe != NULL && c->pipe != p)
-		bl_pipe_kill(c->pipe, "replaced by a newer stream", BL_CLOSE_ABORT);
-	if (c->dial == p)
-		c->dial = NULL;
-	bl_dial_slot_release(p);
-	bl_dialq_cancel(c);	/* up by an inbound pipe: no dial needed */
-	c->pipe = p;
-	c->backoff = 0;
-	bl_redial_cancel(c);
-	p->state = BL_P_UP;
-	p->was_up = 1;
-	evtimer_del(&p->timer);
-	p->last_rx = cm_now_ms();
-	/* presence at once after the headers (BAREV.md §3) */
-	if (bl_pipe_send_presence(p) == -1) {
-		bl_pipe_kill(p, "cannot send our presence", BL_CLOSE_ABORT);
-		return;
-	}
-	bl_ping_arm(p);
-	log_info("barevlink", "pipe up: %s@%s <-> %s@%s (%s)", p->ident->nick,
-	    p->ident->addrtxt, c->nick, c->addrtxt,
-	    p->outbound ? "dialled" : "accepted");
-	if (bl->ev.pipe_up != NULL)
-		bl->ev.pipe_up(bl->arg, p->ident->id, c->id);
-}
-
-static struct bl_contact *
-ident_contact(struct bl_ident *id, const struct in6_addr *src,
-    const char *nick)
-{
-	struct bl_contact *c;
-
-	TAILQ_FOREACH(c, &id->contacts, entry) {
-		if (bl_addr_cmp(&c->addr, src) != 0)
-			continue;
-		if (nick == NULL || strcasecmp(c->nick, nick) == 0)
-			return (c);
-	}
-	return (NULL);
-}
-
-/*
- * Which of the listener's identities is called: the only one, else the
- * `to` localpart (BAREV.md §2), else the one we already spoke as, else the
- * only identity that knows this peer.
- */
-static struct bl_ident *
-pick_ident(struct bl_pipe *p, const char *to, const char *fnick)
-{
-	struct bl_listener *l = p->listener;
-	struct bl_ident	*id, *found = NULL;
-	struct in6_addr	 ta;
-	char		 tnick[BL_NICKMAX + 1];
-
-	id = TAILQ_FIRST(&l->idents);
-	if (id != NULL && TAILQ_NEXT(id, entry) == NULL)
-		return (id);
-	if (bl_jid_split(to, tnick, sizeof(tnick), &ta) != -1) {
-		TAILQ_FOREACH(id, &l->idents, entry)
-			if (strcasecmp(id->nick, tnick) == 0)
-				return (id);
-	}
-	if (p->ident != NULL)
-		return (p->ident);
-	TAILQ_FOREACH(id, &l->idents, entry) {
-		if (ident_contact(id, &p->src, fnick) == NULL)
-			continue;
-		if (found != NULL)
-			return (NULL);
-		found = id;
-	}
-	return (found);
-}
-
-static void
-identify(struct bl_pipe *p, xmpp_stanza_t *hdr)
-{
-	struct bl_ident	*id;
-	struct bl_contact *c;
-	struct in6_addr	 fa;
-	char		 fnick[BL_NICKMAX + 1], src[BL_ADDRSTRLEN];
-
-	bl_addr_text(&p->src, src);
-	if (bl_jid_split(xmpp_stanza_get_attribute(hdr, "from"), fnick,
-	    sizeof(fnick), &fa) == -1) {
-		bl_pipe_kill(p, "header without a usable from", BL_CLOSE_ABORT);
-		return;
-	}
-	if ((id = pick_ident(p, xmpp_stanza_get_attribute(hdr, "to"),
-	    fnick)) == NULL) {
-		log_info("barevlink", "[%s] %s calls none of our identities",
-		    src, fnick);
-		bl_pipe_kill(p, "calls none of our identities", BL_CLOSE_ABORT);
-		return;
-	}
-	/* peer = (numeric source address, nick case-insensitively) */
-	if ((c = ident_contact(id, &p->src, fnick)) == NULL) {
-		log_info("barevlink", "[%s] %s is not a contact of %s", src,
-		    fnick, id->nick);
-		bl_pipe_kill(p, "unknown peer", BL_CLOSE_ABORT);
-		return;
-	}
-	if (p->hdr_sent && p->ident != id) {
-		bl_pipe_kill(p, "header for another identity", BL_CLOSE_ABORT);
-		return;
-	}
-	pending_uncount(p);
-	if (c->dial != NULL) {
-		/* keep our own dial, drop the crossing one (BAREV.md §2) */
-		log_info("barevlink", "%s@%s: inbound crosses our dial, closed",
-		    c->nick, c->addrtxt);
-		bl_pipe_kill(p, "crossing our own dial", BL_CLOSE_ABORT);
-		return;
-	}
-	if (c->pipe != NULL)
-		/* the peer opened a new stream: it lost the old one */
-		bl_pipe_kill(c->pipe, "replaced by a new stream from the peer",
-		    BL_CLOSE_ABORT);
-	p->ident = id;
-	p->contact = c;
-	if (!p->hdr_sent && send_header(p, c) == -1) {
-		bl_pipe_kill(p, "cannot send our header", BL_CLOSE_ABORT);
-		return;
-	}
-	go_up(p);
-}
-
-/*
- * pascal writes addresses upper-case and zero-padded (BAREV.md §1) and
- * mis-frames stanzas that share a read (§7); purple and other gateways
- * write RFC 5952.  So a header whose `to` address is not in RFC 5952 form
- * comes from pascal: only such pipes are paced, the others go at full
- * speed (still one stanza per write).
- */
-static int
-header_from_pascal(xmpp_stanza_t *hdr)
-{
-	const char	*to = xmpp_stanza_get_attribute(hdr, "to"), *at;
-	struct in6_addr	 a;
-	char		 canon[BL_ADDRSTRLEN];
-
-	if (to == NULL || (at = strrchr(to, '@')) == NULL)
-		return (0);
-	if (bl_addr_parse(at + 1, &a) == -1)
-		return (0);
-	bl_addr_text(&a, canon);
-	return (strcmp(canon, at + 1) != 0);
-}
-
-static void
-pipe_on_header(void *arg, xmpp_stanza_t *hdr)
-{
-	struct bl_pipe	*p = arg;
-
-	if (p->state != BL_P_HANDSHAKE)
-		return;
-	xs_conn_header_done(p->conn);
-	if (!header_from_pascal(hdr))
-		xs_conn_set_pace(p->conn, 0);
-	if (p->outbound)
-		/* a responder's `from` is not checked: we chose whom to dial */
-		go_up(p);
-	else
-		identify(p, hdr);
 }
 
 static void
@@ -429,26 +210,6 @@ pipe_on_close(void *arg, enum xs_close why, const char *detail)
 }
 
 static void
-silent_initiator(struct bl_pipe *p)
-{
-	struct bl_ident	*id;
-	struct bl_contact *c = NULL;
-
-	if (p->hdr_sent)
-		return;
-	TAILQ_FOREACH(id, &p->listener->idents, entry)
-		if ((c = ident_contact(id, &p->src, NULL)) != NULL)
-			break;
-	if (c == NULL)
-		return;	/* nobody here knows it: the header timeout will do */
-	p->ident = id;
-	log_debug("barevlink", "%s@%s silent after connecting: header first",
-	    c->nick, c->addrtxt);
-	if (send_header(p, c) == -1)
-		bl_pipe_kill(p, "cannot send our header", BL_CLOSE_ABORT);
-}
-
-static void
 pipe_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct bl_pipe	*p = arg;
@@ -461,7 +222,7 @@ pipe_timer(evutil_socket_t fd, short what, void *arg)
 		if (p->outbound)
 			bl_pipe_kill(p, "dial timed out", BL_CLOSE_ABORT);
 		else
-			silent_initiator(p);
+			bl_pipe_silent_initiator(p);
 		break;
 	case BL_P_UP:
 		if (p->draining) {
@@ -504,177 +265,57 @@ bl_pipe_drain(struct bl_pipe *p, const char *why)
 	return (0);
 }
 
-int
-bl_pipe_send_presence(struct bl_pipe *p)
+/* A closed pipe belongs to nobody: the contact may go before the reaper. */
+static void
+pipe_detach(struct bl_pipe *p)
+{
+	struct bl_contact *c = p->contact;
+
+	bl_pipe_pending_uncount(p);
+	bl_dial_slot_release(p);
+	if (c != NULL) {
+		if (c->pipe == p)
+			c->pipe = NULL;
+		if (c->dial == p)
+			c->dial = NULL;
+	}
+	p->contact = NULL;
+	p->ident = NULL;
+}
+
+/* An orderly close: unavailable and </stream:stream> queued; -1 if not.
+ * What it left in bl->scratch is the caller's to drain. */
+static int
+pipe_goodbye(struct bl_pipe *p)
 {
 	struct bl	*bl = p->bl;
-	struct bl_presence pr;
-
-	bl_ident_presence(p->ident, &pr);
-	if (bl_fmt_presence(bl->scratch, &pr) == -1) {
-		evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
-		return (-1);
-	}
-	return (bl_pipe_send_buf(p, bl->scratch, 0));
-}
-
-static void tokens_check(struct bl_pipe *);
-static void stall_arm(struct bl_pipe *);
-
-/*
- * A full pipe (the peer reads too slowly): taken off the list when half of
- * what waits is out, killed when nothing at all went out for as long as
- * the keepalive allows.  Never inside a caller's send: a kill calls back.
- */
-static int
-stall_check(struct bl_pipe *p)
-{
-	uint64_t	 now, written;
-
-	if (!p->full || p->conn == NULL || p->state != BL_P_UP)
-		return (0);
-	now = cm_now_ms();
-	written = p->queued - xs_conn_pending(p->conn);
-	if (written != p->stall_written) {
-		p->stall_written = written;
-		p->stall_since = now;
-	}
-	if (xs_conn_pending(p->conn) <= BL_MAX_UNSENT / 2)
-		p->full = 0;
-	else if (now - p->stall_since >= (uint64_t)p->bl->cfg.ping_timeout_ms *
-	    p->bl->cfg.ping_misses) {
-		bl_pipe_kill(p, "the peer reads nothing (its window is full)",
-		    BL_CLOSE_ABORT);
-		return (-1);
-	}
-	return (0);
-}
-
-static void
-stall_poll(evutil_socket_t fd, short what, void *arg)
-{
-	struct bl_pipe	*p = arg;
-
-	(void)fd;
-	(void)what;
-	if (stall_check(p) == 0)
-		tokens_check(p);
-}
-
-/* xs_conn: what we handed it is in the kernel */
-static void
-pipe_on_written(void *arg)
-{
-	struct bl_pipe	*p = arg;
-
-	if (stall_check(p) == 0)
-		tokens_check(p);
-}
-
-/* `sent` for every unit that ends at or before byte `written` */
-static void
-tokens_sent(struct bl_pipe *p, uint64_t written)
-{
-	struct bl	*bl = p->bl;
-	struct bl_token	*t;
-	uint64_t	 token;
-
-	while ((t = TAILQ_FIRST(&p->tokens)) != NULL && t->end <= written) {
-		token = t->token;
-		TAILQ_REMOVE(&p->tokens, t, entry);
-		free(t);
-		if (bl->ev.sent != NULL)
-			bl->ev.sent(bl->arg, p->ident->id, p->contact->id,
-			    token);
-		if (p->state != BL_P_UP)
-			return;
-	}
-}
-
-/* `sent` for every unit the kernel has taken entirely */
-static void
-tokens_check(struct bl_pipe *p)
-{
-	if (p->conn == NULL || p->state != BL_P_UP)
-		return;
-	tokens_sent(p, p->queued - xs_conn_pending(p->conn));
-	/* the rest is told by pipe_on_written(); a full pipe may never
-	 * write again, so it is watched on a timer */
-	if (p->state == BL_P_UP && p->full)
-		stall_arm(p);
-}
-
-static void
-stall_arm(struct bl_pipe *p)
-{
-	if (p->pollev == NULL &&
-	    (p->pollev = evtimer_new(p->bl->base, stall_poll, p)) == NULL)
-		return;
-	if (!evtimer_pending(p->pollev, NULL))
-		bl_timer_in(p->pollev, STALL_POLL_MS);
-}
-
-/* one unit = one stanza (or the header) = one write (BAREV.md §7) */
-int
-bl_pipe_send_buf(struct bl_pipe *p, struct evbuffer *buf, uint64_t token)
-{
-	return (pipe_send(p, buf, token, 1));
-}
-
-/* keepalive pings and their answers: never held back (one at a time, or
- * as many as the peer itself sends), else a slow reader would look dead */
-int
-bl_pipe_send_ctl(struct bl_pipe *p, struct evbuffer *buf)
-{
-	return (pipe_send(p, buf, 0, 0));
-}
-
-static int
-pipe_send(struct bl_pipe *p, struct evbuffer *buf, uint64_t token, int capped)
-{
-	struct bl_token	*t = NULL;
-	size_t		 len = evbuffer_get_length(buf), pending;
 	int		 rv = -1;
 
-	/* a draining pipe has said </stream:stream>: nothing may follow it,
-	 * not even the answer to a ping that arrives meanwhile */
-	if (p->conn == NULL || p->state >= BL_P_CLOSING || p->draining)
-		goto out;
-	pending = xs_conn_pending(p->conn);
-	if (capped && (p->full || (pending > 0 && pending + len > BL_MAX_UNSENT))) {
-		/* memory for a peer that does not read stays bounded: the
-		 * caller keeps what is refused (the relay's outbox) */
-		if (!p->full) {
-			p->full = 1;
-			p->stall_written = p->queued - pending;
-			p->stall_since = cm_now_ms();
-			stall_arm(p);
-		}
-		if (!p->full_logged) {
-			p->full_logged = 1;	/* once a pipe: it may come and go */
-			log_info("barevlink", "%s@%s reads too slowly: %zu bytes wait"
-			    " for it; holding back", p->contact ? p->contact->nick :
-			    "?", p->contact ? p->contact->addrtxt : "?", pending);
-		}
-		goto out;
-	}
-	if (token != 0 && (t = calloc(1, sizeof(*t))) == NULL)
-		goto out;
-	if (xs_conn_send_raw(p->conn, (const char *)evbuffer_pullup(buf, -1),
-	    len) == -1) {
-		free(t);
-		goto out;
-	}
-	p->queued += len;
-	if (t != NULL) {
-		t->token = token;
-		t->end = p->queued;
-		TAILQ_INSERT_TAIL(&p->tokens, t, entry);
-	}
-	rv = 0;
-out:
-	evbuffer_drain(buf, len);
+	if (p->conn != NULL && p->hdr_sent &&
+	    evbuffer_add(bl->scratch, "<presence type=\"unavailable\">"
+	    "</presence>", 40) == 0 &&
+	    xs_conn_send_raw(p->conn, (const char *)evbuffer_pullup(
+	    bl->scratch, -1), 40) == 0 &&
+	    xs_conn_send_raw(p->conn, "</stream:stream>", 16) == 0)
+		rv = 0;
 	return (rv);
+}
+
+/* Pings in flight get no answer now: failed, if the gateway knew the pipe. */
+static void
+pipe_fail_pings(struct bl_pipe *p, int was_up, int64_t iid, int64_t cid)
+{
+	struct bl	*bl = p->bl;
+	struct bl_ping	*pg;
+	uint64_t	 cookie;
+
+	while ((pg = TAILQ_FIRST(&p->pings)) != NULL) {
+		cookie = pg->cookie;
+		TAILQ_REMOVE(&p->pings, pg, entry);
+		free(pg);
+		if (was_up && bl->ev.ping_done != NULL)
+			bl->ev.ping_done(bl->arg, iid, cid, cookie, 0);
+	}
 }
 
 /*
@@ -687,11 +328,9 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 {
 	struct bl	*bl = p->bl;
 	struct bl_contact *c = p->contact;
-	struct bl_ping	*pg;
 	int64_t		 iid = 0, cid = 0;
 	int		 was_up = p->state == BL_P_UP, cut;
 	struct linger	 rst = { 1, 0 };
-	uint64_t	 cookie;
 	char		 src[BL_ADDRSTRLEN];
 
 	if (p->state >= BL_P_CLOSING)
@@ -704,7 +343,7 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	 * queues them again (at most once, like a crash).
 	 */
 	if (was_up && p->conn != NULL) {
-		tokens_sent(p, how == BL_CLOSE_ORDERLY ? p->queued :
+		bl_pipe_tokens_sent(p, how == BL_CLOSE_ORDERLY ? p->queued :
 		    p->queued - xs_conn_pending(p->conn));
 		if (p->state >= BL_P_CLOSING)
 			return;		/* a `sent` callback closed it */
@@ -723,33 +362,18 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	if (cut && p->conn != NULL)
 		(void)setsockopt(xs_conn_fd(p->conn), SOL_SOCKET, SO_LINGER, &rst,
 		    sizeof(rst));
-	pending_uncount(p);
-	bl_dial_slot_release(p);
 	if (c != NULL) {
 		cid = c->id;
 		iid = c->ident->id;
-		if (c->pipe == p)
-			c->pipe = NULL;
-		if (c->dial == p)
-			c->dial = NULL;
 	}
-	/* a closed pipe belongs to nobody: the contact may go before the reaper */
-	p->contact = NULL;
-	p->ident = NULL;
+	pipe_detach(p);
 	p->state = BL_P_CLOSING;
 	evtimer_del(&p->timer);
 	if (p->pollev != NULL)
 		evtimer_del(p->pollev);
 	if (p->connev != NULL)
 		event_del(p->connev);
-	p->orderly = 0;
-	if (how == BL_CLOSE_ORDERLY && p->conn != NULL && p->hdr_sent &&
-	    evbuffer_add(bl->scratch, "<presence type=\"unavailable\">"
-	    "</presence>", 40) == 0 &&
-	    xs_conn_send_raw(p->conn, (const char *)evbuffer_pullup(
-	    bl->scratch, -1), 40) == 0 &&
-	    xs_conn_send_raw(p->conn, "</stream:stream>", 16) == 0)
-		p->orderly = 1;
+	p->orderly = how == BL_CLOSE_ORDERLY && pipe_goodbye(p) == 0;
 	evbuffer_drain(bl->scratch, evbuffer_get_length(bl->scratch));
 	p->in_reap = 1;
 	TAILQ_INSERT_TAIL(&bl->reap, p, reap_entry);
@@ -770,13 +394,7 @@ bl_pipe_kill(struct bl_pipe *p, const char *why, enum bl_close how)
 	if (c != NULL && p->bye_ours)
 		c->backoff = 0;
 	/* events last: the gateway may call back into us */
-	while ((pg = TAILQ_FIRST(&p->pings)) != NULL) {
-		cookie = pg->cookie;
-		TAILQ_REMOVE(&p->pings, pg, entry);
-		free(pg);
-		if (was_up && bl->ev.ping_done != NULL)
-			bl->ev.ping_done(bl->arg, iid, cid, cookie, 0);
-	}
+	pipe_fail_pings(p, was_up, iid, cid);
 	if (cut && bl->ev.pipe_cut != NULL)
 		bl->ev.pipe_cut(bl->arg, iid, cid);
 	if (was_up && bl->ev.pipe_down != NULL)
@@ -790,7 +408,7 @@ bl_pipe_free(struct bl_pipe *p)
 	struct bl_ping	*pg;
 	struct bl_token	*t;
 
-	pending_uncount(p);
+	bl_pipe_pending_uncount(p);
 	bl_dial_slot_release(p);
 	if (p->contact != NULL) {
 		if (p->contact->pipe == p)

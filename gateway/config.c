@@ -1,6 +1,7 @@
 /*
- * config — parse the configuration file, apply environment overrides,
- * validate, and diff two configurations on SIGHUP.
+ * config — the configuration's keys: apply environment overrides to the
+ * file's text, validate, and diff two configurations on SIGHUP.  Reading
+ * the file is config_file.c, the value syntaxes config_value.c.
  *
  * The one idea: every key is one row of `config_keys` (name, type, field,
  * default, flags).  Loading is three passes over raw text — file, then
@@ -9,9 +10,7 @@
  * the raw text kept per key makes reload diffs generic.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +19,8 @@
 
 #include "config.h"
 #include "config_value.h"
+#include "config_int.h"
 
-#define CONFIG_LINE_MAX		65536
-#define CONFIG_SECRET_MAX	4096
-#define CONFIG_ENV_PREFIX	"BAREV_GATEWAY_"
 
 enum config_type {
 	CT_STR,		/* any text */
@@ -117,11 +114,7 @@ struct config_origin {
 	int line;		/* > 0: file line; 0: environment; -1: default */
 };
 
-static void
-config_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
+void
 config_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -133,7 +126,7 @@ config_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
+int
 config_key_find(const char *name)
 {
 	size_t i;
@@ -142,6 +135,106 @@ config_key_find(const char *name)
 		if (strcmp(config_keys[i].name, name) == 0)
 			return (int)i;
 	}
+	return -1;
+}
+
+/* true/yes/1/on or false/no/0/off, any case; -1 neither */
+static int
+config_bool(const char *raw, int *out)
+{
+	if (strcasecmp(raw, "true") == 0 || strcasecmp(raw, "yes") == 0 ||
+	    strcmp(raw, "1") == 0 || strcasecmp(raw, "on") == 0)
+		*out = 1;
+	else if (strcasecmp(raw, "false") == 0 ||
+	    strcasecmp(raw, "no") == 0 || strcmp(raw, "0") == 0 ||
+	    strcasecmp(raw, "off") == 0)
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/* The string keys: checked by their kind, stored as a copy. */
+static int
+config_convert_str(const struct config_key *k, void *field, const char *raw,
+    char *why, size_t whylen)
+{
+	unsigned char a6[16];
+	char canon[INET6_ADDRSTRLEN], *s;
+
+	if (k->type == CT_DOMAIN && *raw != '\0' &&
+	    !config_domain_ok(raw)) {
+		config_err(why, whylen, "\"%s\" is not a domain JID "
+		    "(e.g. barev.example.org)", raw);
+		return -1;
+	}
+	if (k->type == CT_URL && *raw != '\0' &&
+	    ((strncmp(raw, "http://", 7) != 0 &&
+	    strncmp(raw, "https://", 8) != 0) ||
+	    strpbrk(raw, " \t\"<>") != NULL)) {
+		config_err(why, whylen, "\"%s\" is not an http:// or "
+		    "https:// URL", raw);
+		return -1;
+	}
+	if (k->type == CT_LISTEN && *raw != '\0' &&
+	    !config_listen_ok(raw)) {
+		config_err(why, whylen, "\"%s\" is not HOST:PORT or "
+		    "[IPV6]:PORT", raw);
+		return -1;
+	}
+	if (k->type == CT_ADDR6 && *raw != '\0') {
+		if (inet_pton(AF_INET6, raw, a6) != 1 ||
+		    inet_ntop(AF_INET6, a6, canon, sizeof canon) == NULL) {
+			config_err(why, whylen, "\"%s\" is not an IPv6 "
+			    "address", raw);
+			return -1;
+		}
+		raw = canon;
+	}
+	if ((s = strdup(raw)) == NULL) {
+		config_err(why, whylen, "out of memory");
+		return -1;
+	}
+	if (k->type == CT_DOMAIN)
+		config_lower(s);
+	if (k->type == CT_URL) {
+		size_t n = strlen(s);
+		while (n > 0 && s[n - 1] == '/')
+			s[--n] = '\0';
+	}
+	free(*(char **)field);
+	*(char **)field = s;
+	return 0;
+}
+
+/* The list keys: each item checked by the list's kind. */
+static int
+config_convert_list(const struct config_key *k, void *field, const char *raw,
+    char *why, size_t whylen)
+{
+	const char *bad;
+	char *badcopy = NULL;
+	int rc;
+
+	config_list_free(field);
+	rc = config_list(raw, field, k->type == CT_JIDLIST ?
+	    config_bare_jid_ok : k->type == CT_PREFIXLIST ?
+	    config_prefix_ok : config_host_ok, &bad, &badcopy);
+	if (rc == 0)
+		return 0;
+	if (bad == NULL) {
+		config_err(why, whylen, "out of memory");
+		return -1;
+	}
+	if (k->type == CT_JIDLIST)
+		config_err(why, whylen, "\"%s\" is not a bare JID "
+		    "(user@domain)", bad);
+	else if (k->type == CT_PREFIXLIST)
+		config_err(why, whylen, "\"%s\" is neither a host[:port]"
+		    " nor an http(s)://host[:port]/path prefix", bad);
+	else
+		config_err(why, whylen, "\"%s\" is not a host name", bad);
+	free(badcopy);
 	return -1;
 }
 
@@ -154,12 +247,7 @@ config_convert(const struct config_key *k, struct gw_config *c,
     const char *raw, char *why, size_t whylen)
 {
 	void *field = (char *)c + k->off;
-	const char *bad;
-	char *badcopy = NULL, *s;
-	unsigned char a6[16];
-	char canon[INET6_ADDRSTRLEN];
 	enum log_level lvl;
-	int rc;
 
 	switch (k->type) {
 	case CT_STR:
@@ -167,47 +255,7 @@ config_convert(const struct config_key *k, struct gw_config *c,
 	case CT_URL:
 	case CT_LISTEN:
 	case CT_ADDR6:
-		if (k->type == CT_DOMAIN && *raw != '\0' &&
-		    !config_domain_ok(raw)) {
-			config_err(why, whylen, "\"%s\" is not a domain JID "
-			    "(e.g. barev.example.org)", raw);
-			return -1;
-		}
-		if (k->type == CT_URL && *raw != '\0' &&
-		    ((strncmp(raw, "http://", 7) != 0 &&
-		    strncmp(raw, "https://", 8) != 0) ||
-		    strpbrk(raw, " \t\"<>") != NULL)) {
-			config_err(why, whylen, "\"%s\" is not an http:// or "
-			    "https:// URL", raw);
-			return -1;
-		}
-		if (k->type == CT_LISTEN && *raw != '\0' &&
-		    !config_listen_ok(raw)) {
-			config_err(why, whylen, "\"%s\" is not HOST:PORT or "
-			    "[IPV6]:PORT", raw);
-			return -1;
-		}
-		if (k->type == CT_ADDR6 && *raw != '\0') {
-			if (inet_pton(AF_INET6, raw, a6) != 1 ||
-			    inet_ntop(AF_INET6, a6, canon, sizeof canon) == NULL) {
-				config_err(why, whylen, "\"%s\" is not an IPv6 "
-				    "address", raw);
-				return -1;
-			}
-			raw = canon;
-		}
-		if ((s = strdup(raw)) == NULL)
-			goto nomem;
-		if (k->type == CT_DOMAIN)
-			config_lower(s);
-		if (k->type == CT_URL) {
-			size_t n = strlen(s);
-			while (n > 0 && s[n - 1] == '/')
-				s[--n] = '\0';
-		}
-		free(*(char **)field);
-		*(char **)field = s;
-		return 0;
+		return config_convert_str(k, field, raw, why, whylen);
 	case CT_PORT:
 		if (config_port(raw, field) == -1) {
 			config_err(why, whylen, "\"%s\" is not a port (1-65535)",
@@ -235,14 +283,7 @@ config_convert(const struct config_key *k, struct gw_config *c,
 		}
 		return 0;
 	case CT_BOOL:
-		if (strcasecmp(raw, "true") == 0 || strcasecmp(raw, "yes") == 0 ||
-		    strcmp(raw, "1") == 0 || strcasecmp(raw, "on") == 0)
-			*(int *)field = 1;
-		else if (strcasecmp(raw, "false") == 0 ||
-		    strcasecmp(raw, "no") == 0 || strcmp(raw, "0") == 0 ||
-		    strcasecmp(raw, "off") == 0)
-			*(int *)field = 0;
-		else {
+		if (config_bool(raw, field) == -1) {
 			config_err(why, whylen, "\"%s\" is not a boolean "
 			    "(true/false/yes/no/1/0)", raw);
 			return -1;
@@ -277,29 +318,9 @@ config_convert(const struct config_key *k, struct gw_config *c,
 	case CT_JIDLIST:
 	case CT_HOSTLIST:
 	case CT_PREFIXLIST:
-		config_list_free(field);
-		rc = config_list(raw, field, k->type == CT_JIDLIST ?
-		    config_bare_jid_ok : k->type == CT_PREFIXLIST ?
-		    config_prefix_ok : config_host_ok, &bad, &badcopy);
-		if (rc == 0)
-			return 0;
-		if (bad == NULL)
-			goto nomem;
-		if (k->type == CT_JIDLIST)
-			config_err(why, whylen, "\"%s\" is not a bare JID "
-			    "(user@domain)", bad);
-		else if (k->type == CT_PREFIXLIST)
-			config_err(why, whylen, "\"%s\" is neither a host[:port]"
-			    " nor an http(s)://host[:port]/path prefix", bad);
-		else
-			config_err(why, whylen, "\"%s\" is not a host name", bad);
-		free(badcopy);
-		return -1;
+		return config_convert_list(k, field, raw, why, whylen);
 	}
 	config_err(why, whylen, "internal error: unknown key type");
-	return -1;
-nomem:
-	config_err(why, whylen, "out of memory");
 	return -1;
 }
 
@@ -342,172 +363,6 @@ gw_config_free(struct gw_config *c)
 	memset(c, 0, sizeof *c);
 }
 
-/* ---- the file ---- */
-
-/* parse `value` (trimmed) into a fresh string: quotes and their escapes */
-static char *
-config_unquote(const char *value, const char **why)
-{
-	const char *p;
-	char *out, *o;
-
-	if (*value != '"')
-		return strdup(value);
-	if ((out = malloc(strlen(value) + 1)) == NULL) {
-		*why = "out of memory";
-		return NULL;
-	}
-	for (p = value + 1, o = out; *p != '"'; p++) {
-		if (*p == '\0') {
-			*why = "unterminated quoted value";
-			goto fail;
-		}
-		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-			p++;
-		*o++ = *p;
-	}
-	*o = '\0';
-	for (p++; isspace((unsigned char)*p); p++)
-		;
-	if (*p != '\0' && *p != '#') {
-		*why = "text after the closing quote";
-		goto fail;
-	}
-	return out;
-fail:
-	free(out);
-	return NULL;
-}
-
-static int
-config_read_file(const char *path, char **raw, int *lines, char *err,
-    size_t errlen)
-{
-	FILE *f;
-	char *buf = NULL, *line, *eq, *key, *val, *v;
-	const char *why = "out of memory";
-	size_t cap = 0;
-	ssize_t n;
-	int lineno = 0, i;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		config_err(err, errlen, "cannot read %s: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	while ((n = getline(&buf, &cap, f)) != -1) {
-		lineno++;
-		if (n > CONFIG_LINE_MAX || strlen(buf) != (size_t)n) {
-			config_err(err, errlen, "%s:%d: line too long or "
-			    "contains a NUL byte", path, lineno);
-			goto fail;
-		}
-		line = config_trim(buf);
-		if (*line == '\0' || *line == '#')
-			continue;
-		if ((eq = strchr(line, '=')) == NULL) {
-			config_err(err, errlen, "%s:%d: expected \"key = "
-			    "value\"", path, lineno);
-			goto fail;
-		}
-		*eq = '\0';
-		key = config_trim(line);
-		val = config_trim(eq + 1);
-		if ((i = config_key_find(key)) == -1) {
-			config_err(err, errlen, "%s:%d: unknown key \"%s\"",
-			    path, lineno, key);
-			goto fail;
-		}
-		if (raw[i] != NULL) {
-			config_err(err, errlen, "%s:%d: %s: set twice (first "
-			    "on line %d)", path, lineno, key, lines[i]);
-			goto fail;
-		}
-		if ((v = config_unquote(val, &why)) == NULL) {
-			config_err(err, errlen, "%s:%d: %s: %s", path, lineno,
-			    key, why);
-			goto fail;
-		}
-		raw[i] = v;
-		lines[i] = lineno;
-	}
-	if (ferror(f)) {
-		config_err(err, errlen, "cannot read %s: %s", path,
-		    strerror(errno));
-		goto fail;
-	}
-	free(buf);
-	fclose(f);
-	return 0;
-fail:
-	free(buf);
-	fclose(f);
-	return -1;
-}
-
-static int
-config_read_secret(const char *path, char **out, char *err, size_t errlen)
-{
-	FILE *f;
-	char buf[CONFIG_SECRET_MAX + 2];
-	size_t n;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		config_err(err, errlen, "component_secret_file: cannot read "
-		    "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof buf - 1, f);
-	if (ferror(f)) {
-		config_err(err, errlen, "component_secret_file: cannot read "
-		    "%s: %s", path, strerror(errno));
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	if (n > CONFIG_SECRET_MAX) {
-		config_err(err, errlen, "component_secret_file: %s is larger "
-		    "than %d bytes", path, CONFIG_SECRET_MAX);
-		return -1;
-	}
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = '\0';
-	if (n == 0 || strlen(buf) != n) {
-		config_err(err, errlen, "component_secret_file: %s is empty "
-		    "or contains a NUL byte", path);
-		return -1;
-	}
-	if ((*out = strdup(buf)) == NULL) {
-		config_err(err, errlen, "out of memory");
-		return -1;
-	}
-	explicit_bzero(buf, sizeof buf);
-	return 0;
-}
-
-static void
-config_where(const char *path, int line, const char *key, char *buf,
-    size_t len)
-{
-	char env[128];
-	size_t i, p;
-
-	if (line > 0) {
-		snprintf(buf, len, " (%s:%d)", path, line);
-		return;
-	}
-	if (line < 0) {
-		snprintf(buf, len, " (default)");
-		return;
-	}
-	p = (size_t)snprintf(env, sizeof env, "%s", CONFIG_ENV_PREFIX);
-	for (i = 0; key[i] != '\0' && p + 1 < sizeof env; i++)
-		env[p++] = (char)toupper((unsigned char)key[i]);
-	env[p] = '\0';
-	snprintf(buf, len, " (from %s)", env);
-}
-
 /*
  * Defaults that belong to one instance, derived from its database path.
  * A fixed default directory would be shared by every gateway on the host,
@@ -530,46 +385,34 @@ config_derive(struct gw_config *c)
 	return 0;
 }
 
-int
-gw_config_load(struct gw_config *c, const char *path, char *err,
-    size_t errlen)
+/* The environment wins over the file: BAREV_<KEY>; -1 out of memory. */
+static int
+config_from_env(struct gw_config *c, int *lines)
 {
-	int lines[NKEYS];
-	char env[128], why[512], where[256 + 64], missing[256];
+	char env[128];
 	const char *ev;
-	size_t i, p, j;
-	int si = config_key_find("component_secret");
-	int sfi = config_key_find("component_secret_file");
+	size_t i;
 
-	memset(c, 0, sizeof *c);
-	if ((c->raw = calloc(NKEYS, sizeof *c->raw)) == NULL)
-		goto nomem;
-	if (path != NULL && (c->path = strdup(path)) == NULL)
-		goto nomem;
-	for (i = 0; i < NKEYS; i++)
-		lines[i] = -1;
-
-	if (path != NULL &&
-	    config_read_file(path, c->raw, lines, err, errlen) == -1)
-		goto fail;
-
-	/* the environment wins over the file */
 	for (i = 0; i < NKEYS; i++) {
-		p = (size_t)snprintf(env, sizeof env, "%s", CONFIG_ENV_PREFIX);
-		for (j = 0; config_keys[i].name[j] != '\0' &&
-		    p + 1 < sizeof env; j++)
-			env[p++] = (char)toupper(
-			    (unsigned char)config_keys[i].name[j]);
-		env[p] = '\0';
+		config_env_name(config_keys[i].name, env, sizeof env);
 		if ((ev = getenv(env)) == NULL)
 			continue;
 		free(c->raw[i]);
 		if ((c->raw[i] = strdup(ev)) == NULL)
-			goto nomem;
+			return -1;
 		lines[i] = 0;
 	}
+	return 0;
+}
 
-	/* required keys before values: name everything that is missing */
+/* Required keys before values: name everything that is missing. */
+static int
+config_check_required(struct gw_config *c, int si, int sfi, char *err,
+    size_t errlen)
+{
+	char missing[256];
+	size_t i, p;
+
 	missing[0] = '\0';
 	for (i = 0; i < NKEYS; i++) {
 		const char *name = config_keys[i].name;
@@ -591,38 +434,56 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	if (missing[0] != '\0') {
 		config_err(err, errlen, "missing required key%s: %s",
 		    strchr(missing, ',') != NULL ? "s" : "", missing);
-		goto fail;
+		return -1;
 	}
 	if (c->raw[si] != NULL && *c->raw[si] != '\0' &&
 	    c->raw[sfi] != NULL && *c->raw[sfi] != '\0') {
 		config_err(err, errlen, "component_secret and "
 		    "component_secret_file are both set; keep one");
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+/* Every key's text (or its default) into its field; -1 with `err` set. */
+static int
+config_convert_all(struct gw_config *c, const char *path, const int *lines,
+    char *err, size_t errlen)
+{
+	char why[512], where[256 + 64];
+	size_t i;
 
 	for (i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &config_keys[i];
 
 		if (c->raw[i] == NULL && k->def != NULL &&
-		    (c->raw[i] = strdup(k->def)) == NULL)
-			goto nomem;
+		    (c->raw[i] = strdup(k->def)) == NULL) {
+			config_err(err, errlen, "out of memory");
+			return -1;
+		}
 		if (c->raw[i] == NULL)
 			continue;
 		if (config_convert(k, c, c->raw[i], why, sizeof why) == -1) {
 			config_where(path, lines[i], k->name, where,
 			    sizeof where);
 			config_err(err, errlen, "%s: %s%s", k->name, why, where);
-			goto fail;
+			return -1;
 		}
 	}
+	return 0;
+}
 
+/* component_secret_file, when set, is the secret; -1 with `err` set. */
+static int
+config_secret_from_file(struct gw_config *c, int si, char *err, size_t errlen)
+{
 	if (c->component_secret_file != NULL &&
 	    *c->component_secret_file != '\0') {
 		free(c->component_secret);
 		c->component_secret = NULL;
 		if (config_read_secret(c->component_secret_file,
 		    &c->component_secret, err, errlen) == -1)
-			goto fail;
+			return -1;
 		/* raw text of the effective secret, for reload diffs only */
 		free(c->raw[si]);
 		if ((c->raw[si] = strdup(c->component_secret)) == NULL)
@@ -631,6 +492,19 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	if (c->component_secret_file == NULL &&
 	    (c->component_secret_file = strdup("")) == NULL)
 		goto nomem;
+	return 0;
+nomem:
+	config_err(err, errlen, "out of memory");
+	return -1;
+}
+
+/* What only the values together tell (files, paths); -1 with `err` set. */
+static int
+config_check_values(const struct gw_config *c, const char *path,
+    const int *lines, char *err, size_t errlen)
+{
+	char where[256 + 64];
+
 	/* --test-config should catch an unreadable CA file, not the first
 	 * transfer (its contents are checked when the gateway starts) */
 	if (c->ca_file[0] != '\0') {
@@ -641,7 +515,7 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 			    "ca_file", where, sizeof where);
 			config_err(err, errlen, "ca_file: cannot read %s: %s%s",
 			    c->ca_file, strerror(errno), where);
-			goto fail;
+			return -1;
 		}
 		fclose(f);
 	}
@@ -650,13 +524,43 @@ gw_config_load(struct gw_config *c, const char *path, char *err,
 	    strpbrk(c->metrics_path, "?# \t") != NULL)) {
 		config_err(err, errlen, "metrics_path: \"%s\" is not a URL path"
 		    " such as /metrics", c->metrics_path);
-		goto fail;
+		return -1;
 	}
 	if (c->metrics_path[0] != '\0' && c->http_listen[0] == '\0') {
 		config_err(err, errlen, "metrics_path is set but http_listen is"
 		    " not: the metrics are served on http_listen");
-		goto fail;
+		return -1;
 	}
+	return 0;
+}
+
+int
+gw_config_load(struct gw_config *c, const char *path, char *err,
+    size_t errlen)
+{
+	int lines[NKEYS];
+	size_t i;
+	int si = config_key_find("component_secret");
+	int sfi = config_key_find("component_secret_file");
+
+	memset(c, 0, sizeof *c);
+	if ((c->raw = calloc(NKEYS, sizeof *c->raw)) == NULL)
+		goto nomem;
+	if (path != NULL && (c->path = strdup(path)) == NULL)
+		goto nomem;
+	for (i = 0; i < NKEYS; i++)
+		lines[i] = -1;
+
+	if (path != NULL &&
+	    config_read_file(path, c->raw, lines, err, errlen) == -1)
+		goto fail;
+	if (config_from_env(c, lines) == -1)
+		goto nomem;
+	if (config_check_required(c, si, sfi, err, errlen) == -1 ||
+	    config_convert_all(c, path, lines, err, errlen) == -1 ||
+	    config_secret_from_file(c, si, err, errlen) == -1 ||
+	    config_check_values(c, path, lines, err, errlen) == -1)
+		goto fail;
 	if (config_derive(c) == -1)
 		goto nomem;
 	return 0;

@@ -43,7 +43,7 @@ struct gw {
 	int stopping;
 	int link_closed;		/* comp reported `closed` while stopping */
 
-	/* ---- store and Barev side (gateway/store.c, bridge.c) ---- */
+	/* ---- store and Barev side (gateway/store/, bridge.c) ---- */
 	struct store *store;
 	struct bl *bl;			/* owned by bridge.c */
 	struct bridge *bridge;		/* bridge.c's state */

@@ -118,7 +118,7 @@ gw_link_down(void *arg, const char *why)
 {
 	struct gw *gw = arg;
 
-	/* component.c has logged it already */
+	/* component/ has logged it already */
 	gw_notify("STATUS=component link down: %s", why);
 	bridge_component_down(gw);
 }
@@ -242,6 +242,46 @@ gw_discovery_setup(struct gw *gw)
 
 /* ---- run ---- */
 
+/* SIGTERM and SIGINT stop, SIGHUP reloads the configuration */
+static int
+gw_signals_start(struct gw *gw)
+{
+	if ((gw->ev_term = evsignal_new(gw->base, SIGTERM, gw_stop_cb, gw)) ==
+	    NULL ||
+	    (gw->ev_int = evsignal_new(gw->base, SIGINT, gw_stop_cb, gw)) ==
+	    NULL ||
+	    (gw->ev_hup = evsignal_new(gw->base, SIGHUP, gw_reload_cb, gw)) ==
+	    NULL ||
+	    event_add(gw->ev_term, NULL) == -1 ||
+	    event_add(gw->ev_int, NULL) == -1 ||
+	    event_add(gw->ev_hup, NULL) == -1)
+		return -1;
+	return 0;
+}
+
+/* Everything gw_run made, whichever step it got to, in one place. */
+static void
+gw_run_free(struct gw *gw, struct status *status)
+{
+	status_stop(status);
+	upkeep_stop();
+	bridge_free(gw);
+	store_close(gw->store);
+	comp_free(gw->comp);
+	if (gw->ev_term != NULL)
+		event_free(gw->ev_term);
+	if (gw->ev_int != NULL)
+		event_free(gw->ev_int);
+	if (gw->ev_hup != NULL)
+		event_free(gw->ev_hup);
+	if (gw->ev_watchdog != NULL)
+		event_free(gw->ev_watchdog);
+	if (gw->base != NULL)
+		event_base_free(gw->base);
+	gw_service_reset(gw);
+	xs_shutdown();
+}
+
 static int
 gw_run(struct gw *gw)
 {
@@ -291,15 +331,7 @@ gw_run(struct gw *gw)
 		log_error("gateway", "cannot create the component link");
 		goto out;
 	}
-	if ((gw->ev_term = evsignal_new(gw->base, SIGTERM, gw_stop_cb, gw)) ==
-	    NULL ||
-	    (gw->ev_int = evsignal_new(gw->base, SIGINT, gw_stop_cb, gw)) ==
-	    NULL ||
-	    (gw->ev_hup = evsignal_new(gw->base, SIGHUP, gw_reload_cb, gw)) ==
-	    NULL ||
-	    event_add(gw->ev_term, NULL) == -1 ||
-	    event_add(gw->ev_int, NULL) == -1 ||
-	    event_add(gw->ev_hup, NULL) == -1) {
+	if (gw_signals_start(gw) == -1) {
 		log_error("gateway", "cannot install signal handlers");
 		goto out;
 	}
@@ -322,23 +354,7 @@ gw_run(struct gw *gw)
 	log_info("gateway", "stopped");
 	rc = 0;
 out:
-	status_stop(status);
-	upkeep_stop();
-	bridge_free(gw);
-	store_close(gw->store);
-	comp_free(gw->comp);
-	if (gw->ev_term != NULL)
-		event_free(gw->ev_term);
-	if (gw->ev_int != NULL)
-		event_free(gw->ev_int);
-	if (gw->ev_hup != NULL)
-		event_free(gw->ev_hup);
-	if (gw->ev_watchdog != NULL)
-		event_free(gw->ev_watchdog);
-	if (gw->base != NULL)
-		event_base_free(gw->base);
-	gw_service_reset(gw);
-	xs_shutdown();
+	gw_run_free(gw, status);
 	return rc;
 }
 

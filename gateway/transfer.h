@@ -34,13 +34,15 @@ void transfer_pipe_up(struct gw *gw, int64_t contact);
 void transfer_forget_contact(struct gw *gw, int64_t contact);
 
 /*
- * ---- inside the module: transfer_http.c for transfer.c ----
+ * ---- inside the module: transfer_http.c and transfer_serve.c for the
+ * other transfer*.c ----
  * HTTP both ways, streamed between a socket and a spool file: memory per
  * request is a bounded buffer whatever the size.  http:// and https://
  * (OpenSSL bufferevents, the peer's certificate verified against the
  * system's CAs plus ca_file, and the URL's host).
  */
 struct xfer_http;
+#define XFER_HTTP_TIMEOUT_S	60	/* client requests and served replies */
 /* once per request: ok, or a short reason for the user; may free `h` */
 typedef void (*xfer_http_cb)(void *arg, int ok, const char *why);
 
@@ -80,8 +82,8 @@ struct gw_strlist;
 int xfer_url_allowed(const struct gw_strlist *allowed,
     const char *upload_service, const char *url);
 
-/* the gateway's own file server (http_listen): GET /TOKEN/NAME serves
- * SPOOL/served/TOKEN */
+/* the gateway's own file server (http_listen, transfer_serve.c):
+ * GET /TOKEN/NAME serves SPOOL/served/TOKEN */
 int xfer_serve_start(struct gw *gw);
 void xfer_serve_stop(struct gw *gw);
 /* the client TLS context (system CAs + ca_file); 0, or -1 logged */

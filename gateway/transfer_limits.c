@@ -1,5 +1,8 @@
 /*
  * transfer_limits — the rules in transfer_limits.h, with no I/O.
+ *
+ * The one idea: a limit is a decision on numbers and addresses handed in,
+ * so each rule is tested alone and transfer_in.c only gathers and obeys.
  */
 #include <arpa/inet.h>
 #include <ctype.h>

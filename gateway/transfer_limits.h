@@ -2,7 +2,7 @@
  * transfer_limits — what a Barev peer's file offers may make the gateway
  * do with its disk and its connections (issue 15, items 2 and 3).
  *
- * Pure decisions, no I/O: transfer.c gathers the numbers and addresses,
+ * Pure decisions, no I/O: transfer_in.c gathers the numbers and addresses,
  * these say yes or why not, so the rules are unit-tested on their own.
  *  - An incoming offer is accepted only while the contact and the gateway
  *    have fewer incoming transfers than their caps and the spool quota

@@ -1,5 +1,8 @@
 /*
- * store — SQLite persistence for identities, contacts, queues and facts.
+ * store — SQLite persistence for identities, contacts, queues and facts:
+ * the connection (open, migrations, copy, transactions, error reasons)
+ * and the statements.  The tables' functions are store_people.c,
+ * store_queue.c and store_facts.c; store_int.h is what they share.
  *
  * The one idea: a statement is named by an enum, prepared on first use and
  * kept, so every query is a prepared statement and the hot paths (outbox,
@@ -8,6 +11,8 @@
  * is exactly "one logical change, one transaction" for single-row changes.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +21,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "store_int.h"
 
 struct schema_migration {
 	int version;
@@ -24,21 +30,6 @@ struct schema_migration {
 };
 extern const struct schema_migration schema_migrations[];
 extern const int schema_count;
-
-enum stmt_id {
-	S_IDENT_ADD, S_IDENT_GET_JID, S_IDENT_GET, S_IDENT_FIND, S_IDENT_NICK,
-	S_IDENT_DEL, S_IDENT_ALL, S_IDENT_COUNT,
-	S_CONT_ADD, S_CONT_GET, S_CONT_FIND, S_CONT_DEL, S_CONT_GATEWAY,
-	S_CONT_ALL, S_CONT_OF,
-	S_OUT_ADD, S_OUT_QUEUED, S_OUT_STATE, S_OUT_EXTRA, S_OUT_DEL, S_OUT_EXPIRED,
-	S_OUT_DROP_SENDING, S_OUT_CONTACTS, S_OUT_COUNT, S_OUT_QUEUED_OF,
-	S_IN_ADD, S_IN_ALL, S_IN_DEL, S_IN_COUNT,
-	S_KV_SET, S_KV_GET,
-	S_AV_SET, S_AV_TOKEN, S_AV_GET, S_AV_DEL, S_AV_ALL, S_AV_ORPHANS,
-	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_XFER_ADD, S_XFER_STATE, S_XFER_FAIL_OPEN, S_XFER_PRUNE,
-	S_MAX
-};
 
 static const char *const stmt_sql[S_MAX] = {
 	[S_IDENT_ADD] = "INSERT INTO identities (jid, nick, address, port, created_at)"
@@ -109,26 +100,8 @@ static const char *const stmt_sql[S_MAX] = {
 	[S_ROLLBACK] = "ROLLBACK",
 };
 
-struct store {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[S_MAX];
-	struct store_counters n;
-	int last_rc;		/* primary code of the last failed step */
-	int last_errno;		/* the OS error behind it, 0 if none */
-	/* store_copy_from(): the source and the change count right after
-	 * the last copy (nothing written since: nothing to copy) */
-	const struct store *copied_from;
-	sqlite3_int64 copied_changes;
-};
-
-/* every store error is logged and counted (status, /metrics) */
-#define store_err(s, ...) do {					\
-	(s)->n.errors++;					\
-	log_error("store", __VA_ARGS__);			\
-} while (0)
-
-static sqlite3_stmt *
-stmt_get(struct store *s, enum stmt_id id)
+sqlite3_stmt *
+store_stmt(struct store *s, enum stmt_id id)
 {
 	if (s->stmt[id] == NULL &&
 	    sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
@@ -149,16 +122,16 @@ bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
 }
 
-static void
-copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
+void
+store_copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
 {
 	const unsigned char *v = sqlite3_column_text(st, col);
 
 	snprintf(dst, len, "%s", v ? (const char *)v : "");
 }
 
-static char *
-dup_col(sqlite3_stmt *st, int col)
+char *
+store_dup_col(sqlite3_stmt *st, int col)
 {
 	const unsigned char *v = sqlite3_column_text(st, col);
 
@@ -166,8 +139,8 @@ dup_col(sqlite3_stmt *st, int col)
 }
 
 /* Step a statement that returns no rows; map constraint errors. */
-static int
-step_done(struct store *s, sqlite3_stmt *st)
+int
+store_step_done(struct store *s, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 	int ext = sqlite3_extended_errcode(s->db);
@@ -186,18 +159,79 @@ step_done(struct store *s, sqlite3_stmt *st)
 	return STORE_ERR;
 }
 
-static int
-exec_simple(struct store *s, enum stmt_id id)
+int
+store_exec(struct store *s, enum stmt_id id)
 {
-	sqlite3_stmt *st = stmt_get(s, id);
+	sqlite3_stmt *st = store_stmt(s, id);
 
-	return st ? step_done(s, st) : STORE_ERR;
+	return st ? store_step_done(s, st) : STORE_ERR;
 }
 
-static int
-count_of(struct store *s, enum stmt_id id)
+/*
+ * The one bind/step helper: statement `id`, prepared once, gets its
+ * parameters from the arguments as `types` says, one letter per `?` in
+ * order: 'i' int, 'I' int64_t, 't' text (NULL = SQL NULL), 'k' a row id
+ * (int64_t, 0 = SQL NULL).  NULL if the statement could not be prepared.
+ */
+static void
+stmt_vbind(sqlite3_stmt *st, const char *types, va_list ap)
 {
-	sqlite3_stmt *st = stmt_get(s, id);
+	int64_t k;
+
+	for (int i = 0; types[i]; i++)
+		switch (types[i]) {
+		case 'i':
+			sqlite3_bind_int(st, i + 1, va_arg(ap, int));
+			break;
+		case 'I':
+			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 't':
+			bind_text(st, i + 1, va_arg(ap, const char *));
+			break;
+		case 'k':
+			if ((k = va_arg(ap, int64_t)) != 0)
+				sqlite3_bind_int64(st, i + 1, k);
+			else
+				sqlite3_bind_null(st, i + 1);
+			break;
+		}
+}
+
+sqlite3_stmt *
+store_bind(struct store *s, enum stmt_id id, const char *types, ...)
+{
+	sqlite3_stmt *st = store_stmt(s, id);
+	va_list ap;
+
+	if (st == NULL)
+		return NULL;
+	va_start(ap, types);
+	stmt_vbind(st, types, ap);
+	va_end(ap);
+	return st;
+}
+
+int
+store_done(struct store *s, sqlite3_stmt *st)
+{
+	return st ? store_step_done(s, st) : STORE_ERR;
+}
+
+int
+store_inserted(struct store *s, sqlite3_stmt *st, int64_t *idp)
+{
+	int rc = store_done(s, st);
+
+	if (rc == STORE_OK && idp)
+		*idp = sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+int
+store_count_of(struct store *s, enum stmt_id id)
+{
+	sqlite3_stmt *st = store_stmt(s, id);
 	int n = -1;
 
 	if (st == NULL)
@@ -341,8 +375,8 @@ store_user_version(struct store *s)
 	return v;
 }
 
-int store_begin(struct store *s) { return exec_simple(s, S_BEGIN); }
-int store_commit(struct store *s) { return exec_simple(s, S_COMMIT); }
+int store_begin(struct store *s) { return store_exec(s, S_BEGIN); }
+int store_commit(struct store *s) { return store_exec(s, S_COMMIT); }
 
 void
 store_rollback(struct store *s)
@@ -356,7 +390,7 @@ store_rollback(struct store *s)
 	 */
 	if (sqlite3_get_autocommit(s->db))
 		return;
-	(void)exec_simple(s, S_ROLLBACK);
+	(void)store_exec(s, S_ROLLBACK);
 	s->last_rc = rc;	/* the reason is the failure, not its cleanup */
 	s->last_errno = en;
 }
@@ -394,21 +428,9 @@ store_error_is_full(const struct store *s)
 	    s->last_errno == EDQUOT;
 }
 
-/* ---- identities ---- */
-
-static void
-row_identity(sqlite3_stmt *st, struct store_identity *o)
-{
-	o->id = sqlite3_column_int64(st, 0);
-	copy_col(o->jid, sizeof(o->jid), st, 1);
-	copy_col(o->nick, sizeof(o->nick), st, 2);
-	copy_col(o->address, sizeof(o->address), st, 3);
-	o->port = sqlite3_column_int(st, 4);
-}
-
 /* Run a statement expected to return zero or one row; `row` copies it. */
-static int
-one_row(struct store *s, sqlite3_stmt *st, void (*row)(sqlite3_stmt *, void *),
+int
+store_one_row(struct store *s, sqlite3_stmt *st, void (*row)(sqlite3_stmt *, void *),
     void *out, const char *what)
 {
 	int rc = sqlite3_step(st), ret;
@@ -426,773 +448,6 @@ one_row(struct store *s, sqlite3_stmt *st, void (*row)(sqlite3_stmt *, void *),
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return ret;
-}
-
-static void
-row_identity_cb(sqlite3_stmt *st, void *out)
-{
-	row_identity(st, out);
-}
-
-static int
-one_identity(struct store *s, sqlite3_stmt *st, struct store_identity *out)
-{
-	return one_row(s, st, row_identity_cb, out, "identity");
-}
-
-int
-store_identity_add(struct store *s, const char *jid, const char *nick,
-    const char *addr, int port, int64_t *idp)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_ADD);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, jid);
-	bind_text(st, 2, nick);
-	bind_text(st, 3, addr);
-	sqlite3_bind_int(st, 4, port);
-	if ((rc = step_done(s, st)) == STORE_OK && idp)
-		*idp = sqlite3_last_insert_rowid(s->db);
-	return rc;
-}
-
-int
-store_identity_get_jid(struct store *s, const char *jid, struct store_identity *out)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_GET_JID);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, jid);
-	return one_identity(s, st, out);
-}
-
-int
-store_identity_get(struct store *s, int64_t id, struct store_identity *out)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_GET);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return one_identity(s, st, out);
-}
-
-int
-store_identity_find(struct store *s, const char *nick, const char *addr,
-    struct store_identity *out)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_FIND);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, nick);
-	bind_text(st, 2, addr);
-	return one_identity(s, st, out);
-}
-
-int
-store_identity_set_nick(struct store *s, int64_t id, const char *nick)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_NICK);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, nick);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
-}
-
-int
-store_identity_delete(struct store *s, int64_t id)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
-}
-
-int
-store_identity_foreach(struct store *s,
-    void (*fn)(void *, const struct store_identity *), void *arg)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IDENT_ALL);
-	struct store_identity row;
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_identity(st, &row);
-		fn(arg, &row);
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? STORE_OK : STORE_ERR;
-}
-
-int store_identity_count(struct store *s) { return count_of(s, S_IDENT_COUNT); }
-
-/* ---- contacts ---- */
-
-static void
-row_contact(sqlite3_stmt *st, struct store_contact *o)
-{
-	o->id = sqlite3_column_int64(st, 0);
-	o->identity_id = sqlite3_column_int64(st, 1);
-	copy_col(o->nick, sizeof(o->nick), st, 2);
-	copy_col(o->address, sizeof(o->address), st, 3);
-	o->port = sqlite3_column_int(st, 4);
-	copy_col(o->name, sizeof(o->name), st, 5);
-	o->was_gateway = sqlite3_column_int(st, 6) != 0;
-}
-
-static void
-row_contact_cb(sqlite3_stmt *st, void *out)
-{
-	row_contact(st, out);
-}
-
-static int
-one_contact(struct store *s, sqlite3_stmt *st, struct store_contact *out)
-{
-	return one_row(s, st, row_contact_cb, out, "contact");
-}
-
-int
-store_contact_add(struct store *s, int64_t identity_id, const char *nick,
-    const char *addr, int port, const char *name, int64_t *idp)
-{
-	sqlite3_stmt *st = stmt_get(s, S_CONT_ADD);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, identity_id);
-	bind_text(st, 2, nick);
-	bind_text(st, 3, addr);
-	sqlite3_bind_int(st, 4, port);
-	bind_text(st, 5, name && *name ? name : NULL);
-	if ((rc = step_done(s, st)) == STORE_OK && idp)
-		*idp = sqlite3_last_insert_rowid(s->db);
-	return rc;
-}
-
-int
-store_contact_get(struct store *s, int64_t id, struct store_contact *out)
-{
-	sqlite3_stmt *st = stmt_get(s, S_CONT_GET);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return one_contact(s, st, out);
-}
-
-int
-store_contact_find(struct store *s, int64_t identity_id, const char *nick,
-    const char *addr, struct store_contact *out)
-{
-	sqlite3_stmt *st = stmt_get(s, S_CONT_FIND);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, identity_id);
-	bind_text(st, 2, nick);
-	bind_text(st, 3, addr);
-	return one_contact(s, st, out);
-}
-
-int
-store_contact_delete(struct store *s, int64_t id)
-{
-	sqlite3_stmt *st = stmt_get(s, S_CONT_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
-}
-
-int
-store_contact_set_gateway(struct store *s, int64_t id, int yes)
-{
-	sqlite3_stmt *st = stmt_get(s, S_CONT_GATEWAY);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int(st, 1, yes != 0);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
-}
-
-int
-store_contact_foreach(struct store *s, int64_t identity_id,
-    void (*fn)(void *, const struct store_contact *), void *arg)
-{
-	sqlite3_stmt *st = stmt_get(s, identity_id ? S_CONT_OF : S_CONT_ALL);
-	struct store_contact row;
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	if (identity_id)
-		sqlite3_bind_int64(st, 1, identity_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_contact(st, &row);
-		fn(arg, &row);
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? STORE_OK : STORE_ERR;
-}
-
-/* ---- outbox ---- */
-
-int
-store_outbox_add(struct store *s, int64_t contact_id, const char *body,
-    const char *xmpp_id, const char *from_jid, int want_receipt, int64_t now,
-    int sending, int64_t *idp)
-{
-	sqlite3_stmt *st = stmt_get(s, S_OUT_ADD);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, contact_id);
-	bind_text(st, 2, body);
-	bind_text(st, 3, xmpp_id);
-	bind_text(st, 4, from_jid);
-	sqlite3_bind_int(st, 5, want_receipt != 0);
-	sqlite3_bind_int64(st, 6, now);
-	bind_text(st, 7, sending ? "sending" : "queued");
-	if ((rc = step_done(s, st)) == STORE_OK && idp)
-		*idp = sqlite3_last_insert_rowid(s->db);
-	return rc;
-}
-
-/* One transaction for a row operation applied to many rows. */
-static int
-outbox_each_id(struct store *s, const int64_t *ids, size_t n,
-    int (*op)(struct store *, int64_t, int), int arg)
-{
-	if (n == 0)
-		return STORE_OK;
-	if (store_begin(s) != STORE_OK)
-		return STORE_ERR;
-	for (size_t i = 0; i < n; i++)
-		if (op(s, ids[i], arg) == STORE_ERR)
-			goto fail;
-	if (store_commit(s) == STORE_OK)
-		return STORE_OK;
-fail:
-	store_rollback(s);
-	return STORE_ERR;
-}
-
-static int
-delete_op(struct store *s, int64_t id, int unused)
-{
-	(void)unused;
-	return store_outbox_delete(s, id);
-}
-
-int
-store_outbox_delete_many(struct store *s, const int64_t *ids, size_t n)
-{
-	return outbox_each_id(s, ids, n, delete_op, 0);
-}
-
-int
-store_outbox_set_sending_many(struct store *s, const int64_t *ids, size_t n,
-    int sending)
-{
-	return outbox_each_id(s, ids, n, store_outbox_set_sending, sending);
-}
-
-/*
- * Rows are copied out before the callback runs, so the callback may write
- * to the store (mark, delete) without disturbing the cursor.
- */
-static int
-outbox_each(struct store *s, sqlite3_stmt *st,
-    int (*fn)(void *, const struct store_outmsg *), void *arg)
-{
-	struct store_outmsg *rows = NULL, *tmp;
-	size_t n = 0, cap = 0;
-	int rc, ret = STORE_OK;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((tmp = realloc(rows, cap * sizeof(*rows))) == NULL) {
-				ret = STORE_ERR;
-				break;
-			}
-			rows = tmp;
-		}
-		rows[n].id = sqlite3_column_int64(st, 0);
-		rows[n].contact_id = sqlite3_column_int64(st, 1);
-		rows[n].body = dup_col(st, 2);
-		rows[n].xmpp_id = dup_col(st, 3);
-		rows[n].from_jid = dup_col(st, 4);
-		rows[n].want_receipt = sqlite3_column_int(st, 5);
-		rows[n].created_at = sqlite3_column_int64(st, 6);
-		rows[n].extra = dup_col(st, 7);
-		n++;
-	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		store_err(s, "outbox read: %s", sqlite3_errmsg(s->db));
-		ret = STORE_ERR;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	for (size_t i = 0; i < n; i++) {
-		if (ret == STORE_OK && rows[i].body && rows[i].from_jid &&
-		    fn(arg, &rows[i]) != 0)
-			ret = 1;	/* stopped early; still free the rest */
-		free(rows[i].body);
-		free(rows[i].xmpp_id);
-		free(rows[i].from_jid);
-		free(rows[i].extra);
-	}
-	free(rows);
-	return ret < 0 ? STORE_ERR : STORE_OK;
-}
-
-int
-store_outbox_foreach_queued(struct store *s, int64_t contact_id,
-    int (*fn)(void *, const struct store_outmsg *), void *arg)
-{
-	sqlite3_stmt *st = stmt_get(s, S_OUT_QUEUED);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, contact_id);
-	return outbox_each(s, st, fn, arg);
-}
-
-int
-store_outbox_set_sending(struct store *s, int64_t id, int sending)
-{
-	sqlite3_stmt *st = stmt_get(s, S_OUT_STATE);
-	const char *state = sending ? "sending" : "queued";
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, state);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
-}
-
-int
-store_outbox_set_extra(struct store *s, int64_t id, const char *extra)
-{
-	sqlite3_stmt *st = stmt_get(s, S_OUT_EXTRA);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, extra);
-	sqlite3_bind_int64(st, 2, id);
-	return step_done(s, st);
-}
-
-int
-store_outbox_delete(struct store *s, int64_t id)
-{
-	sqlite3_stmt *st = stmt_get(s, S_OUT_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
-}
-
-int
-store_outbox_foreach_expired(struct store *s, int64_t before,
-    int (*fn)(void *, const struct store_outmsg *), void *arg)
-{
-	sqlite3_stmt *st = stmt_get(s, S_OUT_EXPIRED);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, before);
-	return outbox_each(s, st, fn, arg);
-}
-
-int
-store_outbox_drop_sending(struct store *s, int *dropped)
-{
-	int rc = exec_simple(s, S_OUT_DROP_SENDING);
-
-	if (dropped)
-		*dropped = rc == STORE_OK ? sqlite3_changes(s->db) : 0;
-	return rc;
-}
-
-int
-store_outbox_foreach_contact(struct store *s, void (*fn)(void *, int64_t),
-    void *arg)
-{
-	sqlite3_stmt *st = stmt_get(s, S_OUT_CONTACTS);
-	int64_t *ids = NULL, *tmp;
-	size_t n = 0, cap = 0;
-	int rc, ret = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERR;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((tmp = realloc(ids, cap * sizeof(*ids))) == NULL) {
-				ret = STORE_ERR;
-				break;
-			}
-			ids = tmp;
-		}
-		ids[n++] = sqlite3_column_int64(st, 0);
-	}
-	if (ret == STORE_OK && rc != SQLITE_DONE) {
-		store_err(s, "outbox read: %s", sqlite3_errmsg(s->db));
-		ret = STORE_ERR;	/* the rows read so far still get fn */
-	}
-	sqlite3_reset(st);
-	for (size_t i = 0; i < n; i++)
-		fn(arg, ids[i]);
-	free(ids);
-	return ret;
-}
-
-int store_outbox_count(struct store *s) { return count_of(s, S_OUT_COUNT); }
-
-int
-store_outbox_queued_of(struct store *s, int64_t contact_id)
-{
-	sqlite3_stmt *st = stmt_get(s, S_OUT_QUEUED_OF);
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, contact_id);
-	return count_of(s, S_OUT_QUEUED_OF);
-}
-
-/* ---- inbox ---- */
-
-int
-store_inbox_add(struct store *s, int64_t contact_id, const char *stanza_id,
-    const char *xml, int64_t now)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IN_ADD);
-
-	if (st == NULL)
-		return STORE_ERR;
-	if (contact_id)
-		sqlite3_bind_int64(st, 1, contact_id);
-	else
-		sqlite3_bind_null(st, 1);
-	bind_text(st, 2, stanza_id);
-	bind_text(st, 3, xml);
-	sqlite3_bind_int64(st, 4, now);
-	return step_done(s, st);
-}
-
-int
-store_inbox_foreach(struct store *s, int (*fn)(void *, const struct store_inmsg *),
-    void *arg)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IN_ALL);
-	struct store_inmsg m;
-	int rc, stop = 0;
-
-	if (st == NULL)
-		return STORE_ERR;
-	/*
-	 * Unlike the outbox, rows are handed over one by one: the callback
-	 * deletes the row it was given, which SQLite allows on the table a
-	 * cursor reads (the deleted row is behind the cursor).
-	 */
-	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		m.id = sqlite3_column_int64(st, 0);
-		m.stanza_id = (char *)sqlite3_column_text(st, 1);
-		m.xml = (char *)sqlite3_column_text(st, 2);
-		if (m.stanza_id && m.xml)
-			stop = fn(arg, &m);
-	}
-	if (!stop && rc != SQLITE_DONE) {
-		store_err(s, "inbox read: %s", sqlite3_errmsg(s->db));
-		sqlite3_reset(st);
-		return STORE_ERR;
-	}
-	sqlite3_reset(st);
-	return STORE_OK;
-}
-
-int
-store_inbox_delete(struct store *s, int64_t id)
-{
-	sqlite3_stmt *st = stmt_get(s, S_IN_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, id);
-	return step_done(s, st);
-}
-
-int store_inbox_count(struct store *s) { return count_of(s, S_IN_COUNT); }
-
-/* ---- kv ---- */
-
-int
-store_kv_set(struct store *s, const char *key, const char *value)
-{
-	sqlite3_stmt *st = stmt_get(s, S_KV_SET);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, key);
-	bind_text(st, 2, value);
-	return step_done(s, st);
-}
-
-int
-store_kv_get(struct store *s, const char *key, char *buf, size_t len)
-{
-	sqlite3_stmt *st = stmt_get(s, S_KV_GET);
-	int rc, ret;
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, key);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		copy_col(buf, len, st, 0);
-		ret = STORE_OK;
-	} else {
-		ret = rc == SQLITE_DONE ? STORE_NOTFOUND : STORE_ERR;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return ret;
-}
-
-/* ---- avatars ---- */
-
-static void
-row_avatar(sqlite3_stmt *st, struct store_avatar *o)
-{
-	memset(o, 0, sizeof(*o));
-	copy_col(o->owner_kind, sizeof(o->owner_kind), st, 0);
-	o->owner_id = sqlite3_column_int64(st, 1);
-	copy_col(o->token, sizeof(o->token), st, 2);
-	copy_col(o->sha1, sizeof(o->sha1), st, 3);
-	copy_col(o->mime, sizeof(o->mime), st, 4);
-	o->updated_at = sqlite3_column_int64(st, 5);
-}
-
-int
-store_avatar_set(struct store *s, const char *kind, int64_t owner,
-    const char *token, const char *sha1, const char *mime, const void *data,
-    size_t len, int64_t now)
-{
-	sqlite3_stmt *st = stmt_get(s, S_AV_SET);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, owner);
-	bind_text(st, 3, token && *token ? token : NULL);
-	bind_text(st, 4, data ? sha1 : NULL);
-	bind_text(st, 5, data ? mime : NULL);
-	if (data)
-		sqlite3_bind_blob64(st, 6, data, len, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, 6);
-	sqlite3_bind_int64(st, 7, now);
-	return step_done(s, st);
-}
-
-int
-store_avatar_set_token(struct store *s, const char *kind, int64_t owner,
-    const char *token, int64_t now)
-{
-	sqlite3_stmt *st = stmt_get(s, S_AV_TOKEN);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, owner);
-	bind_text(st, 3, token && *token ? token : NULL);
-	sqlite3_bind_int64(st, 4, now);
-	return step_done(s, st);
-}
-
-int
-store_avatar_get(struct store *s, const char *kind, int64_t owner,
-    struct store_avatar *out)
-{
-	sqlite3_stmt *st = stmt_get(s, S_AV_GET);
-	const void *blob;
-	int rc, ret = STORE_OK;
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, owner);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		row_avatar(st, out);
-		blob = sqlite3_column_blob(st, 6);
-		out->len = (size_t)sqlite3_column_bytes(st, 6);
-		if (blob != NULL && out->len > 0) {
-			if ((out->data = malloc(out->len)) == NULL) {
-				store_err(s, "avatar: out of memory");
-				ret = STORE_ERR;
-			} else {
-				memcpy(out->data, blob, out->len);
-			}
-		}
-		if (out->data == NULL)
-			out->len = 0;
-	} else if (rc == SQLITE_DONE) {
-		ret = STORE_NOTFOUND;
-	} else {
-		store_err(s, "avatar lookup: %s", sqlite3_errmsg(s->db));
-		ret = STORE_ERR;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return ret;
-}
-
-int
-store_avatar_delete(struct store *s, const char *kind, int64_t owner)
-{
-	sqlite3_stmt *st = stmt_get(s, S_AV_DEL);
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, kind);
-	sqlite3_bind_int64(st, 2, owner);
-	return step_done(s, st);
-}
-
-int
-store_avatar_foreach(struct store *s,
-    void (*fn)(void *arg, const struct store_avatar *), void *arg)
-{
-	sqlite3_stmt *st = stmt_get(s, S_AV_ALL);
-	struct store_avatar a;
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_avatar(st, &a);
-		fn(arg, &a);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		store_err(s, "avatar list: %s", sqlite3_errmsg(s->db));
-		return STORE_ERR;
-	}
-	return STORE_OK;
-}
-
-int
-store_avatar_purge_orphans(struct store *s, int *purged)
-{
-	int rc = exec_simple(s, S_AV_ORPHANS);
-
-	if (purged)
-		*purged = rc == STORE_OK ? sqlite3_changes(s->db) : 0;
-	return rc;
-}
-
-/* ---- transfers (gateway/transfer.c) ---- */
-
-int
-store_transfer_add(struct store *s, int64_t contact_id, const char *direction,
-    const char *sid, const char *name, uint64_t size, const char *state,
-    const char *spool_path, int64_t now, int64_t *idp)
-{
-	sqlite3_stmt *st = stmt_get(s, S_XFER_ADD);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, contact_id);
-	bind_text(st, 2, direction);
-	bind_text(st, 3, sid);
-	bind_text(st, 4, name);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)size);
-	bind_text(st, 6, state);
-	bind_text(st, 7, spool_path);
-	sqlite3_bind_int64(st, 8, now);
-	sqlite3_bind_int64(st, 9, now);
-	if ((rc = step_done(s, st)) == STORE_OK && idp)
-		*idp = sqlite3_last_insert_rowid(s->db);
-	return rc;
-}
-
-int
-store_transfer_set_state(struct store *s, int64_t id, const char *state,
-    const char *url, const char *error, int64_t now)
-{
-	sqlite3_stmt *st = stmt_get(s, S_XFER_STATE);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, state);
-	bind_text(st, 2, url);
-	bind_text(st, 3, error);
-	sqlite3_bind_int64(st, 4, now);
-	sqlite3_bind_int64(st, 5, id);
-	if ((rc = step_done(s, st)) == STORE_OK && state != NULL) {
-		if (strcmp(state, "done") == 0)
-			s->n.transfers_done++;
-		else if (strcmp(state, "failed") == 0)
-			s->n.transfers_failed++;
-	}
-	return rc;
-}
-
-int
-store_transfer_fail_unfinished(struct store *s, const char *error, int64_t now,
-    int *failed)
-{
-	sqlite3_stmt *st = stmt_get(s, S_XFER_FAIL_OPEN);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	bind_text(st, 1, error);
-	sqlite3_bind_int64(st, 2, now);
-	rc = step_done(s, st);
-	if (rc == STORE_OK) {
-		s->n.transfers_failed += (unsigned long long)sqlite3_changes(s->db);
-		if (failed)
-			*failed = sqlite3_changes(s->db);
-	}
-	return rc;
-}
-
-int
-store_transfer_prune(struct store *s, int64_t before, int *pruned)
-{
-	sqlite3_stmt *st = stmt_get(s, S_XFER_PRUNE);
-	int rc;
-
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, before);
-	rc = step_done(s, st);
-	if (rc == STORE_OK && pruned)
-		*pruned = sqlite3_changes(s->db);
-	return rc;
 }
 
 long long

@@ -188,7 +188,7 @@ int store_avatar_foreach(struct store *s,
 /* rows whose contact/identity is gone (owner_id is no foreign key) */
 int store_avatar_purge_orphans(struct store *s, int *purged);
 
-/* ---- transfers (files both ways; gateway/transfer.c) ---- */
+/* ---- transfers (files both ways; gateway/transfer*.c) ---- */
 /* direction "in" (Barev -> XMPP) | "out"; state is free text such as
  * offered, receiving, uploading, downloading, sending, done, failed */
 int store_transfer_add(struct store *s, int64_t contact_id, const char *direction,

@@ -228,57 +228,53 @@ list_cb(void *arg, const char *addr, uint16_t port, int ok, const char *err)
 static const char *const state_names[] = { "none", "dialing", "handshake",
     "up" };
 
-/* 1 = quit */
+#define CMD_PRINTED	1	/* the command printed its own answer */
+#define CMD_NOT_MINE	(-2)	/* another group's command */
+
+/* identities, contacts, presence: what barevlink is told to know */
 static int
-command(struct driver *d, char *line)
+command_provision(struct driver *d, const char *cmd, char *rest, int *ok)
 {
 	struct bl_presence pr;
-	struct bl_stats	 st;
-	xmpp_stanza_t	*stz;
-	char		*rest = line, *cmd, *a, *b, *c, *e;
+	char		*a, *b, *c;
 	int64_t		 x, y;
-	int		 ok = 1, rv = -1;
-	uint64_t	 tok = 0;
+	int		 rv = -1;
 
-	if ((cmd = word(&rest)) == NULL)
-		return (0);
-	if (strcmp(cmd, "quit") == 0)
-		return (1);
 	if (strcmp(cmd, "ident") == 0) {
-		x = num(word(&rest), &ok);
+		x = num(word(&rest), ok);
 		a = word(&rest);
 		b = word(&rest);
-		y = num(word(&rest), &ok);
-		if (ok && a != NULL && b != NULL)
+		y = num(word(&rest), ok);
+		if (*ok && a != NULL && b != NULL)
 			rv = bl_identity_add(d->bl, x, a, b, (uint16_t)y);
 	} else if (strcmp(cmd, "ident-nick") == 0) {
-		x = num(word(&rest), &ok);
-		if (ok)
+		x = num(word(&rest), ok);
+		if (*ok)
 			rv = bl_identity_set_nick(d->bl, x, word(&rest));
 	} else if (strcmp(cmd, "remove-ident") == 0) {
-		x = num(word(&rest), &ok);
-		if (ok)
+		x = num(word(&rest), ok);
+		if (*ok)
 			rv = bl_identity_remove(d->bl, x);
 	} else if (strcmp(cmd, "contact") == 0) {
-		x = num(word(&rest), &ok);
-		y = num(word(&rest), &ok);
+		x = num(word(&rest), ok);
+		y = num(word(&rest), ok);
 		a = word(&rest);
 		b = word(&rest);
 		c = word(&rest);
-		if (ok && a != NULL && b != NULL)
+		if (*ok && a != NULL && b != NULL)
 			rv = bl_contact_add(d->bl, x, y, a, b,
-			    (uint16_t)num(c, &ok));
+			    (uint16_t)num(c, ok));
 	} else if (strcmp(cmd, "remove-contact") == 0) {
-		x = num(word(&rest), &ok);
-		if (ok)
+		x = num(word(&rest), ok);
+		if (*ok)
 			rv = bl_contact_remove(d->bl, x);
 	} else if (strcmp(cmd, "want") == 0) {
-		x = num(word(&rest), &ok);
-		y = num(word(&rest), &ok);
-		if (ok)
+		x = num(word(&rest), ok);
+		y = num(word(&rest), ok);
+		if (*ok)
 			rv = bl_contact_want(d->bl, x, (int)y);
 	} else if (strcmp(cmd, "presence") == 0) {
-		x = num(word(&rest), &ok);
+		x = num(word(&rest), ok);
 		a = word(&rest);
 		b = word(&rest);
 		unescape(rest);
@@ -287,62 +283,80 @@ command(struct driver *d, char *line)
 		pr.show = b != NULL && strcmp(b, "-") != 0 ? b : NULL;
 		pr.status = *rest != '\0' ? rest : NULL;
 		pr.photo = d->photo[(uint64_t)x % 8];
-		if (ok)
+		if (*ok)
 			rv = bl_identity_set_presence(d->bl, x, &pr);
 	} else if (strcmp(cmd, "photo") == 0) {
-		x = num(word(&rest), &ok);
+		x = num(word(&rest), ok);
 		a = word(&rest);
-		if (ok && a != NULL) {
+		if (*ok && a != NULL) {
 			free(d->photo[(uint64_t)x % 8]);
 			d->photo[(uint64_t)x % 8] = strcmp(a, "-") != 0 ?
 			    strdup(a) : NULL;
 			rv = 0;
 		}
-	} else if (strcmp(cmd, "msg") == 0 || strcmp(cmd, "chatstate") == 0 ||
-	    strcmp(cmd, "stanza") == 0) {
-		x = num(word(&rest), &ok);
-		while (*rest == ' ')
-			rest++;
-		unescape(rest);
-		tok = ++d->token;
-		if (!ok)
-			rv = -1;
-		else if (cmd[0] == 'm')
-			rv = bl_send_message(d->bl, x, rest, tok);
-		else if (cmd[0] == 'c')
-			rv = bl_send_chatstate(d->bl, x, rest, tok);
-		else if ((stz = xmpp_stanza_new_from_string(xs_ctx(),
-		    rest)) != NULL) {
-			rv = bl_send_stanza(d->bl, x, stz, tok);
-			xmpp_stanza_release(stz);
-		}
-		if (rv == 0) {
-			printf("ok %s %" PRIu64 "\n", cmd, tok);
-			return (0);
-		}
-	} else if (strcmp(cmd, "ping") == 0) {
-		x = num(word(&rest), &ok);
-		y = num(word(&rest), &ok);
-		if (ok)
-			rv = bl_ping(d->bl, x, (uint64_t)y);
-	} else if (strcmp(cmd, "state") == 0) {
-		x = num(word(&rest), &ok);
-		if (ok) {
-			printf("ok state %s\n",
-			    state_names[bl_contact_state(d->bl, x)]);
-			return (0);
-		}
-	} else if (strcmp(cmd, "info") == 0) {
-		struct bl_contact_info ci;
+	} else
+		return (CMD_NOT_MINE);
+	return (rv);
+}
 
-		x = num(word(&rest), &ok);
-		if (ok && bl_contact_info(d->bl, x, &ci) == 0) {
-			printf("ok info want=%d redial=%d waiting=%d backoff=%u\n",
-			    ci.want, ci.redial_pending, ci.dial_waiting,
-			    ci.backoff_ms);
-			return (0);
-		}
+/* msg, chatstate, stanza: answered with their token when sent */
+static int
+command_send(struct driver *d, const char *cmd, char *rest, int *ok)
+{
+	xmpp_stanza_t	*stz;
+	int64_t		 x;
+	int		 rv = -1;
+	uint64_t	 tok;
+
+	if (strcmp(cmd, "msg") != 0 && strcmp(cmd, "chatstate") != 0 &&
+	    strcmp(cmd, "stanza") != 0)
+		return (CMD_NOT_MINE);
+	x = num(word(&rest), ok);
+	while (*rest == ' ')
+		rest++;
+	unescape(rest);
+	tok = ++d->token;
+	if (!*ok)
 		rv = -1;
+	else if (cmd[0] == 'm')
+		rv = bl_send_message(d->bl, x, rest, tok);
+	else if (cmd[0] == 'c')
+		rv = bl_send_chatstate(d->bl, x, rest, tok);
+	else if ((stz = xmpp_stanza_new_from_string(xs_ctx(),
+	    rest)) != NULL) {
+		rv = bl_send_stanza(d->bl, x, stz, tok);
+		xmpp_stanza_release(stz);
+	}
+	if (rv == 0) {
+		printf("ok %s %" PRIu64 "\n", cmd, tok);
+		return (CMD_PRINTED);
+	}
+	return (rv);
+}
+
+/* pings, questions about the state, and the shutdown */
+static int
+command_query(struct driver *d, const char *cmd, char *rest, int *ok)
+{
+	struct bl_contact_info ci;
+	struct bl_stats	 st;
+	int64_t		 x, y;
+
+	if (strcmp(cmd, "ping") == 0) {
+		x = num(word(&rest), ok);
+		y = num(word(&rest), ok);
+		return (*ok ? bl_ping(d->bl, x, (uint64_t)y) : -1);
+	} else if (strcmp(cmd, "state") == 0) {
+		x = num(word(&rest), ok);
+		if (!*ok)
+			return (-1);
+		printf("ok state %s\n", state_names[bl_contact_state(d->bl, x)]);
+	} else if (strcmp(cmd, "info") == 0) {
+		x = num(word(&rest), ok);
+		if (!*ok || bl_contact_info(d->bl, x, &ci) != 0)
+			return (-1);
+		printf("ok info want=%d redial=%d waiting=%d backoff=%u\n",
+		    ci.want, ci.redial_pending, ci.dial_waiting, ci.backoff_ms);
 	} else if (strcmp(cmd, "stats") == 0) {
 		bl_get_stats(d->bl, &st);
 		printf("ok stats listeners=%u listeners_failed=%u pipes_up=%u "
@@ -352,25 +366,42 @@ command(struct driver *d, char *line)
 		    st.pipes_up, st.pipes_handshake, st.dials_in_flight,
 		    st.rejected_unknown, st.accepted, st.dials_waiting,
 		    st.dials_max, st.contacts_wanted, st.dials_started);
-		return (0);
 	} else if (strcmp(cmd, "listeners") == 0) {
 		bl_foreach_listener(d->bl, list_cb, d);
-		rv = 0;
+		return (0);
 	} else if (strcmp(cmd, "rss") == 0) {
 		printf("ok rss %ld\n", rss_kib());
-		return (0);
 	} else if (strcmp(cmd, "shutdown") == 0) {
 		bl_shutdown(d->bl);
-		rv = 0;
-	} else {
+		return (0);
+	} else
+		return (CMD_NOT_MINE);
+	return (CMD_PRINTED);
+}
+
+/* 1 = quit */
+static int
+command(struct driver *d, char *line)
+{
+	char		*rest = line, *cmd;
+	int		 ok = 1, rv;
+
+	if ((cmd = word(&rest)) == NULL)
+		return (0);
+	if (strcmp(cmd, "quit") == 0)
+		return (1);
+	if ((rv = command_provision(d, cmd, rest, &ok)) == CMD_NOT_MINE &&
+	    (rv = command_send(d, cmd, rest, &ok)) == CMD_NOT_MINE &&
+	    (rv = command_query(d, cmd, rest, &ok)) == CMD_NOT_MINE) {
 		printf("err %s unknown command\n", cmd);
 		return (0);
 	}
-	e = ok ? "failed" : "bad arguments";
+	if (rv == CMD_PRINTED)
+		return (0);
 	if (rv == 0)
 		printf("ok %s\n", cmd);
 	else
-		printf("err %s %s\n", cmd, e);
+		printf("err %s %s\n", cmd, ok ? "failed" : "bad arguments");
 	return (0);
 }
 

@@ -372,14 +372,34 @@ static int server_got_space(void)
 	return fk.inlen > 0 && strspn(fk.in, " ") == fk.inlen;
 }
 
+/* a message whose body (4999 bytes) is larger than max_stanza 4096 */
+static xmpp_stanza_t *
+big_message(const char *id)
+{
+	xmpp_stanza_t *m, *b, *t;
+	char big[5000];
+
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	m = xmpp_message_new(xs_ctx(), "chat", "alice@example.org", id);
+	b = xmpp_stanza_new(xs_ctx());
+	t = xmpp_stanza_new(xs_ctx());
+	xmpp_stanza_set_name(b, "body");
+	xmpp_stanza_set_text(t, big);
+	xmpp_stanza_add_child(b, t);
+	xmpp_stanza_add_child(m, b);
+	xmpp_stanza_release(t);
+	xmpp_stanza_release(b);
+	return m;
+}
+
 /* ---- scenarios ---- */
 
 static void
 test_handshake_stanzas_keepalive_and_hangup(void)
 {
 	struct comp *c;
-	xmpp_stanza_t *m, *b, *t;
-	char big[5000];
+	xmpp_stanza_t *m;
 	uint64_t down_at;
 
 	fake_start(FAKE_ACCEPT);
@@ -416,17 +436,7 @@ test_handshake_stanzas_keepalive_and_hangup(void)
 	CHECK(wait_for(server_got_space, 3500));
 
 	/* a stanza above max_stanza is refused, not sent */
-	memset(big, 'x', sizeof big - 1);
-	big[sizeof big - 1] = '\0';
-	m = xmpp_message_new(xs_ctx(), "chat", "alice@example.org", "m2");
-	b = xmpp_stanza_new(xs_ctx());
-	t = xmpp_stanza_new(xs_ctx());
-	xmpp_stanza_set_name(b, "body");
-	xmpp_stanza_set_text(t, big);
-	xmpp_stanza_add_child(b, t);
-	xmpp_stanza_add_child(m, b);
-	xmpp_stanza_release(t);
-	xmpp_stanza_release(b);
+	m = big_message("m2");
 	CHECK(comp_send(c, m) == -2);
 	xmpp_stanza_release(m);
 

@@ -2,7 +2,7 @@
  * fuzz_slot — the XEP-0363 upload slot the server's upload service hands
  * back, and the URLs in it.  bob offers alice a file over his pipe (the
  * transcripts' SI offer); the gateway asks the upload service for a slot at
- * once (transfer.c); the input answers that request: it is the inside of
+ * once (transfer_in.c); the input answers that request: it is the inside of
  * the <iq/> (type result, or error if the first byte is odd) from
  * upload.example.org with the request's id — <slot><put url><header/>
  * </put><get url/></slot> — and the gateway starts its PUT to whatever the

@@ -140,6 +140,13 @@ test_good_file_and_defaults(void)
 	CHECK(c.barev_backoff_min_ms == 1000);
 	CHECK(c.barev_backoff_max_ms == 300000);
 	gw_config_free(&c);
+}
+
+static void
+test_minimal_file_and_its_defaults(void)
+{
+	struct gw_config c;
+	char err[512];
 
 	CHECK(gw_config_load(&c, write_file("min.conf", BASE), err,
 	    sizeof err) == 0);
@@ -405,6 +412,7 @@ main(void)
 	log_set_level(LOG_LVL_ERROR);	/* reload logs are not under test */
 
 	test_good_file_and_defaults();
+	test_minimal_file_and_its_defaults();
 	test_bad_values_name_their_key();
 	test_unknown_key_named_with_line();
 	test_missing_required_named();

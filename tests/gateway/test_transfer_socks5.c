@@ -1,5 +1,5 @@
 /*
- * The Barev file data plane (barevlink/socks5.c) on ::1: a file goes from
+ * The Barev file data plane (barevlink/socks5*.c) on ::1: a file goes from
  * our sender to our receiver byte-identical; the receiver skips a dead
  * streamhost; a connection from another address is refused; a short file
  * ends in a failure on both sides; a pascal-style sender (odd SOCKS5 reply,
