@@ -151,10 +151,11 @@ blhdr_permit(void *arg, const char *local, const char *remote)
  * it: bob can connect from his own address, and nothing leaves the
  * machine.  TIME_WAIT ports are reused after a second and the whole port
  * range is ours: millions of connections from one address to one port.
- * 0, or -1 when we may not (not root): then bob uses a socketpair.
+ * 0, or -1 with the reason in `why` (not root, say): then bob uses a
+ * socketpair, which needs no network at all.
  */
 static int
-blhdr_netns(void)
+blhdr_netns(const char **why)
 {
 	static const char *const addrs[] = { ALICE_ADDR, BOB_ADDR };
 	static const struct { const char *path, *val; } sysctls[] = {
@@ -164,37 +165,45 @@ blhdr_netns(void)
 	struct blhdr_in6_ifreq r;
 	struct ifreq ifr;
 	size_t i;
-	int fd, ok;
+	int fd = -1, sfd, ok;
 
+	*why = "unshare(CLONE_NEWNET)";
 	if (unshare(CLONE_NEWNET) == -1)
 		return -1;
+	*why = "bringing loopback up";
 	memset(&ifr, 0, sizeof ifr);
 	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
 	if ((fd = socket(AF_INET6, SOCK_DGRAM, 0)) == -1 ||
 	    ioctl(fd, SIOCGIFFLAGS, &ifr) == -1)
-		blhdr_die("loopback in the new network namespace");
+		goto fail;
 	ifr.ifr_flags |= IFF_UP;
 	if (ioctl(fd, SIOCSIFFLAGS, &ifr) == -1)
-		blhdr_die("cannot bring loopback up");
+		goto fail;
+	*why = "putting alice's and bob's addresses on lo";
 	for (i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
 		memset(&r, 0, sizeof r);
 		r.prefixlen = 128;
 		r.ifindex = (int)if_nametoindex("lo");
 		if (inet_pton(AF_INET6, addrs[i], &r.addr) != 1 ||
 		    ioctl(fd, SIOCSIFADDR, &r) == -1)
-			blhdr_die("cannot put alice's and bob's addresses on lo");
+			goto fail;
+	}
+	for (i = 0; i < sizeof sysctls / sizeof sysctls[0]; i++) {
+		*why = sysctls[i].path;
+		if ((sfd = open(sysctls[i].path, O_WRONLY)) == -1)
+			goto fail;
+		ok = write(sfd, sysctls[i].val, strlen(sysctls[i].val)) ==
+		    (ssize_t)strlen(sysctls[i].val);
+		close(sfd);
+		if (!ok)
+			goto fail;
 	}
 	close(fd);
-	for (i = 0; i < sizeof sysctls / sizeof sysctls[0]; i++) {
-		if ((fd = open(sysctls[i].path, O_WRONLY)) == -1)
-			blhdr_die(sysctls[i].path);
-		ok = write(fd, sysctls[i].val, strlen(sysctls[i].val)) ==
-		    (ssize_t)strlen(sysctls[i].val);
-		close(fd);
-		if (!ok)
-			blhdr_die(sysctls[i].path);
-	}
 	return 0;
+fail:
+	if (fd != -1)
+		close(fd);
+	return -1;
 }
 
 static void
@@ -207,9 +216,12 @@ blhdr_build(struct blhdr *b)
 		.permit = blhdr_permit,
 	};
 	struct bl_stats st;
+	const char *why;
 
 	log_set_level(getenv("FUZZ_VERBOSE") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
-	b->tcp = blhdr_netns() == 0;
+	if (!(b->tcp = blhdr_netns(&why) == 0))
+		fprintf(stderr, "fuzz_blhdr: no network namespace of our own "
+		    "(%s failed): bob's end is a socketpair\n", why);
 	/* alone in our namespace the port is Barev's own; else one of this
 	 * process's, so parallel fuzzers do not fight over it */
 	b->port = b->tcp ? 1337 : (uint16_t)(20000 + getpid() % 20000);
