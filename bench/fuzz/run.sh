@@ -22,7 +22,7 @@ build=${BUILD:-$top/build-fuzz}
 src=$top/tests/fuzz
 work=$build/fuzz
 seeds=${FUZZ_SEEDS:-$top/../shared/barev-transcripts}
-all=(xmlstream pipe pipehdr component socks5 config avatar addr chatcmd slot)
+all=(xmlstream pipe pipehdr blhdr component socks5 config avatar addr chatcmd slot)
 harnesses=("${@:-${all[@]}}")
 
 # Debian 12: clang-14 + libclang-rt-14-dev (libFuzzer); "clang" if present

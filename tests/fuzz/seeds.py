@@ -72,6 +72,13 @@ def as_bob(data, sender):
     return data
 
 
+def header_cut(data):
+    """The bytes up to the end of the stream header, or None."""
+    i = data.find(b'<stream:stream')
+    j = data.find(b'>', i) if i != -1 else -1
+    return data[:j + 1] if j != -1 else None
+
+
 def put(outdir, harness, data):
     d = os.path.join(outdir, harness)
     os.makedirs(d, exist_ok=True)
@@ -115,6 +122,14 @@ def main():
             put(outdir, 'xmlstream', b'\x07\x01' + data)
             put(outdir, 'xmlstream', b'\x01\x02' + data[:600])
             put(outdir, 'pipehdr', as_bob(data, sender))
+            # blhdr: [mode] + the header, alone or with the first stanzas;
+            # modes (fuzz_blhdr.c): EOF after it, kept open, and kept open
+            # after a pause in the middle of the header
+            hdr = header_cut(as_bob(data, sender))
+            if hdr is not None:
+                put(outdir, 'blhdr', b'\x00' + hdr)
+                put(outdir, 'blhdr', b'\x7b' + hdr)
+                put(outdir, 'blhdr', b'\x01' + as_bob(data, sender)[:len(hdr) + 600])
 
 
 if __name__ == '__main__':
