@@ -57,6 +57,7 @@
 #include <event2/event.h>
 
 #include "barevlink.h"
+#include "vtime.h"
 #include "log.h"
 #include "xmlstream.h"
 /* the barevlink internals a harness needs to see that nothing is left */
@@ -66,7 +67,6 @@
 #define BOB_ADDR	"200:2::2"
 #define ALICE		1	/* identity id */
 #define BOB		2	/* contact id */
-#define MAX_WATCHED	16
 #define MAX_STEPS	100000	/* steps of one input: a hang past this */
 
 /* Linux's <linux/ipv6.h> struct in6_ifreq, which clashes with glibc's
@@ -260,71 +260,22 @@ bob_read(struct blhdr *b)
 	}
 }
 
-/* what the loop waits on: the sockets watched, the earliest timeout */
-struct waits {
-	struct pollfd fds[MAX_WATCHED];
-	nfds_t nfds;
-	const struct event *next;
-	struct timeval when;
-};
-
-static int
-waits_add(const struct event_base *base, const struct event *ev, void *arg)
+static void
+bob_ready(void *arg)
 {
-	struct waits *w = arg;
-	short what = event_get_events(ev);
-	struct timeval tv;
-
-	(void)base;
-	if (event_pending(ev, EV_TIMEOUT, &tv) &&
-	    (w->next == NULL || evutil_timercmp(&tv, &w->when, <))) {
-		w->next = ev;
-		w->when = tv;
-	}
-	if (event_get_fd(ev) != -1 && (what & (EV_READ | EV_WRITE)) &&
-	    event_pending(ev, EV_READ | EV_WRITE, NULL)) {
-		if (w->nfds == MAX_WATCHED)
-			blhdr_die("too many sockets watched");
-		w->fds[w->nfds].fd = event_get_fd(ev);
-		w->fds[w->nfds].events = (short)((what & EV_READ ? POLLIN : 0) |
-		    (what & EV_WRITE ? POLLOUT : 0));
-		w->nfds++;
-	}
-	return 0;
+	bob_read(arg);
 }
 
 /*
- * One step: run what is ready; when nothing is (no active event, no
- * watched socket ready, nothing for bob to read) and `fire`, fire the
+ * One step (vtime.c): run what is ready; when nothing is (no active event,
+ * no watched socket ready, nothing for bob to read) and `fire`, fire the
  * earliest timeout as if its time had come.  0, or -1 when nothing was
  * ready and no timer was left to fire.
  */
 static int
 blhdr_step(struct blhdr *b, int fire)
 {
-	struct waits w = { .nfds = 0 };
-	union { const struct event *c; struct event *e; } next;
-	int n;
-
-	if (event_base_get_num_events(b->base, EVENT_BASE_COUNT_ACTIVE) == 0) {
-		if (event_base_foreach_event(b->base, waits_add, &w) != 0)
-			blhdr_die("event_base_foreach_event");
-		if (b->fd != -1) {
-			if (w.nfds == MAX_WATCHED)
-				blhdr_die("too many sockets watched");
-			w.fds[w.nfds].fd = b->fd;
-			w.fds[w.nfds++].events = POLLIN;
-		}
-		if ((n = poll(w.fds, w.nfds, 0)) == 0) {
-			if (!fire || w.next == NULL)
-				return -1;
-			next.c = w.next;
-			event_active(next.e, EV_TIMEOUT, 1);
-		} else if (n > 0 && b->fd != -1 && w.fds[w.nfds - 1].revents != 0)
-			bob_read(b);
-	}
-	(void)event_base_loop(b->base, EVLOOP_NONBLOCK);
-	return 0;
+	return fz_vtime_step(b->base, 0, fire, b->fd, bob_ready, b);
 }
 
 /* run what is ready until nothing is, firing no timer */

@@ -39,6 +39,7 @@
 
 #include "log.h"
 #include "netns.h"
+#include "vtime.h"
 #include "socks5.h"
 
 /* DST.ADDR of the transcripts' first transfer (seeds.py puts it in) */
@@ -46,7 +47,6 @@
 #define FILE_SIZE 64
 #define TIMEOUT_MS 5000		/* never reached on the clock (see above) */
 #define GRACE_MS 1		/* quiet this long: fire the next timeout */
-#define MAX_WATCHED 16
 
 /*
  * The sender's data ports, reserved from the ephemeral range in the
@@ -193,62 +193,15 @@ connect_to(uint16_t port)
 	return fd;
 }
 
-/* what the loop waits on: the sockets watched, the earliest timeout */
-struct waits {
-	struct pollfd fds[MAX_WATCHED];
-	nfds_t nfds;
-	const struct event *next;	/* earliest pending timeout */
-	struct timeval when;
-};
-
-static int
-waits_add(const struct event_base *base, const struct event *ev, void *arg)
-{
-	struct waits *w = arg;
-	short what = event_get_events(ev);
-	struct timeval tv;
-
-	(void)base;
-	if (event_pending(ev, EV_TIMEOUT, &tv) &&
-	    (w->next == NULL || evutil_timercmp(&tv, &w->when, <))) {
-		w->next = ev;
-		w->when = tv;
-	}
-	if (event_get_fd(ev) != -1 && (what & (EV_READ | EV_WRITE)) &&
-	    event_pending(ev, EV_READ | EV_WRITE, NULL)) {
-		if (w->nfds == MAX_WATCHED)
-			abort();
-		w->fds[w->nfds].fd = event_get_fd(ev);
-		w->fds[w->nfds].events = (short)((what & EV_READ ? POLLIN : 0) |
-		    (what & EV_WRITE ? POLLOUT : 0));
-		w->nfds++;
-	}
-	return 0;
-}
-
-/*
- * One step of the loop: run what is ready, or wait GRACE_MS for a socket,
- * or fire the earliest timeout as if its time had come.
- */
+/* One step of the loop in virtual time (vtime.c): run what is ready, or
+ * wait GRACE_MS for a socket, or fire the earliest timeout. */
 static void
 step(struct event_base *base)
 {
-	struct waits w = { .nfds = 0 };
-	union { const struct event *c; struct event *e; } next;
-
-	if (event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) == 0) {
-		if (event_base_foreach_event(base, waits_add, &w) != 0)
-			abort();
-		if (poll(w.fds, w.nfds, GRACE_MS) == 0) {
-			if (w.next == NULL) {
-				fprintf(stderr, "nothing left to wait for, transfer not done\n");
-				abort();
-			}
-			next.c = w.next;
-			event_active(next.e, EV_TIMEOUT, 1);
-		}
+	if (fz_vtime_step(base, GRACE_MS, 1, -1, NULL, NULL) == -1) {
+		fprintf(stderr, "nothing left to wait for, transfer not done\n");
+		abort();
 	}
-	(void)event_base_loop(base, EVLOOP_NONBLOCK);
 }
 
 int
