@@ -213,6 +213,8 @@ bridge_free(struct gw *gw)
 	}
 	while ((u = LIST_FIRST(&br->users)) != NULL)
 		br_user_free(br, u);
+	/* a start that failed part way never ran bridge_shutdown() */
+	avatar_stop(gw);
 	pep_stop(br);
 	if (gw->bl)
 		bl_free(gw->bl);
