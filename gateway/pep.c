@@ -77,7 +77,6 @@ struct pep {
 
 /* gateway B's read for the peer, waiting for its user's server */
 struct pep_ask {
-	struct gw *gw;
 	int64_t contact;
 	char *peer_id;		/* the peer's iq id, echoed */
 };
@@ -535,7 +534,6 @@ peer_read(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 	    (a->peer_id = strdup(id ? id : "")) == NULL ||
 	    (iq = xs_stanza("iq", "get", c->jid, c->user->jid)) == NULL)
 		goto refuse;
-	a->gw = br->gw;
 	a->contact = c->id;
 	xmpp_stanza_add_child_ex(iq, req, 0);
 	req = NULL;
