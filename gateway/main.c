@@ -29,13 +29,16 @@
 #include "component.h"
 #include "config.h"
 #include "bridge.h"
+#include "cmdsession.h"
 #include "commands.h"
 #include "gw.h"
+#include "route.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
 #include "service.h"
 #include "status.h"
+#include "transfer.h"
 #include "upkeep.h"
 #include "xmlstream.h"
 
@@ -266,6 +269,7 @@ gw_run_free(struct gw *gw, struct status *status)
 	status_stop(status);
 	upkeep_stop();
 	bridge_free(gw);
+	transfer_free(gw);
 	store_close(gw->store);
 	comp_free(gw->comp);
 	if (gw->ev_term != NULL)
@@ -279,6 +283,7 @@ gw_run_free(struct gw *gw, struct status *status)
 	if (gw->base != NULL)
 		event_base_free(gw->base);
 	gw_service_reset(gw);
+	cmd_sessions_free(gw);
 	xs_shutdown();
 }
 

@@ -25,9 +25,11 @@
 
 #include "bridge.h"
 #include "bridge_int.h"
+#include "cmdsession.h"
 #include "commands.h"
 #include "component.h"
 #include "fixture.h"
+#include "route.h"
 #include "netns.h"
 #include "iqtrack.h"
 #include "log.h"
@@ -278,7 +280,7 @@ fz_build(struct fz *f)
 		fz_die("provisioning");
 	f->gw.send_fn = fz_count_sent;
 	f->gw.started_at = time(NULL);
-	transfer_test_keep_tls(1);
+	transfer_test_keep_tls(&f->gw, 1);
 	if ((f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) == -1 ||
 	    bind(f->lfd, (struct sockaddr *)&sa, sl) == -1 ||
 	    listen(f->lfd, 1) == -1 ||
@@ -301,13 +303,14 @@ fz_teardown(void)
 
 	if (!fz_built)
 		return;
-	transfer_test_keep_tls(0);
+	transfer_free(&f->gw);
 	comp_free(f->gw.comp);
 	store_close(f->gw.store);
 	store_close(fz_template);
 	event_base_free(f->gw.base);
 	gw_config_free(&f->gw.cfg);
 	gw_service_reset(&f->gw);
+	cmd_sessions_free(&f->gw);
 	if (f->srv != -1)
 		close(f->srv);
 	close(f->lfd);

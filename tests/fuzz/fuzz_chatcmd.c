@@ -1,6 +1,6 @@
 /*
  * fuzz_chatcmd — the provisioning commands typed as chat to the gateway
- * JID (gateway/chatcmd.c: "add bob@201:abcd::1 Bob", "admin create ...").
+ * JID (gateway/admin/chatcmd.c: "add bob@201:abcd::1 Bob", "admin create ...").
  *
  * Input: [who] then message bodies separated by NUL bytes, sent in order
  * (add, then remove, ... one session).  `who` picks the sender: alice (has
@@ -16,6 +16,7 @@
 #include <libxml/xmlstring.h>
 
 #include "fixture.h"
+#include "route.h"
 #include "xmlstream.h"
 
 static const char *const senders[] = {

@@ -1,5 +1,5 @@
 /*
- * fuzz_config — the configuration file parser (gateway/config.c) on
+ * fuzz_config — the configuration file parser (gateway/core/config.c) on
  * arbitrary file contents, as the daemon reads it at start and on SIGHUP:
  * load; on success ask the questions the daemon asks (admins, who may
  * register) and apply it as a reload over a known-good configuration

@@ -12,10 +12,13 @@
 #include <event2/event.h>
 
 #include "bridge.h"
+#include "cmdsession.h"
 #include "component.h"
 #include "store.h"
+#include "transfer.h"
 #include "xmlstream.h"
 #include "gwtest.h"
+#include "route.h"
 
 int
 gwt_free_port(void)
@@ -86,9 +89,11 @@ gwt_world_stop(struct gw *gw)
 	comp_free(gw->comp);
 	bridge_shutdown(gw);
 	bridge_free(gw);
+	transfer_free(gw);
 	store_close(gw->store);
 	event_base_free(gw->base);
 	gw_config_free(&gw->cfg);
+	cmd_sessions_free(gw);
 	xs_shutdown();
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "gw.h"
+#include "route.h"
 #include "service.h"
 #include "xmlstream.h"
 

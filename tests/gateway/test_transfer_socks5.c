@@ -4,7 +4,7 @@
  * streamhost; a connection from another address is refused; a short file
  * ends in a failure on both sides; a pascal-style sender (odd SOCKS5 reply,
  * never closes) completes by the byte count.  And which streamhosts a
- * peer's offer may make the gateway connect to (gateway/transfer_limits.c):
+ * peer's offer may make the gateway connect to (gateway/transfer/transfer_limits.c):
  * only the peer's own address, never the gateway's or a local one.
  */
 #include <sys/socket.h>

@@ -2,7 +2,7 @@
  * test_transfer_url — which links the gateway fetches for a Barev peer
  * (download_hosts, issue 15): scheme + host + port of the upload service,
  * never the same host on another port (an admin or metrics service).
- * The policy is gateway/transfer_url.c.
+ * The policy is gateway/transfer/transfer_url.c.
  */
 #include <stdio.h>
 #include <stdlib.h>

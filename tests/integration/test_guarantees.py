@@ -1,4 +1,4 @@
-"""Two promises of the relay (DESIGN.md "Failure model", gateway/relay.c),
+"""Two promises of the relay (DESIGN.md "Failure model", gateway/bridge/relay.c),
 each checked so that breaking it on purpose fails a test (issue 15):
 
 - A receipt (XEP-0184) reaches alice only after the peer answered a ping
