@@ -15,3 +15,9 @@ cm_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+int64_t
+cm_wall_s(void)
+{
+	return (int64_t)time(NULL);
+}

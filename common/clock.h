@@ -11,4 +11,9 @@
 /* milliseconds on CLOCK_MONOTONIC (arbitrary origin, never steps back) */
 uint64_t cm_now_ms(void);
 
+/* seconds since the epoch on the wall clock: for what is stored and
+ * compared across restarts (the store's timestamps, TTLs of rows), never
+ * for timers */
+int64_t cm_wall_s(void);
+
 #endif

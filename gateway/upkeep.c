@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "gw.h"
 #include "log.h"
 #include "store.h"
@@ -26,7 +27,7 @@ upkeep_run(struct gw *gw)
 	int64_t keep = (int64_t)(gw->cfg.served_files_ttl_ms / 1000);
 	int n = 0;
 
-	if (store_transfer_prune(gw->store, (int64_t)time(NULL) - keep, &n) ==
+	if (store_transfer_prune(gw->store, cm_wall_s() - keep, &n) ==
 	    STORE_OK && n > 0)
 		log_info("upkeep", "pruned %d finished transfer(s) older than"
 		    " served_files_ttl", n);

@@ -21,6 +21,7 @@
 
 #include "avatar.h"
 #include "barevlink.h"
+#include "clock.h"
 #include "gw.h"
 #include "iqtrack.h"
 #include "log.h"
@@ -202,7 +203,7 @@ owner_set_image(struct av_owner *o, const char *token, const unsigned char *data
 		return 0;
 	}
 	if (store_avatar_set(o->av->gw->store, kind_name(o->kind), o->id, token,
-	    sha1, mime, data, len, (int64_t)time(NULL)) != STORE_OK) {
+	    sha1, mime, data, len, cm_wall_s()) != STORE_OK) {
 		log_error("avatar", "cannot store the avatar of %s %lld",
 		    kind_name(o->kind), (long long)o->id);
 		return 0;
@@ -401,7 +402,7 @@ peer_fetch_result(struct av_owner *o, xmpp_stanza_t *iq)
 settle:
 	/* keep the image we had; remember the token so it is not asked again */
 	if (store_avatar_set_token(gw->store, STORE_AVATAR_CONTACT, o->id, token,
-	    (int64_t)time(NULL)) != STORE_OK)
+	    cm_wall_s()) != STORE_OK)
 		log_error("avatar", "cannot store contact %lld's token", (long long)o->id);
 done:
 	free(b64);

@@ -142,13 +142,6 @@ struct bridge {
 int br_permit(void *arg, const char *local, const char *remote);
 void br_policy_warn(struct bridge *br);
 
-/* wall-clock seconds, what the store's rows are stamped with */
-static inline int64_t
-br_now_s(void)
-{
-	return (int64_t)time(NULL);
-}
-
 /* registry.c: users and contacts in memory */
 int br_registry_load(struct bridge *br);
 void br_contact_free(struct bridge *br, struct br_contact *c);

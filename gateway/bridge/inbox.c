@@ -13,6 +13,7 @@
 
 #include "barevlink.h"
 #include "bridge_int.h"
+#include "clock.h"
 #include "component.h"
 #include "gw.h"
 #include "log.h"
@@ -43,17 +44,17 @@ relay_to_user(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st,
 	/* the link is down: hold it, in order, until it is back */
 	xml = xs_serialize_str(st, 0, &len);
 	rc = xml ? store_inbox_add(gw->store, c ? c->id : 0,
-	    xmpp_stanza_get_id(st), xml, br_now_s()) : STORE_ERR;
+	    xmpp_stanza_get_id(st), xml, cm_wall_s()) : STORE_ERR;
 	if (rc == STORE_DUP) {
 		/* a gateway peer's user chose the id and used it twice: a
 		 * fresh one costs references to this one, never the message */
 		snprintf(id, sizeof(id), "barev-%lld-%lld-dup%lu",
-		    c ? (long long)c->id : 0LL, (long long)br_now_s(), ++dup_seq);
+		    c ? (long long)c->id : 0LL, (long long)cm_wall_s(), ++dup_seq);
 		xmpp_stanza_set_id(st, id);
 		free(xml);
 		xml = xs_serialize_str(st, 0, &len);
 		rc = xml ? store_inbox_add(gw->store, c ? c->id : 0, id, xml,
-		    br_now_s()) : STORE_ERR;
+		    cm_wall_s()) : STORE_ERR;
 	}
 	if (rc != STORE_OK)
 		log_error("relay", "LOST a message from %s@%s: the component link is"
@@ -83,7 +84,7 @@ message_from_gateway(struct bridge *br, struct br_contact *c,
 		xmpp_stanza_set_id(out, pid);	/* references name it */
 	} else {
 		snprintf(id, sizeof(id), "barev-%lld-%lld-%lu", (long long)c->id,
-		    (long long)br_now_s(), seq);
+		    (long long)cm_wall_s(), seq);
 		xmpp_stanza_set_id(out, id);
 	}
 	if (has_body)
@@ -122,7 +123,7 @@ relay_message_from_peer(struct bridge *br, struct br_contact *c,
 	/* stable: the same id if it waits in the inbox and is flushed */
 	if (m.body != NULL)
 		snprintf(id, sizeof(id), "barev-%lld-%lld-%lu", (long long)c->id,
-		    (long long)br_now_s(), ++seq);
+		    (long long)cm_wall_s(), ++seq);
 	else if (m.state != NULL)
 		log_debug("relay", "%s from %s@%s", m.state, c->nick, c->address);
 	if ((out = tr_user_message(full, c->user->jid, m.body ? id : NULL, &m,

@@ -14,6 +14,7 @@
 
 #include "barevlink.h"
 #include "bridge_int.h"
+#include "clock.h"
 #include "component.h"
 #include "gw.h"
 #include "log.h"
@@ -372,7 +373,7 @@ send_receipt(struct bridge *br, struct br_contact *c, const struct br_inflight *
 	snprintf(full, sizeof(full), "%s/barev", c->jid);
 	/* one ping confirms many rows; row ids may come again later */
 	snprintf(id, sizeof(id), "rcpt-%llu-%lld-%lld", (unsigned long long)in->ping,
-	    (long long)in->row, (long long)br_now_s());
+	    (long long)in->row, (long long)cm_wall_s());
 	if ((st = tr_receipt(full, in->from_jid, id, in->xmpp_id)) == NULL) {
 		log_error("relay", "out of memory: no receipt for %s", in->from_jid);
 		return;

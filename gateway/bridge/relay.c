@@ -39,6 +39,7 @@
 
 #include "barevlink.h"
 #include "bridge_int.h"
+#include "clock.h"
 #include "component.h"
 #include "gw.h"
 #include "log.h"
@@ -206,7 +207,7 @@ store_accepted(struct bridge *br, struct br_accepted *v, size_t n)
 		a->direct = a->c->pipe_up && a->c->outbox_queued == 0;
 		if (store_outbox_add(store, a->c->id, a->body,
 		    xmpp_stanza_get_id(a->st), xmpp_stanza_get_from(a->st),
-		    a->want_receipt, br_now_s(), a->direct, &a->row) != STORE_OK)
+		    a->want_receipt, cm_wall_s(), a->direct, &a->row) != STORE_OK)
 			goto fail;
 		if (a->extra && store_outbox_set_extra(store, a->row,
 		    a->extra) != STORE_OK)
@@ -442,7 +443,7 @@ ttl_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (comp_state(br->gw->comp) != COMP_UP)
 		return;		/* tell them when they can hear it */
-	store_outbox_foreach_expired(br->gw->store, br_now_s() - ttl_s, expire_one, br);
+	store_outbox_foreach_expired(br->gw->store, cm_wall_s() - ttl_s, expire_one, br);
 }
 
 static void

@@ -27,6 +27,7 @@
 
 #include "barevlink.h"
 #include "addr.h"
+#include "clock.h"
 #include "gw.h"
 #include "log.h"
 #include "rng.h"
@@ -59,12 +60,6 @@ xfer_to_user(struct xfer *x, xmpp_stanza_t *st)
 		xmpp_stanza_release(st);
 }
 
-
-int64_t
-xfer_now_s(void)
-{
-	return (int64_t)time(NULL);
-}
 
 struct xfer *
 xfer_by_serial(struct gw *gw, uint64_t serial)
@@ -270,7 +265,7 @@ xfer_end(struct xfer *x, int ok, const char *why)
 	LIST_REMOVE(x, entry);
 	if (x->row)
 		store_transfer_set_state(x->gw->store, x->row, ok ? "done" : "failed",
-		    NULL, ok ? NULL : (why ? why : "failed"), xfer_now_s());
+		    NULL, ok ? NULL : (why ? why : "failed"), cm_wall_s());
 	log_info("transfer", "%s %s “%s” %s %s: %s", x->out ? "to" : "from",
 	    x->peer, x->name ? x->name : "?", x->out ? "from" : "for", x->user_jid,
 	    ok ? "done" : (why ? why : "failed"));
@@ -607,7 +602,7 @@ transfer_start(struct gw *gw, const struct transfer_events *ev, void *arg)
 	m->ev_arg = arg;
 
 	xfer_spool_prepare(gw);
-	if (store_transfer_fail_unfinished(gw->store, "the gateway restarted", xfer_now_s(),
+	if (store_transfer_fail_unfinished(gw->store, "the gateway restarted", cm_wall_s(),
 	    &failed) == STORE_OK && failed)
 		log_info("transfer", "%d transfer(s) cut by the last stop marked failed", failed);
 	if (xfer_http_tls_init(gw) == -1)

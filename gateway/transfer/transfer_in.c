@@ -65,7 +65,7 @@ in_deliver(struct xfer *x, const char *url)
 		    x->name, size);
 	}
 	free(shown);
-	store_transfer_set_state(x->gw->store, x->row, "done", url, NULL, xfer_now_s());
+	store_transfer_set_state(x->gw->store, x->row, "done", url, NULL, cm_wall_s());
 	xfer_end(x, 1, NULL);
 }
 
@@ -293,7 +293,7 @@ in_received(struct xfer *x)
 		in_serve(x);
 		return;
 	}
-	store_transfer_set_state(x->gw->store, x->row, "uploading", NULL, NULL, xfer_now_s());
+	store_transfer_set_state(x->gw->store, x->row, "uploading", NULL, NULL, cm_wall_s());
 	switch (x->up) {
 	case XU_IDLE:		/* never asked, or the first try failed */
 		in_upload_last(x);
@@ -479,7 +479,7 @@ xfer_in_streamhosts(struct gw *gw, struct xfer *x, xmpp_stanza_t *iq, xmpp_stanz
 	rp.progress = in_s5_progress;
 	event_del(x->timer);
 	x->state = XS_IN_RECEIVING;
-	store_transfer_set_state(gw->store, x->row, "receiving", NULL, NULL, xfer_now_s());
+	store_transfer_set_state(gw->store, x->row, "receiving", NULL, NULL, cm_wall_s());
 	if ((x->s5 = s5_recv_start(gw->base, &rp, &ev, x)) == NULL)
 		goto fail;
 	return 1;
@@ -681,7 +681,7 @@ xfer_in_offer(struct gw *gw, int64_t contact, xmpp_stanza_t *iq, xmpp_stanza_t *
 	if (xfer_spool_create(x) == -1)
 		goto internal;
 	if (store_transfer_add(gw->store, contact, "in", x->sid, x->name, x->size,
-	    "offered", x->path, xfer_now_s(), &x->row) != STORE_OK)
+	    "offered", x->path, cm_wall_s(), &x->row) != STORE_OK)
 		goto internal;
 	if ((r = in_accept(iq)) == NULL)
 		goto internal;

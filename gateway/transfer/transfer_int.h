@@ -131,7 +131,6 @@ struct xfer_module {
 struct xfer_module *xfer_module(struct gw *gw);
 
 /* ---- transfer.c: life cycle ---- */
-int64_t xfer_now_s(void);
 /* NULL once the transfer ended: for callbacks that may outlive it */
 struct xfer *xfer_by_serial(struct gw *gw, uint64_t serial);
 void xfer_human_size(uint64_t n, char *buf, size_t len);

@@ -23,6 +23,7 @@
 #include <strophe.h>
 
 #include "barevlink.h"
+#include "clock.h"
 #include "gw.h"
 #include "log.h"
 #include "rng.h"
@@ -66,7 +67,7 @@ xfer_out_accepted(struct xfer *x)
 	sp.size = x->size;
 	x->state = XS_OUT_SENDING;
 	x->reported = 0;
-	store_transfer_set_state(x->gw->store, x->row, "sending", NULL, NULL, xfer_now_s());
+	store_transfer_set_state(x->gw->store, x->row, "sending", NULL, NULL, cm_wall_s());
 	if ((x->s5 = s5_send_start(x->gw->base, &sp, &ev, x, &port)) == NULL) {
 		xfer_fail(x, "the gateway has no free data port");
 		return;
@@ -143,7 +144,7 @@ xfer_out_offer(struct xfer *x)
 		xmpp_stanza_release(iq);
 		goto fail;
 	}
-	store_transfer_set_state(x->gw->store, x->row, "offered", NULL, NULL, xfer_now_s());
+	store_transfer_set_state(x->gw->store, x->row, "offered", NULL, NULL, cm_wall_s());
 	if (xfer_send_to_peer(x, iq) == -1) {
 		xfer_fail(x, "%s is not connected right now", x->peer_name);
 		return;
@@ -266,7 +267,7 @@ transfer_user_message(struct gw *gw, int64_t contact, xmpp_stanza_t *msg)
 		return 1;
 	}
 	if (store_transfer_add(gw->store, contact, "out", "", x->name, 0,
-	    "downloading", x->path, xfer_now_s(), &x->row) != STORE_OK) {
+	    "downloading", x->path, cm_wall_s(), &x->row) != STORE_OK) {
 		free(url);
 		xfer_fail(x, "the gateway could not record the transfer");
 		return 1;
