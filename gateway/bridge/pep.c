@@ -27,6 +27,7 @@
  * item-not-found at once and the peer never sees a pubsub stanza.
  */
 #include <inttypes.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ struct pep_wait {
 struct pep {
 	struct bridge *br;
 	LIST_HEAD(, pep_wait) waits;
+	void *by_n;		/* tsearch(3) tree of the waits by n: answers */
 	uint64_t next;
 };
 
@@ -230,6 +232,14 @@ error_of(xmpp_stanza_t *iq, const char **type, const char **cond)
 
 /* ---- side A: the user's read of a contact JID ---- */
 
+static int
+wait_cmp(const void *a, const void *b)
+{
+	const struct pep_wait *x = a, *y = b;
+
+	return x->n < y->n ? -1 : x->n > y->n;
+}
+
 static void
 wait_free(struct pep_wait *w)
 {
@@ -238,6 +248,7 @@ wait_free(struct pep_wait *w)
 	if (c && c->pep_waiting > 0)
 		c->pep_waiting--;
 	LIST_REMOVE(w, entry);
+	tdelete(w, &w->pep->by_n, wait_cmp);
 	if (w->timer)
 		event_free(w->timer);
 	free(w->user_full);
@@ -290,7 +301,7 @@ wait_new(struct pep *pep, struct br_contact *c, xmpp_stanza_t *st)
 	w->contact_jid = strdup(xmpp_stanza_get_to(st));
 	LIST_INSERT_HEAD(&pep->waits, w, entry);
 	c->pep_waiting++;
-	if (w->user_full == NULL || w->user_id == NULL || w->contact_jid == NULL ||
+	if (tsearch(w, &pep->by_n, wait_cmp) == NULL || w->user_full == NULL || w->user_id == NULL || w->contact_jid == NULL ||
 	    (w->timer = evtimer_new(pep->br->gw->base, wait_expired, w)) == NULL ||
 	    evtimer_add(w->timer, &tv) == -1) {
 		wait_free(w);
@@ -369,19 +380,17 @@ pep_user_iq(struct bridge *br, struct br_contact *c, xmpp_stanza_t *st)
 static struct pep_wait *
 wait_find(struct pep *pep, int64_t contact, const char *id)
 {
-	struct pep_wait *w;
-	uint64_t n;
+	struct pep_wait key, *w;
+	void **p;
 	char *end;
 
 	if (id == NULL || strncmp(id, ID_PREFIX, strlen(ID_PREFIX)) != 0)
 		return NULL;
-	n = strtoull(id + strlen(ID_PREFIX), &end, 10);
-	if (*end != '\0')
+	key.n = strtoull(id + strlen(ID_PREFIX), &end, 10);
+	if (*end != '\0' || (p = tfind(&key, &pep->by_n, wait_cmp)) == NULL)
 		return NULL;
-	LIST_FOREACH(w, &pep->waits, entry)
-		if (w->n == n && w->contact == contact)
-			return w;
-	return NULL;
+	w = *p;
+	return w->contact == contact ? w : NULL;
 }
 
 /* gateway B's answer to our read: to the user who asked */
@@ -646,7 +655,7 @@ pep_pipe_down(struct bridge *br, struct br_contact *c)
 	struct pep_wait *w, *next;
 
 	c->pep_subscribed = 0;
-	if (br->pep == NULL)
+	if (br->pep == NULL || c->pep_waiting == 0)
 		return;
 	for (w = LIST_FIRST(&br->pep->waits); w; w = next) {
 		next = LIST_NEXT(w, entry);
