@@ -38,16 +38,24 @@ prov_field_var(enum prov_field f)
 	return (unsigned)f < sizeof(names) / sizeof(names[0]) ? names[f] : "";
 }
 
+/* the outcome of an operation, with its message for the admin or user */
+static void
+say(struct prov_result *r, enum prov_err err, enum prov_field field,
+    const char *fmt, va_list ap)
+{
+	r->err = err;
+	r->field = field;
+	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+}
+
 static int
 fail(struct prov_result *r, enum prov_err err, enum prov_field field,
     const char *fmt, ...)
 {
 	va_list ap;
 
-	r->err = err;
-	r->field = field;
 	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+	say(r, err, field, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -57,10 +65,8 @@ ok(struct prov_result *r, const char *fmt, ...)
 {
 	va_list ap;
 
-	r->err = PROV_OK;
-	r->field = PROV_F_NONE;
 	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+	say(r, PROV_OK, PROV_F_NONE, fmt, ap);
 	va_end(ap);
 	return 0;
 }

@@ -326,6 +326,16 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+int
+xfer_s5_ended(struct xfer *x, int ok, const char *why)
+{
+	s5_free(x->s5);
+	x->s5 = NULL;
+	if (!ok)
+		xfer_fail(x, "%s", why);
+	return ok;
+}
+
 void
 xfer_arm(struct xfer *x, unsigned ms)
 {

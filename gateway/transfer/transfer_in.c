@@ -352,12 +352,8 @@ in_s5_done(void *arg, int ok, const char *why)
 {
 	struct xfer *x = arg;
 
-	s5_free(x->s5);
-	x->s5 = NULL;
-	if (!ok) {
-		xfer_fail(x, "%s", why);
+	if (!xfer_s5_ended(x, ok, why))
 		return;
-	}
 	log_info("transfer", "received “%s” (%llu bytes) from %s for %s", x->name,
 	    (unsigned long long)x->size, x->peer, x->user_jid);
 	in_received(x);

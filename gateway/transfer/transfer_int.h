@@ -148,6 +148,9 @@ void xfer_end(struct xfer *x, int ok, const char *why);
 /* tell the user why, then xfer_end */
 void xfer_fail(struct xfer *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* the SOCKS5 stream ended (s5_events.done): it is freed, and a failure
+ * fails the transfer with the stream's reason; 1 = it went well, go on */
+int xfer_s5_ended(struct xfer *x, int ok, const char *why);
 /* the current phase's deadline */
 void xfer_arm(struct xfer *x, unsigned ms);
 uint64_t xfer_bytes(struct xfer *x);

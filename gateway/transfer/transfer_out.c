@@ -38,12 +38,8 @@ out_s5_done(void *arg, int ok, const char *why)
 {
 	struct xfer *x = arg;
 
-	s5_free(x->s5);
-	x->s5 = NULL;
-	if (!ok) {
-		xfer_fail(x, "%s", why);
+	if (!xfer_s5_ended(x, ok, why))
 		return;
-	}
 	xfer_tell_delivered(x);
 	xfer_end(x, 1, NULL);
 }
