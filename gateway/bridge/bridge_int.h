@@ -116,6 +116,10 @@ struct bridge {
 	/* contacts by (identity, nick without case, address): what a JID on
 	 * the component names for one user (br_contact_for) */
 	void *contacts_by_addr;
+	/* contacts by (identity, their JID without case or resource): the
+	 * JID the server writes is the one the gateway pushed, so most
+	 * lookups end here without parsing it (br_contact_for) */
+	void *contacts_by_jid;
 	struct event *ttl_ev;
 	struct event *resync_ev;	/* end of the re-learning after a reconnect */
 	struct event *hold_ev;		/* end of the server-restart hold */

@@ -65,6 +65,23 @@ cmp_contact_addr(const void *a, const void *b)
 	return strcmp(x->address, y->address);
 }
 
+/* (identity, bare JID without case): a key may carry a /resource */
+static int
+cmp_contact_jid(const void *a, const void *b)
+{
+	const struct br_contact *x = a, *y = b;
+	size_t lx, ly;
+	int d;
+
+	if (x->ident != y->ident)
+		return x->ident < y->ident ? -1 : 1;
+	lx = strcspn(x->jid, "/");
+	ly = strcspn(y->jid, "/");
+	if ((d = strncasecmp(x->jid, y->jid, lx < ly ? lx : ly)) != 0)
+		return d;
+	return (lx > ly) - (lx < ly);
+}
+
 static void *
 found(void **node)
 {
@@ -115,11 +132,20 @@ br_contact_by_addr(struct bridge *br, int64_t ident, const char *nick,
 struct br_contact *
 br_contact_for(struct br_user *u, const char *to)
 {
+	struct br_contact key, *c;
 	struct gw_baddr a;
-	char *node = br_node(to);
+	char *node;
 	int rc;
 
-	if (node == NULL)
+	if (to == NULL)
+		return NULL;
+	/* the JID as the gateway wrote it: no parsing */
+	key.ident = u->ident;
+	key.jid = (char *)to;
+	if ((c = found(tfind(&key, &u->br->contacts_by_jid, cmp_contact_jid))) != NULL)
+		return c;
+	/* any other spelling of a contact's address (case, zeros, escapes) */
+	if ((node = br_node(to)) == NULL)
 		return NULL;
 	rc = gw_baddr_from_localpart(node, &a);
 	xmpp_free(xs_ctx(), node);
@@ -130,6 +156,24 @@ br_contact_for(struct br_user *u, const char *to)
 }
 
 /* ---- contacts and users in memory ---- */
+
+/* in the JID index, when its JID fit; -1 on no memory (it is found by
+ * parsing its JID then, as before the index) */
+static int
+jid_index_add(struct bridge *br, struct br_contact *c)
+{
+	if (c->jid[0] == '\0')
+		return 0;
+	return tsearch(c, &br->contacts_by_jid, cmp_contact_jid) == NULL ? -1 : 0;
+}
+
+static void
+jid_index_remove(struct bridge *br, struct br_contact *c)
+{
+	if (c->jid != NULL && c->jid[0] != '\0' &&
+	    found(tfind(c, &br->contacts_by_jid, cmp_contact_jid)) == c)
+		tdelete(c, &br->contacts_by_jid, cmp_contact_jid);
+}
 
 void
 br_update_want(struct bridge *br, struct br_contact *c)
@@ -252,8 +296,12 @@ contact_add(struct bridge *br, const struct store_contact *sc)
 		}
 		LIST_INSERT_HEAD(&br->contacts, c, entry);
 		LIST_INSERT_HEAD(&u->contacts, c, user_entry);
+		if (jid_index_add(br, c) == -1)
+			log_warn("bridge", "contact %s@%s: no memory for its JID index",
+			    sc->nick, sc->address);
 	} else {
-		/* re-keyed: out of the address index while its key changes */
+		/* re-keyed: out of the indexes while its keys change */
+		jid_index_remove(br, c);
 		tdelete(c, &br->contacts_by_addr, cmp_contact_addr);
 		if (contact_strings(br, c, sc) == -1)
 			log_error("bridge", "contact %s@%s keeps its old names",
@@ -262,6 +310,9 @@ contact_add(struct bridge *br, const struct store_contact *sc)
 			log_error("bridge", "contact %s@%s: out of memory for its"
 			    " index; messages to it are refused", sc->nick,
 			    sc->address);
+		else if (jid_index_add(br, c) == -1)
+			log_warn("bridge", "contact %s@%s: no memory for its JID index",
+			    sc->nick, sc->address);
 	}
 	/* a contact belongs to one identity for life (store schema) */
 	c->br = br;
@@ -283,6 +334,7 @@ br_contact_free(struct bridge *br, struct br_contact *c)
 	avatar_forget_contact(br->gw, c->id);
 	transfer_forget_contact(br->gw, c->id);
 	tdelete(c, &br->contacts_by_id, cmp_contact_id);
+	jid_index_remove(br, c);
 	/* absent if its index node could not be made (contact_add) */
 	if (found(tfind(c, &br->contacts_by_addr, cmp_contact_addr)) == c)
 		tdelete(c, &br->contacts_by_addr, cmp_contact_addr);

@@ -185,6 +185,28 @@ test_removed_contact_is_gone(void)
 	gwt_forget_sent();
 }
 
+/*
+ * The JID as the gateway wrote it is found without parsing it; every other
+ * spelling of the same contact (a resource, the domain's case, the
+ * address written out, the nick's case) still finds it, and only it.
+ */
+static void
+test_jid_spellings(void)
+{
+	struct br_contact *c = lookup(ALICE, BOB_JID);
+	struct br_contact *d = lookup(DAVE, BOB_JID);
+
+	CHECK(c != NULL && d != NULL && c != d);
+	CHECK(c != NULL && gwt_streq(c->jid, BOB_JID));
+	CHECK(lookup(ALICE, BOB_JID "/Gajim.x1") == c);
+	CHECK(lookup(ALICE, "bob\\40201\\3a2\\3a\\3a2@BAREV.example.ORG") == c);
+	CHECK(lookup(ALICE, "bob\\40201\\3a2\\3a0\\3a0\\3a0\\3a0\\3a0\\3a2@" GWJID) == c);
+	CHECK(lookup(ALICE, BOB_JID_UPPER "/r") == c);
+	CHECK(lookup(DAVE, BOB_JID "/r") == d);
+	/* a prefix of a contact's JID is no contact */
+	CHECK(lookup(ALICE, "bob\\40201\\3a2\\3a\\3a@" GWJID) == NULL);
+}
+
 /* many contacts: each JID finds its own, every time */
 static void
 test_many_contacts(void)
@@ -258,6 +280,7 @@ main(void)
 	RUN(test_contact_is_per_user);
 	RUN(test_vcard_names);
 	RUN(test_removed_contact_is_gone);
+	RUN(test_jid_spellings);
 	RUN(test_many_contacts);
 
 	gwt_forget_sent();
