@@ -242,29 +242,27 @@ int
 comp_send(struct comp *c, xmpp_stanza_t *st)
 {
 	const char *name, *to;
-	char *s;
 	size_t len;
 	int rc;
 
 	if (c->state != COMP_UP || c->failing || c->xs == NULL)
 		return -1;
-	if ((s = xs_serialize_str(st, 0, &len)) == NULL) {
+	/* serialized once, into the connection's queue */
+	rc = xs_conn_send_max(c->xs, st, 0, c->max_stanza, &len);
+	if (rc == -3) {
 		log_error("component", "cannot serialize a stanza (out of "
 		    "memory)");
 		return -1;
 	}
-	if (len > c->max_stanza) {
+	if (rc == -2) {
 		name = xmpp_stanza_get_name(st);
 		to = xmpp_stanza_get_to(st);
 		log_warn("component", "refusing to send a %zu-byte <%s> to %s: "
 		    "larger than the server's stanza limit (%zu bytes)", len,
 		    name != NULL ? name : "?", to != NULL ? to : "?",
 		    c->max_stanza);
-		free(s);
 		return -2;
 	}
-	rc = xs_conn_send_raw(c->xs, s, len);
-	free(s);
 	if (rc == -1)
 		return -1;
 	c->last_tx_ms = cm_now_ms();

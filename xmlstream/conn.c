@@ -28,6 +28,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -483,18 +484,34 @@ xs_conn_send_raw(struct xs_conn *c, const char *buf, size_t len)
 }
 
 int
+xs_conn_send_max(struct xs_conn *c, xmpp_stanza_t *st, unsigned ser_flags,
+    size_t max, size_t *lenp)
+{
+	struct xs_unit *u;
+	size_t len = 0;
+
+	if (c->closed || c->closing || c->bev == NULL)
+		return -1;
+	u = xs_serialize_block(st, ser_flags, offsetof(struct xs_unit, data), &len);
+	if (lenp != NULL)
+		*lenp = len;
+	if (u == NULL)
+		return -3;
+	if (len == 0 || (max > 0 && len > max)) {
+		free(u);
+		return len == 0 ? 0 : -2;
+	}
+	u->len = len;
+	TAILQ_INSERT_TAIL(&c->queue, u, entry);
+	c->queued_bytes += len;
+	xs_conn_kick(c);
+	return 0;
+}
+
+int
 xs_conn_send(struct xs_conn *c, xmpp_stanza_t *st, unsigned ser_flags)
 {
-	char *s;
-	size_t len;
-	int rc;
-
-	s = xs_serialize_str(st, ser_flags, &len);
-	if (s == NULL)
-		return -1;
-	rc = xs_conn_send_raw(c, s, len);
-	free(s);
-	return rc;
+	return xs_conn_send_max(c, st, ser_flags, 0, NULL) == 0 ? 0 : -1;
 }
 
 void

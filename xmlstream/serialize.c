@@ -381,6 +381,23 @@ xs_serialize_str(xmpp_stanza_t *st, unsigned flags, size_t *lenp)
 	return s;
 }
 
+void *
+xs_serialize_block(xmpp_stanza_t *st, unsigned flags, size_t head,
+    size_t *lenp)
+{
+	struct xs_sbuf b;
+	char *blk = NULL;
+
+	xs_sbuf_init(&b);
+	xs_put_stanza(&b, st, flags);
+	if (!b.failed && (blk = malloc(head + b.len)) != NULL) {
+		memcpy(blk + head, b.p, b.len);
+		*lenp = b.len;
+	}
+	xs_sbuf_release(&b);
+	return blk;
+}
+
 int
 xs_escape(struct evbuffer *out, const char *s, size_t len, char quote)
 {

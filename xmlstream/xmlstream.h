@@ -126,6 +126,10 @@ enum {
 int xs_serialize(xmpp_stanza_t *st, unsigned flags, struct evbuffer *out);
 /* Same, into a malloc'd NUL-terminated string (caller frees with free()). */
 char *xs_serialize_str(xmpp_stanza_t *st, unsigned flags, size_t *lenp);
+/* Same, into one malloc'd block after `head` bytes the caller fills (no
+ * NUL): *lenp = the text's length.  NULL on no memory. */
+void *xs_serialize_block(xmpp_stanza_t *st, unsigned flags, size_t head,
+    size_t *lenp);
 /* Append `s` escaped for text or for an attribute quoted with `quote`
  * ('"' or '\'', 0 = text). */
 int xs_escape(struct evbuffer *out, const char *s, size_t len, char quote);
@@ -148,6 +152,12 @@ struct xs_conn *xs_conn_new(struct event_base *base, int fd,
  * unit of the paced queue. */
 int xs_conn_send_raw(struct xs_conn *c, const char *buf, size_t len);
 int xs_conn_send(struct xs_conn *c, xmpp_stanza_t *st, unsigned ser_flags);
+/* The same with a bound: serialized once, straight into its unit.  0;
+ * -1 the connection is closed or closing; -2 longer than `max` bytes (0 =
+ * no bound), nothing queued; -3 no memory.  *lenp (may be NULL) = its
+ * length once serialized. */
+int xs_conn_send_max(struct xs_conn *c, xmpp_stanza_t *st, unsigned ser_flags,
+    size_t max, size_t *lenp);
 /*
  * Pacing: with pace_ms > 0 the output queue hands the kernel one unit at a
  * time, and the next only when the previous is fully written and pace_ms
