@@ -267,7 +267,7 @@ static void
 gw_run_free(struct gw *gw, struct status *status)
 {
 	status_stop(status);
-	upkeep_stop();
+	upkeep_stop(gw);
 	bridge_free(gw);
 	transfer_free(gw);
 	store_close(gw->store);

@@ -19,8 +19,6 @@
 
 #define UPKEEP_EVERY_S	3600
 
-static struct event *upkeep_ev;
-
 static void
 upkeep_run(struct gw *gw)
 {
@@ -47,17 +45,17 @@ upkeep_start(struct gw *gw)
 	struct timeval tv = { UPKEEP_EVERY_S, 0 };
 
 	upkeep_run(gw);
-	if ((upkeep_ev = event_new(gw->base, -1, EV_PERSIST, upkeep_cb, gw)) ==
-	    NULL || event_add(upkeep_ev, &tv) == -1)
+	gw->ev_upkeep = event_new(gw->base, -1, EV_PERSIST, upkeep_cb, gw);
+	if (gw->ev_upkeep == NULL || event_add(gw->ev_upkeep, &tv) == -1)
 		return -1;
 	return 0;
 }
 
 void
-upkeep_stop(void)
+upkeep_stop(struct gw *gw)
 {
-	if (upkeep_ev != NULL) {
-		event_free(upkeep_ev);
-		upkeep_ev = NULL;
+	if (gw->ev_upkeep != NULL) {
+		event_free(gw->ev_upkeep);
+		gw->ev_upkeep = NULL;
 	}
 }

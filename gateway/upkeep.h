@@ -8,6 +8,6 @@
 struct gw;
 
 int upkeep_start(struct gw *gw);	/* prunes at once, then hourly */
-void upkeep_stop(void);
+void upkeep_stop(struct gw *gw);
 
 #endif

@@ -70,6 +70,7 @@ struct gw {
 	struct event *ev_int;
 	struct event *ev_hup;
 	struct event *ev_watchdog;
+	struct event *ev_upkeep;	/* upkeep.c: the hourly prune */
 
 	/*
 	 * Test seam: when set, gw_send() hands stanzas here instead of to the
