@@ -5,7 +5,6 @@
  * unsubscribing removes it.  Subscriptions to the gateway JID itself are
  * the bridge's (roster.c); every other presence goes on to the bridge.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,32 +23,7 @@
 static void
 tell(struct gw *gw, const char *type, const char *from, const char *to)
 {
-	xmpp_stanza_t *p = xs_stanza("presence", type, from, to);
-
-	if (p == NULL)
-		return;
-	(void)gw_send(gw, p);
-	xmpp_stanza_release(p);
-}
-
-/* the contact JID's localpart, lower-cased as servers nodeprep it, as a
- * Barev address to provision ("nick@address[:port]"); -1 if it is none */
-static int
-address_of(const char *to, char *text, size_t len)
-{
-	char *node = xmpp_jid_node(xs_ctx(), to);
-	struct gw_baddr a;
-	int rc = -1;
-
-	if (node == NULL)
-		return -1;
-	for (char *p = node; *p != '\0'; p++)
-		*p = (char)tolower((unsigned char)*p);
-	if (gw_baddr_from_localpart(node, &a) == 0 &&
-	    gw_baddr_format(&a, text, len) == 0)
-		rc = 0;
-	xmpp_free(xs_ctx(), node);
-	return rc;
+	(void)gw_send_release(gw, xs_stanza("presence", type, from, to));
 }
 
 /* subscribe: the peer is added unless she has it; either way the contact
@@ -61,10 +35,13 @@ subscribe(struct gw *gw, const char *user, const char *to)
 	struct prov_result r = { .msg = "not a Barev address" };
 	char text[GW_NICK_MAX + GW_ADDR_TEXT + 16];
 	char jid[STORE_JID_MAX];
+	struct gw_baddr a;
 	int added = 0;
 
 	if (bridge_contact_of(gw, user, to, text, sizeof(text), jid, sizeof(jid)) == -1) {
-		if (address_of(to, text, sizeof(text)) == 0 &&
+		/* the roster is the allowlist: her JID's address is the peer */
+		if (gw_baddr_from_jid(to, &a) == 0 &&
+		    gw_baddr_format(&a, text, sizeof(text)) == 0 &&
 		    prov_contact_add(gw, user, text, NULL, &r) == 0)
 			added = bridge_contact_of(gw, user, to, text, sizeof(text),
 			    jid, sizeof(jid)) == 0;

@@ -77,22 +77,6 @@ br_resource_of(const char *jid)
 	return slash ? strdup(slash + 1) : NULL;
 }
 
-/*
- * The node (localpart) of a contact JID, lower-cased like the stored nicks;
- * NULL if there is none.  libstrophe splits the JID (xmpp_jid_node: resource
- * stripped first, RFC 7622 §3.2), so a '@' in a resource is not mistaken for
- * the node's end.  Free with xmpp_free(xs_ctx(), ...).
- */
-char *
-br_node(const char *jid)
-{
-	char *node = jid != NULL ? xmpp_jid_node(xs_ctx(), jid) : NULL;
-
-	for (char *p = node; p != NULL && *p != '\0'; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return node;
-}
-
 xmpp_stanza_t *
 br_stanza(const char *name, const char *type, const char *from, const char *to)
 {
@@ -104,18 +88,6 @@ br_add_text_child(xmpp_stanza_t *parent, const char *name, const char *ns,
     const char *text)
 {
 	(void)xs_add_text(parent, name, ns, text);
-}
-
-int
-br_send(struct gw *gw, xmpp_stanza_t *st)
-{
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	rc = gw_send(gw, st);
-	xmpp_stanza_release(st);
-	return rc;
 }
 
 /* gw_reply_error(), plus the body of a failed message echoed back so the
@@ -134,7 +106,7 @@ br_error_reply(struct gw *gw, xmpp_stanza_t *st, const char *type,
 	if (strcmp(xmpp_stanza_get_name(st), "message") == 0 &&
 	    (body = xmpp_stanza_get_child_by_name(st, "body")) != NULL)
 		xmpp_stanza_add_child(reply, body);
-	br_send(gw, reply);
+	gw_send_release(gw, reply);
 }
 
 int
@@ -237,16 +209,25 @@ bridge_has_user(struct gw *gw, const char *bare)
 	return gw->bridge != NULL && br_user_by_jid(gw->bridge, bare) != NULL;
 }
 
+/* the user's contact behind contact_jid, or NULL */
+static struct br_contact *
+contact_of(struct gw *gw, const char *user, const char *contact_jid)
+{
+	struct br_user *u;
+
+	if (gw->bridge == NULL || (u = br_user_by_jid(gw->bridge, user)) == NULL)
+		return NULL;
+	return br_contact_for(u, contact_jid);
+}
+
 int
 bridge_contact_of(struct gw *gw, const char *user, const char *contact_jid,
     char *text, size_t textlen, char *jid, size_t jidlen)
 {
-	struct br_user *u;
-	struct br_contact *c;
+	struct br_contact *c = contact_of(gw, user, contact_jid);
 	struct gw_baddr a;
 
-	if (gw->bridge == NULL || (u = br_user_by_jid(gw->bridge, user)) == NULL ||
-	    (c = br_contact_for(u, contact_jid)) == NULL)
+	if (c == NULL)
 		return -1;
 	gw_baddr_set(&a, c->nick, c->address, c->port);
 	if (gw_baddr_format(&a, text, textlen) == -1)
@@ -258,11 +239,9 @@ bridge_contact_of(struct gw *gw, const char *user, const char *contact_jid,
 void
 bridge_contact_presence(struct gw *gw, const char *user, const char *contact_jid)
 {
-	struct br_user *u;
-	struct br_contact *c;
+	struct br_contact *c = contact_of(gw, user, contact_jid);
 
-	if (gw->bridge != NULL && (u = br_user_by_jid(gw->bridge, user)) != NULL &&
-	    (c = br_contact_for(u, contact_jid)) != NULL)
+	if (c != NULL)
 		br_contact_presence_send(gw->bridge, c, NULL);
 }
 
@@ -362,7 +341,7 @@ answer(struct gw *gw, xmpp_stanza_t *st, xmpp_stanza_t *payload, int ok)
 	}
 	if (payload)
 		xmpp_stanza_add_child_ex(reply, payload, 0);
-	br_send(gw, reply);
+	gw_send_release(gw, reply);
 	return 1;
 }
 

@@ -187,9 +187,7 @@ void br_add_text_child(xmpp_stanza_t *parent, const char *name, const char *ns,
 void br_error_reply(struct gw *gw, xmpp_stanza_t *st, const char *type,
     const char *cond, const char *text);
 char *br_bare(const char *jid);		/* malloc'd, lower-cased */
-char *br_node(const char *jid);	/* localpart, lower-cased; xmpp_free() it */
 char *br_resource_of(const char *jid);	/* malloc'd or NULL */
-int br_send(struct gw *gw, xmpp_stanza_t *st);	/* releases st */
 
 /* relay.c */
 int relay_message_from_user(struct bridge *br, struct br_user *u,

@@ -378,7 +378,7 @@ send_receipt(struct bridge *br, struct br_contact *c, const struct br_inflight *
 		log_error("relay", "out of memory: no receipt for %s", in->from_jid);
 		return;
 	}
-	br_send(br->gw, st);
+	gw_send_release(br->gw, st);
 }
 
 void

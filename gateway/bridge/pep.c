@@ -301,7 +301,8 @@ wait_new(struct pep *pep, struct br_contact *c, xmpp_stanza_t *st)
 	w->contact_jid = strdup(xmpp_stanza_get_to(st));
 	LIST_INSERT_HEAD(&pep->waits, w, entry);
 	c->pep_waiting++;
-	if (tsearch(w, &pep->by_n, wait_cmp) == NULL || w->user_full == NULL || w->user_id == NULL || w->contact_jid == NULL ||
+	if (tsearch(w, &pep->by_n, wait_cmp) == NULL || w->user_full == NULL ||
+	    w->user_id == NULL || w->contact_jid == NULL ||
 	    (w->timer = evtimer_new(pep->br->gw->base, wait_expired, w)) == NULL ||
 	    evtimer_add(w->timer, &tv) == -1) {
 		wait_free(w);
@@ -421,7 +422,7 @@ peer_answer(struct bridge *br, struct pep_wait *w, xmpp_stanza_t *st,
 	}
 	xmpp_stanza_set_id(res, w->user_id);
 	xmpp_stanza_add_child_ex(res, ps, 0);
-	br_send(br->gw, res);
+	gw_send_release(br->gw, res);
 }
 
 /* ---- side B: the peer gateway's read of our user's keys ---- */

@@ -47,7 +47,7 @@ br_contact_presence_send(struct bridge *br, struct br_contact *c, const char *to
 		log_error("bridge", "no memory for %s's presence", c->jid);
 		return;
 	}
-	br_send(br->gw, st);
+	gw_send_release(br->gw, st);
 }
 
 /* A presence stanza from the peer (BAREV.md §3). */
@@ -325,7 +325,7 @@ bridge_component_up(struct gw *gw)
 	LIST_FOREACH(u, &br->users, entry) {
 		roster_gateway_presence(br, u->jid, NULL);
 		if ((c = LIST_FIRST(&u->contacts)) != NULL)
-			br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
+			gw_send_release(gw, br_stanza("presence", "probe", c->jid, u->jid));
 	}
 	LIST_FOREACH(c, &br->contacts, entry)
 		if (c->available)

@@ -23,7 +23,6 @@
 #include "iqtrack.h"
 #include "log.h"
 #include "transfer.h"
-#include "xmlstream.h"
 
 /* ---- lookups ---- */
 
@@ -134,8 +133,6 @@ br_contact_for(struct br_user *u, const char *to)
 {
 	struct br_contact key, *c;
 	struct gw_baddr a;
-	char *node;
-	int rc;
 
 	if (to == NULL)
 		return NULL;
@@ -145,11 +142,7 @@ br_contact_for(struct br_user *u, const char *to)
 	if ((c = found(tfind(&key, &u->br->contacts_by_jid, cmp_contact_jid))) != NULL)
 		return c;
 	/* any other spelling of a contact's address (case, zeros, escapes) */
-	if ((node = br_node(to)) == NULL)
-		return NULL;
-	rc = gw_baddr_from_localpart(node, &a);
-	xmpp_free(xs_ctx(), node);
-	if (rc == -1)
+	if (gw_baddr_from_jid(to, &a) == -1)
 		return NULL;
 	/* contacts of one user only: her identity is part of the key */
 	return br_contact_by_addr(u->br, u->ident, a.nick, a.addr);
@@ -157,14 +150,15 @@ br_contact_for(struct br_user *u, const char *to)
 
 /* ---- contacts and users in memory ---- */
 
-/* in the JID index, when its JID fit; -1 on no memory (it is found by
- * parsing its JID then, as before the index) */
-static int
+/* in the JID index, when its JID fit; without memory for it, it is
+ * found by parsing its JID instead, as before the index */
+static void
 jid_index_add(struct bridge *br, struct br_contact *c)
 {
-	if (c->jid[0] == '\0')
-		return 0;
-	return tsearch(c, &br->contacts_by_jid, cmp_contact_jid) == NULL ? -1 : 0;
+	if (c->jid[0] != '\0' &&
+	    tsearch(c, &br->contacts_by_jid, cmp_contact_jid) == NULL)
+		log_warn("bridge", "contact %s@%s: no memory for its JID index",
+		    c->nick, c->address);
 }
 
 static void
@@ -296,9 +290,7 @@ contact_add(struct bridge *br, const struct store_contact *sc)
 		}
 		LIST_INSERT_HEAD(&br->contacts, c, entry);
 		LIST_INSERT_HEAD(&u->contacts, c, user_entry);
-		if (jid_index_add(br, c) == -1)
-			log_warn("bridge", "contact %s@%s: no memory for its JID index",
-			    sc->nick, sc->address);
+		jid_index_add(br, c);
 	} else {
 		/* re-keyed: out of the indexes while its keys change */
 		jid_index_remove(br, c);
@@ -310,9 +302,8 @@ contact_add(struct bridge *br, const struct store_contact *sc)
 			log_error("bridge", "contact %s@%s: out of memory for its"
 			    " index; messages to it are refused", sc->nick,
 			    sc->address);
-		else if (jid_index_add(br, c) == -1)
-			log_warn("bridge", "contact %s@%s: no memory for its JID index",
-			    sc->nick, sc->address);
+		else
+			jid_index_add(br, c);
 	}
 	/* a contact belongs to one identity for life (store schema) */
 	c->br = br;
@@ -392,7 +383,7 @@ bridge_identity_added(struct gw *gw, const struct store_identity *id)
 		return;
 	roster_gateway_join(gw->bridge, u);
 	if ((c = LIST_FIRST(&u->contacts)) != NULL)
-		br_send(gw, br_stanza("presence", "probe", c->jid, u->jid));
+		gw_send_release(gw, br_stanza("presence", "probe", c->jid, u->jid));
 }
 
 void

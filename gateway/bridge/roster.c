@@ -63,8 +63,8 @@ roster_by_presence(struct gw *gw, const struct roster_op *op)
 	xmpp_stanza_t *st;
 
 	if (op->remove) {
-		br_send(gw, br_stanza("presence", "unsubscribe", op->item, op->user));
-		br_send(gw, br_stanza("presence", "unsubscribed", op->item, op->user));
+		gw_send_release(gw, br_stanza("presence", "unsubscribe", op->item, op->user));
+		gw_send_release(gw, br_stanza("presence", "unsubscribed", op->item, op->user));
 		return;
 	}
 	/* XEP-0172: the nick rides on the request, so the client can name it */
@@ -73,7 +73,7 @@ roster_by_presence(struct gw *gw, const struct roster_op *op)
 		    op->item, op->user);
 		return;
 	}
-	br_send(gw, st);
+	gw_send_release(gw, st);
 }
 
 /* The answer to a push: a refusal (ejabberd 23.01 answers internal-server-
@@ -101,7 +101,7 @@ roster_pushed(struct gw *gw, xmpp_stanza_t *reply, void *arg)
 		/* the item shares her presence now: whether she is online
 		 * tells whether to dial a new contact at once */
 		if (op->probe)
-			br_send(gw, br_stanza("presence", "probe", op->item, op->user));
+			gw_send_release(gw, br_stanza("presence", "probe", op->item, op->user));
 		goto out;
 	}
 	if (reply == NULL)
@@ -176,7 +176,7 @@ roster_gateway_presence(struct bridge *br, const char *to, const char *type)
 
 	if (st && type == NULL)
 		br_add_text_child(st, "status", NULL, "Barev gateway: send 'help'");
-	br_send(br->gw, st);
+	gw_send_release(br->gw, st);
 }
 
 /* in her roster (name "Barev gateway", group "Barev"), and online */
@@ -212,7 +212,7 @@ roster_gateway_stanza(struct bridge *br, xmpp_stanza_t *st, const char *type,
 	if (strcmp(type, "probe") == 0) {
 		roster_gateway_presence(br, xmpp_stanza_get_from(st), NULL);
 	} else if (strcmp(type, "subscribe") == 0) {
-		br_send(br->gw, br_stanza("presence", "subscribed", me, from_bare));
+		gw_send_release(br->gw, br_stanza("presence", "subscribed", me, from_bare));
 		roster_gateway_presence(br, from_bare, NULL);
 	} else if (strcmp(type, "subscribed") == 0) {
 		/* she approved our request: show her we are here */

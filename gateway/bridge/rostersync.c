@@ -158,7 +158,7 @@ sync_user(struct bridge *br, struct br_user *u, xmpp_stanza_t *query,
 	 * probed her presence (roster_gateway_add) */
 	if ((el = have_find(tree, me)) != NULL &&
 	    tr_roster_item_right(el, TR_ROSTER_GATEWAY_NAME)) {
-		br_send(br->gw, br_stanza("presence", "probe", me, u->jid));
+		gw_send_release(br->gw, br_stanza("presence", "probe", me, u->jid));
 	} else {
 		roster_gateway_add(br, u);
 		pushed++;

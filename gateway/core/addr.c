@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <strophe.h>
+
 #include "addr.h"
 #include "barevlink.h"
+#include "xmlstream.h"
 
 static const char jid_escapable[] = " \"&'/:<>@\\";
 
@@ -311,6 +314,21 @@ gw_baddr_from_localpart(const char *local, struct gw_baddr *out)
 	if (gw_jid_unescape(local, plain, sizeof(plain)) == -1)
 		return -1;
 	return gw_baddr_parse(plain, out, err, sizeof(err));
+}
+
+int
+gw_baddr_from_jid(const char *jid, struct gw_baddr *out)
+{
+	char *node = jid != NULL ? xmpp_jid_node(xs_ctx(), jid) : NULL;
+	int rc;
+
+	if (node == NULL)
+		return -1;
+	for (char *p = node; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	rc = gw_baddr_from_localpart(node, out);
+	xmpp_free(xs_ctx(), node);
+	return rc;
 }
 
 int

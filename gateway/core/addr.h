@@ -5,7 +5,7 @@
  * JID localpart XEP-0106-escaped: bob@201:abcd::1 -> bob\40201\3aabcd\3a\3a1
  * (DESIGN.md "Addresses").  Addresses are always emitted in RFC 5952 form
  * and compared numerically; nicks compare case-insensitively (BAREV.md §1).
- * Pure functions: no I/O, no allocation.
+ * Pure functions: no I/O, and no allocation but gw_baddr_from_jid's.
  */
 #ifndef GW_ADDR_H
 #define GW_ADDR_H
@@ -53,6 +53,10 @@ void gw_baddr_set(struct gw_baddr *a, const char *nick, const char *addr,
 /* contact <-> localpart on the component */
 int gw_baddr_to_localpart(const struct gw_baddr *a, char *out, size_t outlen);
 int gw_baddr_from_localpart(const char *local, struct gw_baddr *out);
+/* the same from a whole JID on the component: its node (libstrophe splits
+ * it, the resource first), lower-cased like stored nicks; the one function
+ * here that allocates (and frees) */
+int gw_baddr_from_jid(const char *jid, struct gw_baddr *out);
 /* the contact's JID on `component`: the escaped localpart, lower-cased
  * as servers nodeprep it; -1 if it does not fit */
 int gw_baddr_to_jid(const struct gw_baddr *a, const char *component,

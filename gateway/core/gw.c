@@ -121,6 +121,18 @@ gw_send(struct gw *gw, xmpp_stanza_t *st)
 	return rc;
 }
 
+int
+gw_send_release(struct gw *gw, xmpp_stanza_t *st)
+{
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = gw_send(gw, st);
+	xmpp_stanza_release(st);
+	return rc;
+}
+
 /*
  * A graceful stop ends once the link is closed and no Barev pipe is still
  * draining (barevlink keeps reading what peers wrote before our goodbye),

@@ -87,6 +87,9 @@ void gw_stop_progress(struct gw *gw);
  * -2 too large), logged at debug when it fails */
 int gw_send(struct gw *gw, xmpp_stanza_t *st);
 
+/* gw_send(), then release `st`; NULL (a builder out of memory) is -1 */
+int gw_send_release(struct gw *gw, xmpp_stanza_t *st);
+
 /* the component link is up (stanzas sent now reach the server) */
 int gw_link_is_up(const struct gw *gw);
 
