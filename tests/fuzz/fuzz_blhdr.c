@@ -39,6 +39,9 @@
  * the events it held before the input.
  */
 #include <arpa/inet.h>
+#include <linux/if_addr.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -71,11 +74,55 @@
 
 /* Linux's <linux/ipv6.h> struct in6_ifreq, which clashes with glibc's
  * <netinet/in.h> */
-struct blhdr_in6_ifreq {
-	struct in6_addr	addr;
-	uint32_t	prefixlen;
-	int		ifindex;
-};
+/*
+ * An address on lo, usable at once: with IFA_F_NODAD the kernel never marks
+ * it tentative.  (SIOCSIFADDR left it tentative until the DAD work item
+ * ran, so bob's bind() right after failed now and then: EADDRNOTAVAIL.)
+ * 0, or -1.
+ */
+static int
+blhdr_addr_add(const char *text)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifaddrmsg ifa;
+		struct rtattr rta;
+		struct in6_addr addr;
+		struct rtattr rfl;
+		uint32_t flags;
+	} req;
+	struct {
+		struct nlmsghdr nh;
+		struct nlmsgerr err;
+	} ack;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	int fd, rc = -1;
+
+	memset(&req, 0, sizeof req);
+	req.nh.nlmsg_len = sizeof req;
+	req.nh.nlmsg_type = RTM_NEWADDR;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+	req.ifa.ifa_family = AF_INET6;
+	req.ifa.ifa_prefixlen = 128;
+	req.ifa.ifa_flags = IFA_F_NODAD;
+	req.ifa.ifa_index = if_nametoindex("lo");
+	req.rta.rta_type = IFA_LOCAL;
+	req.rta.rta_len = RTA_LENGTH(sizeof req.addr);
+	req.rfl.rta_type = IFA_FLAGS;
+	req.rfl.rta_len = RTA_LENGTH(sizeof req.flags);
+	req.flags = IFA_F_NODAD;
+	if (inet_pton(AF_INET6, text, &req.addr) != 1)
+		return -1;
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) == -1)
+		return -1;
+	if (sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel,
+	    sizeof kernel) == (ssize_t)sizeof req &&
+	    recv(fd, &ack, sizeof ack, 0) >= (ssize_t)sizeof ack &&
+	    ack.nh.nlmsg_type == NLMSG_ERROR && ack.err.error == 0)
+		rc = 0;
+	close(fd);
+	return rc;
+}
 
 struct blhdr {
 	struct event_base *base;
@@ -154,6 +201,36 @@ blhdr_permit(void *arg, const char *local, const char *remote)
  * 0, or -1 with the reason in `why` (not root, say): then bob uses a
  * socketpair, which needs no network at all.
  */
+/*
+ * Is the namespace ready?  The addresses are there at once (NODAD), but
+ * their local routes come with the kernel's address work item: a SYN sent
+ * before is dropped and retried a second later.  One connection from bob
+ * to alice, blocking and bounded, waits for exactly that.  0, or -1.
+ */
+static int
+blhdr_netns_ready(void)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+	struct sockaddr_in6 b = { .sin6_family = AF_INET6 };
+	struct timeval bound = { 10, 0 };
+	int l, c = -1, rc = -1;
+
+	if (inet_pton(AF_INET6, ALICE_ADDR, &a.sin6_addr) != 1 ||
+	    inet_pton(AF_INET6, BOB_ADDR, &b.sin6_addr) != 1 ||
+	    (l = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (bind(l, (struct sockaddr *)&a, sizeof a) == 0 && listen(l, 1) == 0 &&
+	    (c = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1 &&
+	    setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound) == 0 &&
+	    bind(c, (struct sockaddr *)&b, sizeof b) == 0 &&
+	    connect(c, (struct sockaddr *)&a, sizeof a) == 0)
+		rc = 0;
+	if (c != -1)
+		close(c);
+	close(l);
+	return rc;
+}
+
 static int
 blhdr_netns(const char **why)
 {
@@ -162,7 +239,6 @@ blhdr_netns(const char **why)
 		{ "/proc/sys/net/ipv4/tcp_tw_reuse", "1" },
 		{ "/proc/sys/net/ipv4/ip_local_port_range", "1024 65535" },
 	};
-	struct blhdr_in6_ifreq r;
 	struct ifreq ifr;
 	size_t i;
 	int fd = -1, sfd, ok;
@@ -180,14 +256,9 @@ blhdr_netns(const char **why)
 	if (ioctl(fd, SIOCSIFFLAGS, &ifr) == -1)
 		goto fail;
 	*why = "putting alice's and bob's addresses on lo";
-	for (i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
-		memset(&r, 0, sizeof r);
-		r.prefixlen = 128;
-		r.ifindex = (int)if_nametoindex("lo");
-		if (inet_pton(AF_INET6, addrs[i], &r.addr) != 1 ||
-		    ioctl(fd, SIOCSIFADDR, &r) == -1)
+	for (i = 0; i < sizeof addrs / sizeof addrs[0]; i++)
+		if (blhdr_addr_add(addrs[i]) == -1)
 			goto fail;
-	}
 	for (i = 0; i < sizeof sysctls / sizeof sysctls[0]; i++) {
 		*why = sysctls[i].path;
 		if ((sfd = open(sysctls[i].path, O_WRONLY)) == -1)
@@ -198,6 +269,9 @@ blhdr_netns(const char **why)
 		if (!ok)
 			goto fail;
 	}
+	*why = "a first connection from bob to alice";
+	if (blhdr_netns_ready() == -1)
+		goto fail;
 	close(fd);
 	return 0;
 fail:
